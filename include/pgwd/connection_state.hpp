@@ -1,0 +1,42 @@
+#pragma once
+
+/// \file
+/// The life cycle of one watched connection (DESIGN §3) and why it leaves `healthy`.
+
+#include <string_view>
+
+namespace pgwd {
+
+enum class ConnectionState {
+  resolving,   ///< looking up the host name with evdns before an attempt (libpq's lookup blocks)
+  connecting,  ///< PQconnectPoll in progress, then LISTEN if asked; bounded by connect_timeout
+  healthy,     ///< idle and watched for readability; nothing is sent until the OS reports activity
+  inspecting,  ///< the OS reported activity: reading what came (lasts one callback, never seen idle)
+  probing,     ///< the probe query is in flight, bounded by probe_timeout
+  down,        ///< just lost: socket unregistered, cause recorded (lasts one callback)
+  backoff,     ///< waiting, jittered and growing, before the next attempt
+  stopped,     ///< closed for good: the target was removed or the watchdog is shutting down
+};
+
+/// Why a connection is down, or why an attempt to connect failed.
+enum class Cause {
+  server_shutdown,       ///< 57P01/57P02: admin command (pg_terminate_backend), shutdown, crash
+  server_starting,       ///< 57P03: the server is starting up or shutting down, cannot connect now
+  idle_session_timeout,  ///< 57P05: idle_session_timeout ended the session
+  server_error,          ///< any other FATAL/PANIC the server sent on an idle connection
+  closed,                ///< EOF or reset without an explanation from the server
+  timed_out,             ///< the kernel gave up on the peer (keepalive / TCP_USER_TIMEOUT)
+  probe_failed,          ///< the probe query returned an error on a live connection
+  probe_timeout,         ///< the probe got no answer within probe_timeout
+  dns,                   ///< the host name did not resolve
+  connect_timeout,       ///< the attempt did not finish within connect_timeout
+  auth_failed,           ///< 28P01 / 28000: wrong password or no pg_hba entry
+  database_missing,      ///< 3D000
+  too_many_clients,      ///< 53300
+  connect_failed,        ///< any other failed attempt (refused, unreachable, ...)
+};
+
+std::string_view to_string(ConnectionState state) noexcept;
+std::string_view to_string(Cause cause) noexcept;
+
+}  // namespace pgwd

@@ -1,0 +1,92 @@
+#pragma once
+
+/// \file
+/// What the watchdog tells its observer. Every event names the target and the connection's
+/// index within it (0..connections-1). Strings are copies: keep them as long as you like.
+/// Messages come from the server or libpq and never contain the password.
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "pgwd/connection_state.hpp"
+
+namespace pgwd {
+
+struct ConnectionRef {
+  std::string target;
+  int index = 0;
+};
+
+/// Facts the server reported at connect (ParameterStatus) and the backend serving us.
+struct ServerInfo {
+  int backend_pid = 0;
+  int server_version = 0;       ///< e.g. 150020
+  std::string in_hot_standby;  ///< "on"/"off"; empty before PostgreSQL 14
+};
+
+/// A connection is connected and watched: after its first connect or a reconnect.
+struct HealthyEvent {
+  ConnectionRef connection;
+  ServerInfo server;
+  int attempt = 1;  ///< attempts it took, counted from the loss (or from the start)
+  /// From the moment the loss was detected to now; empty for the first connect.
+  std::optional<std::chrono::nanoseconds> outage;
+};
+
+/// A connection that was connected is lost.
+struct DownEvent {
+  ConnectionRef connection;
+  Cause cause = Cause::closed;
+  std::string sqlstate;  ///< empty when the server said nothing (EOF, timeout)
+  std::string message;
+};
+
+/// A reconnect attempt starts (after its backoff delay).
+struct ReconnectAttemptEvent {
+  ConnectionRef connection;
+  int attempt = 1;
+};
+
+/// A (re)connect attempt failed; the next one follows after `retry_in`.
+struct ConnectFailedEvent {
+  ConnectionRef connection;
+  int attempt = 1;
+  Cause cause = Cause::connect_failed;
+  std::string sqlstate;
+  std::string message;
+  std::chrono::nanoseconds retry_in{0};
+};
+
+enum class ProbeResult { ok, error, timeout };
+std::string_view to_string(ProbeResult result) noexcept;
+
+struct ProbeEvent {
+  ConnectionRef connection;
+  ProbeResult result = ProbeResult::ok;
+  std::chrono::nanoseconds duration{0};
+};
+
+/// NOTIFY received on a watched connection (one that LISTENs).
+struct NotificationEvent {
+  ConnectionRef connection;
+  std::string channel;
+  std::string payload;
+  int sender_pid = 0;
+};
+
+/// NOTICE/WARNING the server sent on a watched connection.
+struct NoticeEvent {
+  ConnectionRef connection;
+  std::string severity;  ///< non-localized: NOTICE, WARNING, ...
+  std::string sqlstate;
+  std::string message;
+};
+
+struct StateChangeEvent {
+  ConnectionRef connection;
+  ConnectionState from = ConnectionState::resolving;
+  ConnectionState to = ConnectionState::resolving;
+};
+
+}  // namespace pgwd

@@ -1,0 +1,45 @@
+#pragma once
+
+/// \file
+/// What a host asks the watchdog to watch: one conninfo, N connections, and how to treat them.
+/// Defaults are the ones of DESIGN §5; the daemon's config file maps one-to-one onto these fields.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace pgwd {
+
+using Duration = std::chrono::milliseconds;
+
+struct TargetOptions {
+  /// Name used in metrics (`target` label), logs and events. Never the DSN: it may hold a password.
+  std::string name;
+  /// libpq conninfo, `key=value` or URI form. One host only (several hosts are rejected for now).
+  std::string conninfo;
+  /// Idle connections opened and watched for this target.
+  int connections = 1;
+  /// Sent only when the OS reported activity that reading the input did not explain, on
+  /// heartbeat, and on siblings of a connection that just went down.
+  std::string probe_query = "SELECT 1";
+  /// A probe without an answer by then means the backend is hung: down with `probe_timeout`.
+  Duration probe_timeout = std::chrono::seconds(5);
+  /// Deadline for one attempt (DNS + TCP + TLS + auth + LISTEN). libpq ignores its own
+  /// `connect_timeout` in non-blocking mode, so the watchdog enforces this itself.
+  Duration connect_timeout = std::chrono::seconds(5);
+  /// Probe after this much silence. 0 (default) = never probe without OS-reported activity.
+  Duration heartbeat = Duration::zero();
+  /// TCP keepalive and user timeout, applied unless the conninfo sets them. They let the kernel
+  /// report a dead peer (ETIMEDOUT) without the watchdog sending a single query.
+  Duration keepalives_idle = std::chrono::seconds(5);
+  Duration keepalives_interval = std::chrono::seconds(2);
+  int keepalives_count = 3;
+  Duration tcp_user_timeout = std::chrono::seconds(11);
+  /// Reconnect delays: exponential from initial to max, each one jittered to [d/2, d].
+  Duration backoff_initial = std::chrono::milliseconds(100);
+  Duration backoff_max = std::chrono::seconds(30);
+  /// Channels to LISTEN on after every (re)connect; NOTIFY messages are delivered to the observer.
+  std::vector<std::string> listen_channels;
+};
+
+}  // namespace pgwd

@@ -1,0 +1,86 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "event/timer.hpp"
+#include "health/backoff.hpp"
+#include "health/connection_events.hpp"
+#include "health/link.hpp"
+
+namespace pgwd {
+
+/// The timing a connection's life cycle needs (a subset of TargetOptions).
+struct LifecycleSettings {
+  Nanos connect_timeout;
+  Nanos probe_timeout;
+  Nanos heartbeat;  ///< zero: no heartbeat
+  Nanos backoff_initial;
+  Nanos backoff_max;
+};
+
+/// One watched connection: the life cycle of DESIGN §3 as one explicit state machine.
+///
+/// It owns the deadlines (connect, probe), the heartbeat and the backoff; the Link does the I/O.
+/// Every transition goes through enter(), which reports it. Not copyable or movable: the link
+/// and the timers hold pointers to it.
+class WatchedConnection final : private LinkCallbacks {
+ public:
+  using LinkFactory = std::function<std::unique_ptr<Link>(LinkCallbacks&)>;
+
+  WatchedConnection(ConnectionRef ref, const LifecycleSettings& settings, Scheduler& scheduler,
+                    Random& random, ConnectionEvents& events, const LinkFactory& make_link);
+  ~WatchedConnection();
+  WatchedConnection(const WatchedConnection&) = delete;
+  WatchedConnection& operator=(const WatchedConnection&) = delete;
+
+  /// First connect attempt.
+  void start();
+  /// A sibling just went down: if idle, look at this one as if the OS had reported activity
+  /// (read what is pending; probe if that does not settle it).
+  void check_now();
+  /// Closes for good; no more events.
+  void stop();
+
+  ConnectionState state() const noexcept { return state_; }
+  const ConnectionRef& ref() const noexcept { return ref_; }
+
+ private:
+  // LinkCallbacks
+  void on_resolved() override;
+  void on_connected(const ServerInfo& server) override;
+  void on_connect_failed(const Failure& failure) override;
+  void on_readable() override;
+  void on_probe_succeeded() override;
+  void on_probe_failed(const Failure& failure) override;
+  void on_notification(const Notification& notification) override;
+  void on_notice(const Notice& notice) override;
+
+  void enter(ConnectionState next);
+  void begin_attempt();
+  void attempt_failed(const Failure& failure);
+  void become_healthy();
+  void inspect();
+  void start_probe();
+  void probe_finished(ProbeResult result);
+  void go_down(const Failure& failure);
+  void retry_later();
+
+  ConnectionRef ref_;
+  LifecycleSettings settings_;
+  Scheduler& scheduler_;
+  ConnectionEvents& events_;
+  Backoff backoff_;
+  ConnectionState state_ = ConnectionState::stopped;  ///< until start()
+  int attempt_ = 0;                      ///< attempts since the last success (or the start)
+  std::optional<MonotonicTime> lost_at_; ///< when the current outage was detected
+  MonotonicTime probe_sent_at_{};
+  TimerPtr attempt_deadline_;
+  TimerPtr probe_deadline_;
+  TimerPtr heartbeat_;
+  TimerPtr retry_;
+  std::unique_ptr<Link> link_;  // last: built with a reference to *this
+};
+
+}  // namespace pgwd

@@ -1,0 +1,93 @@
+#include "metrics/metric_families.hpp"
+
+#include <libpq-fe.h>
+
+#include <string>
+
+#ifndef PGWD_VERSION
+#error "PGWD_VERSION must be defined by the build"
+#endif
+
+namespace pgwd {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+const prometheus::Histogram::BucketBoundaries kLoopLagBuckets{0.001, 0.005, 0.01, 0.025, 0.05,
+                                                               0.1,   0.25,  0.5,  1,     2.5};
+
+std::string libpq_version() {
+  const int v = PQlibVersion();  // e.g. 150020 -> "15.20"
+  return std::to_string(v / 10000) + "." + std::to_string(v % 10000);
+}
+
+}  // namespace
+
+const prometheus::Histogram::BucketBoundaries& MetricFamilies::probe_duration_buckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                               0.1,    0.25,  0.5,    1,     2.5,  5};
+  return buckets;
+}
+
+const prometheus::Histogram::BucketBoundaries& MetricFamilies::outage_buckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets{0.01, 0.05, 0.1, 0.25, 0.5, 1,  2.5,
+                                                               5,    10,   30,  60,   300, 900};
+  return buckets;
+}
+
+MetricFamilies::MetricFamilies(prometheus::Registry& registry)
+    : up(BuildGauge()
+             .Name("pgwatchdog_up")
+             .Help("1 while at least one connection of the target is connected (healthy or probing)")
+             .Register(registry)),
+      connections(BuildGauge()
+                      .Name("pgwatchdog_connections")
+                      .Help("Watched connections per life-cycle state")
+                      .Register(registry)),
+      disconnects(BuildCounter()
+                      .Name("pgwatchdog_disconnects_total")
+                      .Help("Connections lost, by cause")
+                      .Register(registry)),
+      reconnects(BuildCounter()
+                     .Name("pgwatchdog_reconnects_total")
+                     .Help("Connect attempts after the first, by result")
+                     .Register(registry)),
+      wakeups(BuildCounter()
+                  .Name("pgwatchdog_wakeups_total")
+                  .Help("Times the OS reported activity on an idle watched connection")
+                  .Register(registry)),
+      probes(BuildCounter()
+                 .Name("pgwatchdog_probes_total")
+                 .Help("Probe queries sent, by result")
+                 .Register(registry)),
+      probe_duration(BuildHistogram()
+                         .Name("pgwatchdog_probe_duration_seconds")
+                         .Help("Round trip of successful probes")
+                         .Register(registry)),
+      outage(BuildHistogram()
+                 .Name("pgwatchdog_outage_seconds")
+                 .Help("From a lost connection detected to the same connection healthy again")
+                 .Register(registry)),
+      notifications(BuildCounter()
+                        .Name("pgwatchdog_notifications_total")
+                        .Help("NOTIFY messages received on watched connections")
+                        .Register(registry)),
+      notices(BuildCounter()
+                  .Name("pgwatchdog_notices_total")
+                  .Help("NOTICE/WARNING messages received on watched connections")
+                  .Register(registry)),
+      event_loop_lag_family(BuildHistogram()
+                                .Name("pgwatchdog_event_loop_lag_seconds")
+                                .Help("How late the event loop ran a timer that was due")
+                                .Register(registry)),
+      build_info(BuildGauge()
+                     .Name("pgwatchdog_build_info")
+                     .Help("Version of pgwatchdog and of the libpq it runs with; always 1")
+                     .Register(registry)),
+      event_loop_lag(event_loop_lag_family.Add({}, kLoopLagBuckets)) {
+  build_info.Add({{"version", PGWD_VERSION}, {"libpq", libpq_version()}}).Set(1);
+}
+
+}  // namespace pgwd

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+
+#include "metrics/metric_families.hpp"
+#include "pgwd/connection_state.hpp"
+#include "pgwd/events.hpp"
+
+namespace pgwd {
+
+/// The series of one target. All exist from construction (zeros, not absent series), so that
+/// dashboards and `rate()` see a target before its first event; all are removed on destruction.
+class TargetMetrics {
+ public:
+  TargetMetrics(MetricFamilies& families, const std::string& target);
+  ~TargetMetrics();
+  TargetMetrics(const TargetMetrics&) = delete;
+  TargetMetrics& operator=(const TargetMetrics&) = delete;
+
+  /// Moves one connection between state gauges and recomputes `up`. Transient states
+  /// (inspecting, down) are not shown: a scrape can never catch them.
+  void connection_moved(std::optional<ConnectionState> from, std::optional<ConnectionState> to);
+  void disconnected(Cause cause);
+  void reconnect(bool success) { (success ? reconnect_success_ : reconnect_failure_).Increment(); }
+  void wakeup() { wakeups_.Increment(); }
+  void probed(ProbeResult result, std::chrono::nanoseconds duration);
+  void outage(std::chrono::nanoseconds duration);
+  void notification() { notifications_.Increment(); }
+  void notice() { notices_.Increment(); }
+
+  /// States that have a `pgwatchdog_connections` series.
+  static bool shown(ConnectionState state) noexcept;
+
+ private:
+  prometheus::Counter& disconnected_series(Cause cause);
+
+  static constexpr std::size_t kStates = static_cast<std::size_t>(ConnectionState::stopped) + 1;
+  static constexpr std::size_t kCauses = static_cast<std::size_t>(Cause::connect_failed) + 1;
+
+  MetricFamilies& families_;
+  std::string target_;
+  prometheus::Gauge& up_;
+  std::array<prometheus::Gauge*, kStates> connections_{};
+  std::array<prometheus::Counter*, kCauses> disconnects_{};
+  prometheus::Counter& reconnect_success_;
+  prometheus::Counter& reconnect_failure_;
+  prometheus::Counter& wakeups_;
+  prometheus::Counter& probe_ok_;
+  prometheus::Counter& probe_error_;
+  prometheus::Counter& probe_timeout_;
+  prometheus::Histogram& probe_duration_;
+  prometheus::Histogram& outage_;
+  prometheus::Counter& notifications_;
+  prometheus::Counter& notices_;
+};
+
+}  // namespace pgwd

@@ -1,0 +1,379 @@
+#include "pg/pg_link.hpp"
+
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "pg/secrets.hpp"
+#include "pg/server_error.hpp"
+#include "pg/socket_error.hpp"
+
+namespace pgwd {
+namespace {
+
+// ParameterStatus values compared after a wake-up: a change accounts for the activity.
+constexpr const char* kTrackedParameters[] = {
+    "in_hot_standby",    "default_transaction_read_only", "TimeZone",        "DateStyle",
+    "IntervalStyle",     "application_name",              "client_encoding", "is_superuser",
+    "session_authorization", "standard_conforming_strings", "server_version",
+};
+
+const char* field(const PGresult* result, int code) {
+  const char* value = PQresultErrorField(result, code);
+  return value ? value : "";
+}
+
+}  // namespace
+
+PgLink::PgLink(const LinkSettings& settings, event_base* base, Resolver& resolver, LinkCallbacks& callbacks)
+    : settings_(settings),
+      resolver_(resolver),
+      callbacks_(callbacks),
+      watch_(base, [this](short events) { on_socket(events); }) {}
+
+PgLink::~PgLink() { close(); }
+
+void PgLink::close() {
+  watch_.stop();
+  if (lookup_) lookup_->cancel();  // not destroyed here: we may be inside its callback
+  conn_.reset();                   // PQfinish; the socket is non-blocking, so this never waits
+  phase_ = Phase::closed;
+  ending_.reset();
+  query_error_.reset();
+  notices_.clear();
+  notifications_.clear();
+}
+
+void PgLink::connect() {
+  close();
+  if (settings_.host) {
+    phase_ = Phase::resolving;
+    lookup_ = resolver_.resolve(*settings_.host, [this](Resolution r) { on_resolved(std::move(r)); });
+    return;
+  }
+  start_connect(settings_.conninfo);
+}
+
+void PgLink::on_resolved(Resolution resolution) {
+  if (phase_ != Phase::resolving) return;
+  if (!resolution.error.empty()) {
+    fail_connect({Cause::dns, "", fmt::format("could not resolve \"{}\": {}", *settings_.host, resolution.error)});
+    return;
+  }
+  // One host entry per address: libpq tries them in order, and with hostaddr set it never does
+  // a lookup of its own, while `host` still serves TLS verification and .pgpass.
+  std::string hosts;
+  std::string addresses;
+  for (const std::string& address : resolution.addresses) {
+    if (!hosts.empty()) {
+      hosts += ',';
+      addresses += ',';
+    }
+    hosts += *settings_.host;
+    addresses += address;
+  }
+  Conninfo resolved = settings_.conninfo;
+  resolved.set("host", hosts);
+  resolved.set("hostaddr", addresses);
+  start_connect(resolved);
+}
+
+void PgLink::start_connect(const Conninfo& conninfo) {
+  phase_ = Phase::polling;
+  const ConnectParams params = conninfo.params();
+  conn_.reset(PQconnectStartParams(params.keywords.data(), params.values.data(), /*expand_dbname=*/0));
+  if (!conn_) {
+    fail_connect({Cause::connect_failed, "", "out of memory"});
+    return;
+  }
+  PQsetNoticeReceiver(conn_.get(), &PgLink::receive_notice, this);
+  // The only way libpq reveals the SQLSTATE of a failed attempt is in verbose error text.
+  PQsetErrorVerbosity(conn_.get(), PQERRORS_VERBOSE);
+  if (PQstatus(conn_.get()) == CONNECTION_BAD) {
+    const ServerError error = parse_connection_error(PQerrorMessage(conn_.get()));
+    fail_connect({Cause::connect_failed, error.sqlstate, clean(error.message)});
+    return;
+  }
+  arm_for(PGRES_POLLING_WRITING);  // libpq's contract: behave as if the first poll said WRITING
+  callbacks_.on_resolved();
+}
+
+void PgLink::arm_for(PostgresPollingStatusType polling) {
+  watch_.watch(PQsocket(conn_.get()), polling == PGRES_POLLING_READING ? EV_READ : EV_WRITE);
+}
+
+void PgLink::on_socket(short events) {
+  switch (phase_) {
+    case Phase::polling:
+      poll_connect();
+      break;
+    case Phase::setting_up:
+    case Phase::probing:
+      drive_query(events);
+      break;
+    case Phase::idle:
+      callbacks_.on_readable();
+      break;
+    case Phase::closed:
+    case Phase::resolving:
+      break;
+  }
+}
+
+void PgLink::poll_connect() {
+  watch_.stop();  // the socket may change or close inside PQconnectPoll
+  const PostgresPollingStatusType polling = PQconnectPoll(conn_.get());
+  if (polling == PGRES_POLLING_OK) {
+    finish_connect();
+  } else if (polling == PGRES_POLLING_FAILED) {
+    const ServerError error = parse_connection_error(PQerrorMessage(conn_.get()));
+    const Cause cause = cause_from_sqlstate(error.sqlstate).value_or(Cause::connect_failed);
+    fail_connect({cause, error.sqlstate, clean(error.message)});
+  } else {
+    arm_for(polling);
+  }
+}
+
+void PgLink::finish_connect() {
+  PGconn* conn = conn_.get();
+  PQsetErrorVerbosity(conn, PQERRORS_DEFAULT);
+  if (PQsetnonblocking(conn, 1) != 0) {
+    fail_connect({Cause::connect_failed, "", clean(PQerrorMessage(conn))});
+    return;
+  }
+  parameters_.clear();
+  for (const char* name : kTrackedParameters) {
+    const char* value = PQparameterStatus(conn, name);
+    parameters_.emplace_back(name, value ? value : "");
+  }
+  if (!settings_.setup_sql.empty()) {
+    phase_ = Phase::setting_up;
+    send_query(settings_.setup_sql);
+    return;
+  }
+  phase_ = Phase::idle;
+  deliver_pending();  // startup notices
+  callbacks_.on_connected(server_info());
+}
+
+ServerInfo PgLink::server_info() const {
+  ServerInfo info;
+  info.backend_pid = PQbackendPID(conn_.get());
+  info.server_version = PQserverVersion(conn_.get());
+  const char* standby = PQparameterStatus(conn_.get(), "in_hot_standby");
+  info.in_hot_standby = standby ? standby : "";
+  return info;
+}
+
+void PgLink::fail_connect(const Failure& failure) {
+  watch_.stop();
+  deliver_pending();
+  callbacks_.on_connect_failed(failure);
+}
+
+void PgLink::watch_idle() {
+  if (!conn_) return;
+  phase_ = Phase::idle;
+  // Level-triggered on purpose: PQconsumeInput reads about one buffer per call and cannot say
+  // whether more is waiting, so an edge-triggered watch would strand messages.
+  watch_.watch(PQsocket(conn_.get()), EV_READ | EV_PERSIST);
+  if (openssl_holds_bytes()) watch_.activate(EV_READ);
+}
+
+Inspection PgLink::inspect() {
+  PGconn* conn = conn_.get();
+  if (!conn) return {Inspection::Verdict::went_away, {Cause::closed, "", "not connected"}};
+  const int socket_error = pending_socket_error(PQsocket(conn));
+  if (!PQconsumeInput(conn)) {
+    watch_.stop();           // libpq has already closed the fd
+    drain_notifications();   // what was read before the end may still say why (FATAL 57P01)
+    const Failure failure = ending_ ? *ending_ : connection_lost(socket_error);
+    deliver_pending();
+    return {Inspection::Verdict::went_away, failure};
+  }
+  // PQnotifies parses the input: NOTICE and the server's "terminating" message reach
+  // receive_notice from inside it.
+  bool explained = drain_notifications() > 0;
+  explained = !notices_.empty() || explained;
+  explained = parameters_changed() || explained;
+  deliver_pending();
+  if (ending_) return {Inspection::Verdict::went_away, *ending_};
+  if (PQstatus(conn) == CONNECTION_BAD) {
+    watch_.stop();
+    return {Inspection::Verdict::went_away, connection_lost(socket_error)};
+  }
+  if (openssl_holds_bytes()) watch_.activate(EV_READ);
+  return {explained ? Inspection::Verdict::explained : Inspection::Verdict::unexplained, {}};
+}
+
+void PgLink::probe() {
+  if (!conn_) {
+    callbacks_.on_probe_failed({Cause::closed, "", "not connected"});
+    return;
+  }
+  phase_ = Phase::probing;
+  send_query(settings_.probe_query);
+}
+
+void PgLink::send_query(const std::string& sql) {
+  PGconn* conn = conn_.get();
+  query_error_.reset();
+  if (!PQsendQuery(conn, sql.c_str())) {
+    query_done(connection_lost(0));
+    return;
+  }
+  const int flushed = PQflush(conn);
+  if (flushed < 0) {
+    query_done(connection_lost(0));
+    return;
+  }
+  watch_.watch(PQsocket(conn), static_cast<short>(EV_READ | EV_PERSIST | (flushed == 1 ? EV_WRITE : 0)));
+}
+
+void PgLink::drive_query(short events) {
+  PGconn* conn = conn_.get();
+  if ((events & EV_READ) != 0) {
+    const int socket_error = pending_socket_error(PQsocket(conn));
+    if (!PQconsumeInput(conn)) {
+      watch_.stop();
+      drain_notifications();
+      query_done(ending_ ? *ending_ : query_error_ ? *query_error_ : connection_lost(socket_error));
+      return;
+    }
+  }
+  bool finished = false;
+  while (!PQisBusy(conn)) {
+    const PgResultPtr result(PQgetResult(conn));
+    drain_notifications();
+    if (!result) {
+      finished = true;
+      break;
+    }
+    const ExecStatusType status = PQresultStatus(result.get());
+    if ((status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE) && !query_error_) {
+      const std::string sqlstate = field(result.get(), PG_DIAG_SQLSTATE);
+      const std::string severity = field(result.get(), PG_DIAG_SEVERITY_NONLOCALIZED);
+      Cause cause = Cause::probe_failed;
+      if (ends_session(sqlstate))
+        cause = cause_from_sqlstate(sqlstate).value_or(Cause::server_shutdown);
+      else if (severity == "FATAL" || severity == "PANIC")
+        cause = Cause::server_error;
+      const char* primary = PQresultErrorField(result.get(), PG_DIAG_MESSAGE_PRIMARY);
+      query_error_ = Failure{cause, sqlstate, clean(primary ? primary : PQresultErrorMessage(result.get()))};
+    }
+  }
+  if (PQstatus(conn) == CONNECTION_BAD) {
+    watch_.stop();
+    query_done(query_error_ ? *query_error_ : connection_lost(0));
+    return;
+  }
+  if (finished) {
+    watch_.stop();
+    query_done(ending_ ? ending_ : query_error_);
+    return;
+  }
+  if ((events & EV_WRITE) != 0) {
+    // Still sending: keep both directions watched, reading too, so that the server never blocks
+    // on us while we wait to write.
+    const int flushed = PQflush(conn);
+    if (flushed < 0) {
+      watch_.stop();
+      query_done(connection_lost(0));
+      return;
+    }
+    if (flushed == 0) watch_.watch(PQsocket(conn), EV_READ | EV_PERSIST);
+  }
+  if (openssl_holds_bytes()) watch_.activate(EV_READ);
+  deliver_pending();
+}
+
+void PgLink::query_done(std::optional<Failure> failure) {
+  deliver_pending();
+  if (phase_ == Phase::setting_up) {
+    if (failure) {
+      if (failure->cause == Cause::probe_failed) failure->cause = Cause::connect_failed;
+      fail_connect(*failure);
+      return;
+    }
+    phase_ = Phase::idle;
+    callbacks_.on_connected(server_info());
+    return;
+  }
+  phase_ = Phase::idle;
+  if (failure) {
+    callbacks_.on_probe_failed(*failure);
+    return;
+  }
+  parameters_changed();  // a probe is when new ParameterStatus values become visible
+  callbacks_.on_probe_succeeded();
+}
+
+Failure PgLink::connection_lost(int socket_error) const {
+  Failure failure;
+  failure.cause = socket_error == ETIMEDOUT || socket_error == EHOSTUNREACH ? Cause::timed_out : Cause::closed;
+  const std::string libpq = conn_ ? clean(PQerrorMessage(conn_.get())) : std::string();
+  failure.message = socket_error != 0 ? fmt::format("{} ({})", std::strerror(socket_error), libpq) : libpq;
+  return failure;
+}
+
+std::size_t PgLink::drain_notifications() {
+  std::size_t count = 0;
+  while (const PgNotifyPtr note{PQnotifies(conn_.get())}) {
+    notifications_.push_back({note->relname ? note->relname : "", note->extra ? note->extra : "", note->be_pid});
+    ++count;
+  }
+  return count;
+}
+
+void PgLink::deliver_pending() {
+  auto notifications = std::move(notifications_);
+  auto notices = std::move(notices_);
+  notifications_.clear();
+  notices_.clear();
+  for (const Notification& n : notifications) callbacks_.on_notification(n);
+  for (const Notice& n : notices) callbacks_.on_notice(n);
+}
+
+bool PgLink::parameters_changed() {
+  bool changed = false;
+  for (auto& [name, last] : parameters_) {
+    const char* value = PQparameterStatus(conn_.get(), name);
+    const std::string_view now = value ? value : "";
+    if (now != last) {
+      last = now;
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+bool PgLink::openssl_holds_bytes() const {
+  // OpenSSL may hold decrypted bytes the kernel no longer reports as readable (TECH-NOTES C).
+  const auto* ssl = static_cast<const SSL*>(PQsslStruct(conn_.get(), "OpenSSL"));
+  return ssl != nullptr && SSL_pending(ssl) > 0;
+}
+
+std::string PgLink::clean(std::string_view message) const {
+  return one_line(redact_secrets(message, settings_.dsn_for_redaction));
+}
+
+void PgLink::receive_notice(void* self, const PGresult* result) {
+  auto* link = static_cast<PgLink*>(self);
+  const std::string severity = field(result, PG_DIAG_SEVERITY_NONLOCALIZED);
+  const std::string sqlstate = field(result, PG_DIAG_SQLSTATE);
+  const std::string message = link->clean(field(result, PG_DIAG_MESSAGE_PRIMARY));
+  // On an idle connection libpq hands the server's parting words to the notice receiver.
+  if (ends_session(sqlstate) || severity == "FATAL" || severity == "PANIC") {
+    if (!link->ending_) {
+      const Cause cause = cause_from_sqlstate(sqlstate).value_or(ends_session(sqlstate) ? Cause::server_shutdown
+                                                                                        : Cause::server_error);
+      link->ending_ = Failure{cause, sqlstate, message};
+    }
+    return;
+  }
+  link->notices_.push_back({severity, sqlstate, message});
+}
+
+}  // namespace pgwd

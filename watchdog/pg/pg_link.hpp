@@ -1,0 +1,84 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dns/resolver.hpp"
+#include "event/socket_watch.hpp"
+#include "health/link.hpp"
+#include "pg/conninfo.hpp"
+#include "pg/handles.hpp"
+
+namespace pgwd {
+
+/// How a PgLink connects: prepared once per target (see link_settings.hpp).
+struct LinkSettings {
+  Conninfo conninfo;                ///< user's conninfo plus keepalive/application_name defaults
+  std::optional<std::string> host;  ///< name to resolve with evdns before each attempt, if any
+  std::string probe_query;
+  std::string setup_sql;            ///< run after each connect (LISTEN ...); empty for none
+  std::string dsn_for_redaction;    ///< the user's text, to strip its password from messages
+};
+
+/// A Link over libpq on libevent. Nothing here blocks: PQconnectStartParams/PQconnectPoll with the
+/// event re-armed on PQsocket() at each step, PQsendQuery/PQflush/PQconsumeInput, host names
+/// resolved with evdns and passed as hostaddr. Not copyable or movable (registered with the loop).
+class PgLink final : public Link {
+ public:
+  PgLink(const LinkSettings& settings, event_base* base, Resolver& resolver, LinkCallbacks& callbacks);
+  ~PgLink() override;
+  PgLink(const PgLink&) = delete;
+  PgLink& operator=(const PgLink&) = delete;
+
+  void connect() override;
+  void watch_idle() override;
+  Inspection inspect() override;
+  void probe() override;
+  void close() override;
+
+ private:
+  enum class Phase {
+    closed,      ///< no PGconn
+    resolving,   ///< evdns lookup in flight
+    polling,     ///< PQconnectPoll steps
+    setting_up,  ///< setup_sql in flight
+    idle,        ///< connected; watched for readability (or not watched at all)
+    probing,     ///< probe query in flight
+  };
+
+  void on_resolved(Resolution resolution);
+  void start_connect(const Conninfo& conninfo);
+  void on_socket(short events);
+  void poll_connect();
+  void arm_for(PostgresPollingStatusType polling);
+  void finish_connect();
+  void send_query(const std::string& sql);
+  void drive_query(short events);
+  void query_done(std::optional<Failure> failure);
+  void fail_connect(const Failure& failure);
+  Failure connection_lost(int socket_error) const;
+  void deliver_pending();
+  std::size_t drain_notifications();
+  bool parameters_changed();
+  bool openssl_holds_bytes() const;
+  ServerInfo server_info() const;
+  std::string clean(std::string_view message) const;
+  static void receive_notice(void* self, const PGresult* result);
+
+  const LinkSettings& settings_;
+  Resolver& resolver_;
+  LinkCallbacks& callbacks_;
+  SocketWatch watch_;
+  Phase phase_ = Phase::closed;
+  PgConnPtr conn_;
+  std::unique_ptr<Resolver::Lookup> lookup_;
+  std::optional<Failure> ending_;  ///< the server said it is ending the session (57P0x, FATAL)
+  std::optional<Failure> query_error_;
+  std::vector<Notice> notices_;
+  std::vector<Notification> notifications_;
+  std::vector<std::pair<const char*, std::string>> parameters_;  ///< last ParameterStatus seen
+};
+
+}  // namespace pgwd

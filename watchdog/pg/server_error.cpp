@@ -1,0 +1,61 @@
+#include "pg/server_error.hpp"
+
+#include <regex>
+
+namespace pgwd {
+
+bool ends_session(std::string_view sqlstate) noexcept {
+  return sqlstate.size() == 5 && sqlstate.substr(0, 3) == "57P";
+}
+
+std::optional<Cause> cause_from_sqlstate(std::string_view s) noexcept {
+  if (s == "57P01" || s == "57P02") return Cause::server_shutdown;  // admin / crash shutdown
+  if (s == "57P03") return Cause::server_starting;                   // cannot connect now
+  if (s == "57P05") return Cause::idle_session_timeout;
+  if (s == "28P01" || s == "28000") return Cause::auth_failed;
+  if (s == "3D000") return Cause::database_missing;
+  if (s == "53300") return Cause::too_many_clients;
+  return std::nullopt;
+}
+
+std::string one_line(std::string_view text) {
+  std::string out;
+  bool space = false;
+  for (char c : text) {
+    if (c == '\n' || c == '\t' || c == '\r' || c == ' ') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += c;
+  }
+  return out;
+}
+
+ServerError parse_connection_error(std::string_view text) {
+  // Keep the lines that carry the error, drop the verbose detail lines libpq adds.
+  std::string kept;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(start, end - start);
+    if (!line.starts_with("LOCATION:") && !line.starts_with("DETAIL:") && !line.starts_with("HINT:")) {
+      kept += line;
+      kept += '\n';
+    }
+    start = end + 1;
+  }
+  ServerError error;
+  static const std::regex coded(R"(([A-Z]+):  ([0-9A-Z]{5}): )");
+  std::smatch m;
+  if (std::regex_search(kept, m, coded)) {
+    error.sqlstate = m[2].str();
+    kept = m.prefix().str() + m[1].str() + ":  " + m.suffix().str();
+  }
+  error.message = one_line(kept);
+  return error;
+}
+
+}  // namespace pgwd

@@ -1,0 +1,154 @@
+#include "target.hpp"
+
+#include <fmt/chrono.h>
+
+#include "pg/pg_link.hpp"
+
+namespace pgwd {
+namespace {
+
+std::string with_sqlstate(Cause cause, const std::string& sqlstate) {
+  return sqlstate.empty() ? std::string(to_string(cause)) : fmt::format("{} ({})", to_string(cause), sqlstate);
+}
+
+std::chrono::milliseconds ms(std::chrono::nanoseconds d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+}
+
+}  // namespace
+
+Target::Target(const TargetOptions& options, TargetSettings settings, event_base* base, Scheduler& scheduler,
+               Random& random, Resolver& resolver, MetricFamilies& families, Observer* observer,
+               spdlog::logger& log)
+    : name_(options.name),
+      settings_(std::move(settings)),
+      observer_(observer),
+      log_(log),
+      metrics_(std::make_unique<TargetMetrics>(families, name_)),
+      per_connection_(static_cast<std::size_t>(options.connections)) {
+  const WatchedConnection::LinkFactory make_link = [&, base](LinkCallbacks& callbacks) {
+    return std::make_unique<PgLink>(settings_.link, base, resolver, callbacks);
+  };
+  ConnectionEvents& events = *this;
+  for (int i = 0; i < options.connections; ++i)
+    connections_.push_back(std::make_unique<WatchedConnection>(ConnectionRef{name_, i}, settings_.lifecycle,
+                                                               scheduler, random, events, make_link));
+}
+
+Target::~Target() {
+  retire();
+  connections_.clear();  // closes them; retired, so they report nothing
+}
+
+void Target::start() {
+  log_.info("target {}: watching {} connection(s) to {}", name_, connections_.size(),
+            settings_.link.conninfo.redacted());
+  for (auto& c : connections_) c->start();
+}
+
+void Target::retire() {
+  if (!metrics_) return;
+  metrics_.reset();
+  observer_ = nullptr;
+  for (auto& c : connections_) c->stop();
+}
+
+std::vector<ConnectionState> Target::states() const {
+  std::vector<ConnectionState> out;
+  for (const auto& c : connections_) out.push_back(c->state());
+  return out;
+}
+
+void Target::on_state_change(const StateChangeEvent& e) {
+  if (!metrics_) return;
+  metrics_->connection_moved(e.from, e.to);
+  log_.trace("{}[{}] {} -> {}", name_, e.connection.index, to_string(e.from), to_string(e.to));
+  if (observer_) observer_->on_state_change(e);
+}
+
+void Target::on_healthy(const HealthyEvent& e) {
+  if (!metrics_) return;
+  auto& pc = per_connection_[static_cast<std::size_t>(e.connection.index)];
+  if (pc.reconnecting) metrics_->reconnect(true);
+  pc.reconnecting = false;
+  pc.last_failure.reset();
+  if (e.outage) {
+    metrics_->outage(*e.outage);
+    log_.info("{}[{}] healthy again after {} (attempt {}, backend pid {})", name_, e.connection.index,
+              ms(*e.outage), e.attempt, e.server.backend_pid);
+  } else {
+    log_.info("{}[{}] connected (backend pid {}, server {}{})", name_, e.connection.index, e.server.backend_pid,
+              e.server.server_version, e.server.in_hot_standby == "on" ? ", hot standby" : "");
+  }
+  if (observer_) observer_->on_healthy(e);
+}
+
+void Target::on_down(const DownEvent& e) {
+  if (!metrics_) return;
+  metrics_->disconnected(e.cause);
+  log_.warn("{}[{}] down: {}: {}", name_, e.connection.index, with_sqlstate(e.cause, e.sqlstate), e.message);
+  if (observer_) observer_->on_down(e);
+  check_siblings_of(e.connection.index);
+}
+
+void Target::check_siblings_of(int index) {
+  // A sibling found dead here reports on_down, which would start a sweep of its own: one sweep
+  // (this one) covers them all.
+  if (checking_siblings_ || !metrics_) return;
+  checking_siblings_ = true;
+  for (auto& c : connections_)
+    if (c->ref().index != index) c->check_now();
+  checking_siblings_ = false;
+}
+
+void Target::on_reconnect_attempt(const ReconnectAttemptEvent& e) {
+  if (!metrics_) return;
+  per_connection_[static_cast<std::size_t>(e.connection.index)].reconnecting = true;
+  log_.debug("{}[{}] reconnect attempt {}", name_, e.connection.index, e.attempt);
+  if (observer_) observer_->on_reconnect_attempt(e);
+}
+
+void Target::on_connect_failed(const ConnectFailedEvent& e) {
+  if (!metrics_) return;
+  auto& pc = per_connection_[static_cast<std::size_t>(e.connection.index)];
+  if (pc.reconnecting) metrics_->reconnect(false);
+  pc.reconnecting = false;
+  // The first failure of a kind is a warning; the same failure again is only debug, so a target
+  // that stays down does not flood the log (the metrics still count every attempt).
+  const auto level = pc.last_failure == e.cause ? spdlog::level::debug : spdlog::level::warn;
+  pc.last_failure = e.cause;
+  log_.log(level, "{}[{}] connect attempt {} failed: {}: {}; next attempt in {}", name_, e.connection.index,
+           e.attempt, with_sqlstate(e.cause, e.sqlstate), e.message, ms(e.retry_in));
+  if (observer_) observer_->on_connect_failed(e);
+}
+
+void Target::on_probe(const ProbeEvent& e) {
+  if (!metrics_) return;
+  metrics_->probed(e.result, e.duration);
+  log_.debug("{}[{}] probe {} in {}", name_, e.connection.index, to_string(e.result),
+             std::chrono::duration_cast<std::chrono::microseconds>(e.duration));
+  if (observer_) observer_->on_probe(e);
+}
+
+void Target::on_notification(const NotificationEvent& e) {
+  if (!metrics_) return;
+  metrics_->notification();
+  log_.debug("{}[{}] NOTIFY on \"{}\" from pid {}", name_, e.connection.index, e.channel, e.sender_pid);
+  if (observer_) observer_->on_notification(e);
+}
+
+void Target::on_notice(const NoticeEvent& e) {
+  if (!metrics_) return;
+  metrics_->notice();
+  log_.info("{}[{}] server {}{}: {}", name_, e.connection.index, e.severity,
+            e.sqlstate.empty() ? "" : " " + e.sqlstate, e.message);
+  if (observer_) observer_->on_notice(e);
+}
+
+void Target::on_wakeup(const ConnectionRef& c) {
+  if (!metrics_) return;
+  metrics_->wakeup();
+  log_.debug("{}[{}] activity on idle connection", name_, c.index);
+}
+
+}  // namespace pgwd

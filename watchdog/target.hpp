@@ -1,0 +1,62 @@
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <memory>
+#include <vector>
+
+#include "dns/resolver.hpp"
+#include "health/watched_connection.hpp"
+#include "metrics/target_metrics.hpp"
+#include "target_settings.hpp"
+
+namespace pgwd {
+
+/// One configured target: its connections, their metrics and logs, and the host's observer.
+/// When one connection goes down it asks the others to check themselves at once: a server-side
+/// death rarely comes alone. Not copyable or movable.
+class Target final : private ConnectionEvents {
+ public:
+  Target(const TargetOptions& options, TargetSettings settings, event_base* base, Scheduler& scheduler,
+         Random& random, Resolver& resolver, MetricFamilies& families, Observer* observer, spdlog::logger& log);
+  ~Target() override;
+  Target(const Target&) = delete;
+  Target& operator=(const Target&) = delete;
+
+  void start();
+  /// Stops reporting: no more events, logs or metric updates, and the metric series are removed.
+  /// The connections stay open until the Target is destroyed (never inside one of its callbacks).
+  void retire();
+
+  const std::string& name() const noexcept { return name_; }
+  std::vector<ConnectionState> states() const;
+
+ private:
+  // ConnectionEvents
+  void on_healthy(const HealthyEvent& e) override;
+  void on_down(const DownEvent& e) override;
+  void on_reconnect_attempt(const ReconnectAttemptEvent& e) override;
+  void on_connect_failed(const ConnectFailedEvent& e) override;
+  void on_probe(const ProbeEvent& e) override;
+  void on_notification(const NotificationEvent& e) override;
+  void on_notice(const NoticeEvent& e) override;
+  void on_state_change(const StateChangeEvent& e) override;
+  void on_wakeup(const ConnectionRef& c) override;
+
+  void check_siblings_of(int index);
+
+  std::string name_;
+  TargetSettings settings_;
+  Observer* observer_;
+  spdlog::logger& log_;
+  std::unique_ptr<TargetMetrics> metrics_;  // reset by retire()
+  struct PerConnection {
+    bool reconnecting = false;                    ///< the attempt in flight is a retry
+    std::optional<Cause> last_failure;            ///< to log repeated identical failures quietly
+  };
+  std::vector<PerConnection> per_connection_;
+  bool checking_siblings_ = false;
+  std::vector<std::unique_ptr<WatchedConnection>> connections_;  // last: they call back into us
+};
+
+}  // namespace pgwd

@@ -1,0 +1,20 @@
+#pragma once
+
+#include "health/watched_connection.hpp"
+#include "pg/pg_link.hpp"
+#include "pgwd/target_options.hpp"
+
+namespace pgwd {
+
+/// Everything a target needs, derived once from the user's options.
+struct TargetSettings {
+  LinkSettings link;
+  LifecycleSettings lifecycle;
+};
+
+/// Validates the options and prepares the conninfo: keepalive and TCP_USER_TIMEOUT defaults,
+/// `fallback_application_name=pgwatchdog`, and whether the host must be resolved with evdns.
+/// Throws InvalidTarget with a message that names the target and never contains a password.
+TargetSettings prepare_target(const TargetOptions& options);
+
+}  // namespace pgwd
