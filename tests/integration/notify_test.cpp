@@ -1,0 +1,46 @@
+#include <doctest/doctest.h>
+
+#include "support/watchdog_fixture.hpp"
+
+using namespace std::chrono_literals;
+using namespace pgwd;
+using pgwd::testing::WatchdogFixture;
+
+TEST_CASE_FIXTURE(WatchdogFixture, "notify: a NOTIFY on a LISTENing connection is delivered and counted - not a disconnect") {
+  TargetOptions o = target("listener", 1);
+  o.listen_channels = {"jobs"};
+  watchdog->add_target(o);
+  REQUIRE(loop.run_until([&] { return all_healthy("listener", 1); }, 10s));
+  const int setup_statements = cluster.count_statements("listener");
+  CHECK(setup_statements == 1);  // the LISTEN, nothing else
+
+  cluster.execute("NOTIFY jobs, 'job 42 is ready'");
+  REQUIRE(loop.run_until([&] { return observer.notifications.size() == 1; }, 5s));
+  loop.run_for(200ms);  // anything that would follow (a probe, a disconnect) has time to show
+
+  const NotificationEvent& n = observer.notifications[0].event;
+  CHECK(n.channel == "jobs");
+  CHECK(n.payload == "job 42 is ready");
+  CHECK(n.connection.target == "listener");
+  CHECK(n.sender_pid > 0);
+  CHECK(observer.down.empty());
+  CHECK(observer.probes.empty());  // the NOTIFY explained the wake-up: no probe was needed
+  CHECK(cluster.count_statements("listener") == setup_statements);
+  CHECK(metric("pgwatchdog_notifications_total", {{"target", "listener"}}) == 1);
+  CHECK(metric("pgwatchdog_wakeups_total", {{"target", "listener"}}) == 1);
+  CHECK(metric("pgwatchdog_disconnects_total", {{"target", "listener"}, {"cause", "closed"}}) == 0);
+  CHECK(all_healthy("listener", 1));
+}
+
+TEST_CASE_FIXTURE(WatchdogFixture, "notify: a burst of large notifications is delivered whole (level-triggered reads)") {
+  TargetOptions o = target("burst", 1);
+  o.listen_channels = {"bulk"};
+  watchdog->add_target(o);
+  REQUIRE(loop.run_until([&] { return all_healthy("burst", 1); }, 10s));
+  // 300 x 7 kB: far more than one read of libpq's buffer; an edge-triggered watch would strand some.
+  cluster.execute("SELECT pg_notify('bulk', repeat('x', 7000) || i::text) FROM generate_series(1, 300) AS i");
+  REQUIRE(loop.run_until([&] { return observer.notifications.size() == 300; }, 10s));
+  CHECK(observer.notifications.back().event.payload == std::string(7000, 'x') + "300");
+  CHECK(observer.down.empty());
+  CHECK(metric("pgwatchdog_notifications_total", {{"target", "burst"}}) == 300);
+}

@@ -1,0 +1,45 @@
+#include <doctest/doctest.h>
+
+#include "support/watchdog_fixture.hpp"
+
+using namespace std::chrono_literals;
+using namespace pgwd;
+using pgwd::testing::WatchdogFixture;
+
+TEST_CASE_FIXTURE(WatchdogFixture, "terminate: each terminated backend is down with server_shutdown at once and then healthy again") {
+  constexpr std::size_t n = 5;
+  watchdog->add_target(target("term", n));
+  REQUIRE(loop.run_until([&] { return all_healthy("term", n); }, 10s));
+  const auto before = cluster.backend_pids("term");
+  REQUIRE(before.size() == n);
+
+  const auto terminated_at = std::chrono::steady_clock::now();
+  REQUIRE(cluster.terminate_backends("term") == static_cast<int>(n));
+  REQUIRE(loop.run_until([&] { return observer.down.size() >= n; }, 5s));
+
+  for (const auto& d : observer.down) {
+    CHECK(d.event.cause == Cause::server_shutdown);
+    CHECK(d.event.sqlstate == "57P01");
+    CHECK(d.event.message == "terminating connection due to administrator command");
+    CHECK(d.at - terminated_at < 500ms);
+  }
+  const auto slowest = std::max_element(observer.down.begin(), observer.down.end(),
+                                        [](const auto& a, const auto& b) { return a.at < b.at; });
+  MESSAGE("terminate-to-down latency, slowest of ", n, ": ",
+          std::chrono::duration_cast<std::chrono::microseconds>(slowest->at - terminated_at).count(), " us");
+
+  REQUIRE(loop.run_until([&] { return all_healthy("term", n) && observer.healthy.size() == 2 * n; }, 5s));
+  const auto after = cluster.backend_pids("term");
+  CHECK(after.size() == n);
+  for (int pid : after) CHECK(std::find(before.begin(), before.end(), pid) == before.end());
+
+  CHECK(metric("pgwatchdog_disconnects_total", {{"target", "term"}, {"cause", "server_shutdown"}}) == n);
+  CHECK(metric("pgwatchdog_disconnects_total", {{"target", "term"}, {"cause", "closed"}}) == 0);
+  CHECK(metric("pgwatchdog_reconnects_total", {{"target", "term"}, {"result", "success"}}) == n);
+  CHECK(metric("pgwatchdog_reconnects_total", {{"target", "term"}, {"result", "failure"}}) == 0);
+  CHECK(metric("pgwatchdog_outage_seconds_count", {{"target", "term"}}) == n);
+  CHECK(metric("pgwatchdog_up", {{"target", "term"}}) == 1);
+  CHECK(metric("pgwatchdog_connections", {{"target", "term"}, {"state", "healthy"}}) == n);
+  CHECK(metric("pgwatchdog_connections", {{"target", "term"}, {"state", "backoff"}}) == 0);
+  for (std::size_t i = n; i < observer.healthy.size(); ++i) CHECK(observer.healthy[i].event.outage.has_value());
+}

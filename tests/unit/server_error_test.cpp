@@ -1,0 +1,42 @@
+#include <doctest/doctest.h>
+
+#include "pg/server_error.hpp"
+
+using namespace pgwd;
+
+TEST_CASE("server error: the SQLSTATE of a failed connection attempt is read from verbose text") {
+  // Verbatim from libpq 15 with PQERRORS_VERBOSE against a real server.
+  const ServerError auth = parse_connection_error(
+      "connection to server at \"127.0.0.1\", port 55432 failed: FATAL:  28P01: password authentication failed "
+      "for user \"wd\"\nLOCATION:  auth_failed, auth.c:334\n");
+  CHECK(auth.sqlstate == "28P01");
+  CHECK(auth.message ==
+        "connection to server at \"127.0.0.1\", port 55432 failed: FATAL: password authentication failed for user "
+        "\"wd\"");
+  const ServerError refused = parse_connection_error(
+      "connection to server at \"127.0.0.1\", port 55433 failed: Connection refused\n\tIs the server running on that "
+      "host and accepting TCP/IP connections?\n");
+  CHECK(refused.sqlstate.empty());
+  CHECK(refused.message.find("Connection refused Is the server running") != std::string::npos);
+}
+
+TEST_CASE("server error: SQLSTATEs map to causes - 57P0x ends the session whatever the severity") {
+  CHECK(cause_from_sqlstate("57P01") == Cause::server_shutdown);
+  CHECK(cause_from_sqlstate("57P02") == Cause::server_shutdown);
+  CHECK(cause_from_sqlstate("57P03") == Cause::server_starting);
+  CHECK(cause_from_sqlstate("57P05") == Cause::idle_session_timeout);
+  CHECK(cause_from_sqlstate("28P01") == Cause::auth_failed);
+  CHECK(cause_from_sqlstate("28000") == Cause::auth_failed);
+  CHECK(cause_from_sqlstate("3D000") == Cause::database_missing);
+  CHECK(cause_from_sqlstate("53300") == Cause::too_many_clients);
+  CHECK_FALSE(cause_from_sqlstate("42601").has_value());
+  CHECK(ends_session("57P01"));
+  CHECK(ends_session("57P05"));
+  CHECK_FALSE(ends_session("57014"));  // query_canceled: the session lives on
+  CHECK_FALSE(ends_session(""));
+}
+
+TEST_CASE("server error: one_line folds libpq's multi-line messages") {
+  CHECK(one_line("server closed the connection unexpectedly\n\tThis probably means\n") ==
+        "server closed the connection unexpectedly This probably means");
+}

@@ -1,0 +1,312 @@
+// The connection life cycle (DESIGN §3) walked through every transition with a scripted link and a
+// fake clock: the I/O is scripted here, its real behaviour is tested against PostgreSQL in
+// tests/integration.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "health/watched_connection.hpp"
+#include "support/fake_time.hpp"
+
+using namespace std::chrono_literals;
+using namespace pgwd;
+using pgwd::testing::FakeScheduler;
+
+namespace {
+
+struct ScriptedLink final : Link {
+  explicit ScriptedLink(LinkCallbacks& callbacks) : cb(callbacks) {}
+  LinkCallbacks& cb;
+  std::vector<std::string> calls;
+  Inspection next_inspection;
+  std::vector<Notification> notifications_on_inspect;
+
+  void connect() override { calls.push_back("connect"); }
+  void watch_idle() override { calls.push_back("watch_idle"); }
+  Inspection inspect() override {
+    calls.push_back("inspect");
+    for (const auto& n : notifications_on_inspect) cb.on_notification(n);
+    return next_inspection;
+  }
+  void probe() override { calls.push_back("probe"); }
+  void close() override { calls.push_back("close"); }
+};
+
+struct LowestRandom final : Random {
+  std::uint64_t next() override { return 0; }  // every delay is ceiling/2
+};
+
+struct RecordingEvents final : ConnectionEvents {
+  std::vector<ConnectionState> states;
+  std::vector<HealthyEvent> healthy;
+  std::vector<DownEvent> down;
+  std::vector<ReconnectAttemptEvent> attempts;
+  std::vector<ConnectFailedEvent> failures;
+  std::vector<ProbeEvent> probes;
+  std::vector<NotificationEvent> notifications;
+  int wakeups = 0;
+
+  void on_state_change(const StateChangeEvent& e) override { states.push_back(e.to); }
+  void on_healthy(const HealthyEvent& e) override { healthy.push_back(e); }
+  void on_down(const DownEvent& e) override { down.push_back(e); }
+  void on_reconnect_attempt(const ReconnectAttemptEvent& e) override { attempts.push_back(e); }
+  void on_connect_failed(const ConnectFailedEvent& e) override { failures.push_back(e); }
+  void on_probe(const ProbeEvent& e) override { probes.push_back(e); }
+  void on_notification(const NotificationEvent& e) override { notifications.push_back(e); }
+  void on_wakeup(const ConnectionRef&) override { ++wakeups; }
+};
+
+struct Fixture {
+  LifecycleSettings settings{5s, 2s, 0s, 100ms, 1s};
+  FakeScheduler scheduler;
+  LowestRandom random;
+  RecordingEvents events;
+  ScriptedLink* link = nullptr;
+  std::unique_ptr<WatchedConnection> connection;
+
+  void build() {
+    connection = std::make_unique<WatchedConnection>(
+        ConnectionRef{"primary", 0}, settings, scheduler, random, events, [this](LinkCallbacks& cb) {
+          auto made = std::make_unique<ScriptedLink>(cb);
+          link = made.get();
+          return made;
+        });
+  }
+  LinkCallbacks& cb() { return link->cb; }
+
+  // Drives a fresh connection to healthy.
+  void connect() {
+    build();
+    connection->start();
+    cb().on_resolved();
+    cb().on_connected(ServerInfo{4242, 150020, "off"});
+    REQUIRE(connection->state() == ConnectionState::healthy);
+    link->calls.clear();
+    events.states.clear();
+  }
+  bool called(const std::string& what) const {
+    return std::find(link->calls.begin(), link->calls.end(), what) != link->calls.end();
+  }
+};
+
+using States = std::vector<ConnectionState>;
+
+}  // namespace
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: start resolves - connects and watches the idle connection") {
+  build();
+  CHECK(connection->state() == ConnectionState::stopped);
+  connection->start();
+  CHECK(connection->state() == ConnectionState::resolving);
+  CHECK(link->calls == std::vector<std::string>{"connect"});
+  cb().on_resolved();
+  CHECK(connection->state() == ConnectionState::connecting);
+  cb().on_connected(ServerInfo{4242, 150020, "off"});
+  CHECK(connection->state() == ConnectionState::healthy);
+  CHECK(link->calls.back() == "watch_idle");
+  REQUIRE(events.healthy.size() == 1);
+  CHECK(events.healthy[0].attempt == 1);
+  CHECK_FALSE(events.healthy[0].outage.has_value());
+  CHECK(events.healthy[0].server.backend_pid == 4242);
+  CHECK(events.states == States{ConnectionState::resolving, ConnectionState::connecting, ConnectionState::healthy});
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: an idle healthy connection arms no timer at all without heartbeat") {
+  connect();
+  CHECK(scheduler.armed_timers() == 0);
+  scheduler.advance(24h);
+  CHECK(link->calls.empty());
+  CHECK(events.probes.empty());
+  CHECK(connection->state() == ConnectionState::healthy);
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: activity explained by what arrived goes back to healthy without a probe") {
+  connect();
+  link->next_inspection = {Inspection::Verdict::explained, {}};
+  link->notifications_on_inspect = {{"jobs", "hello", 77}};
+  cb().on_readable();
+  CHECK(events.wakeups == 1);
+  CHECK(link->calls == std::vector<std::string>{"inspect", "watch_idle"});
+  CHECK(events.states == States{ConnectionState::inspecting, ConnectionState::healthy});
+  REQUIRE(events.notifications.size() == 1);
+  CHECK(events.notifications[0].channel == "jobs");
+  CHECK(events.notifications[0].payload == "hello");
+  CHECK(events.down.empty());
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: unexplained activity is probed - a good answer means healthy") {
+  connect();
+  link->next_inspection = {Inspection::Verdict::unexplained, {}};
+  cb().on_readable();
+  CHECK(connection->state() == ConnectionState::probing);
+  CHECK(link->calls == std::vector<std::string>{"inspect", "probe"});
+  scheduler.advance(3ms);
+  cb().on_probe_succeeded();
+  CHECK(connection->state() == ConnectionState::healthy);
+  REQUIRE(events.probes.size() == 1);
+  CHECK(events.probes[0].result == ProbeResult::ok);
+  CHECK(events.probes[0].duration == Nanos(3ms));
+  CHECK(scheduler.armed_timers() == 0);  // the probe deadline is gone
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: the server ending the session means down - closed - then backoff") {
+  connect();
+  link->next_inspection = {Inspection::Verdict::went_away, {Cause::server_shutdown, "57P01", "terminating"}};
+  cb().on_readable();
+  CHECK(events.states == States{ConnectionState::inspecting, ConnectionState::down, ConnectionState::backoff});
+  CHECK(link->calls == std::vector<std::string>{"inspect", "close"});
+  REQUIRE(events.down.size() == 1);
+  CHECK(events.down[0].cause == Cause::server_shutdown);
+  CHECK(events.down[0].sqlstate == "57P01");
+  CHECK(events.probes.empty());
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: a failed probe means down with the link's cause") {
+  connect();
+  link->next_inspection = {Inspection::Verdict::unexplained, {}};
+  cb().on_readable();
+  cb().on_probe_failed({Cause::probe_failed, "42601", "syntax error"});
+  REQUIRE(events.probes.size() == 1);
+  CHECK(events.probes[0].result == ProbeResult::error);
+  REQUIRE(events.down.size() == 1);
+  CHECK(events.down[0].cause == Cause::probe_failed);
+  CHECK(connection->state() == ConnectionState::backoff);
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: the probe deadline fires: down with probe_timeout") {
+  connect();
+  link->next_inspection = {Inspection::Verdict::unexplained, {}};
+  cb().on_readable();
+  scheduler.advance(2s - 1ns);
+  CHECK(connection->state() == ConnectionState::probing);
+  scheduler.advance(1ns);
+  REQUIRE(events.probes.size() == 1);
+  CHECK(events.probes[0].result == ProbeResult::timeout);
+  REQUIRE(events.down.size() == 1);
+  CHECK(events.down[0].cause == Cause::probe_timeout);
+  CHECK(called("close"));
+  CHECK(connection->state() == ConnectionState::backoff);
+  // A late answer after the deadline changes nothing.
+  cb().on_probe_succeeded();
+  CHECK(connection->state() == ConnectionState::backoff);
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: the connect deadline fires: attempt failed - backoff - then a new attempt") {
+  build();
+  connection->start();
+  cb().on_resolved();
+  scheduler.advance(5s);
+  CHECK(connection->state() == ConnectionState::backoff);
+  CHECK(called("close"));
+  REQUIRE(events.failures.size() == 1);
+  CHECK(events.failures[0].cause == Cause::connect_timeout);
+  CHECK(events.failures[0].attempt == 1);
+  CHECK(events.failures[0].retry_in == Nanos(50ms));
+  link->calls.clear();
+  scheduler.advance(50ms);
+  CHECK(connection->state() == ConnectionState::resolving);
+  CHECK(link->calls == std::vector<std::string>{"connect"});
+  REQUIRE(events.attempts.size() == 1);
+  CHECK(events.attempts[0].attempt == 2);
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: repeated failures back off exponentially up to the cap - success resets") {
+  build();
+  connection->start();
+  std::vector<Nanos> delays;
+  for (int i = 0; i < 6; ++i) {
+    cb().on_connect_failed({Cause::auth_failed, "28P01", "password authentication failed"});
+    delays.push_back(events.failures.back().retry_in);
+    scheduler.advance(events.failures.back().retry_in);
+    REQUIRE(connection->state() == ConnectionState::resolving);
+  }
+  CHECK(delays == std::vector<Nanos>{50ms, 100ms, 200ms, 400ms, 500ms, 500ms});
+  CHECK(events.failures.back().attempt == 6);
+  CHECK(events.failures.back().sqlstate == "28P01");
+  cb().on_connected({});
+  CHECK(events.healthy.back().attempt == 7);
+  // After a success the next loss starts from the initial delay again.
+  link->next_inspection = {Inspection::Verdict::went_away, {Cause::closed, "", "eof"}};
+  cb().on_readable();
+  CHECK(scheduler.armed_timers() == 1);
+  scheduler.advance(49ms);
+  CHECK(connection->state() == ConnectionState::backoff);
+  scheduler.advance(1ms);
+  CHECK(connection->state() == ConnectionState::resolving);
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: the outage is measured from the loss to healthy again") {
+  connect();
+  link->next_inspection = {Inspection::Verdict::went_away, {Cause::closed, "", "eof"}};
+  cb().on_readable();
+  scheduler.advance(50ms);  // backoff
+  cb().on_resolved();
+  scheduler.advance(7ms);
+  cb().on_connected({});
+  REQUIRE(events.healthy.size() == 2);
+  REQUIRE(events.healthy[1].outage.has_value());
+  CHECK(*events.healthy[1].outage == Nanos(57ms));
+  CHECK(events.healthy[1].attempt == 1);
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: heartbeat probes after that much silence - and activity restarts the count") {
+  settings.heartbeat = 1s;
+  connect();
+  scheduler.advance(600ms);
+  link->next_inspection = {Inspection::Verdict::explained, {}};
+  cb().on_readable();  // activity at 600ms: the silence starts again
+  link->calls.clear();
+  scheduler.advance(999ms);
+  CHECK(link->calls.empty());
+  scheduler.advance(1ms);
+  CHECK(link->calls == std::vector<std::string>{"probe"});
+  CHECK(connection->state() == ConnectionState::probing);
+  cb().on_probe_succeeded();
+  link->calls.clear();
+  scheduler.advance(1s);  // and again after the next second of silence
+  CHECK(link->calls == std::vector<std::string>{"probe"});
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: heartbeat with a backend that never answers: down within heartbeat + probe timeout") {
+  settings.heartbeat = 1s;
+  connect();
+  scheduler.advance(1s);
+  CHECK(connection->state() == ConnectionState::probing);
+  scheduler.advance(2s);
+  REQUIRE(events.down.size() == 1);
+  CHECK(events.down[0].cause == Cause::probe_timeout);
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: check_now inspects a healthy connection and leaves the others alone") {
+  connect();
+  link->next_inspection = {Inspection::Verdict::unexplained, {}};
+  connection->check_now();
+  CHECK(link->calls == std::vector<std::string>{"inspect", "probe"});
+  CHECK(events.wakeups == 0);  // not an OS wake-up
+  link->calls.clear();
+  connection->check_now();     // already probing
+  CHECK(link->calls.empty());
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: stop closes the link and cancels every timer") {
+  settings.heartbeat = 1s;
+  connect();
+  link->next_inspection = {Inspection::Verdict::unexplained, {}};
+  cb().on_readable();
+  CHECK(scheduler.armed_timers() == 1);
+  connection->stop();
+  CHECK(connection->state() == ConnectionState::stopped);
+  CHECK(called("close"));
+  CHECK(scheduler.armed_timers() == 0);
+  scheduler.advance(1h);
+  CHECK(events.down.empty());
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: a wake-up outside the healthy state is ignored") {
+  build();
+  connection->start();
+  cb().on_readable();
+  CHECK(events.wakeups == 0);
+  CHECK(link->calls == std::vector<std::string>{"connect"});
+}
