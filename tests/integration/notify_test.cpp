@@ -44,3 +44,20 @@ TEST_CASE_FIXTURE(WatchdogFixture, "notify: a burst of large notifications is de
   CHECK(observer.down.empty());
   CHECK(metric("pgwatchdog_notifications_total", {{"target", "burst"}}) == 300);
 }
+
+TEST_CASE_FIXTURE(WatchdogFixture, "notice: a NOTICE from the server is delivered and counted and is not a disconnect") {
+  // A probe that raises a NOTICE: the server sends it on our watched connection.
+  TargetOptions o = target("noticed", 1);
+  o.heartbeat = 200ms;
+  o.probe_query = "DO $$ BEGIN RAISE NOTICE 'disk is 91%% full'; END $$";
+  watchdog->add_target(o);
+  REQUIRE(loop.run_until([&] { return !observer.notices.empty() && !observer.probes.empty(); }, 10s));
+  const NoticeEvent& n = observer.notices[0].event;
+  CHECK(n.severity == "NOTICE");
+  CHECK(n.sqlstate == "00000");
+  CHECK(n.message == "disk is 91% full");
+  CHECK(observer.down.empty());
+  CHECK(metric("pgwatchdog_notices_total", {{"target", "noticed"}}) >= 1);
+  CHECK(observer.probes[0].event.result == ProbeResult::ok);  // the notice came with a good answer
+  CHECK(log_text->str().find("server NOTICE 00000: disk is 91% full") != std::string::npos);
+}

@@ -14,41 +14,34 @@
 #include <vector>
 
 #include "support/subprocess.hpp"
+#include "pg/handles.hpp"
 
 using pgwd::testing::ClusterSettings;
 using pgwd::testing::ShutdownMode;
+using pgwd::PgConnPtr;
+using pgwd::PgResultPtr;
 using pgwd::testing::TestCluster;
 
 namespace {
 
-struct ConnDeleter {
-  void operator()(PGconn* conn) const noexcept { PQfinish(conn); }
-};
-using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
-
-struct ResultDeleter {
-  void operator()(PGresult* result) const noexcept { PQclear(result); }
-};
-using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
-
-ConnPtr connect(const std::string& conninfo) {
-  return ConnPtr(PQconnectdb(conninfo.c_str()));
+PgConnPtr connect(const std::string& conninfo) {
+  return PgConnPtr(PQconnectdb(conninfo.c_str()));
 }
 
-bool connected(const ConnPtr& conn) {
+bool connected(const PgConnPtr& conn) {
   return conn && PQstatus(conn.get()) == CONNECTION_OK;
 }
 
 // Value of a one-value query, or "<error: ...>" so a failing CHECK shows why.
 std::string value_of(PGconn* conn, const char* sql) {
-  const ResultPtr result(PQexec(conn, sql));
+  const PgResultPtr result(PQexec(conn, sql));
   if (PQresultStatus(result.get()) != PGRES_TUPLES_OK)
     return std::string("<error: ") + PQerrorMessage(conn) + ">";
   return PQgetvalue(result.get(), 0, 0);
 }
 
 bool query_ok(PGconn* conn, const char* sql) {
-  const ResultPtr result(PQexec(conn, sql));
+  const PgResultPtr result(PQexec(conn, sql));
   const ExecStatusType status = PQresultStatus(result.get());
   return status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK;
 }
@@ -68,7 +61,7 @@ TEST_CASE("test cluster: starts and the watchdog role connects over TCP") {
   CHECK(cluster.user() == "watchdog");
   CHECK(cluster.password().size() == 16);
 
-  const ConnPtr conn = connect(cluster.conninfo("selftest"));
+  const PgConnPtr conn = connect(cluster.conninfo("selftest"));
   REQUIRE_MESSAGE(connected(conn), PQerrorMessage(conn.get()));
   CHECK(value_of(conn.get(), "SELECT 1") == "1");
   CHECK(value_of(conn.get(), "SELECT current_user") == "watchdog");
@@ -81,7 +74,7 @@ TEST_CASE("test cluster: starts and the watchdog role connects over TCP") {
 
 TEST_CASE("test cluster: the password stays out of the server log") {
   const TestCluster cluster;
-  const ConnPtr conn = connect(cluster.conninfo("selftest"));
+  const PgConnPtr conn = connect(cluster.conninfo("selftest"));
   REQUIRE(connected(conn));
   const std::string log = pgwd::testing::run_checked({"cat", cluster.log_path()});
   CHECK(log.find(cluster.password()) == std::string::npos);
@@ -89,7 +82,7 @@ TEST_CASE("test cluster: the password stays out of the server log") {
 
 TEST_CASE("test cluster: a wrong password is rejected") {
   const TestCluster cluster;
-  const ConnPtr conn = connect(cluster.conninfo_with_password("selftest", "not-the-password"));
+  const PgConnPtr conn = connect(cluster.conninfo_with_password("selftest", "not-the-password"));
   REQUIRE(conn);
   CHECK(PQstatus(conn.get()) == CONNECTION_BAD);
   CHECK(std::string(PQerrorMessage(conn.get())).find("password authentication failed") !=
@@ -130,8 +123,8 @@ TEST_CASE("test cluster: admin helpers report server errors") {
 
 TEST_CASE("test cluster: count_statements counts one application's statements exactly") {
   const TestCluster cluster;
-  const ConnPtr counted = connect(cluster.conninfo("counted"));
-  const ConnPtr longer = connect(cluster.conninfo("counted_too"));
+  const PgConnPtr counted = connect(cluster.conninfo("counted"));
+  const PgConnPtr longer = connect(cluster.conninfo("counted_too"));
   REQUIRE(connected(counted));
   REQUIRE(connected(longer));
   CHECK(cluster.count_statements("counted") == 0);
@@ -148,7 +141,7 @@ TEST_CASE("test cluster: count_statements counts one application's statements ex
 
   // The extended query protocol is logged as "execute <name>: ...", once per execution.
   const char* const params[] = {"5"};
-  const ResultPtr result(
+  const PgResultPtr result(
       PQexecParams(counted.get(), "SELECT $1::int", 1, nullptr, params, nullptr, nullptr, 0));
   CHECK(PQresultStatus(result.get()) == PGRES_TUPLES_OK);
   CHECK(cluster.count_statements("counted") == 4);
@@ -156,8 +149,8 @@ TEST_CASE("test cluster: count_statements counts one application's statements ex
 
 TEST_CASE("test cluster: backend_pids and terminate_backends") {
   const TestCluster cluster;
-  const ConnPtr victim = connect(cluster.conninfo("victim"));
-  const ConnPtr bystander = connect(cluster.conninfo("bystander"));
+  const PgConnPtr victim = connect(cluster.conninfo("victim"));
+  const PgConnPtr bystander = connect(cluster.conninfo("bystander"));
   REQUIRE(connected(victim));
   REQUIRE(connected(bystander));
 
@@ -175,24 +168,24 @@ TEST_CASE("test cluster: stop, start and restart keep the cluster usable") {
   const int port = cluster.port();
   for (const ShutdownMode mode : {ShutdownMode::fast, ShutdownMode::immediate}) {
     CAPTURE(static_cast<int>(mode));
-    const ConnPtr before = connect(cluster.conninfo("before"));
+    const PgConnPtr before = connect(cluster.conninfo("before"));
     REQUIRE(connected(before));
     cluster.restart(mode);
     CHECK_FALSE(query_ok(before.get(), "SELECT 1"));
-    const ConnPtr after = connect(cluster.conninfo("after"));
+    const PgConnPtr after = connect(cluster.conninfo("after"));
     REQUIRE_MESSAGE(connected(after), PQerrorMessage(after.get()));
     CHECK(value_of(after.get(), "SELECT 1") == "1");
   }
 
   cluster.stop(ShutdownMode::fast);
-  const ConnPtr while_down = connect(cluster.conninfo("down"));
+  const PgConnPtr while_down = connect(cluster.conninfo("down"));
   CHECK_FALSE(connected(while_down));
   CHECK_THROWS_AS(cluster.query_value("SELECT 1"), std::runtime_error);
   CHECK_THROWS_AS(cluster.stop(ShutdownMode::fast), std::runtime_error);
 
   cluster.start();
   CHECK(cluster.port() == port);
-  ConnPtr again = connect(cluster.conninfo("again"));
+  PgConnPtr again = connect(cluster.conninfo("again"));
   REQUIRE(connected(again));
   CHECK(value_of(again.get(), "SELECT 1") == "1");
   again.reset();  // a smart shutdown waits for every session to end
@@ -204,14 +197,14 @@ TEST_CASE("test cluster: restart from a helper thread") {
   TestCluster cluster;
   std::thread helper([&cluster] { cluster.restart(ShutdownMode::fast); });
   helper.join();
-  const ConnPtr conn = connect(cluster.conninfo("after_thread"));
+  const PgConnPtr conn = connect(cluster.conninfo("after_thread"));
   REQUIRE(connected(conn));
   CHECK(value_of(conn.get(), "SELECT 1") == "1");
 }
 
 TEST_CASE("test cluster: a paused backend answers only once resumed") {
   TestCluster cluster;
-  const ConnPtr conn = connect(cluster.conninfo("paused"));
+  const PgConnPtr conn = connect(cluster.conninfo("paused"));
   REQUIRE(connected(conn));
   const int pid = PQbackendPID(conn.get());
 
@@ -221,10 +214,10 @@ TEST_CASE("test cluster: a paused backend answers only once resumed") {
   CHECK_FALSE(readable_within(conn.get(), std::chrono::milliseconds(300)));
 
   cluster.resume_backend(pid);
-  const ResultPtr result(PQgetResult(conn.get()));
+  const PgResultPtr result(PQgetResult(conn.get()));
   REQUIRE(PQresultStatus(result.get()) == PGRES_TUPLES_OK);
   CHECK(std::string(PQgetvalue(result.get(), 0, 0)) == "7");
-  CHECK(ResultPtr(PQgetResult(conn.get())) == nullptr);
+  CHECK(PgResultPtr(PQgetResult(conn.get())) == nullptr);
   CHECK(value_of(conn.get(), "SELECT 8") == "8");
 
   CHECK_THROWS_AS(cluster.pause_backend(0), std::invalid_argument);
@@ -235,7 +228,7 @@ TEST_CASE("test cluster: the destructor stops a cluster with paused processes an
   std::optional<TestCluster> cluster(std::in_place);
   const std::filesystem::path base_dir = std::filesystem::path(cluster->log_path()).parent_path();
   const std::string conninfo = cluster->conninfo("left_behind");
-  const ConnPtr conn = connect(conninfo);
+  const PgConnPtr conn = connect(conninfo);
   REQUIRE(connected(conn));
   cluster->pause_backend(PQbackendPID(conn.get()));
   cluster->pause_backend(cluster->postmaster_pid());

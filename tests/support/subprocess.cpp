@@ -19,20 +19,6 @@ namespace {
 
 constexpr std::size_t kMaxTailChars = 4000;
 
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd) noexcept : fd_(fd) {}
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
-
 class SpawnFileActions {
  public:
   SpawnFileActions() {

@@ -1,11 +1,29 @@
 #pragma once
 
 #include <cstddef>
+#include <unistd.h>
+
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace pgwd::testing {
+
+/// Owns a file descriptor; closes it on destruction.
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+  ~UniqueFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
+
 
 struct ProcessResult {
   int exit_code;       // 128 + signal number if killed by a signal; 127 if it could not be started

@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -23,6 +24,7 @@
 #include <system_error>
 #include <utility>
 
+#include "pg/handles.hpp"
 #include "support/subprocess.hpp"
 
 namespace pgwd::testing {
@@ -37,35 +39,6 @@ constexpr std::string_view kAdminApplication = "pgwd_test_admin";
 constexpr std::string_view kLoopback = "127.0.0.1";
 constexpr int kStartAttempts = 5;
 constexpr std::string_view kStartTimeout = "60";
-
-struct ConnDeleter {
-  void operator()(PGconn* conn) const noexcept { PQfinish(conn); }
-};
-using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
-
-struct ResultDeleter {
-  void operator()(PGresult* result) const noexcept { PQclear(result); }
-};
-using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
-
-struct PqFree {
-  void operator()(char* text) const noexcept { PQfreemem(text); }
-};
-using PqString = std::unique_ptr<char, PqFree>;
-
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd) noexcept : fd_(fd) {}
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
 
 std::string errno_message(std::string_view what, int error) {
   return std::string(what) + ": " + std::generic_category().message(error);
@@ -218,8 +191,8 @@ std::string connection_error(PGconn* conn) {
   return message;
 }
 
-ResultPtr checked_result(PGconn* conn, PGresult* raw, std::string_view sql) {
-  ResultPtr result(raw);
+PgResultPtr checked_result(PGconn* conn, PGresult* raw, std::string_view sql) {
+  PgResultPtr result(raw);
   if (!result) throw std::runtime_error("admin query failed: " + connection_error(conn));
   const ExecStatusType status = PQresultStatus(result.get());
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_EMPTY_QUERY) {
@@ -357,7 +330,7 @@ void TestCluster::first_start() {
 
 namespace {
 
-ConnPtr admin_connect(const std::string& socket_dir, int port) {
+PgConnPtr admin_connect(const std::string& socket_dir, int port) {
   const std::string port_text = std::to_string(port);
   const std::string user(kAdminUser);
   const std::string application(kAdminApplication);
@@ -370,7 +343,7 @@ ConnPtr admin_connect(const std::string& socket_dir, int port) {
                                 application.c_str(),
                                 "10",
                                 nullptr};
-  ConnPtr conn(PQconnectdbParams(keys, values, 0));
+  PgConnPtr conn(PQconnectdbParams(keys, values, 0));
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK)
     throw std::runtime_error("admin connection to the test cluster (port " + port_text +
                              ") failed: " + connection_error(conn.get()));
@@ -380,7 +353,7 @@ ConnPtr admin_connect(const std::string& socket_dir, int port) {
 }  // namespace
 
 void TestCluster::create_role() const {
-  const ConnPtr conn = admin_connect(socket_dir_, port_);
+  const PgConnPtr conn = admin_connect(socket_dir_, port_);
   // Keep the password out of the server log twice over: this session does not log statements,
   // and the server only ever sees the SCRAM verifier.
   checked_result(conn.get(), PQexec(conn.get(), "SET log_statement = 'none'"), "SET log_statement");
@@ -388,11 +361,11 @@ void TestCluster::create_role() const {
   // restart (pg_ctl restart -m immediate) that may come milliseconds later.
   checked_result(conn.get(), PQexec(conn.get(), "SET synchronous_commit = on"), "SET synchronous_commit");
   const std::string role(kRole);
-  const PqString verifier(
+  const PgStringPtr verifier(
       PQencryptPasswordConn(conn.get(), password_.c_str(), role.c_str(), "scram-sha-256"));
   if (!verifier)
     throw std::runtime_error("PQencryptPasswordConn failed: " + connection_error(conn.get()));
-  const PqString literal(PQescapeLiteral(conn.get(), verifier.get(), std::strlen(verifier.get())));
+  const PgStringPtr literal(PQescapeLiteral(conn.get(), verifier.get(), std::strlen(verifier.get())));
   if (!literal) throw std::runtime_error("PQescapeLiteral failed: " + connection_error(conn.get()));
   const std::string sql = "CREATE ROLE " + role + " LOGIN PASSWORD " + literal.get();
   checked_result(conn.get(), PQexec(conn.get(), sql.c_str()), "CREATE ROLE " + role);
@@ -439,51 +412,42 @@ std::string TestCluster::conninfo_with_password(std::string_view application_nam
 }
 
 void TestCluster::execute(std::string_view sql) const {
-  const ConnPtr conn = admin_connect(socket_dir_, port_);
+  const PgConnPtr conn = admin_connect(socket_dir_, port_);
   const std::string text(sql);
   checked_result(conn.get(), PQexec(conn.get(), text.c_str()), sql);
 }
 
 std::string TestCluster::query_value(std::string_view sql) const {
-  const ConnPtr conn = admin_connect(socket_dir_, port_);
+  const PgConnPtr conn = admin_connect(socket_dir_, port_);
   const std::string text(sql);
-  const ResultPtr result = checked_result(conn.get(), PQexec(conn.get(), text.c_str()), sql);
+  const PgResultPtr result = checked_result(conn.get(), PQexec(conn.get(), text.c_str()), sql);
   return first_value(result.get());
 }
 
 std::vector<int> TestCluster::backend_pids(std::string_view application_name) const {
-  const ConnPtr conn = admin_connect(socket_dir_, port_);
-  static constexpr std::string_view kSql =
-      "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid() "
-      "ORDER BY pid";
-  const std::string name(application_name);
-  const char* const params[] = {name.c_str()};
-  const ResultPtr result = checked_result(
-      conn.get(),
-      PQexecParams(conn.get(), std::string(kSql).c_str(), 1, nullptr, params, nullptr, nullptr, 0),
-      kSql);
   std::vector<int> pids;
-  for (int row = 0; row < PQntuples(result.get()); ++row)
-    pids.push_back(std::stoi(PQgetvalue(result.get(), row, 0)));
+  for (const std::string& pid : per_backend("pid", application_name)) pids.push_back(std::stoi(pid));
   return pids;
 }
 
 int TestCluster::terminate_backends(std::string_view application_name) const {
-  const ConnPtr conn = admin_connect(socket_dir_, port_);
-  static constexpr std::string_view kSql =
-      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-      "WHERE application_name = $1 AND pid <> pg_backend_pid()";
+  const auto results = per_backend("pg_terminate_backend(pid)", application_name);
+  return static_cast<int>(std::count(results.begin(), results.end(), "t"));
+}
+
+std::vector<std::string> TestCluster::per_backend(std::string_view expression,
+                                                  std::string_view application_name) const {
+  const PgConnPtr conn = admin_connect(socket_dir_, port_);
+  const std::string sql = "SELECT " + std::string(expression) +
+                          " FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid() "
+                          "ORDER BY pid";
   const std::string name(application_name);
   const char* const params[] = {name.c_str()};
-  const ResultPtr result = checked_result(
-      conn.get(),
-      PQexecParams(conn.get(), std::string(kSql).c_str(), 1, nullptr, params, nullptr, nullptr, 0),
-      kSql);
-  int terminated = 0;
-  for (int row = 0; row < PQntuples(result.get()); ++row) {
-    if (std::string_view(PQgetvalue(result.get(), row, 0)) == "t") ++terminated;
-  }
-  return terminated;
+  const PgResultPtr result = checked_result(
+      conn.get(), PQexecParams(conn.get(), sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0), sql);
+  std::vector<std::string> values;
+  for (int row = 0; row < PQntuples(result.get()); ++row) values.emplace_back(PQgetvalue(result.get(), row, 0));
+  return values;
 }
 
 int TestCluster::postmaster_pid() const {

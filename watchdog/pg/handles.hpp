@@ -18,10 +18,12 @@ struct PgResultDeleter {
 };
 using PgResultPtr = std::unique_ptr<PGresult, PgResultDeleter>;
 
-struct PgNotifyDeleter {
-  void operator()(PGnotify* notify) const noexcept { PQfreemem(notify); }
+/// For what libpq allocates and PQfreemem frees: notifications, escaped strings, ...
+struct PgFreememDeleter {
+  void operator()(void* memory) const noexcept { PQfreemem(memory); }
 };
-using PgNotifyPtr = std::unique_ptr<PGnotify, PgNotifyDeleter>;
+using PgNotifyPtr = std::unique_ptr<PGnotify, PgFreememDeleter>;
+using PgStringPtr = std::unique_ptr<char, PgFreememDeleter>;
 
 struct ConninfoOptionsDeleter {
   void operator()(PQconninfoOption* options) const noexcept { PQconninfoFree(options); }
