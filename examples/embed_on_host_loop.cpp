@@ -2,11 +2,11 @@
 // Build: part of the CMake build (examples/). Run: ./embed_on_host_loop 'host=... dbname=...'
 // Ctrl-C stops it. The README shows this file.
 #include <event2/event.h>
-#include <pgwd/watchdog.hpp>
 
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <pgwd/watchdog.hpp>
 
 namespace {
 
@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
   }
   // The host decides when its loop ends; the watchdog never exits it.
   std::unique_ptr<event, EventDeleter> stop(evsignal_new(
-      base.get(), SIGINT, [](evutil_socket_t, short, void* b) { event_base_loopbreak(static_cast<event_base*>(b)); },
+      base.get(), SIGINT,
+      [](evutil_socket_t, short, void* b) { event_base_loopbreak(static_cast<event_base*>(b)); },
       base.get()));
   event_add(stop.get(), nullptr);
   event_base_dispatch(base.get());

@@ -6,43 +6,68 @@ namespace pgwd {
 
 std::string_view to_string(ConnectionState state) noexcept {
   switch (state) {
-    case ConnectionState::resolving: return "resolving";
-    case ConnectionState::connecting: return "connecting";
-    case ConnectionState::healthy: return "healthy";
-    case ConnectionState::inspecting: return "inspecting";
-    case ConnectionState::probing: return "probing";
-    case ConnectionState::down: return "down";
-    case ConnectionState::backoff: return "backoff";
-    case ConnectionState::stopped: return "stopped";
+    case ConnectionState::resolving:
+      return "resolving";
+    case ConnectionState::connecting:
+      return "connecting";
+    case ConnectionState::healthy:
+      return "healthy";
+    case ConnectionState::inspecting:
+      return "inspecting";
+    case ConnectionState::probing:
+      return "probing";
+    case ConnectionState::down:
+      return "down";
+    case ConnectionState::backoff:
+      return "backoff";
+    case ConnectionState::stopped:
+      return "stopped";
   }
   return "unknown";
 }
 
 std::string_view to_string(Cause cause) noexcept {
   switch (cause) {
-    case Cause::server_shutdown: return "server_shutdown";
-    case Cause::server_starting: return "server_starting";
-    case Cause::idle_session_timeout: return "idle_session_timeout";
-    case Cause::server_error: return "server_error";
-    case Cause::closed: return "closed";
-    case Cause::timed_out: return "timed_out";
-    case Cause::probe_failed: return "probe_failed";
-    case Cause::probe_timeout: return "probe_timeout";
-    case Cause::dns: return "dns";
-    case Cause::connect_timeout: return "connect_timeout";
-    case Cause::auth_failed: return "auth_failed";
-    case Cause::database_missing: return "database_missing";
-    case Cause::too_many_clients: return "too_many_clients";
-    case Cause::connect_failed: return "connect_failed";
+    case Cause::server_shutdown:
+      return "server_shutdown";
+    case Cause::server_starting:
+      return "server_starting";
+    case Cause::idle_session_timeout:
+      return "idle_session_timeout";
+    case Cause::server_error:
+      return "server_error";
+    case Cause::closed:
+      return "closed";
+    case Cause::timed_out:
+      return "timed_out";
+    case Cause::probe_failed:
+      return "probe_failed";
+    case Cause::probe_timeout:
+      return "probe_timeout";
+    case Cause::dns:
+      return "dns";
+    case Cause::connect_timeout:
+      return "connect_timeout";
+    case Cause::auth_failed:
+      return "auth_failed";
+    case Cause::database_missing:
+      return "database_missing";
+    case Cause::too_many_clients:
+      return "too_many_clients";
+    case Cause::connect_failed:
+      return "connect_failed";
   }
   return "unknown";
 }
 
 std::string_view to_string(ProbeResult result) noexcept {
   switch (result) {
-    case ProbeResult::ok: return "ok";
-    case ProbeResult::error: return "error";
-    case ProbeResult::timeout: return "timeout";
+    case ProbeResult::ok:
+      return "ok";
+    case ProbeResult::error:
+      return "error";
+    case ProbeResult::timeout:
+      return "timeout";
   }
   return "unknown";
 }

@@ -8,7 +8,8 @@ namespace pgwd {
 namespace {
 
 std::string with_sqlstate(Cause cause, const std::string& sqlstate) {
-  return sqlstate.empty() ? std::string(to_string(cause)) : fmt::format("{} ({})", to_string(cause), sqlstate);
+  return sqlstate.empty() ? std::string(to_string(cause))
+                          : fmt::format("{} ({})", to_string(cause), sqlstate);
 }
 
 std::chrono::milliseconds ms(std::chrono::nanoseconds d) {
@@ -17,9 +18,9 @@ std::chrono::milliseconds ms(std::chrono::nanoseconds d) {
 
 }  // namespace
 
-Target::Target(const TargetOptions& options, TargetSettings settings, event_base* base, Scheduler& scheduler,
-               Random& random, Resolver& resolver, MetricFamilies& families, Observer* observer,
-               spdlog::logger& log)
+Target::Target(const TargetOptions& options, TargetSettings settings, event_base* base,
+               Scheduler& scheduler, Random& random, Resolver& resolver, MetricFamilies& families,
+               Observer* observer, spdlog::logger& log)
     : name_(options.name),
       settings_(std::move(settings)),
       observer_(observer),
@@ -31,8 +32,8 @@ Target::Target(const TargetOptions& options, TargetSettings settings, event_base
   };
   ConnectionEvents& events = *this;
   for (int i = 0; i < options.connections; ++i)
-    connections_.push_back(std::make_unique<WatchedConnection>(ConnectionRef{name_, i}, settings_.lifecycle,
-                                                               scheduler, random, events, make_link));
+    connections_.push_back(std::make_unique<WatchedConnection>(
+        ConnectionRef{name_, i}, settings_.lifecycle, scheduler, random, events, make_link));
 }
 
 Target::~Target() {
@@ -74,11 +75,12 @@ void Target::on_healthy(const HealthyEvent& e) {
   pc.last_failure.reset();
   if (e.outage) {
     metrics_->outage(*e.outage);
-    log_.info("{}[{}] healthy again after {} (attempt {}, backend pid {})", name_, e.connection.index,
-              ms(*e.outage), e.attempt, e.server.backend_pid);
+    log_.info("{}[{}] healthy again after {} (attempt {}, backend pid {})", name_,
+              e.connection.index, ms(*e.outage), e.attempt, e.server.backend_pid);
   } else {
-    log_.info("{}[{}] connected (backend pid {}, server {}{})", name_, e.connection.index, e.server.backend_pid,
-              e.server.server_version, e.server.in_hot_standby == "on" ? ", hot standby" : "");
+    log_.info("{}[{}] connected (backend pid {}, server {}{})", name_, e.connection.index,
+              e.server.backend_pid, e.server.server_version,
+              e.server.in_hot_standby == "on" ? ", hot standby" : "");
   }
   if (observer_) observer_->on_healthy(e);
 }
@@ -86,7 +88,8 @@ void Target::on_healthy(const HealthyEvent& e) {
 void Target::on_down(const DownEvent& e) {
   if (!metrics_) return;
   metrics_->disconnected(e.cause);
-  log_.warn("{}[{}] down: {}: {}", name_, e.connection.index, with_sqlstate(e.cause, e.sqlstate), e.message);
+  log_.warn("{}[{}] down: {}: {}", name_, e.connection.index, with_sqlstate(e.cause, e.sqlstate),
+            e.message);
   if (observer_) observer_->on_down(e);
   check_siblings_of(e.connection.index);
 }
@@ -117,8 +120,9 @@ void Target::on_connect_failed(const ConnectFailedEvent& e) {
   // that stays down does not flood the log (the metrics still count every attempt).
   const auto level = pc.last_failure == e.cause ? spdlog::level::debug : spdlog::level::warn;
   pc.last_failure = e.cause;
-  log_.log(level, "{}[{}] connect attempt {} failed: {}: {}; next attempt in {}", name_, e.connection.index,
-           e.attempt, with_sqlstate(e.cause, e.sqlstate), e.message, ms(e.retry_in));
+  log_.log(level, "{}[{}] connect attempt {} failed: {}: {}; next attempt in {}", name_,
+           e.connection.index, e.attempt, with_sqlstate(e.cause, e.sqlstate), e.message,
+           ms(e.retry_in));
   if (observer_) observer_->on_connect_failed(e);
 }
 
@@ -133,7 +137,8 @@ void Target::on_probe(const ProbeEvent& e) {
 void Target::on_notification(const NotificationEvent& e) {
   if (!metrics_) return;
   metrics_->notification();
-  log_.debug("{}[{}] NOTIFY on \"{}\" from pid {}", name_, e.connection.index, e.channel, e.sender_pid);
+  log_.debug("{}[{}] NOTIFY on \"{}\" from pid {}", name_, e.connection.index, e.channel,
+             e.sender_pid);
   if (observer_) observer_->on_notification(e);
 }
 

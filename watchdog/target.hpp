@@ -17,8 +17,9 @@ namespace pgwd {
 /// death rarely comes alone. Not copyable or movable.
 class Target final : private ConnectionEvents {
  public:
-  Target(const TargetOptions& options, TargetSettings settings, event_base* base, Scheduler& scheduler,
-         Random& random, Resolver& resolver, MetricFamilies& families, Observer* observer, spdlog::logger& log);
+  Target(const TargetOptions& options, TargetSettings settings, event_base* base,
+         Scheduler& scheduler, Random& random, Resolver& resolver, MetricFamilies& families,
+         Observer* observer, spdlog::logger& log);
   ~Target() override;
   Target(const Target&) = delete;
   Target& operator=(const Target&) = delete;
@@ -51,8 +52,8 @@ class Target final : private ConnectionEvents {
   spdlog::logger& log_;
   std::unique_ptr<TargetMetrics> metrics_;  // reset by retire()
   struct PerConnection {
-    bool reconnecting = false;                    ///< the attempt in flight is a retry
-    std::optional<Cause> last_failure;            ///< to log repeated identical failures quietly
+    bool reconnecting = false;          ///< the attempt in flight is a retry
+    std::optional<Cause> last_failure;  ///< to log repeated identical failures quietly
   };
   std::vector<PerConnection> per_connection_;
   bool checking_siblings_ = false;

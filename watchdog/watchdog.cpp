@@ -22,7 +22,8 @@ class Watchdog::Impl {
       : base_(base),
         observer_(options.observer),
         logger_(options.logger ? std::move(options.logger) : spdlog::default_logger()),
-        registry_(options.registry ? std::move(options.registry) : std::make_shared<prometheus::Registry>()),
+        registry_(options.registry ? std::move(options.registry)
+                                   : std::make_shared<prometheus::Registry>()),
         scheduler_(base),
         resolver_(base, scheduler_),
         families_(*registry_),
@@ -44,8 +45,8 @@ class Watchdog::Impl {
     TargetSettings settings = prepare_target(options);
     if (find(options.name) != targets_.end())
       throw InvalidTarget("target '" + options.name + "': a target with this name already exists");
-    auto target = std::make_unique<Target>(options, std::move(settings), base_, scheduler_, random_, resolver_,
-                                           families_, observer_, *logger_);
+    auto target = std::make_unique<Target>(options, std::move(settings), base_, scheduler_, random_,
+                                           resolver_, families_, observer_, *logger_);
     Target& added = *target;
     targets_.push_back(std::move(target));
     added.start();
@@ -80,10 +81,12 @@ class Watchdog::Impl {
   using Targets = std::vector<std::unique_ptr<Target>>;
 
   Targets::const_iterator find(std::string_view name) const {
-    return std::find_if(targets_.begin(), targets_.end(), [&](const auto& t) { return t->name() == name; });
+    return std::find_if(targets_.begin(), targets_.end(),
+                        [&](const auto& t) { return t->name() == name; });
   }
   Targets::iterator find(std::string_view name) {
-    return std::find_if(targets_.begin(), targets_.end(), [&](const auto& t) { return t->name() == name; });
+    return std::find_if(targets_.begin(), targets_.end(),
+                        [&](const auto& t) { return t->name() == name; });
   }
 
   event_base* base_;
@@ -104,12 +107,20 @@ Watchdog::Watchdog(event_base* base, WatchdogOptions options)
     : impl_(std::make_unique<Impl>(base, std::move(options))) {}
 Watchdog::~Watchdog() = default;
 
-void Watchdog::add_target(TargetOptions options) { impl_->add_target(std::move(options)); }
-bool Watchdog::remove_target(std::string_view name) { return impl_->remove_target(name); }
-std::vector<std::string> Watchdog::target_names() const { return impl_->target_names(); }
+void Watchdog::add_target(TargetOptions options) {
+  impl_->add_target(std::move(options));
+}
+bool Watchdog::remove_target(std::string_view name) {
+  return impl_->remove_target(name);
+}
+std::vector<std::string> Watchdog::target_names() const {
+  return impl_->target_names();
+}
 std::vector<ConnectionState> Watchdog::connection_states(std::string_view target) const {
   return impl_->connection_states(target);
 }
-const std::shared_ptr<prometheus::Registry>& Watchdog::registry() const noexcept { return impl_->registry(); }
+const std::shared_ptr<prometheus::Registry>& Watchdog::registry() const noexcept {
+  return impl_->registry();
+}
 
 }  // namespace pgwd

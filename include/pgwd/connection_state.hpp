@@ -11,7 +11,8 @@ enum class ConnectionState {
   resolving,   ///< looking up the host name with evdns before an attempt (libpq's lookup blocks)
   connecting,  ///< PQconnectPoll in progress, then LISTEN if asked; bounded by connect_timeout
   healthy,     ///< idle and watched for readability; nothing is sent until the OS reports activity
-  inspecting,  ///< the OS reported activity: reading what came (lasts one callback, never seen idle)
+  inspecting,  ///< the OS reported activity: reading what came (lasts one callback, never seen
+               ///< idle)
   probing,     ///< the probe query is in flight, bounded by probe_timeout
   down,        ///< just lost: socket unregistered, cause recorded (lasts one callback)
   backoff,     ///< waiting, jittered and growing, before the next attempt

@@ -21,7 +21,7 @@ struct ConnectionRef {
 /// Facts the server reported at connect (ParameterStatus) and the backend serving us.
 struct ServerInfo {
   int backend_pid = 0;
-  int server_version = 0;       ///< e.g. 150020
+  int server_version = 0;      ///< e.g. 150020
   std::string in_hot_standby;  ///< "on"/"off"; empty before PostgreSQL 14
 };
 

@@ -6,7 +6,9 @@ using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::WatchdogFixture;
 
-TEST_CASE_FIXTURE(WatchdogFixture, "heartbeat: a stopped backend (SIGSTOP) is down with probe_timeout within heartbeat + probe timeout") {
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "heartbeat: a stopped backend (SIGSTOP) is down with probe_timeout within "
+                  "heartbeat + probe timeout") {
   TargetOptions o = target("hung", 1);
   o.heartbeat = 1s;
   o.probe_timeout = 1s;
@@ -23,11 +25,13 @@ TEST_CASE_FIXTURE(WatchdogFixture, "heartbeat: a stopped backend (SIGSTOP) is do
   const auto paused_at = std::chrono::steady_clock::now();
   REQUIRE(loop.run_until([&] { return !observer.down.empty(); }, 5s));
   const auto detected_in = observer.down[0].at - paused_at;
-  MESSAGE("SIGSTOP to down: ", std::chrono::duration_cast<std::chrono::milliseconds>(detected_in).count(), " ms");
+  MESSAGE("SIGSTOP to down: ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(detected_in).count(), " ms");
   CHECK(observer.down[0].event.cause == Cause::probe_timeout);
   CHECK(detected_in <= 2s + 250ms);  // heartbeat + probe timeout + margin
   CHECK(metric("pgwatchdog_probes_total", {{"target", "hung"}, {"result", "timeout"}}) == 1);
-  CHECK(metric("pgwatchdog_disconnects_total", {{"target", "hung"}, {"cause", "probe_timeout"}}) == 1);
+  CHECK(metric("pgwatchdog_disconnects_total", {{"target", "hung"}, {"cause", "probe_timeout"}}) ==
+        1);
 
   // The replacement connection goes to a fresh backend and is healthy.
   REQUIRE(loop.run_until([&] { return observer.healthy.size() == 2; }, 5s));

@@ -7,7 +7,8 @@ using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::WatchdogFixture;
 
-TEST_CASE_FIXTURE(WatchdogFixture, "idle: 20 idle connections for 10 s send the server zero statements") {
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "idle: 20 idle connections for 10 s send the server zero statements") {
   watchdog->add_target(target("idle", 20));
   REQUIRE(loop.run_until([&] { return all_healthy("idle", 20); }, 10s));
   REQUIRE(cluster.backend_pids("idle").size() == 20);
@@ -33,7 +34,11 @@ TEST_CASE_FIXTURE(WatchdogFixture, "idle: the statement count sees the probes a 
   o.heartbeat = 300ms;
   watchdog->add_target(o);
   REQUIRE(loop.run_until([&] { return all_healthy("beating", 2); }, 10s));
-  REQUIRE(loop.run_until([&] { return metric("pgwatchdog_probes_total", {{"target", "beating"}, {"result", "ok"}}) >= 4; }, 5s));
+  REQUIRE(loop.run_until(
+      [&] {
+        return metric("pgwatchdog_probes_total", {{"target", "beating"}, {"result", "ok"}}) >= 4;
+      },
+      5s));
   // The server logs a statement before it answers it, so every answered probe is in the log.
   CHECK(cluster.count_statements("beating") >= 4);
   CHECK(metric("pgwatchdog_wakeups_total", {{"target", "beating"}}) == 0);

@@ -1,6 +1,5 @@
 // Embedding contract: the watchdog on the host's loop, added and removed at will, DNS via evdns.
 #include <doctest/doctest.h>
-
 #include <libpq-fe.h>
 
 #include "support/watchdog_fixture.hpp"
@@ -9,7 +8,8 @@ using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::WatchdogFixture;
 
-TEST_CASE_FIXTURE(WatchdogFixture, "embedding: a host name is resolved with evdns and connects like an address") {
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "embedding: a host name is resolved with evdns and connects like an address") {
   TargetOptions o = target("byname", 2);
   const std::string ip = "host=127.0.0.1";
   o.conninfo.replace(o.conninfo.find(ip), ip.size(), "host=localhost");
@@ -18,17 +18,20 @@ TEST_CASE_FIXTURE(WatchdogFixture, "embedding: a host name is resolved with evdn
   CHECK(cluster.backend_pids("byname").size() == 2);
 }
 
-TEST_CASE_FIXTURE(WatchdogFixture, "embedding: a name that does not resolve is a dns failure and is retried") {
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "embedding: a name that does not resolve is a dns failure and is retried") {
   TargetOptions o = target("noname", 1);
   const std::string ip = "host=127.0.0.1";
   o.conninfo.replace(o.conninfo.find(ip), ip.size(), "host=no-such-host.invalid");
   watchdog->add_target(o);
   REQUIRE(loop.run_until([&] { return observer.connect_failures.size() >= 2; }, 30s));
   CHECK(observer.connect_failures[0].event.cause == Cause::dns);
-  CHECK(observer.connect_failures[0].event.message.find("no-such-host.invalid") != std::string::npos);
+  CHECK(observer.connect_failures[0].event.message.find("no-such-host.invalid") !=
+        std::string::npos);
 }
 
-TEST_CASE_FIXTURE(WatchdogFixture, "embedding: remove_target closes the connections and the metric series") {
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "embedding: remove_target closes the connections and the metric series") {
   watchdog->add_target(target("gone", 3));
   watchdog->add_target(target("stays", 1));
   REQUIRE(loop.run_until([&] { return all_healthy("gone", 3) && all_healthy("stays", 1); }, 10s));
@@ -42,7 +45,8 @@ TEST_CASE_FIXTURE(WatchdogFixture, "embedding: remove_target closes the connecti
   CHECK(watchdog->target_names() == std::vector<std::string>{"stays"});
 }
 
-TEST_CASE_FIXTURE(WatchdogFixture, "embedding: removing a target from inside its own event is safe") {
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "embedding: removing a target from inside its own event is safe") {
   struct RemoveOnDown : pgwd::testing::RecordingObserver {
     Watchdog* watchdog = nullptr;
     void on_down(const DownEvent& e) override {
@@ -54,10 +58,14 @@ TEST_CASE_FIXTURE(WatchdogFixture, "embedding: removing a target from inside its
   remover.watchdog = &own;
   TargetOptions o = target("selfremove", 3);
   own.add_target(o);
-  REQUIRE(loop.run_until([&] { return own.connection_states("selfremove").size() == 3 && remover.healthy.size() == 3; }, 10s));
+  REQUIRE(loop.run_until(
+      [&] {
+        return own.connection_states("selfremove").size() == 3 && remover.healthy.size() == 3;
+      },
+      10s));
   cluster.terminate_backends("selfremove");
   REQUIRE(loop.run_until([&] { return own.target_names().empty(); }, 5s));
-  loop.run_for(200ms);  // the deferred destruction runs on a later iteration
+  loop.run_for(200ms);              // the deferred destruction runs on a later iteration
   CHECK(remover.down.size() == 1);  // silenced right after the first
   CHECK(cluster.backend_pids("selfremove").empty());
 }
@@ -65,7 +73,8 @@ TEST_CASE_FIXTURE(WatchdogFixture, "embedding: removing a target from inside its
 TEST_CASE_FIXTURE(WatchdogFixture, "embedding: bad options are refused before anything connects") {
   TargetOptions o = target("dup", 1);
   watchdog->add_target(o);
-  CHECK_THROWS_WITH_AS(watchdog->add_target(o), "target 'dup': a target with this name already exists", InvalidTarget);
+  CHECK_THROWS_WITH_AS(watchdog->add_target(o),
+                       "target 'dup': a target with this name already exists", InvalidTarget);
   TargetOptions bad = target("bad", 1);
   bad.conninfo = "host=127.0.0.1 port=";
   bad.conninfo += "5432 password=topsecret oops";
@@ -80,15 +89,19 @@ TEST_CASE_FIXTURE(WatchdogFixture, "embedding: bad options are refused before an
   CHECK(metric("pgwatchdog_up", {{"target", "bad"}}) == -1);
 }
 
-TEST_CASE_FIXTURE(WatchdogFixture, "embedding: every series of a target exists from the start with zeros") {
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "embedding: every series of a target exists from the start with zeros") {
   watchdog->add_target(target("fresh", 1));
-  for (const char* cause : {"server_shutdown", "closed", "timed_out", "probe_failed", "probe_timeout"})
+  for (const char* cause :
+       {"server_shutdown", "closed", "timed_out", "probe_failed", "probe_timeout"})
     CHECK(metric("pgwatchdog_disconnects_total", {{"target", "fresh"}, {"cause", cause}}) == 0);
   for (const char* result : {"success", "failure"})
     CHECK(metric("pgwatchdog_reconnects_total", {{"target", "fresh"}, {"result", result}}) == 0);
   for (const char* state : {"resolving", "connecting", "healthy", "probing", "backoff"})
     CHECK(metric("pgwatchdog_connections", {{"target", "fresh"}, {"state", state}}) >= 0);
-  CHECK(metric("pgwatchdog_build_info", {{"version", "0.1.0"}, {"libpq", "15." + std::to_string(PQlibVersion() % 10000)}}) == 1);
+  CHECK(metric("pgwatchdog_build_info",
+               {{"version", "0.1.0"}, {"libpq", "15." + std::to_string(PQlibVersion() % 10000)}}) ==
+        1);
   // The loop measures its own lag from the first ticks on (every 10 ms in this fixture).
   CHECK(loop.run_until([&] { return metric("pgwatchdog_event_loop_lag_seconds_count") >= 3; }, 5s));
 }

@@ -6,7 +6,9 @@ using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::WatchdogFixture;
 
-TEST_CASE_FIXTURE(WatchdogFixture, "notify: a NOTIFY on a LISTENing connection is delivered and counted - not a disconnect") {
+TEST_CASE_FIXTURE(
+    WatchdogFixture,
+    "notify: a NOTIFY on a LISTENing connection is delivered and counted - not a disconnect") {
   TargetOptions o = target("listener", 1);
   o.listen_channels = {"jobs"};
   watchdog->add_target(o);
@@ -32,26 +34,33 @@ TEST_CASE_FIXTURE(WatchdogFixture, "notify: a NOTIFY on a LISTENing connection i
   CHECK(all_healthy("listener", 1));
 }
 
-TEST_CASE_FIXTURE(WatchdogFixture, "notify: a burst of large notifications is delivered whole (level-triggered reads)") {
+TEST_CASE_FIXTURE(
+    WatchdogFixture,
+    "notify: a burst of large notifications is delivered whole (level-triggered reads)") {
   TargetOptions o = target("burst", 1);
   o.listen_channels = {"bulk"};
   watchdog->add_target(o);
   REQUIRE(loop.run_until([&] { return all_healthy("burst", 1); }, 10s));
-  // 300 x 7 kB: far more than one read of libpq's buffer; an edge-triggered watch would strand some.
-  cluster.execute("SELECT pg_notify('bulk', repeat('x', 7000) || i::text) FROM generate_series(1, 300) AS i");
+  // 300 x 7 kB: far more than one read of libpq's buffer; an edge-triggered watch would strand
+  // some.
+  cluster.execute(
+      "SELECT pg_notify('bulk', repeat('x', 7000) || i::text) FROM generate_series(1, 300) AS i");
   REQUIRE(loop.run_until([&] { return observer.notifications.size() == 300; }, 10s));
   CHECK(observer.notifications.back().event.payload == std::string(7000, 'x') + "300");
   CHECK(observer.down.empty());
   CHECK(metric("pgwatchdog_notifications_total", {{"target", "burst"}}) == 300);
 }
 
-TEST_CASE_FIXTURE(WatchdogFixture, "notice: a NOTICE from the server is delivered and counted and is not a disconnect") {
+TEST_CASE_FIXTURE(
+    WatchdogFixture,
+    "notice: a NOTICE from the server is delivered and counted and is not a disconnect") {
   // A probe that raises a NOTICE: the server sends it on our watched connection.
   TargetOptions o = target("noticed", 1);
   o.heartbeat = 200ms;
   o.probe_query = "DO $$ BEGIN RAISE NOTICE 'disk is 91%% full'; END $$";
   watchdog->add_target(o);
-  REQUIRE(loop.run_until([&] { return !observer.notices.empty() && !observer.probes.empty(); }, 10s));
+  REQUIRE(
+      loop.run_until([&] { return !observer.notices.empty() && !observer.probes.empty(); }, 10s));
   const NoticeEvent& n = observer.notices[0].event;
   CHECK(n.severity == "NOTICE");
   CHECK(n.sqlstate == "00000");

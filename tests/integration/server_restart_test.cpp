@@ -28,28 +28,37 @@ void restart_and_recover(WatchdogFixture& f, ShutdownMode mode) {
     restarted = true;
   });
   const bool came_back = f.loop.run_until(
-      [&] { return restarted && f.all_healthy("restart", n) && f.observer.healthy.size() >= 2 * n; }, 60s);
+      [&] {
+        return restarted && f.all_healthy("restart", n) && f.observer.healthy.size() >= 2 * n;
+      },
+      60s);
   restarter.join();
   REQUIRE(came_back);
 
-  const std::chrono::steady_clock::time_point ready{std::chrono::steady_clock::duration(ready_at.load())};
+  const std::chrono::steady_clock::time_point ready{
+      std::chrono::steady_clock::duration(ready_at.load())};
   CHECK(f.observer.down.size() == n);
   std::chrono::steady_clock::time_point last_healthy{};
-  for (std::size_t i = n; i < f.observer.healthy.size(); ++i) last_healthy = std::max(last_healthy, f.observer.healthy[i].at);
+  for (std::size_t i = n; i < f.observer.healthy.size(); ++i)
+    last_healthy = std::max(last_healthy, f.observer.healthy[i].at);
   MESSAGE("last connection healthy ",
           std::chrono::duration_cast<std::chrono::milliseconds>(last_healthy - ready).count(),
           " ms after pg_ctl reported the server ready");
   CHECK(last_healthy - ready < 1s);
   CHECK(f.metric("pgwatchdog_up", {{"target", "restart"}}) == 1);
-  CHECK(f.metric("pgwatchdog_reconnects_total", {{"target", "restart"}, {"result", "success"}}) == n);
+  CHECK(f.metric("pgwatchdog_reconnects_total", {{"target", "restart"}, {"result", "success"}}) ==
+        n);
 }
 
 }  // namespace
 
-// A helper thread restarts the server while the loop runs: CI also runs these under ThreadSanitizer.
+// A helper thread restarts the server while the loop runs: CI also runs these under
+// ThreadSanitizer.
 TEST_SUITE_BEGIN("thread");
 
-TEST_CASE_FIXTURE(WatchdogFixture, "restart: pg_ctl restart -m fast - down with server_shutdown and back within a second") {
+TEST_CASE_FIXTURE(
+    WatchdogFixture,
+    "restart: pg_ctl restart -m fast - down with server_shutdown and back within a second") {
   restart_and_recover(*this, ShutdownMode::fast);
   for (const auto& d : observer.down) CHECK(d.event.cause == Cause::server_shutdown);
   // While the server was away the attempts failed and were spaced by the backoff.
@@ -58,7 +67,8 @@ TEST_CASE_FIXTURE(WatchdogFixture, "restart: pg_ctl restart -m fast - down with 
         static_cast<double>(observer.connect_failures.size()));
 }
 
-TEST_CASE_FIXTURE(WatchdogFixture, "restart: pg_ctl restart -m immediate - down at once and back within a second") {
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "restart: pg_ctl restart -m immediate - down at once and back within a second") {
   restart_and_recover(*this, ShutdownMode::immediate);
   // An immediate shutdown sends WARNING 57P01 to each client before the backends die.
   for (const auto& d : observer.down) CHECK(d.event.cause == Cause::server_shutdown);

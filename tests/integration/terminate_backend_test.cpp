@@ -6,7 +6,9 @@ using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::WatchdogFixture;
 
-TEST_CASE_FIXTURE(WatchdogFixture, "terminate: each terminated backend is down with server_shutdown at once and then healthy again") {
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "terminate: each terminated backend is down with server_shutdown at once and "
+                  "then healthy again") {
   constexpr std::size_t n = 5;
   watchdog->add_target(target("term", n));
   REQUIRE(loop.run_until([&] { return all_healthy("term", n); }, 10s));
@@ -27,17 +29,22 @@ TEST_CASE_FIXTURE(WatchdogFixture, "terminate: each terminated backend is down w
   }
   const auto slowest = std::max_element(observer.down.begin(), observer.down.end(),
                                         [](const auto& a, const auto& b) { return a.at < b.at; });
-  MESSAGE("terminate-to-down latency, slowest of ", n, ": ",
-          std::chrono::duration_cast<std::chrono::microseconds>(slowest->at - terminated_at).count(),
-          " us from calling pg_terminate_backend, of which the admin call took ",
-          std::chrono::duration_cast<std::chrono::microseconds>(terminate_returned - terminated_at).count(), " us");
+  MESSAGE(
+      "terminate-to-down latency, slowest of ", n, ": ",
+      std::chrono::duration_cast<std::chrono::microseconds>(slowest->at - terminated_at).count(),
+      " us from calling pg_terminate_backend, of which the admin call took ",
+      std::chrono::duration_cast<std::chrono::microseconds>(terminate_returned - terminated_at)
+          .count(),
+      " us");
 
-  REQUIRE(loop.run_until([&] { return all_healthy("term", n) && observer.healthy.size() == 2 * n; }, 5s));
+  REQUIRE(loop.run_until([&] { return all_healthy("term", n) && observer.healthy.size() == 2 * n; },
+                         5s));
   const auto after = cluster.backend_pids("term");
   CHECK(after.size() == n);
   for (int pid : after) CHECK(std::find(before.begin(), before.end(), pid) == before.end());
 
-  CHECK(metric("pgwatchdog_disconnects_total", {{"target", "term"}, {"cause", "server_shutdown"}}) == n);
+  CHECK(metric("pgwatchdog_disconnects_total",
+               {{"target", "term"}, {"cause", "server_shutdown"}}) == n);
   CHECK(metric("pgwatchdog_disconnects_total", {{"target", "term"}, {"cause", "closed"}}) == 0);
   CHECK(metric("pgwatchdog_reconnects_total", {{"target", "term"}, {"result", "success"}}) == n);
   CHECK(metric("pgwatchdog_reconnects_total", {{"target", "term"}, {"result", "failure"}}) == 0);
@@ -45,5 +52,6 @@ TEST_CASE_FIXTURE(WatchdogFixture, "terminate: each terminated backend is down w
   CHECK(metric("pgwatchdog_up", {{"target", "term"}}) == 1);
   CHECK(metric("pgwatchdog_connections", {{"target", "term"}, {"state", "healthy"}}) == n);
   CHECK(metric("pgwatchdog_connections", {{"target", "term"}, {"state", "backoff"}}) == 0);
-  for (std::size_t i = n; i < observer.healthy.size(); ++i) CHECK(observer.healthy[i].event.outage.has_value());
+  for (std::size_t i = n; i < observer.healthy.size(); ++i)
+    CHECK(observer.healthy[i].event.outage.has_value());
 }

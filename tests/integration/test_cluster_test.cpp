@@ -13,13 +13,13 @@
 #include <thread>
 #include <vector>
 
-#include "support/subprocess.hpp"
 #include "pg/handles.hpp"
+#include "support/subprocess.hpp"
 
-using pgwd::testing::ClusterSettings;
-using pgwd::testing::ShutdownMode;
 using pgwd::PgConnPtr;
 using pgwd::PgResultPtr;
+using pgwd::testing::ClusterSettings;
+using pgwd::testing::ShutdownMode;
 using pgwd::testing::TestCluster;
 
 namespace {

@@ -1,5 +1,4 @@
 #include <doctest/doctest.h>
-
 #include <event2/event.h>
 
 #include "event/event_ptr.hpp"
@@ -9,7 +8,9 @@ using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::WatchdogFixture;
 
-TEST_CASE_FIXTURE(WatchdogFixture, "wrong password: attempts fail with 28P01 and are spaced by the backoff while the loop stays responsive") {
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "wrong password: attempts fail with 28P01 and are spaced by the backoff while "
+                  "the loop stays responsive") {
   const std::string wrong_password = "not-the-password-7f3a";
   TargetOptions o = target("badpw", 1);
   o.conninfo = cluster.conninfo_with_password("badpw", wrong_password);
@@ -22,12 +23,15 @@ TEST_CASE_FIXTURE(WatchdogFixture, "wrong password: attempts fail with 28P01 and
     std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
     std::chrono::steady_clock::duration worst{0};
   } ticker;
-  const EventPtr tick(event_new(loop.base(), -1, EV_PERSIST, [](evutil_socket_t, short, void* arg) {
-    auto* t = static_cast<Ticker*>(arg);
-    const auto now = std::chrono::steady_clock::now();
-    t->worst = std::max(t->worst, now - t->last);
-    t->last = now;
-  }, &ticker));
+  const EventPtr tick(event_new(
+      loop.base(), -1, EV_PERSIST,
+      [](evutil_socket_t, short, void* arg) {
+        auto* t = static_cast<Ticker*>(arg);
+        const auto now = std::chrono::steady_clock::now();
+        t->worst = std::max(t->worst, now - t->last);
+        t->last = now;
+      },
+      &ticker));
   const timeval every = to_timeval(10ms);
   event_add(tick.get(), &every);
 
@@ -65,7 +69,8 @@ TEST_CASE_FIXTURE(WatchdogFixture, "wrong password: attempts fail with 28P01 and
   for (const auto& f : failures) CHECK(f.event.message.find(wrong_password) == std::string::npos);
   for (const auto& family : registry->Collect())
     for (const auto& m : family.metric)
-      for (const auto& label : m.label) CHECK(label.value.find(wrong_password) == std::string::npos);
+      for (const auto& label : m.label)
+        CHECK(label.value.find(wrong_password) == std::string::npos);
 }
 
 TEST_CASE_FIXTURE(WatchdogFixture, "wrong password: one bad target does not disturb a good one") {
@@ -81,19 +86,24 @@ TEST_CASE_FIXTURE(WatchdogFixture, "wrong password: one bad target does not dist
   for (const auto& f : observer.connect_failures) CHECK(f.event.connection.target == "bad");
 }
 
-TEST_CASE_FIXTURE(WatchdogFixture, "missing database and refused port are reported with their causes") {
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "missing database and refused port are reported with their causes") {
   TargetOptions nodb = target("nodb", 1);
   nodb.conninfo += " dbname=does_not_exist";
   watchdog->add_target(nodb);
   TargetOptions refused = target("refused", 1);
   refused.conninfo = "host=127.0.0.1 port=1 user=x password=y connect_timeout=1";
   watchdog->add_target(refused);
-  REQUIRE(loop.run_until([&] {
-    return std::count_if(observer.connect_failures.begin(), observer.connect_failures.end(),
-                         [](const auto& f) { return f.event.connection.target == "nodb"; }) >= 1 &&
-           std::count_if(observer.connect_failures.begin(), observer.connect_failures.end(),
-                         [](const auto& f) { return f.event.connection.target == "refused"; }) >= 1;
-  }, 10s));
+  REQUIRE(loop.run_until(
+      [&] {
+        return std::count_if(observer.connect_failures.begin(), observer.connect_failures.end(),
+                             [](const auto& f) { return f.event.connection.target == "nodb"; }) >=
+                   1 &&
+               std::count_if(
+                   observer.connect_failures.begin(), observer.connect_failures.end(),
+                   [](const auto& f) { return f.event.connection.target == "refused"; }) >= 1;
+      },
+      10s));
   for (const auto& f : observer.connect_failures) {
     if (f.event.connection.target == "nodb") {
       CHECK(f.event.cause == Cause::database_missing);

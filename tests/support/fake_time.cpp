@@ -6,7 +6,8 @@ namespace pgwd::testing {
 
 class FakeScheduler::FakeTimer final : public Timer {
  public:
-  FakeTimer(FakeScheduler& owner, std::function<void()> on_expiry) : owner_(owner), on_expiry_(std::move(on_expiry)) {
+  FakeTimer(FakeScheduler& owner, std::function<void()> on_expiry)
+      : owner_(owner), on_expiry_(std::move(on_expiry)) {
     owner_.timers_.push_back(this);
   }
   ~FakeTimer() override { std::erase(owner_.timers_, this); }
@@ -47,7 +48,8 @@ void FakeScheduler::advance(Nanos by) {
 }
 
 std::size_t FakeScheduler::armed_timers() const {
-  return static_cast<std::size_t>(std::count_if(timers_.begin(), timers_.end(), [](auto* t) { return t->armed_; }));
+  return static_cast<std::size_t>(
+      std::count_if(timers_.begin(), timers_.end(), [](auto* t) { return t->armed_; }));
 }
 
 }  // namespace pgwd::testing

@@ -17,12 +17,15 @@ double metric_value(const prometheus::Registry& registry, const std::string& nam
       for (const auto& label : metric.label) have[label.name] = label.value;
       if (have != labels) continue;
       switch (family.type) {
-        case prometheus::MetricType::Counter: return metric.counter.value;
-        case prometheus::MetricType::Gauge: return metric.gauge.value;
+        case prometheus::MetricType::Counter:
+          return metric.counter.value;
+        case prometheus::MetricType::Gauge:
+          return metric.gauge.value;
         case prometheus::MetricType::Histogram:
           if (suffix == "_sum") return metric.histogram.sample_sum;
           return static_cast<double>(metric.histogram.sample_count);
-        default: return -1;
+        default:
+          return -1;
       }
     }
   }

@@ -29,12 +29,20 @@ class RecordingObserver : public Observer {
 
   void on_healthy(const HealthyEvent& e) override { healthy.push_back({e, Clock::now()}); }
   void on_down(const DownEvent& e) override { down.push_back({e, Clock::now()}); }
-  void on_reconnect_attempt(const ReconnectAttemptEvent& e) override { attempts.push_back({e, Clock::now()}); }
-  void on_connect_failed(const ConnectFailedEvent& e) override { connect_failures.push_back({e, Clock::now()}); }
+  void on_reconnect_attempt(const ReconnectAttemptEvent& e) override {
+    attempts.push_back({e, Clock::now()});
+  }
+  void on_connect_failed(const ConnectFailedEvent& e) override {
+    connect_failures.push_back({e, Clock::now()});
+  }
   void on_probe(const ProbeEvent& e) override { probes.push_back({e, Clock::now()}); }
-  void on_notification(const NotificationEvent& e) override { notifications.push_back({e, Clock::now()}); }
+  void on_notification(const NotificationEvent& e) override {
+    notifications.push_back({e, Clock::now()});
+  }
   void on_notice(const NoticeEvent& e) override { notices.push_back({e, Clock::now()}); }
-  void on_state_change(const StateChangeEvent& e) override { state_changes.push_back({e, Clock::now()}); }
+  void on_state_change(const StateChangeEvent& e) override {
+    state_changes.push_back({e, Clock::now()});
+  }
 };
 
 }  // namespace pgwd::testing

@@ -1,8 +1,8 @@
 #pragma once
 
-#include <cstddef>
 #include <unistd.h>
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,7 +23,6 @@ class UniqueFd {
  private:
   int fd_;
 };
-
 
 struct ProcessResult {
   int exit_code;       // 128 + signal number if killed by a signal; 127 if it could not be started

@@ -359,13 +359,15 @@ void TestCluster::create_role() const {
   checked_result(conn.get(), PQexec(conn.get(), "SET log_statement = 'none'"), "SET log_statement");
   // The cluster runs with synchronous_commit=off for speed; the role must survive a crash
   // restart (pg_ctl restart -m immediate) that may come milliseconds later.
-  checked_result(conn.get(), PQexec(conn.get(), "SET synchronous_commit = on"), "SET synchronous_commit");
+  checked_result(conn.get(), PQexec(conn.get(), "SET synchronous_commit = on"),
+                 "SET synchronous_commit");
   const std::string role(kRole);
   const PgStringPtr verifier(
       PQencryptPasswordConn(conn.get(), password_.c_str(), role.c_str(), "scram-sha-256"));
   if (!verifier)
     throw std::runtime_error("PQencryptPasswordConn failed: " + connection_error(conn.get()));
-  const PgStringPtr literal(PQescapeLiteral(conn.get(), verifier.get(), std::strlen(verifier.get())));
+  const PgStringPtr literal(
+      PQescapeLiteral(conn.get(), verifier.get(), std::strlen(verifier.get())));
   if (!literal) throw std::runtime_error("PQescapeLiteral failed: " + connection_error(conn.get()));
   const std::string sql = "CREATE ROLE " + role + " LOGIN PASSWORD " + literal.get();
   checked_result(conn.get(), PQexec(conn.get(), sql.c_str()), "CREATE ROLE " + role);
@@ -426,7 +428,8 @@ std::string TestCluster::query_value(std::string_view sql) const {
 
 std::vector<int> TestCluster::backend_pids(std::string_view application_name) const {
   std::vector<int> pids;
-  for (const std::string& pid : per_backend("pid", application_name)) pids.push_back(std::stoi(pid));
+  for (const std::string& pid : per_backend("pid", application_name))
+    pids.push_back(std::stoi(pid));
   return pids;
 }
 
@@ -438,15 +441,18 @@ int TestCluster::terminate_backends(std::string_view application_name) const {
 std::vector<std::string> TestCluster::per_backend(std::string_view expression,
                                                   std::string_view application_name) const {
   const PgConnPtr conn = admin_connect(socket_dir_, port_);
-  const std::string sql = "SELECT " + std::string(expression) +
-                          " FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid() "
-                          "ORDER BY pid";
+  const std::string sql =
+      "SELECT " + std::string(expression) +
+      " FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid() "
+      "ORDER BY pid";
   const std::string name(application_name);
   const char* const params[] = {name.c_str()};
   const PgResultPtr result = checked_result(
-      conn.get(), PQexecParams(conn.get(), sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0), sql);
+      conn.get(), PQexecParams(conn.get(), sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0),
+      sql);
   std::vector<std::string> values;
-  for (int row = 0; row < PQntuples(result.get()); ++row) values.emplace_back(PQgetvalue(result.get(), row, 0));
+  for (int row = 0; row < PQntuples(result.get()); ++row)
+    values.emplace_back(PQgetvalue(result.get(), row, 0));
   return values;
 }
 

@@ -41,7 +41,8 @@ struct WatchdogFixture {
     return o;
   }
 
-  double metric(const std::string& name, const std::map<std::string, std::string>& labels = {}) const {
+  double metric(const std::string& name,
+                const std::map<std::string, std::string>& labels = {}) const {
     return metric_value(*registry, name, labels);
   }
 
@@ -55,9 +56,12 @@ struct WatchdogFixture {
   }
 
   /// Logs at trace level into log_text (tests read it); also to stderr with PGWD_TEST_VERBOSE=1.
-  static std::shared_ptr<spdlog::logger> make_logger(const std::shared_ptr<std::ostringstream>& out) {
-    auto logger = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(*out));
-    if (const char* verbose = std::getenv("PGWD_TEST_VERBOSE"); verbose && std::string(verbose) == "1")
+  static std::shared_ptr<spdlog::logger> make_logger(
+      const std::shared_ptr<std::ostringstream>& out) {
+    auto logger = std::make_shared<spdlog::logger>(
+        "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(*out));
+    if (const char* verbose = std::getenv("PGWD_TEST_VERBOSE");
+        verbose && std::string(verbose) == "1")
       logger->sinks().push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
     logger->set_level(spdlog::level::trace);
     return logger;

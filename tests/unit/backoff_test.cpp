@@ -1,10 +1,10 @@
+#include "health/backoff.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <limits>
 #include <set>
-
-#include "health/backoff.hpp"
 
 using namespace std::chrono_literals;
 using pgwd::Backoff;
@@ -82,8 +82,8 @@ TEST_CASE("backoff: jitter spreads delays over the whole [ceiling/2 - ceiling] r
     lowest = std::min(lowest, d);
     highest = std::max(highest, d);
   }
-  CHECK(seen.size() > 1900);            // practically all distinct
-  CHECK(lowest < Nanos(520ms));         // reaches both ends of the range
+  CHECK(seen.size() > 1900);     // practically all distinct
+  CHECK(lowest < Nanos(520ms));  // reaches both ends of the range
   CHECK(highest > Nanos(980ms));
 }
 

@@ -1,8 +1,9 @@
+#include "event/loop_lag_monitor.hpp"
+
 #include <doctest/doctest.h>
 
 #include <vector>
 
-#include "event/loop_lag_monitor.hpp"
 #include "support/fake_time.hpp"
 
 using namespace std::chrono_literals;

@@ -1,20 +1,23 @@
-#include <doctest/doctest.h>
-
 #include "pg/server_error.hpp"
+
+#include <doctest/doctest.h>
 
 using namespace pgwd;
 
 TEST_CASE("server error: the SQLSTATE of a failed connection attempt is read from verbose text") {
   // Verbatim from libpq 15 with PQERRORS_VERBOSE against a real server.
   const ServerError auth = parse_connection_error(
-      "connection to server at \"127.0.0.1\", port 55432 failed: FATAL:  28P01: password authentication failed "
+      "connection to server at \"127.0.0.1\", port 55432 failed: FATAL:  28P01: password "
+      "authentication failed "
       "for user \"wd\"\nLOCATION:  auth_failed, auth.c:334\n");
   CHECK(auth.sqlstate == "28P01");
   CHECK(auth.message ==
-        "connection to server at \"127.0.0.1\", port 55432 failed: FATAL: password authentication failed for user "
+        "connection to server at \"127.0.0.1\", port 55432 failed: FATAL: password authentication "
+        "failed for user "
         "\"wd\"");
   const ServerError refused = parse_connection_error(
-      "connection to server at \"127.0.0.1\", port 55433 failed: Connection refused\n\tIs the server running on that "
+      "connection to server at \"127.0.0.1\", port 55433 failed: Connection refused\n\tIs the "
+      "server running on that "
       "host and accepting TCP/IP connections?\n");
   CHECK(refused.sqlstate.empty());
   CHECK(refused.message.find("Connection refused Is the server running") != std::string::npos);

@@ -1,9 +1,10 @@
+#include "target_settings.hpp"
+
 #include <doctest/doctest.h>
 
 #include "pg/conninfo.hpp"
 #include "pg/secrets.hpp"
 #include "pgwd/watchdog.hpp"
-#include "target_settings.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
@@ -41,7 +42,8 @@ TEST_CASE("target settings: keepalive - user timeout and application name defaul
 }
 
 TEST_CASE("target settings: what the conninfo sets wins over the watchdog's defaults") {
-  TargetOptions o = target("host=127.0.0.1 keepalives_idle=30 tcp_user_timeout=0 application_name=svc");
+  TargetOptions o =
+      target("host=127.0.0.1 keepalives_idle=30 tcp_user_timeout=0 application_name=svc");
   o.keepalives_interval = 1500ms;  // whole seconds for libpq: rounded up
   const TargetSettings s = prepare_target(o);
   CHECK(s.link.conninfo.get("keepalives_idle") == "30");
@@ -65,11 +67,14 @@ TEST_CASE("target settings: LISTEN channels become quoted identifiers run after 
   CHECK(prepare_target(o).link.setup_sql == R"(LISTEN "jobs";LISTEN "we""ird";)");
 }
 
-TEST_CASE("target settings: bad options are refused with a message naming the target and the problem") {
+TEST_CASE(
+    "target settings: bad options are refused with a message naming the target and the problem") {
   CHECK(error_of(target("host=127.0.0.1")) == "");
-  CHECK(error_of(target("host=a,b")) == "target 'primary': several hosts in one conninfo are not supported yet");
+  CHECK(error_of(target("host=a,b")) ==
+        "target 'primary': several hosts in one conninfo are not supported yet");
   CHECK(error_of(target("service=mydb")).find("service= is not supported") != std::string::npos);
-  CHECK(error_of(target("hots=x")).find("target 'primary': malformed conninfo: invalid connection option \"hots\"") == 0);
+  CHECK(error_of(target("hots=x"))
+            .find("target 'primary': malformed conninfo: invalid connection option \"hots\"") == 0);
   TargetOptions o = target("host=127.0.0.1");
   o.connections = 0;
   CHECK(error_of(o) == "target 'primary': connections must be at least 1 (got 0)");
@@ -98,7 +103,8 @@ TEST_CASE("secrets: a password never shows in the error for a malformed conninfo
 
 TEST_CASE("secrets: redact_conninfo shows everything but the password") {
   // In libpq's keyword order, which PQconninfoParse returns.
-  CHECK(redact_conninfo("host=db user=app password=hunter2") == "user='app' password='***' host='db'");
+  CHECK(redact_conninfo("host=db user=app password=hunter2") ==
+        "user='app' password='***' host='db'");
   const std::string uri = redact_conninfo("postgresql://app:hunter2@db/app");
   CHECK(uri.find("hunter2") == std::string::npos);
   CHECK(uri.find("password='***'") != std::string::npos);

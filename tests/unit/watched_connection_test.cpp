@@ -1,12 +1,13 @@
 // The connection life cycle (DESIGN §3) walked through every transition with a scripted link and a
 // fake clock: the I/O is scripted here, its real behaviour is tested against PostgreSQL in
 // tests/integration.
+#include "health/watched_connection.hpp"
+
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
 
-#include "health/watched_connection.hpp"
 #include "support/fake_time.hpp"
 
 using namespace std::chrono_literals;
@@ -66,12 +67,13 @@ struct Fixture {
   std::unique_ptr<WatchedConnection> connection;
 
   void build() {
-    connection = std::make_unique<WatchedConnection>(
-        ConnectionRef{"primary", 0}, settings, scheduler, random, events, [this](LinkCallbacks& cb) {
-          auto made = std::make_unique<ScriptedLink>(cb);
-          link = made.get();
-          return made;
-        });
+    connection =
+        std::make_unique<WatchedConnection>(ConnectionRef{"primary", 0}, settings, scheduler,
+                                            random, events, [this](LinkCallbacks& cb) {
+                                              auto made = std::make_unique<ScriptedLink>(cb);
+                                              link = made.get();
+                                              return made;
+                                            });
   }
   LinkCallbacks& cb() { return link->cb; }
 
@@ -109,10 +111,12 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: start resolves - connects and watches the
   CHECK(events.healthy[0].attempt == 1);
   CHECK_FALSE(events.healthy[0].outage.has_value());
   CHECK(events.healthy[0].server.backend_pid == 4242);
-  CHECK(events.states == States{ConnectionState::resolving, ConnectionState::connecting, ConnectionState::healthy});
+  CHECK(events.states ==
+        States{ConnectionState::resolving, ConnectionState::connecting, ConnectionState::healthy});
 }
 
-TEST_CASE_FIXTURE(Fixture, "lifecycle: an idle healthy connection arms no timer at all without heartbeat") {
+TEST_CASE_FIXTURE(Fixture,
+                  "lifecycle: an idle healthy connection arms no timer at all without heartbeat") {
   connect();
   CHECK(scheduler.armed_timers() == 0);
   scheduler.advance(24h);
@@ -121,7 +125,8 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: an idle healthy connection arms no timer 
   CHECK(connection->state() == ConnectionState::healthy);
 }
 
-TEST_CASE_FIXTURE(Fixture, "lifecycle: activity explained by what arrived goes back to healthy without a probe") {
+TEST_CASE_FIXTURE(
+    Fixture, "lifecycle: activity explained by what arrived goes back to healthy without a probe") {
   connect();
   link->next_inspection = {Inspection::Verdict::explained, {}};
   link->notifications_on_inspect = {{"jobs", "hello", 77}};
@@ -135,7 +140,8 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: activity explained by what arrived goes b
   CHECK(events.down.empty());
 }
 
-TEST_CASE_FIXTURE(Fixture, "lifecycle: unexplained activity is probed - a good answer means healthy") {
+TEST_CASE_FIXTURE(Fixture,
+                  "lifecycle: unexplained activity is probed - a good answer means healthy") {
   connect();
   link->next_inspection = {Inspection::Verdict::unexplained, {}};
   cb().on_readable();
@@ -150,11 +156,14 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: unexplained activity is probed - a good a
   CHECK(scheduler.armed_timers() == 0);  // the probe deadline is gone
 }
 
-TEST_CASE_FIXTURE(Fixture, "lifecycle: the server ending the session means down - closed - then backoff") {
+TEST_CASE_FIXTURE(Fixture,
+                  "lifecycle: the server ending the session means down - closed - then backoff") {
   connect();
-  link->next_inspection = {Inspection::Verdict::went_away, {Cause::server_shutdown, "57P01", "terminating"}};
+  link->next_inspection = {Inspection::Verdict::went_away,
+                           {Cause::server_shutdown, "57P01", "terminating"}};
   cb().on_readable();
-  CHECK(events.states == States{ConnectionState::inspecting, ConnectionState::down, ConnectionState::backoff});
+  CHECK(events.states ==
+        States{ConnectionState::inspecting, ConnectionState::down, ConnectionState::backoff});
   CHECK(link->calls == std::vector<std::string>{"inspect", "close"});
   REQUIRE(events.down.size() == 1);
   CHECK(events.down[0].cause == Cause::server_shutdown);
@@ -192,7 +201,9 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: the probe deadline fires: down with probe
   CHECK(connection->state() == ConnectionState::backoff);
 }
 
-TEST_CASE_FIXTURE(Fixture, "lifecycle: the connect deadline fires: attempt failed - backoff - then a new attempt") {
+TEST_CASE_FIXTURE(
+    Fixture,
+    "lifecycle: the connect deadline fires: attempt failed - backoff - then a new attempt") {
   build();
   connection->start();
   cb().on_resolved();
@@ -211,7 +222,8 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: the connect deadline fires: attempt faile
   CHECK(events.attempts[0].attempt == 2);
 }
 
-TEST_CASE_FIXTURE(Fixture, "lifecycle: repeated failures back off exponentially up to the cap - success resets") {
+TEST_CASE_FIXTURE(
+    Fixture, "lifecycle: repeated failures back off exponentially up to the cap - success resets") {
   build();
   connection->start();
   std::vector<Nanos> delays;
@@ -250,7 +262,9 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: the outage is measured from the loss to h
   CHECK(events.healthy[1].attempt == 1);
 }
 
-TEST_CASE_FIXTURE(Fixture, "lifecycle: heartbeat probes after that much silence - and activity restarts the count") {
+TEST_CASE_FIXTURE(
+    Fixture,
+    "lifecycle: heartbeat probes after that much silence - and activity restarts the count") {
   settings.heartbeat = 1s;
   connect();
   scheduler.advance(600ms);
@@ -268,7 +282,9 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: heartbeat probes after that much silence 
   CHECK(link->calls == std::vector<std::string>{"probe"});
 }
 
-TEST_CASE_FIXTURE(Fixture, "lifecycle: heartbeat with a backend that never answers: down within heartbeat + probe timeout") {
+TEST_CASE_FIXTURE(Fixture,
+                  "lifecycle: heartbeat with a backend that never answers: down within heartbeat + "
+                  "probe timeout") {
   settings.heartbeat = 1s;
   connect();
   scheduler.advance(1s);
@@ -278,14 +294,15 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: heartbeat with a backend that never answe
   CHECK(events.down[0].cause == Cause::probe_timeout);
 }
 
-TEST_CASE_FIXTURE(Fixture, "lifecycle: check_now inspects a healthy connection and leaves the others alone") {
+TEST_CASE_FIXTURE(
+    Fixture, "lifecycle: check_now inspects a healthy connection and leaves the others alone") {
   connect();
   link->next_inspection = {Inspection::Verdict::unexplained, {}};
   connection->check_now();
   CHECK(link->calls == std::vector<std::string>{"inspect", "probe"});
   CHECK(events.wakeups == 0);  // not an OS wake-up
   link->calls.clear();
-  connection->check_now();     // already probing
+  connection->check_now();  // already probing
   CHECK(link->calls.empty());
 }
 

@@ -58,7 +58,8 @@ class EvdnsLookup final : public Resolver::Lookup {
     hints.ai_protocol = IPPROTO_TCP;
     // The callback owns one reference; it takes it back when evdns calls it (always, exactly once).
     auto* ref = new std::shared_ptr<LookupState>(state_);
-    state_->request = evdns_getaddrinfo(dns, host.c_str(), nullptr, &hints, &EvdnsLookup::answered, ref);
+    state_->request =
+        evdns_getaddrinfo(dns, host.c_str(), nullptr, &hints, &EvdnsLookup::answered, ref);
     // Answered before evdns_getaddrinfo returned (e.g. /etc/hosts): deliver from the loop instead,
     // so that callers never see their callback run inside resolve().
     if (state_->finished) deliver_->arm(Nanos::zero());
@@ -66,7 +67,8 @@ class EvdnsLookup final : public Resolver::Lookup {
 
  private:
   static void answered(int error, evutil_addrinfo* list, void* arg) {
-    const std::unique_ptr<std::shared_ptr<LookupState>> ref(static_cast<std::shared_ptr<LookupState>*>(arg));
+    const std::unique_ptr<std::shared_ptr<LookupState>> ref(
+        static_cast<std::shared_ptr<LookupState>*>(arg));
     const std::shared_ptr<LookupState> state = *ref;
     state->finished = true;
     state->request = nullptr;
@@ -106,7 +108,8 @@ Resolver::~Resolver() = default;
 evdns_base* Resolver::dns() {
   if (!dns_) {
     // DISABLE_WHEN_INACTIVE: an idle resolver must not keep the host's loop running.
-    dns_.reset(evdns_base_new(base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
+    dns_.reset(evdns_base_new(
+        base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
     if (!dns_) {
       // No usable resolv.conf: /etc/hosts still works, names beyond it fail with a clear error.
       dns_.reset(evdns_base_new(base_, EVDNS_BASE_DISABLE_WHEN_INACTIVE));

@@ -16,7 +16,8 @@ LoopLagMonitor::LoopLagMonitor(Scheduler& scheduler, Nanos period, Report report
 void LoopLagMonitor::on_tick() {
   const MonotonicTime now = scheduler_.now();
   report_(std::max(Nanos::zero(), now - due_));
-  // One-shot and re-armed from now: a long stall is reported once, not as a burst of catch-up ticks.
+  // One-shot and re-armed from now: a long stall is reported once, not as a burst of catch-up
+  // ticks.
   due_ = now + period_;
   timer_->arm(period_);
 }

@@ -5,7 +5,10 @@
 namespace pgwd {
 
 Backoff::Backoff(Nanos initial, Nanos max, Random& random)
-    : initial_(std::max(initial, Nanos(1))), max_(std::max(max, initial_)), ceiling_(initial_), random_(random) {}
+    : initial_(std::max(initial, Nanos(1))),
+      max_(std::max(max, initial_)),
+      ceiling_(initial_),
+      random_(random) {}
 
 Nanos Backoff::next() {
   const auto high = ceiling_.count();

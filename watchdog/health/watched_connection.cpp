@@ -16,14 +16,16 @@ WatchedConnection::WatchedConnection(ConnectionRef ref, const LifecycleSettings&
       attempt_deadline_(scheduler.make_timer([this] {
         link_->close();
         attempt_failed({Cause::connect_timeout, "",
-                        fmt::format("no connection within {}", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                                   settings_.connect_timeout))});
+                        fmt::format("no connection within {}",
+                                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        settings_.connect_timeout))});
       })),
       probe_deadline_(scheduler.make_timer([this] {
         probe_finished(ProbeResult::timeout);
         go_down({Cause::probe_timeout, "",
                  fmt::format("no answer to the probe within {}",
-                             std::chrono::duration_cast<std::chrono::milliseconds>(settings_.probe_timeout))});
+                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 settings_.probe_timeout))});
       })),
       heartbeat_(scheduler.make_timer([this] {
         if (state_ == ConnectionState::healthy) start_probe();
@@ -34,7 +36,9 @@ WatchedConnection::WatchedConnection(ConnectionRef ref, const LifecycleSettings&
       })),
       link_(make_link(static_cast<LinkCallbacks&>(*this))) {}
 
-WatchedConnection::~WatchedConnection() { link_->close(); }
+WatchedConnection::~WatchedConnection() {
+  link_->close();
+}
 
 void WatchedConnection::enter(ConnectionState next) {
   if (next == state_) return;
@@ -43,7 +47,9 @@ void WatchedConnection::enter(ConnectionState next) {
   events_.on_state_change({ref_, previous, next});
 }
 
-void WatchedConnection::start() { begin_attempt(); }
+void WatchedConnection::start() {
+  begin_attempt();
+}
 
 void WatchedConnection::stop() {
   attempt_deadline_->disarm();
@@ -86,7 +92,8 @@ void WatchedConnection::attempt_failed(const Failure& failure) {
   const Nanos delay = backoff_.next();
   enter(ConnectionState::backoff);
   retry_->arm(delay);
-  events_.on_connect_failed({ref_, attempt_, failure.cause, failure.sqlstate, failure.message, delay});
+  events_.on_connect_failed(
+      {ref_, attempt_, failure.cause, failure.sqlstate, failure.message, delay});
 }
 
 void WatchedConnection::become_healthy() {

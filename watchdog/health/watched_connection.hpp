@@ -73,8 +73,8 @@ class WatchedConnection final : private LinkCallbacks {
   ConnectionEvents& events_;
   Backoff backoff_;
   ConnectionState state_ = ConnectionState::stopped;  ///< until start()
-  int attempt_ = 0;                      ///< attempts since the last success (or the start)
-  std::optional<MonotonicTime> lost_at_; ///< when the current outage was detected
+  int attempt_ = 0;                       ///< attempts since the last success (or the start)
+  std::optional<MonotonicTime> lost_at_;  ///< when the current outage was detected
   MonotonicTime probe_sent_at_{};
   TimerPtr attempt_deadline_;
   TimerPtr probe_deadline_;

@@ -16,7 +16,7 @@ using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 
 const prometheus::Histogram::BucketBoundaries kLoopLagBuckets{0.001, 0.005, 0.01, 0.025, 0.05,
-                                                               0.1,   0.25,  0.5,  1,     2.5};
+                                                              0.1,   0.25,  0.5,  1,     2.5};
 
 std::string libpq_version() {
   const int v = PQlibVersion();  // e.g. 150020 -> "15.20"
@@ -26,8 +26,8 @@ std::string libpq_version() {
 }  // namespace
 
 const prometheus::Histogram::BucketBoundaries& MetricFamilies::probe_duration_buckets() {
-  static const prometheus::Histogram::BucketBoundaries buckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                               0.1,    0.25,  0.5,    1,     2.5,  5};
+  static const prometheus::Histogram::BucketBoundaries buckets{
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
   return buckets;
 }
 
@@ -40,7 +40,8 @@ const prometheus::Histogram::BucketBoundaries& MetricFamilies::outage_buckets() 
 MetricFamilies::MetricFamilies(prometheus::Registry& registry)
     : up(BuildGauge()
              .Name("pgwatchdog_up")
-             .Help("1 while at least one connection of the target is connected (healthy or probing)")
+             .Help(
+                 "1 while at least one connection of the target is connected (healthy or probing)")
              .Register(registry)),
       connections(BuildGauge()
                       .Name("pgwatchdog_connections")

@@ -6,16 +6,19 @@ namespace pgwd {
 namespace {
 
 // Causes a connection that was connected can be lost to; their series exist from the start.
-constexpr Cause kDisconnectCauses[] = {Cause::server_shutdown, Cause::idle_session_timeout, Cause::server_error,
-                                       Cause::closed,          Cause::timed_out,            Cause::probe_failed,
-                                       Cause::probe_timeout};
+constexpr Cause kDisconnectCauses[] = {
+    Cause::server_shutdown, Cause::idle_session_timeout, Cause::server_error, Cause::closed,
+    Cause::timed_out,       Cause::probe_failed,         Cause::probe_timeout};
 
-double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
+double seconds(std::chrono::nanoseconds d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 }  // namespace
 
 bool TargetMetrics::shown(ConnectionState state) noexcept {
-  return state != ConnectionState::inspecting && state != ConnectionState::down && state != ConnectionState::stopped;
+  return state != ConnectionState::inspecting && state != ConnectionState::down &&
+         state != ConnectionState::stopped;
 }
 
 TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target)
@@ -28,21 +31,25 @@ TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target
       probe_ok_(families.probes.Add({{"target", target}, {"result", "ok"}})),
       probe_error_(families.probes.Add({{"target", target}, {"result", "error"}})),
       probe_timeout_(families.probes.Add({{"target", target}, {"result", "timeout"}})),
-      probe_duration_(families.probe_duration.Add({{"target", target}}, MetricFamilies::probe_duration_buckets())),
+      probe_duration_(families.probe_duration.Add({{"target", target}},
+                                                  MetricFamilies::probe_duration_buckets())),
       outage_(families.outage.Add({{"target", target}}, MetricFamilies::outage_buckets())),
       notifications_(families.notifications.Add({{"target", target}})),
       notices_(families.notices.Add({{"target", target}})) {
   for (std::size_t i = 0; i < kStates; ++i) {
     const auto state = static_cast<ConnectionState>(i);
     if (shown(state))
-      connections_[i] = &families.connections.Add({{"target", target}, {"state", std::string(to_string(state))}});
+      connections_[i] =
+          &families.connections.Add({{"target", target}, {"state", std::string(to_string(state))}});
   }
   for (Cause cause : kDisconnectCauses) disconnected_series(cause);
 }
 
 prometheus::Counter& TargetMetrics::disconnected_series(Cause cause) {
   auto& slot = disconnects_[static_cast<std::size_t>(cause)];
-  if (!slot) slot = &families_.disconnects.Add({{"target", target_}, {"cause", std::string(to_string(cause))}});
+  if (!slot)
+    slot =
+        &families_.disconnects.Add({{"target", target_}, {"cause", std::string(to_string(cause))}});
   return *slot;
 }
 
@@ -64,15 +71,19 @@ TargetMetrics::~TargetMetrics() {
   families_.notices.Remove(&notices_);
 }
 
-void TargetMetrics::connection_moved(std::optional<ConnectionState> from, std::optional<ConnectionState> to) {
+void TargetMetrics::connection_moved(std::optional<ConnectionState> from,
+                                     std::optional<ConnectionState> to) {
   if (from && shown(*from)) connections_[static_cast<std::size_t>(*from)]->Decrement();
   if (to && shown(*to)) connections_[static_cast<std::size_t>(*to)]->Increment();
-  const double connected = connections_[static_cast<std::size_t>(ConnectionState::healthy)]->Value() +
-                           connections_[static_cast<std::size_t>(ConnectionState::probing)]->Value();
+  const double connected =
+      connections_[static_cast<std::size_t>(ConnectionState::healthy)]->Value() +
+      connections_[static_cast<std::size_t>(ConnectionState::probing)]->Value();
   up_.Set(connected > 0 ? 1 : 0);
 }
 
-void TargetMetrics::disconnected(Cause cause) { disconnected_series(cause).Increment(); }
+void TargetMetrics::disconnected(Cause cause) {
+  disconnected_series(cause).Increment();
+}
 
 void TargetMetrics::probed(ProbeResult result, std::chrono::nanoseconds duration) {
   switch (result) {
@@ -89,6 +100,8 @@ void TargetMetrics::probed(ProbeResult result, std::chrono::nanoseconds duration
   }
 }
 
-void TargetMetrics::outage(std::chrono::nanoseconds duration) { outage_.Observe(seconds(duration)); }
+void TargetMetrics::outage(std::chrono::nanoseconds duration) {
+  outage_.Observe(seconds(duration));
+}
 
 }  // namespace pgwd

@@ -15,9 +15,17 @@ namespace {
 
 // ParameterStatus values compared after a wake-up: a change accounts for the activity.
 constexpr const char* kTrackedParameters[] = {
-    "in_hot_standby",    "default_transaction_read_only", "TimeZone",        "DateStyle",
-    "IntervalStyle",     "application_name",              "client_encoding", "is_superuser",
-    "session_authorization", "standard_conforming_strings", "server_version",
+    "in_hot_standby",
+    "default_transaction_read_only",
+    "TimeZone",
+    "DateStyle",
+    "IntervalStyle",
+    "application_name",
+    "client_encoding",
+    "is_superuser",
+    "session_authorization",
+    "standard_conforming_strings",
+    "server_version",
 };
 
 const char* field(const PGresult* result, int code) {
@@ -27,13 +35,16 @@ const char* field(const PGresult* result, int code) {
 
 }  // namespace
 
-PgLink::PgLink(const LinkSettings& settings, event_base* base, Resolver& resolver, LinkCallbacks& callbacks)
+PgLink::PgLink(const LinkSettings& settings, event_base* base, Resolver& resolver,
+               LinkCallbacks& callbacks)
     : settings_(settings),
       resolver_(resolver),
       callbacks_(callbacks),
       watch_(base, [this](short events) { on_socket(events); }) {}
 
-PgLink::~PgLink() { close(); }
+PgLink::~PgLink() {
+  close();
+}
 
 void PgLink::close() {
   watch_.stop();
@@ -50,7 +61,8 @@ void PgLink::connect() {
   close();
   if (settings_.host) {
     phase_ = Phase::resolving;
-    lookup_ = resolver_.resolve(*settings_.host, [this](Resolution r) { on_resolved(std::move(r)); });
+    lookup_ =
+        resolver_.resolve(*settings_.host, [this](Resolution r) { on_resolved(std::move(r)); });
     return;
   }
   start_connect(settings_.conninfo);
@@ -59,7 +71,8 @@ void PgLink::connect() {
 void PgLink::on_resolved(Resolution resolution) {
   if (phase_ != Phase::resolving) return;
   if (!resolution.error.empty()) {
-    fail_connect({Cause::dns, "", fmt::format("could not resolve \"{}\": {}", *settings_.host, resolution.error)});
+    fail_connect({Cause::dns, "",
+                  fmt::format("could not resolve \"{}\": {}", *settings_.host, resolution.error)});
     return;
   }
   // One host entry per address: libpq tries them in order, and with hostaddr set it never does
@@ -83,7 +96,8 @@ void PgLink::on_resolved(Resolution resolution) {
 void PgLink::start_connect(const Conninfo& conninfo) {
   phase_ = Phase::polling;
   const ConnectParams params = conninfo.params();
-  conn_.reset(PQconnectStartParams(params.keywords.data(), params.values.data(), /*expand_dbname=*/0));
+  conn_.reset(
+      PQconnectStartParams(params.keywords.data(), params.values.data(), /*expand_dbname=*/0));
   if (!conn_) {
     fail_connect({Cause::connect_failed, "", "out of memory"});
     return;
@@ -187,8 +201,8 @@ Inspection PgLink::inspect() {
   if (!conn) return {Inspection::Verdict::went_away, {Cause::closed, "", "not connected"}};
   const int socket_error = pending_socket_error(PQsocket(conn));
   if (!PQconsumeInput(conn)) {
-    watch_.stop();           // libpq has already closed the fd
-    drain_notifications();   // what was read before the end may still say why (FATAL 57P01)
+    watch_.stop();          // libpq has already closed the fd
+    drain_notifications();  // what was read before the end may still say why (FATAL 57P01)
     const Failure failure = ending_ ? *ending_ : connection_lost(socket_error);
     deliver_pending();
     return {Inspection::Verdict::went_away, failure};
@@ -229,7 +243,8 @@ void PgLink::send_query(const std::string& sql) {
     query_done(connection_lost(0));
     return;
   }
-  watch_.watch(PQsocket(conn), static_cast<short>(EV_READ | EV_PERSIST | (flushed == 1 ? EV_WRITE : 0)));
+  watch_.watch(PQsocket(conn),
+               static_cast<short>(EV_READ | EV_PERSIST | (flushed == 1 ? EV_WRITE : 0)));
 }
 
 void PgLink::drive_query(short events) {
@@ -261,7 +276,8 @@ void PgLink::drive_query(short events) {
       else if (severity == "FATAL" || severity == "PANIC")
         cause = Cause::server_error;
       const char* primary = PQresultErrorField(result.get(), PG_DIAG_MESSAGE_PRIMARY);
-      query_error_ = Failure{cause, sqlstate, clean(primary ? primary : PQresultErrorMessage(result.get()))};
+      query_error_ =
+          Failure{cause, sqlstate, clean(primary ? primary : PQresultErrorMessage(result.get()))};
     }
   }
   if (PQstatus(conn) == CONNECTION_BAD) {
@@ -312,16 +328,19 @@ void PgLink::query_done(std::optional<Failure> failure) {
 
 Failure PgLink::connection_lost(int socket_error) const {
   Failure failure;
-  failure.cause = socket_error == ETIMEDOUT || socket_error == EHOSTUNREACH ? Cause::timed_out : Cause::closed;
+  failure.cause =
+      socket_error == ETIMEDOUT || socket_error == EHOSTUNREACH ? Cause::timed_out : Cause::closed;
   const std::string libpq = conn_ ? clean(PQerrorMessage(conn_.get())) : std::string();
-  failure.message = socket_error != 0 ? fmt::format("{} ({})", std::strerror(socket_error), libpq) : libpq;
+  failure.message =
+      socket_error != 0 ? fmt::format("{} ({})", std::strerror(socket_error), libpq) : libpq;
   return failure;
 }
 
 std::size_t PgLink::drain_notifications() {
   std::size_t count = 0;
   while (const PgNotifyPtr note{PQnotifies(conn_.get())}) {
-    notifications_.push_back({note->relname ? note->relname : "", note->extra ? note->extra : "", note->be_pid});
+    notifications_.push_back(
+        {note->relname ? note->relname : "", note->extra ? note->extra : "", note->be_pid});
     ++count;
   }
   return count;
@@ -367,8 +386,8 @@ void PgLink::receive_notice(void* self, const PGresult* result) {
   // On an idle connection libpq hands the server's parting words to the notice receiver.
   if (ends_session(sqlstate) || severity == "FATAL" || severity == "PANIC") {
     if (!link->ending_) {
-      const Cause cause = cause_from_sqlstate(sqlstate).value_or(ends_session(sqlstate) ? Cause::server_shutdown
-                                                                                        : Cause::server_error);
+      const Cause cause = cause_from_sqlstate(sqlstate).value_or(
+          ends_session(sqlstate) ? Cause::server_shutdown : Cause::server_error);
       link->ending_ = Failure{cause, sqlstate, message};
     }
     return;

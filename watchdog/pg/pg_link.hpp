@@ -18,8 +18,8 @@ struct LinkSettings {
   Conninfo conninfo;                ///< user's conninfo plus keepalive/application_name defaults
   std::optional<std::string> host;  ///< name to resolve with evdns before each attempt, if any
   std::string probe_query;
-  std::string setup_sql;            ///< run after each connect (LISTEN ...); empty for none
-  std::string dsn_for_redaction;    ///< the user's text, to strip its password from messages
+  std::string setup_sql;          ///< run after each connect (LISTEN ...); empty for none
+  std::string dsn_for_redaction;  ///< the user's text, to strip its password from messages
 };
 
 /// A Link over libpq on libevent. Nothing here blocks: PQconnectStartParams/PQconnectPoll with the
@@ -27,7 +27,8 @@ struct LinkSettings {
 /// resolved with evdns and passed as hostaddr. Not copyable or movable (registered with the loop).
 class PgLink final : public Link {
  public:
-  PgLink(const LinkSettings& settings, event_base* base, Resolver& resolver, LinkCallbacks& callbacks);
+  PgLink(const LinkSettings& settings, event_base* base, Resolver& resolver,
+         LinkCallbacks& callbacks);
   ~PgLink() override;
   PgLink(const PgLink&) = delete;
   PgLink& operator=(const PgLink&) = delete;

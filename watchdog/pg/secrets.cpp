@@ -32,13 +32,16 @@ std::vector<std::string> passwords_in(std::string_view dsn) {
   std::vector<std::string> found;
   const std::string text(dsn);
   // key=value form: password = 'quoted \' value' | bare-value
-  static const std::regex keyword(R"(password\s*=\s*('((?:[^'\\]|\\.)*)'?|(\S+)))", std::regex::icase);
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), keyword); it != std::sregex_iterator(); ++it) {
+  static const std::regex keyword(R"(password\s*=\s*('((?:[^'\\]|\\.)*)'?|(\S+)))",
+                                  std::regex::icase);
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), keyword);
+       it != std::sregex_iterator(); ++it) {
     const auto& m = *it;
     if (m[2].matched) {
       std::string unescaped;
       const std::string quoted = m[2].str();
-      for (std::size_t i = 0; i < quoted.size(); ++i) unescaped += quoted[i] == '\\' && i + 1 < quoted.size() ? quoted[++i] : quoted[i];
+      for (std::size_t i = 0; i < quoted.size(); ++i)
+        unescaped += quoted[i] == '\\' && i + 1 < quoted.size() ? quoted[++i] : quoted[i];
       add(found, quoted);
       add(found, unescaped);
     }
@@ -53,19 +56,22 @@ std::vector<std::string> passwords_in(std::string_view dsn) {
   }
   // URI userinfo: scheme://user:secret@host
   static const std::regex userinfo(R"(://[^:/@?\s]*:([^@/?\s]*)@)");
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), userinfo); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), userinfo);
+       it != std::sregex_iterator(); ++it) {
     add(found, (*it)[1].str());
     add(found, percent_decode((*it)[1].str()));
   }
   // Longest first, so that a password containing another candidate is replaced whole.
-  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  std::sort(found.begin(), found.end(),
+            [](const auto& a, const auto& b) { return a.size() > b.size(); });
   return found;
 }
 
 std::string redact_secrets(std::string_view text, std::string_view dsn) {
   std::string out(text);
   for (const std::string& secret : passwords_in(dsn)) {
-    for (std::size_t pos = out.find(secret); pos != std::string::npos; pos = out.find(secret, pos + 3))
+    for (std::size_t pos = out.find(secret); pos != std::string::npos;
+         pos = out.find(secret, pos + 3))
       out.replace(pos, secret.size(), "***");
   }
   return out;

@@ -10,7 +10,7 @@ bool ends_session(std::string_view sqlstate) noexcept {
 
 std::optional<Cause> cause_from_sqlstate(std::string_view s) noexcept {
   if (s == "57P01" || s == "57P02") return Cause::server_shutdown;  // admin / crash shutdown
-  if (s == "57P03") return Cause::server_starting;                   // cannot connect now
+  if (s == "57P03") return Cause::server_starting;                  // cannot connect now
   if (s == "57P05") return Cause::idle_session_timeout;
   if (s == "28P01" || s == "28000") return Cause::auth_failed;
   if (s == "3D000") return Cause::database_missing;
@@ -41,7 +41,8 @@ ServerError parse_connection_error(std::string_view text) {
     std::size_t end = text.find('\n', start);
     if (end == std::string_view::npos) end = text.size();
     const std::string_view line = text.substr(start, end - start);
-    if (!line.starts_with("LOCATION:") && !line.starts_with("DETAIL:") && !line.starts_with("HINT:")) {
+    if (!line.starts_with("LOCATION:") && !line.starts_with("DETAIL:") &&
+        !line.starts_with("HINT:")) {
       kept += line;
       kept += '\n';
     }
