@@ -115,6 +115,7 @@ void Target::on_connect_failed(const ConnectFailedEvent& e) {
   if (!metrics_) return;
   auto& pc = per_connection_[static_cast<std::size_t>(e.connection.index)];
   if (pc.reconnecting) metrics_->reconnect(false);
+  metrics_->connect_failed(e.cause);
   pc.reconnecting = false;
   // The first failure of a kind is a warning; the same failure again is only debug, so a target
   // that stays down does not flood the log (the metrics still count every attempt).

@@ -40,6 +40,9 @@ struct TargetOptions {
   Duration backoff_max = std::chrono::seconds(30);
   /// Channels to LISTEN on after every (re)connect; NOTIFY messages are delivered to the observer.
   std::vector<std::string> listen_channels;
+
+  /// Same target, same settings: a config reload leaves such a target's connections untouched.
+  bool operator==(const TargetOptions&) const = default;
 };
 
 }  // namespace pgwd

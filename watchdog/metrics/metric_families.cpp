@@ -4,9 +4,7 @@
 
 #include <string>
 
-#ifndef PGWD_VERSION
-#error "PGWD_VERSION must be defined by the build"
-#endif
+#include "pgwd/version.hpp"
 
 namespace pgwd {
 namespace {
@@ -55,6 +53,10 @@ MetricFamilies::MetricFamilies(prometheus::Registry& registry)
                      .Name("pgwatchdog_reconnects_total")
                      .Help("Connect attempts after the first, by result")
                      .Register(registry)),
+      connect_failures(BuildCounter()
+                           .Name("pgwatchdog_connect_failures_total")
+                           .Help("Failed connect attempts (first ones included), by cause")
+                           .Register(registry)),
       wakeups(BuildCounter()
                   .Name("pgwatchdog_wakeups_total")
                   .Help("Times the OS reported activity on an idle watched connection")
@@ -88,7 +90,7 @@ MetricFamilies::MetricFamilies(prometheus::Registry& registry)
                      .Help("Version of pgwatchdog and of the libpq it runs with; always 1")
                      .Register(registry)),
       event_loop_lag(event_loop_lag_family.Add({}, kLoopLagBuckets)) {
-  build_info.Add({{"version", PGWD_VERSION}, {"libpq", libpq_version()}}).Set(1);
+  build_info.Add({{"version", std::string(kVersion)}, {"libpq", libpq_version()}}).Set(1);
 }
 
 }  // namespace pgwd

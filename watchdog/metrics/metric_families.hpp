@@ -21,6 +21,7 @@ class MetricFamilies {
   prometheus::Family<prometheus::Gauge>& connections;
   prometheus::Family<prometheus::Counter>& disconnects;
   prometheus::Family<prometheus::Counter>& reconnects;
+  prometheus::Family<prometheus::Counter>& connect_failures;
   prometheus::Family<prometheus::Counter>& wakeups;
   prometheus::Family<prometheus::Counter>& probes;
   prometheus::Family<prometheus::Histogram>& probe_duration;

@@ -10,6 +10,11 @@ constexpr Cause kDisconnectCauses[] = {
     Cause::server_shutdown, Cause::idle_session_timeout, Cause::server_error, Cause::closed,
     Cause::timed_out,       Cause::probe_failed,         Cause::probe_timeout};
 
+// Why an attempt can fail; their series exist from the start.
+constexpr Cause kConnectFailureCauses[] = {Cause::auth_failed,     Cause::database_missing, Cause::too_many_clients,
+                                           Cause::server_starting, Cause::dns,              Cause::connect_timeout,
+                                           Cause::connect_failed};
+
 double seconds(std::chrono::nanoseconds d) {
   return std::chrono::duration<double>(d).count();
 }
@@ -43,7 +48,17 @@ TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target
           &families.connections.Add({{"target", target}, {"state", std::string(to_string(state))}});
   }
   for (Cause cause : kDisconnectCauses) disconnected_series(cause);
+  for (Cause cause : kConnectFailureCauses) connect_failure_series(cause);
 }
+
+prometheus::Counter& TargetMetrics::connect_failure_series(Cause cause) {
+  auto& slot = connect_failures_[static_cast<std::size_t>(cause)];
+  if (!slot)
+    slot = &families_.connect_failures.Add({{"target", target_}, {"cause", std::string(to_string(cause))}});
+  return *slot;
+}
+
+void TargetMetrics::connect_failed(Cause cause) { connect_failure_series(cause).Increment(); }
 
 prometheus::Counter& TargetMetrics::disconnected_series(Cause cause) {
   auto& slot = disconnects_[static_cast<std::size_t>(cause)];
@@ -59,6 +74,8 @@ TargetMetrics::~TargetMetrics() {
     if (g) families_.connections.Remove(g);
   for (prometheus::Counter* c : disconnects_)
     if (c) families_.disconnects.Remove(c);
+  for (prometheus::Counter* c : connect_failures_)
+    if (c) families_.connect_failures.Remove(c);
   families_.reconnects.Remove(&reconnect_success_);
   families_.reconnects.Remove(&reconnect_failure_);
   families_.wakeups.Remove(&wakeups_);

@@ -24,6 +24,7 @@ class TargetMetrics {
   void connection_moved(std::optional<ConnectionState> from, std::optional<ConnectionState> to);
   void disconnected(Cause cause);
   void reconnect(bool success) { (success ? reconnect_success_ : reconnect_failure_).Increment(); }
+  void connect_failed(Cause cause);
   void wakeup() { wakeups_.Increment(); }
   void probed(ProbeResult result, std::chrono::nanoseconds duration);
   void outage(std::chrono::nanoseconds duration);
@@ -35,6 +36,7 @@ class TargetMetrics {
 
  private:
   prometheus::Counter& disconnected_series(Cause cause);
+  prometheus::Counter& connect_failure_series(Cause cause);
 
   static constexpr std::size_t kStates = static_cast<std::size_t>(ConnectionState::stopped) + 1;
   static constexpr std::size_t kCauses = static_cast<std::size_t>(Cause::connect_failed) + 1;
@@ -44,6 +46,7 @@ class TargetMetrics {
   prometheus::Gauge& up_;
   std::array<prometheus::Gauge*, kStates> connections_{};
   std::array<prometheus::Counter*, kCauses> disconnects_{};
+  std::array<prometheus::Counter*, kCauses> connect_failures_{};
   prometheus::Counter& reconnect_success_;
   prometheus::Counter& reconnect_failure_;
   prometheus::Counter& wakeups_;

@@ -1,0 +1,312 @@
+#include "support/http_client.hpp"
+
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <system_error>
+
+#include "support/subprocess.hpp"
+
+namespace pgwd::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A scrape is a few KB to a few MB; anything this big is a runaway server.
+constexpr std::size_t kMaxResponseBytes = 256u << 20;
+constexpr std::uint64_t kMaxChunkSize = std::uint64_t{1} << 40;
+constexpr std::string_view kCrlf = "\r\n";
+
+/// Why a request failed, without the "GET url: " prefix that http_get adds.
+struct Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void fail_errno(std::string_view what, int error) {
+  throw Failure(std::string(what) + ": " + std::generic_category().message(error));
+}
+
+int remaining_ms(Clock::time_point deadline) {
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::clamp<decltype(left)>(left, 0, INT_MAX));
+}
+
+/// poll() one descriptor until `events` or the deadline. Returns false on timeout.
+bool wait_for(int fd, short events, Clock::time_point deadline) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    const int rc = ::poll(&p, 1, remaining_ms(deadline));
+    if (rc > 0) return true;
+    if (rc == 0) return false;
+    if (errno != EINTR) fail_errno("poll", errno);
+  }
+}
+
+std::string host_for_url(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return lower(x) == lower(y); });
+}
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r'))
+    text.remove_suffix(1);
+  return text;
+}
+
+std::optional<std::string> find_header(std::string_view headers, std::string_view name) {
+  while (!headers.empty()) {
+    const std::size_t end = headers.find('\n');
+    const std::string_view line = headers.substr(0, end);
+    headers = end == std::string_view::npos ? std::string_view{} : headers.substr(end + 1);
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    if (iequals(trim(line.substr(0, colon)), name))
+      return std::string(trim(line.substr(colon + 1)));
+  }
+  return std::nullopt;
+}
+
+struct AddrInfoDeleter {
+  void operator()(addrinfo* list) const noexcept { ::freeaddrinfo(list); }
+};
+
+/// Connects `fd` (built in place: UniqueFd is neither copyable nor movable) to the first address
+/// of `host` that accepts.
+void connect_to(const std::string& host, int port, Clock::time_point deadline,
+                std::optional<UniqueFd>& fd) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* raw = nullptr;
+  const std::string service = std::to_string(port);
+  if (const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &raw); rc != 0)
+    throw Failure("cannot resolve " + host + ": " + ::gai_strerror(rc));
+  const std::unique_ptr<addrinfo, AddrInfoDeleter> list(raw);
+
+  std::string last_error = "no addresses";
+  for (const addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
+    fd.emplace(
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol));
+    if (fd->get() < 0) {
+      last_error = std::string("socket: ") + std::generic_category().message(errno);
+      continue;
+    }
+    if (::connect(fd->get(), ai->ai_addr, ai->ai_addrlen) == 0) return;
+    // EINTR on a non-blocking socket: the connection goes on in the background, as with
+    // EINPROGRESS (calling connect again would only say EALREADY).
+    if (errno != EINPROGRESS && errno != EINTR) {
+      last_error = "connect: " + std::generic_category().message(errno);
+      continue;
+    }
+    if (!wait_for(fd->get(), POLLOUT, deadline)) throw Failure("timed out connecting");
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (::getsockopt(fd->get(), SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+    if (error == 0) return;
+    last_error = "connect: " + std::generic_category().message(error);
+  }
+  fd.reset();
+  throw Failure(last_error);
+}
+
+void send_all(int fd, std::string_view data, Clock::time_point deadline) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      data.remove_prefix(static_cast<std::size_t>(n));
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (!wait_for(fd, POLLOUT, deadline)) throw Failure("timed out sending the request");
+    } else if (n < 0 && errno != EINTR) {
+      fail_errno("send", errno);
+    }
+  }
+}
+
+bool parse_hex(std::string_view text, std::uint64_t& value) {
+  if (text.empty()) return false;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, 16);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+/// Decodes a chunked body starting at data[pos]. nullopt: more data needed.
+std::optional<std::string> decode_chunked(std::string_view data, std::size_t pos, bool eof) {
+  std::string body;
+  for (;;) {
+    const std::size_t line_end = data.find(kCrlf, pos);
+    if (line_end == std::string_view::npos) return std::nullopt;
+    std::string_view size_text = data.substr(pos, line_end - pos);
+    size_text = trim(size_text.substr(0, size_text.find(';')));  // drop chunk extensions
+    std::uint64_t size = 0;
+    if (!parse_hex(size_text, size) || size > kMaxChunkSize)
+      throw Failure("malformed chunk size line '" + std::string(data.substr(pos, line_end - pos)) +
+                    "'");
+    pos = line_end + kCrlf.size();
+    if (size == 0) {
+      // Optional trailer fields, then an empty line.
+      for (;;) {
+        const std::size_t end = data.find(kCrlf, pos);
+        if (end == std::string_view::npos) {
+          // A server that closes right after the last chunk has said everything that matters.
+          if (eof) return body;
+          return std::nullopt;
+        }
+        if (end == pos) return body;
+        pos = end + kCrlf.size();
+      }
+    }
+    const std::size_t chunk = static_cast<std::size_t>(size);
+    if (data.size() - pos < chunk + kCrlf.size()) return std::nullopt;
+    body.append(data.substr(pos, chunk));
+    pos += chunk;
+    if (data.substr(pos, kCrlf.size()) != kCrlf) throw Failure("chunk not followed by CRLF");
+    pos += kCrlf.size();
+  }
+}
+
+/// Parses what was received so far. nullopt: incomplete (only when !eof). Throws Failure if it is
+/// malformed, or incomplete at eof.
+std::optional<HttpResponse> parse_response(std::string_view data, bool eof) {
+  const std::size_t header_end = data.find("\r\n\r\n");
+  if (header_end == std::string_view::npos) {
+    if (!eof) return std::nullopt;
+    if (data.empty()) throw Failure("connection closed without a response");
+    throw Failure("connection closed in the middle of the headers (got " +
+                  std::to_string(data.size()) + " bytes)");
+  }
+
+  const std::size_t status_end = data.find(kCrlf);
+  const std::string_view status_line = data.substr(0, status_end);
+  // "HTTP/1.x NNN reason"
+  const std::size_t space = status_line.find(' ');
+  int status = 0;
+  if (!status_line.starts_with("HTTP/") || space == std::string_view::npos ||
+      status_line.size() < space + 4)
+    throw Failure("malformed status line '" + std::string(status_line) + "'");
+  const std::string_view code = status_line.substr(space + 1, 3);
+  const auto [end, ec] = std::from_chars(code.data(), code.data() + code.size(), status);
+  if (ec != std::errc() || end != code.data() + code.size() || status < 100 || status > 999 ||
+      (status_line.size() > space + 4 && status_line[space + 4] != ' '))
+    throw Failure("malformed status line '" + std::string(status_line) + "'");
+
+  HttpResponse response;
+  response.status = status;
+  const std::size_t headers_begin = status_end + kCrlf.size();
+  const std::size_t body_begin = header_end + 2 * kCrlf.size();
+  // The first CRLF is at or before the blank line, so headers_begin <= header_end + 2: the
+  // header lines keep their own CRLFs, the blank line is left out.
+  response.headers =
+      std::string(data.substr(headers_begin, header_end + kCrlf.size() - headers_begin));
+
+  const std::string_view rest = data.substr(body_begin);
+  const auto transfer_encoding = find_header(response.headers, "Transfer-Encoding");
+  if (transfer_encoding && !iequals(*transfer_encoding, "identity")) {
+    std::string_view codings = *transfer_encoding;
+    const std::size_t comma = codings.rfind(',');
+    if (!iequals(trim(comma == std::string_view::npos ? codings : codings.substr(comma + 1)),
+                 "chunked"))
+      throw Failure("unsupported Transfer-Encoding '" + *transfer_encoding + "'");
+    std::optional<std::string> body = decode_chunked(data, body_begin, eof);
+    if (!body) {
+      if (eof) throw Failure("connection closed in the middle of the chunked body");
+      return std::nullopt;
+    }
+    response.body = std::move(*body);
+    return response;
+  }
+
+  if (const auto length_text = find_header(response.headers, "Content-Length")) {
+    std::uint64_t length = 0;
+    const auto [len_end, len_ec] =
+        std::from_chars(length_text->data(), length_text->data() + length_text->size(), length, 10);
+    if (length_text->empty() || len_ec != std::errc() ||
+        len_end != length_text->data() + length_text->size())
+      throw Failure("malformed Content-Length '" + *length_text + "'");
+    if (rest.size() >= length) {
+      response.body = std::string(rest.substr(0, static_cast<std::size_t>(length)));
+      return response;
+    }
+    if (!eof) return std::nullopt;
+    throw Failure("connection closed after " + std::to_string(rest.size()) + " of " +
+                  std::to_string(length) + " body bytes");
+  }
+
+  if (!eof) return std::nullopt;  // the body ends where the connection does
+  response.body = std::string(rest);
+  return response;
+}
+
+HttpResponse get(const std::string& host, int port, const std::string& target,
+                 std::chrono::milliseconds timeout) {
+  const Clock::time_point deadline =
+      Clock::now() + std::max(timeout, std::chrono::milliseconds::zero());
+  std::optional<UniqueFd> connection;
+  connect_to(host, port, deadline, connection);
+  const int fd = connection->get();
+
+  const std::string request = "GET " + target + " HTTP/1.0\r\nHost: " + host_for_url(host) + ":" +
+                              std::to_string(port) +
+                              "\r\nUser-Agent: pgwatchdog-tests\r\nConnection: close\r\n\r\n";
+  send_all(fd, request, deadline);
+
+  std::string data;
+  std::array<char, 16384> buffer{};
+  for (;;) {
+    if (!wait_for(fd, POLLIN, deadline))
+      throw Failure("timed out after " + std::to_string(timeout.count()) +
+                    " ms waiting for the response (got " + std::to_string(data.size()) + " bytes)");
+    const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+      // A reset after a complete response is no loss.
+      const int error = errno;
+      if (auto response = parse_response(data, false)) return std::move(*response);
+      fail_errno("recv", error);
+    }
+    if (n == 0) return *parse_response(data, true);
+    data.append(buffer.data(), static_cast<std::size_t>(n));
+    if (data.size() > kMaxResponseBytes)
+      throw Failure("response larger than " + std::to_string(kMaxResponseBytes) + " bytes");
+    // Stop as soon as the response is complete, even if the server keeps the connection open.
+    if (auto response = parse_response(data, false)) return std::move(*response);
+  }
+}
+
+}  // namespace
+
+HttpResponse http_get(const std::string& host, int port, const std::string& path,
+                      std::chrono::milliseconds timeout) {
+  const std::string target = path.starts_with('/') ? path : "/" + path;
+  try {
+    return get(host, port, target, timeout);
+  } catch (const Failure& failure) {
+    throw std::runtime_error("GET http://" + host_for_url(host) + ":" + std::to_string(port) +
+                             target + ": " + failure.what());
+  }
+}
+
+std::optional<std::string> header_value(const HttpResponse& response, std::string_view name) {
+  return find_header(response.headers, name);
+}
+
+}  // namespace pgwd::testing

@@ -1,0 +1,70 @@
+#include <doctest/doctest.h>
+
+#include "daemon/effective_config.hpp"
+#include "daemon/target_reload.hpp"
+
+using namespace std::chrono_literals;
+using namespace pgwd;
+using namespace pgwd::daemon;
+
+namespace {
+
+TargetOptions target(const std::string& name, const std::string& dsn = "host=127.0.0.1") {
+  TargetOptions t;
+  t.name = name;
+  t.conninfo = dsn;
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("reload plan: removed and added and changed and unchanged targets are told apart") {
+  TargetOptions changed = target("b");
+  changed.heartbeat = 1s;
+  const ReloadPlan plan = plan_reload({target("a"), target("b"), target("c")}, {target("a"), changed, target("d")});
+  CHECK(plan.remove == std::vector<std::string>{"c"});
+  REQUIRE(plan.add.size() == 1);
+  CHECK(plan.add[0].name == "d");
+  REQUIRE(plan.restart.size() == 1);
+  CHECK(plan.restart[0].heartbeat == 1s);
+  CHECK(plan.unchanged == std::vector<std::string>{"a"});
+}
+
+TEST_CASE("reload plan: any difference in a target's settings restarts it") {
+  TargetOptions dsn = target("a", "host=127.0.0.2");
+  TargetOptions channels = target("a");
+  channels.listen_channels = {"jobs"};
+  CHECK(plan_reload({target("a")}, {dsn}).restart.size() == 1);
+  CHECK(plan_reload({target("a")}, {channels}).restart.size() == 1);
+  CHECK(plan_reload({target("a")}, {target("a")}).unchanged.size() == 1);
+}
+
+TEST_CASE("effective config: --target inherits nothing from nowhere and needs a unique name") {
+  CommandLine cli;
+  cli.targets = {{"a", "host=127.0.0.1"}, {"b", "host=127.0.0.2"}};
+  cli.listen = "127.0.0.1:0";
+  cli.log_level = "debug";
+  const DaemonConfig config = effective_config(cli);
+  REQUIRE(config.targets.size() == 2);
+  CHECK(config.targets[1].name == "b");
+  CHECK(config.targets[1].probe_timeout == 5s);  // TargetOptions' own default
+  CHECK(config.listen == "127.0.0.1:0");
+  CHECK(config.log_level == LogLevel::debug);
+
+  cli.targets.push_back({"a", "host=127.0.0.3"});
+  CHECK_THROWS_WITH_AS(effective_config(cli), "--target a: a target with this name is already defined", ConfigError);
+  CHECK_THROWS_WITH_AS(effective_config(CommandLine{}),
+                       "no targets: give --target NAME=DSN, or targets: in the --config file", ConfigError);
+}
+
+TEST_CASE("effective config: check-config output shows settings and hides the password") {
+  CommandLine cli;
+  cli.targets = {{"db", "host=db.internal user=app password=hunter2"}};
+  const std::string text = describe(effective_config(cli));
+  CHECK(text.find("listen: \"127.0.0.1:10432\"") != std::string::npos);
+  CHECK(text.find("  - name: \"db\"") != std::string::npos);
+  CHECK(text.find("password='***'") != std::string::npos);
+  CHECK(text.find("hunter2") == std::string::npos);
+  CHECK(text.find("probe_timeout: 5s") != std::string::npos);
+  CHECK(text.find("backoff_initial: 100ms") != std::string::npos);
+}

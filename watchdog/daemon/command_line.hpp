@@ -1,0 +1,26 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace pgwd::daemon {
+
+/// What the user asked for on the command line (DESIGN §5). Flags override the config file;
+/// `--target` adds to the file's targets.
+struct CommandLine {
+  std::optional<std::string> config_path;
+  std::vector<std::pair<std::string, std::string>> targets;  ///< NAME, DSN
+  std::optional<std::string> listen;
+  std::optional<std::string> log_level;
+  std::optional<std::string> log_format;
+  bool check_config = false;
+};
+
+/// Parsed flags, or the exit code to leave with at once (--help, --version: 0; a usage error: 2,
+/// after printing it).
+std::variant<CommandLine, int> parse_command_line(int argc, const char* const* argv);
+
+}  // namespace pgwd::daemon

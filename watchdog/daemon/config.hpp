@@ -1,0 +1,75 @@
+#pragma once
+
+/// \file
+/// The daemon's YAML config file (DESIGN §5). Read once at start-up and again on SIGHUP; every
+/// problem is a ConfigError whose one-line message says where it is and what to write instead.
+///
+/// ```yaml
+/// listen: "127.0.0.1:10432"
+/// log_level: info            # trace|debug|info|warn|error
+/// log_format: text           # text|json
+/// defaults:                  # any per-target key except name and dsn; targets inherit them
+///   probe_timeout: 5s
+/// targets:
+///   - name: primary
+///     dsn: "host=db1.internal port=5432 dbname=app user=watchdog"
+///     connections: 2
+/// ```
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pgwd/target_options.hpp"
+
+namespace pgwd::daemon {
+
+/// A config problem: the message is one line and names the file and line and the key or target.
+/// It never contains a password (DSNs are not echoed; libpq's complaints are redacted).
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class LogFormat { text, json };
+enum class LogLevel { trace, debug, info, warn, error };
+
+/// Exactly the names of the enumerators ("warn", not "warning"); nullopt for anything else.
+std::optional<LogLevel> parse_log_level(std::string_view name);
+std::optional<LogFormat> parse_log_format(std::string_view name);
+std::string_view to_string(LogLevel level);
+std::string_view to_string(LogFormat format);
+
+constexpr std::string_view kDefaultListen = "127.0.0.1:10432";
+
+struct DaemonConfig {
+  std::string listen{kDefaultListen};
+  LogLevel log_level = LogLevel::info;
+  LogFormat log_format = LogFormat::text;
+  /// The `defaults:` section applied over TargetOptions' own defaults; name and conninfo empty.
+  /// Kept so that targets added on the command line inherit it too.
+  TargetOptions defaults;
+  /// In file order, each one `defaults` with the target's own keys applied over it. A list
+  /// (listen_channels) set on a target replaces the default list rather than extending it.
+  std::vector<TargetOptions> targets;
+};
+
+/// Parses YAML text. `origin` (usually the file path) starts every error message:
+/// "<origin>:<line>: ...", with the 1-based line of the key or value at fault. Targets are
+/// referred to as `targets[i]` (0-based, as yq and JSON paths count) until their name is known.
+/// Throws ConfigError. Every target passes pgwd::validate and names are unique. No targets at
+/// all (an empty file, `targets: []`) is valid here: whether that is an error is the caller's call.
+DaemonConfig parse_config(std::string_view yaml_text, std::string_view origin);
+
+/// Reads and parses a file; its path is the origin of error messages. A missing or unreadable
+/// file: ConfigError "cannot read config file '<path>': <strerror>".
+DaemonConfig load_config_file(const std::string& path);
+
+/// "HOST:PORT" as `listen` (and the CLI's --listen) takes it: HOST is an IPv4 address, a host
+/// name or a bracketed IPv6 address ([::1]); PORT is 0..65535 (0: any free port). Throws
+/// ConfigError("listen: bad address '...' (expected HOST:PORT, e.g. 127.0.0.1:10432)").
+void check_listen_address(std::string_view address);
+
+}  // namespace pgwd::daemon

@@ -1,0 +1,74 @@
+#include "daemon/daemon.hpp"
+
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <stdexcept>
+
+#include "daemon/effective_config.hpp"
+#include "daemon/exit_codes.hpp"
+#include "daemon/logging.hpp"
+#include "daemon/metrics_endpoint.hpp"
+#include "daemon/signal_handlers.hpp"
+#include "daemon/target_reload.hpp"
+#include "pgwd/version.hpp"
+#include "pgwd/watchdog.hpp"
+
+namespace pgwd::daemon {
+
+Daemon::Daemon(CommandLine cli, DaemonConfig config)
+    : cli_(std::move(cli)),
+      config_(std::move(config)),
+      log_(make_logger(config_.log_format, config_.log_level)),
+      base_(event_base_new()),
+      registry_(std::make_shared<prometheus::Registry>()) {
+  if (!base_) throw std::runtime_error("cannot create the event loop");
+  endpoint_ = std::make_unique<MetricsEndpoint>(config_.listen, registry_);
+  WatchdogOptions options;
+  options.registry = registry_;
+  options.logger = log_;
+  watchdog_ = std::make_unique<Watchdog>(base_.get(), options);
+  signals_ = std::make_unique<SignalHandlers>(
+      base_.get(), [this] { event_base_loopbreak(base_.get()); }, [this] { reload(); });
+}
+
+Daemon::~Daemon() = default;
+
+int Daemon::run() {
+  log_->info("pgwatchdog {} serving metrics on http://{}/metrics (port {})", kVersion, config_.listen,
+             endpoint_->port());
+  for (const TargetOptions& target : config_.targets) watchdog_->add_target(target);
+  event_base_dispatch(base_.get());
+  const auto stopping = std::chrono::steady_clock::now();
+  log_->info("stopping: closing {} target(s)", config_.targets.size());
+  watchdog_.reset();  // closes every connection (Terminate sent); nothing blocks
+  log_->info("stopped in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - stopping)
+                                     .count());
+  log_->flush();
+  return kExitOk;
+}
+
+void Daemon::reload() {
+  if (!cli_.config_path) {
+    log_->warn("SIGHUP: started without --config, nothing to reload");
+    return;
+  }
+  DaemonConfig wanted;
+  try {
+    wanted = effective_config(cli_);
+  } catch (const ConfigError& e) {
+    log_->error("SIGHUP: config not reloaded, still running the previous one: {}", e.what());
+    return;
+  }
+  if (wanted.listen != config_.listen)
+    log_->warn("SIGHUP: listen changed to {}; restart pgwatchdog to apply it (still on {})", wanted.listen,
+               config_.listen);
+  configure_logger(*log_, wanted.log_format, wanted.log_level);
+  apply_reload(plan_reload(config_.targets, wanted.targets), *watchdog_, *log_);
+  wanted.listen = config_.listen;
+  config_ = std::move(wanted);
+}
+
+}  // namespace pgwd::daemon

@@ -1,0 +1,39 @@
+// pgwatchdog: the daemon. This file only wires: command line -> configuration -> Daemon.
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+#include "daemon/argv_scrub.hpp"
+#include "daemon/command_line.hpp"
+#include "daemon/daemon.hpp"
+#include "daemon/effective_config.hpp"
+#include "daemon/exit_codes.hpp"
+
+int main(int argc, char** argv) {
+  using namespace pgwd::daemon;
+  auto parsed = parse_command_line(argc, argv);
+  if (const int* exit_code = std::get_if<int>(&parsed)) return *exit_code;
+  CommandLine& cli = std::get<CommandLine>(parsed);
+  hide_passwords_in_arguments(argc, argv);  // ps must not show a --target DSN's password
+
+  try {
+    DaemonConfig config = effective_config(cli);
+    if (cli.check_config) {
+      std::fputs(describe(config).c_str(), stdout);
+      return kExitOk;
+    }
+    Daemon daemon(std::move(cli), std::move(config));
+    const int exit_code = daemon.run();
+    // Connections are closed and the log is flushed. Tearing down the metrics endpoint would
+    // take up to 2 s (civetweb's accept thread checks for a stop once per 2 s poll), and nothing
+    // in it needs an orderly end, so leave now: SIGTERM must stop us within a second.
+    std::fflush(nullptr);
+    std::_Exit(exit_code);
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "pgwatchdog: error: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pgwatchdog: fatal: %s\n", e.what());
+    return kExitFailure;
+  }
+}
