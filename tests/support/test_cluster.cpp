@@ -257,8 +257,8 @@ void TestCluster::create_directories() {
 std::vector<std::string> TestCluster::server_command(std::string_view tool,
                                                      std::vector<std::string> args) const {
   // initdb refuses to run as root, and the data directory must belong to the server's user.
-  std::vector<std::string> command;
-  if (as_postgres_) command = {runuser_path(), "-u", std::string(kAdminUser), "--"};
+  std::vector<std::string> command = settings_.command_prefix;
+  if (as_postgres_) command.insert(command.end(), {runuser_path(), "-u", std::string(kAdminUser), "--"});
   command.push_back(bindir() + "/" + std::string(tool));
   for (auto& arg : args) command.push_back(std::move(arg));
   return command;
@@ -277,6 +277,14 @@ void TestCluster::init_data_dir() {
           "\n(the OS user postgres must be able to enter every directory above " + base_dir_ + ")";
     throw std::runtime_error(message);
   }
+  if (!settings_.hba_lines.empty()) {
+    // First match wins in pg_hba.conf: the test's lines go before initdb's.
+    const std::string hba_path = data_dir_ + "/pg_hba.conf";
+    std::string hba;
+    for (const std::string& line : settings_.hba_lines) hba += line + "\n";
+    hba += read_file(hba_path);
+    std::ofstream(hba_path, std::ios::binary | std::ios::trunc) << hba;  // truncating keeps the owner
+  }
   base_config_ = read_file(data_dir_ + "/postgresql.conf");
   if (base_config_.empty())
     throw std::runtime_error("initdb left no postgresql.conf in " + data_dir_);
@@ -287,7 +295,7 @@ void TestCluster::write_config() const {
   // port line. Truncating keeps the file's owner, which matters when we are root.
   std::ofstream out(data_dir_ + "/postgresql.conf", std::ios::binary | std::ios::trunc);
   out << base_config_ << "\n# --- pgwd test harness ---\n"
-      << "listen_addresses = " << config_quote(kLoopback) << "\n"
+      << "listen_addresses = " << config_quote(settings_.listen_address) << "\n"
       << "port = " << port_ << "\n"
       << "unix_socket_directories = " << config_quote(socket_dir_) << "\n"
       << "fsync = off\n"
@@ -404,7 +412,7 @@ std::string TestCluster::conninfo(std::string_view application_name) const {
 std::string TestCluster::conninfo_with_password(std::string_view application_name,
                                                 std::string_view password) const {
   std::string out;
-  append_conninfo(out, "host", kLoopback);
+  append_conninfo(out, "host", settings_.listen_address);
   append_conninfo(out, "port", std::to_string(port_));
   append_conninfo(out, "user", kRole);
   append_conninfo(out, "password", password);

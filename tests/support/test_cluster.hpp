@@ -14,6 +14,15 @@ struct ClusterSettings {
   /// Extra postgresql.conf lines, e.g. "max_connections = 300". Written after the harness's
   /// own settings, so they win.
   std::vector<std::string> extra_config;
+  /// Address the server listens on and conninfo() connects to; another one than loopback for a
+  /// server inside a network namespace.
+  std::string listen_address = "127.0.0.1";
+  /// Prepended to every initdb/pg_ctl command, e.g. {"ip", "netns", "exec", "NAME"} to run the
+  /// server inside a network namespace.
+  std::vector<std::string> command_prefix;
+  /// pg_hba.conf lines put before initdb's own (first match wins), e.g.
+  /// "host all storm 127.0.0.1/32 trust".
+  std::vector<std::string> hba_lines;
 };
 
 /// A throwaway PostgreSQL cluster (initdb + pg_ctl) in a fresh temporary directory, under
@@ -38,7 +47,7 @@ class TestCluster {
   TestCluster& operator=(TestCluster&&) = delete;
 
   int port() const noexcept { return port_; }
-  std::string host() const { return "127.0.0.1"; }
+  std::string host() const { return settings_.listen_address; }
   std::string user() const { return "watchdog"; }
   std::string password() const { return password_; }
   std::string socket_dir() const { return socket_dir_; }
