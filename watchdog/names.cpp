@@ -30,8 +30,8 @@ std::string_view to_string(Cause cause) noexcept {
   switch (cause) {
     case Cause::server_shutdown:
       return "server_shutdown";
-    case Cause::server_starting:
-      return "server_starting";
+    case Cause::cannot_connect_now:
+      return "cannot_connect_now";
     case Cause::idle_session_timeout:
       return "idle_session_timeout";
     case Cause::server_error:

@@ -22,7 +22,7 @@ enum class ConnectionState {
 /// Why a connection is down, or why an attempt to connect failed.
 enum class Cause {
   server_shutdown,       ///< 57P01/57P02: admin command (pg_terminate_backend), shutdown, crash
-  server_starting,       ///< 57P03: the server is starting up or shutting down, cannot connect now
+  cannot_connect_now,    ///< 57P03: the server is starting up, shutting down or recovering
   idle_session_timeout,  ///< 57P05: idle_session_timeout ended the session
   server_error,          ///< any other FATAL/PANIC the server sent on an idle connection
   closed,                ///< EOF or reset without an explanation from the server

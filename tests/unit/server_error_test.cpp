@@ -26,7 +26,7 @@ TEST_CASE("server error: the SQLSTATE of a failed connection attempt is read fro
 TEST_CASE("server error: SQLSTATEs map to causes - 57P0x ends the session whatever the severity") {
   CHECK(cause_from_sqlstate("57P01") == Cause::server_shutdown);
   CHECK(cause_from_sqlstate("57P02") == Cause::server_shutdown);
-  CHECK(cause_from_sqlstate("57P03") == Cause::server_starting);
+  CHECK(cause_from_sqlstate("57P03") == Cause::cannot_connect_now);
   CHECK(cause_from_sqlstate("57P05") == Cause::idle_session_timeout);
   CHECK(cause_from_sqlstate("28P01") == Cause::auth_failed);
   CHECK(cause_from_sqlstate("28000") == Cause::auth_failed);

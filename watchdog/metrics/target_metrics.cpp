@@ -12,7 +12,7 @@ constexpr Cause kDisconnectCauses[] = {
 
 // Why an attempt can fail; their series exist from the start.
 constexpr Cause kConnectFailureCauses[] = {Cause::auth_failed,     Cause::database_missing, Cause::too_many_clients,
-                                           Cause::server_starting, Cause::dns,              Cause::connect_timeout,
+                                           Cause::cannot_connect_now, Cause::dns,              Cause::connect_timeout,
                                            Cause::connect_failed};
 
 double seconds(std::chrono::nanoseconds d) {
