@@ -56,6 +56,8 @@ std::string_view to_string(Cause cause) noexcept {
       return "too_many_clients";
     case Cause::connect_failed:
       return "connect_failed";
+    case Cause::wrong_role:
+      return "wrong_role";
   }
   return "unknown";
 }

@@ -28,7 +28,7 @@ Target::Target(const TargetOptions& options, TargetSettings settings, event_base
       metrics_(std::make_unique<TargetMetrics>(families, name_)),
       per_connection_(static_cast<std::size_t>(options.connections)) {
   const WatchedConnection::LinkFactory make_link = [&, base](LinkCallbacks& callbacks) {
-    return std::make_unique<PgLink>(settings_.link, base, resolver, callbacks);
+    return std::make_unique<PgLink>(settings_.link, base, scheduler, resolver, callbacks);
   };
   ConnectionEvents& events = *this;
   for (int i = 0; i < options.connections; ++i)
@@ -73,6 +73,7 @@ void Target::on_healthy(const HealthyEvent& e) {
   if (pc.reconnecting) metrics_->reconnect(true);
   pc.reconnecting = false;
   pc.last_failure.reset();
+  metrics_->in_hot_standby(e.server.in_hot_standby == "on");
   if (e.outage) {
     metrics_->outage(*e.outage);
     log_.info("{}[{}] healthy again after {} (attempt {}, backend pid {})", name_,
@@ -149,6 +150,14 @@ void Target::on_notice(const NoticeEvent& e) {
   log_.info("{}[{}] server {}{}: {}", name_, e.connection.index, e.severity,
             e.sqlstate.empty() ? "" : " " + e.sqlstate, e.message);
   if (observer_) observer_->on_notice(e);
+}
+
+void Target::on_role_change(const RoleChangeEvent& e) {
+  if (!metrics_) return;
+  metrics_->in_hot_standby(e.in_hot_standby == "on");
+  log_.warn("{}[{}] server changed role: in_hot_standby {} -> {}", name_, e.connection.index, e.previous,
+            e.in_hot_standby);
+  if (observer_) observer_->on_role_change(e);
 }
 
 void Target::on_wakeup(const ConnectionRef& c) {

@@ -41,6 +41,7 @@ class Target final : private ConnectionEvents {
   void on_probe(const ProbeEvent& e) override;
   void on_notification(const NotificationEvent& e) override;
   void on_notice(const NoticeEvent& e) override;
+  void on_role_change(const RoleChangeEvent& e) override;
   void on_state_change(const StateChangeEvent& e) override;
   void on_wakeup(const ConnectionRef& c) override;
 

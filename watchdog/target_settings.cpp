@@ -1,12 +1,11 @@
 #include "target_settings.hpp"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
 #include <chrono>
 
-#include "pg/handles.hpp"
+#include "pg/host_list.hpp"
 #include "pg/secrets.hpp"
 #include "pgwd/watchdog.hpp"
 
@@ -17,20 +16,6 @@ using std::chrono::milliseconds;
 
 long long ceil_seconds(milliseconds d) {
   return (d.count() + 999) / 1000;
-}
-
-bool is_ip_literal(const std::string& host) {
-  in6_addr buffer{};
-  return inet_pton(AF_INET, host.c_str(), &buffer) == 1 ||
-         inet_pton(AF_INET6, host.c_str(), &buffer) == 1;
-}
-
-// libpq falls back to PGHOST when the conninfo names no host; that host needs resolving too.
-std::optional<std::string> environment_default(const char* keyword) {
-  const ConninfoOptionsPtr defaults(PQconndefaults());
-  for (const PQconninfoOption* o = defaults.get(); o && o->keyword; ++o)
-    if (std::string_view(o->keyword) == keyword && o->val && *o->val) return std::string(o->val);
-  return std::nullopt;
 }
 
 std::string quote_identifier(const std::string& name) {
@@ -78,15 +63,18 @@ TargetSettings prepare_target(const TargetOptions& o) {
   Conninfo& c = s.link.conninfo;
   check(!c.get("service"), o.name,
         "service= is not supported: libpq would resolve the service's host with a blocking lookup");
-  const auto host = c.get("host") ? c.get("host") : environment_default("host");
-  const auto hostaddr = c.get("hostaddr");
-  check(!(host && host->find(',') != std::string::npos) &&
-            !(hostaddr && hostaddr->find(',') != std::string::npos),
-        o.name, "several hosts in one conninfo are not supported yet");
-  // Only a real name needs evdns: not a socket directory, an abstract socket, or an IP literal.
-  if (host && !host->empty() && !hostaddr && host->front() != '/' && host->front() != '@' &&
-      !is_ip_literal(*host))
-    s.link.host = *host;
+  try {
+    s.link.hosts = take_hosts(c);
+  } catch (const InvalidTarget& e) {
+    throw InvalidTarget(fmt::format("target '{}': {}", o.name, e.what()));
+  }
+  if (const auto attrs = c.get("target_session_attrs")) {
+    const auto role = parse_role_requirement(*attrs);
+    check(role.has_value(), o.name,
+          "target_session_attrs must be any, read-write, read-only, primary, standby or prefer-standby");
+    s.link.role = *role;
+    c.erase("target_session_attrs");  // checked by the watchdog, host by host and after probes
+  }
 
   c.set_default("fallback_application_name", "pgwatchdog");
   c.set_default("keepalives", "1");
@@ -100,7 +88,12 @@ TargetSettings prepare_target(const TargetOptions& o) {
     s.link.setup_sql += "LISTEN " + quote_identifier(channel) + ";";
   s.link.dsn_for_redaction = o.conninfo;
 
-  s.lifecycle = {o.connect_timeout, o.probe_timeout, o.heartbeat, o.backoff_initial, o.backoff_max};
+  s.link.host_timeout = o.connect_timeout;
+  // Each host has its own deadline inside the link; the attempt as a whole is a backstop over
+  // every host, twice for prefer-standby (a standby-only pass, then any server).
+  const auto passes = s.link.role == RoleRequirement::prefer_standby ? 2 : 1;
+  const Nanos attempt_deadline = o.connect_timeout * static_cast<long>(s.link.hosts.size() * passes) + std::chrono::seconds(1);
+  s.lifecycle = {attempt_deadline, o.probe_timeout, o.heartbeat, o.backoff_initial, o.backoff_max, s.link.role};
   return s;
 }
 

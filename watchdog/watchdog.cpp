@@ -25,7 +25,7 @@ class Watchdog::Impl {
         registry_(options.registry ? std::move(options.registry)
                                    : std::make_shared<prometheus::Registry>()),
         scheduler_(base),
-        resolver_(base, scheduler_),
+        resolver_(base, scheduler_, options.nameservers),
         families_(*registry_),
         reaper_(scheduler_.make_timer([this] { retired_.clear(); })) {
     if (!base) throw std::invalid_argument("Watchdog needs an event_base");

@@ -35,6 +35,7 @@ enum class Cause {
   database_missing,      ///< 3D000
   too_many_clients,      ///< 53300
   connect_failed,        ///< any other failed attempt (refused, unreachable, ...)
+  wrong_role,            ///< the server's role does not satisfy the DSN's target_session_attrs
 };
 
 std::string_view to_string(ConnectionState state) noexcept;

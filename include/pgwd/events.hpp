@@ -21,8 +21,10 @@ struct ConnectionRef {
 /// Facts the server reported at connect (ParameterStatus) and the backend serving us.
 struct ServerInfo {
   int backend_pid = 0;
-  int server_version = 0;      ///< e.g. 150020
-  std::string in_hot_standby;  ///< "on"/"off"; empty before PostgreSQL 14
+  int server_version = 0;                      ///< e.g. 150020
+  std::string host;                            ///< the host (of the DSN's list) this connection is on
+  std::string in_hot_standby;                  ///< "on"/"off"; empty before PostgreSQL 14
+  std::string default_transaction_read_only;  ///< "on"/"off"; empty before PostgreSQL 14
 };
 
 /// A connection is connected and watched: after its first connect or a reconnect.
@@ -81,6 +83,14 @@ struct NoticeEvent {
   std::string severity;  ///< non-localized: NOTICE, WARNING, ...
   std::string sqlstate;
   std::string message;
+};
+
+/// The server behind a connection changed role (a standby promoted, a primary demoted), as seen
+/// after a probe: idle connections are told nothing, so this needs a heartbeat to be timely.
+struct RoleChangeEvent {
+  ConnectionRef connection;
+  std::string in_hot_standby;  ///< now
+  std::string previous;        ///< before
 };
 
 struct StateChangeEvent {

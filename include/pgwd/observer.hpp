@@ -21,6 +21,7 @@ class Observer {
   virtual void on_probe(const ProbeEvent&) {}
   virtual void on_notification(const NotificationEvent&) {}
   virtual void on_notice(const NoticeEvent&) {}
+  virtual void on_role_change(const RoleChangeEvent&) {}
   virtual void on_state_change(const StateChangeEvent&) {}
 };
 

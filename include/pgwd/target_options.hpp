@@ -15,7 +15,10 @@ using Duration = std::chrono::milliseconds;
 struct TargetOptions {
   /// Name used in metrics (`target` label), logs and events. Never the DSN: it may hold a password.
   std::string name;
-  /// libpq conninfo, `key=value` or URI form. One host only (several hosts are rejected for now).
+  /// libpq conninfo, `key=value` or URI form. Several hosts (`host=a,b port=5432,5433`) are tried
+  /// in order, each with its own connect_timeout, until one satisfies `target_session_attrs`
+  /// (any, read-write, read-only, primary, standby, prefer-standby), which the watchdog also
+  /// re-checks after every probe: a connection whose server changed role is replaced.
   std::string conninfo;
   /// Idle connections opened and watched for this target.
   int connections = 1;
@@ -24,7 +27,7 @@ struct TargetOptions {
   std::string probe_query = "SELECT 1";
   /// A probe without an answer by then means the backend is hung: down with `probe_timeout`.
   Duration probe_timeout = std::chrono::seconds(5);
-  /// Deadline for one attempt (DNS + TCP + TLS + auth + LISTEN). libpq ignores its own
+  /// Deadline for one host of an attempt (DNS + TCP + TLS + auth + LISTEN). libpq ignores its own
   /// `connect_timeout` in non-blocking mode, so the watchdog enforces this itself.
   Duration connect_timeout = std::chrono::seconds(5);
   /// Probe after this much silence. 0 (default) = never probe without OS-reported activity.

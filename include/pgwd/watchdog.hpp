@@ -49,6 +49,9 @@ struct WatchdogOptions {
   /// Period of the timer that measures how late the loop runs (event_loop_lag_seconds).
   /// Zero turns the measurement off.
   std::chrono::milliseconds loop_lag_interval = std::chrono::milliseconds(100);
+  /// DNS servers ("IP" or "IP:PORT") to ask instead of those in /etc/resolv.conf. /etc/hosts is
+  /// read either way. Every connect attempt resolves afresh: nothing is cached.
+  std::vector<std::string> nameservers;
 };
 
 class Watchdog {

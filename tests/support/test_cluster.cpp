@@ -317,7 +317,7 @@ void TestCluster::first_start() {
   // The port is free when picked but another test process may take it before the server binds
   // it; that shows in the log, and a new port fixes it.
   for (int attempt = 1;; ++attempt) {
-    port_ = pick_free_port();
+    port_ = settings_.port != 0 ? settings_.port : pick_free_port();
     write_config();
     const std::uintmax_t log_offset = file_size_or_zero(log_path_);
     const ProcessResult result =

@@ -23,6 +23,9 @@ struct ClusterSettings {
   /// pg_hba.conf lines put before initdb's own (first match wins), e.g.
   /// "host all storm 127.0.0.1/32 trust".
   std::vector<std::string> hba_lines;
+  /// Port to listen on; 0 picks a free one. Two clusters on different loopback addresses
+  /// (127.0.0.1, 127.0.0.2) may share a port, as a host name moving between them needs.
+  int port = 0;
 };
 
 /// A throwaway PostgreSQL cluster (initdb + pg_ctl) in a fresh temporary directory, under

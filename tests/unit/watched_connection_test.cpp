@@ -32,6 +32,8 @@ struct ScriptedLink final : Link {
   }
   void probe() override { calls.push_back("probe"); }
   void close() override { calls.push_back("close"); }
+  ServerInfo server_info() const override { return server; }
+  ServerInfo server;  ///< what the scripted server reports now
 };
 
 struct LowestRandom final : Random {
@@ -46,6 +48,7 @@ struct RecordingEvents final : ConnectionEvents {
   std::vector<ConnectFailedEvent> failures;
   std::vector<ProbeEvent> probes;
   std::vector<NotificationEvent> notifications;
+  std::vector<RoleChangeEvent> role_changes;
   int wakeups = 0;
 
   void on_state_change(const StateChangeEvent& e) override { states.push_back(e.to); }
@@ -55,6 +58,7 @@ struct RecordingEvents final : ConnectionEvents {
   void on_connect_failed(const ConnectFailedEvent& e) override { failures.push_back(e); }
   void on_probe(const ProbeEvent& e) override { probes.push_back(e); }
   void on_notification(const NotificationEvent& e) override { notifications.push_back(e); }
+  void on_role_change(const RoleChangeEvent& e) override { role_changes.push_back(e); }
   void on_wakeup(const ConnectionRef&) override { ++wakeups; }
 };
 
@@ -326,4 +330,40 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: a wake-up outside the healthy state is ig
   cb().on_readable();
   CHECK(events.wakeups == 0);
   CHECK(link->calls == std::vector<std::string>{"connect"});
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: a probe that shows a new role reports it and keeps a connection with no requirement") {
+  settings.heartbeat = 1s;
+  build();
+  connection->start();
+  link->server = {4242, 150020, "h:5432", "on", "on"};
+  cb().on_connected(link->server);
+  link->server.in_hot_standby = "off";  // promoted while idle: only a probe shows it
+  link->server.default_transaction_read_only = "off";
+  scheduler.advance(1s);
+  cb().on_probe_succeeded();
+  REQUIRE(events.role_changes.size() == 1);
+  CHECK(events.role_changes[0].in_hot_standby == "off");
+  CHECK(events.role_changes[0].previous == "on");
+  CHECK(connection->state() == ConnectionState::healthy);
+  scheduler.advance(1s);
+  cb().on_probe_succeeded();
+  CHECK(events.role_changes.size() == 1);  // reported once, not at every probe
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: a probe that shows the wrong role means down with wrong_role") {
+  settings.heartbeat = 1s;
+  settings.role = RoleRequirement::standby;
+  build();
+  connection->start();
+  link->server = {4242, 150020, "h:5432", "on", "on"};
+  cb().on_connected(link->server);
+  link->server.in_hot_standby = "off";
+  link->server.default_transaction_read_only = "off";
+  scheduler.advance(1s);
+  cb().on_probe_succeeded();
+  REQUIRE(events.down.size() == 1);
+  CHECK(events.down[0].cause == Cause::wrong_role);
+  CHECK(events.down[0].message.find("target_session_attrs=standby") != std::string::npos);
+  CHECK(connection->state() == ConnectionState::backoff);
 }

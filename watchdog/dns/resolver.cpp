@@ -102,20 +102,23 @@ void Resolver::DnsBaseDeleter::operator()(evdns_base* dns) const noexcept {
   evdns_base_free(dns, /*fail_requests=*/1);
 }
 
-Resolver::Resolver(event_base* base, Scheduler& scheduler) : base_(base), scheduler_(scheduler) {}
+Resolver::Resolver(event_base* base, Scheduler& scheduler, std::vector<std::string> nameservers)
+    : base_(base), scheduler_(scheduler), nameservers_(std::move(nameservers)) {}
 Resolver::~Resolver() = default;
 
 evdns_base* Resolver::dns() {
+  if (dns_) return dns_.get();
+  // DISABLE_WHEN_INACTIVE: an idle resolver must not keep the host's loop running.
+  if (nameservers_.empty())
+    dns_.reset(evdns_base_new(base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
   if (!dns_) {
-    // DISABLE_WHEN_INACTIVE: an idle resolver must not keep the host's loop running.
-    dns_.reset(evdns_base_new(
-        base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
-    if (!dns_) {
-      // No usable resolv.conf: /etc/hosts still works, names beyond it fail with a clear error.
-      dns_.reset(evdns_base_new(base_, EVDNS_BASE_DISABLE_WHEN_INACTIVE));
-      if (dns_) evdns_base_load_hosts(dns_.get(), nullptr);
-    }
+    // Our own nameservers, or no usable resolv.conf: /etc/hosts still works either way.
+    dns_.reset(evdns_base_new(base_, EVDNS_BASE_DISABLE_WHEN_INACTIVE));
     if (!dns_) throw std::bad_alloc();
+    evdns_base_load_hosts(dns_.get(), nullptr);
+    for (const std::string& server : nameservers_)
+      if (evdns_base_nameserver_ip_add(dns_.get(), server.c_str()) != 0)
+        throw std::invalid_argument("bad nameserver address: " + server);
   }
   return dns_.get();
 }

@@ -31,7 +31,8 @@ class Resolver {
     virtual void cancel() noexcept = 0;
   };
 
-  Resolver(event_base* base, Scheduler& scheduler);
+  /// `nameservers` ("IP" or "IP:PORT") replace those of /etc/resolv.conf when not empty.
+  Resolver(event_base* base, Scheduler& scheduler, std::vector<std::string> nameservers = {});
   ~Resolver();
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
@@ -47,6 +48,7 @@ class Resolver {
 
   event_base* base_;
   Scheduler& scheduler_;
+  std::vector<std::string> nameservers_;
   std::unique_ptr<evdns_base, DnsBaseDeleter> dns_;  // made on first use
 };
 

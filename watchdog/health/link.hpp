@@ -70,6 +70,8 @@ class Link {
   virtual void probe() = 0;
   /// Unregisters the socket from the loop, then closes the connection. Idempotent.
   virtual void close() = 0;
+  /// What the server reports now (ParameterStatus as of the last message read).
+  virtual ServerInfo server_info() const = 0;
 };
 
 }  // namespace pgwd

@@ -74,6 +74,7 @@ void WatchedConnection::on_resolved() {
 void WatchedConnection::on_connected(const ServerInfo& server) {
   attempt_deadline_->disarm();
   backoff_.reset();
+  server_ = server;
   HealthyEvent healthy{ref_, server, attempt_, std::nullopt};
   if (lost_at_) healthy.outage = scheduler_.now() - *lost_at_;
   lost_at_.reset();
@@ -121,7 +122,7 @@ void WatchedConnection::inspect() {
       go_down(seen.failure);
       break;
     case Inspection::Verdict::explained:
-      become_healthy();  // still watched; activity restarts the heartbeat's count of silence
+      if (role_still_fits()) become_healthy();  // activity restarts the heartbeat's count of silence
       break;
     case Inspection::Verdict::unexplained:
       start_probe();
@@ -145,7 +146,24 @@ void WatchedConnection::probe_finished(ProbeResult result) {
 void WatchedConnection::on_probe_succeeded() {
   if (state_ != ConnectionState::probing) return;
   probe_finished(ProbeResult::ok);
-  become_healthy();
+  if (role_still_fits()) become_healthy();
+}
+
+bool WatchedConnection::role_still_fits() {
+  // An idle connection is told nothing when its server is promoted or demoted: a probe's
+  // ParameterStatus is where a new role first shows.
+  const ServerInfo now = link_->server_info();
+  if (now.in_hot_standby != server_.in_hot_standby) {
+    const std::string previous = server_.in_hot_standby;
+    server_ = now;
+    events_.on_role_change({ref_, now.in_hot_standby, previous});
+  }
+  server_ = now;
+  if (const auto mismatch = role_mismatch(settings_.role, now)) {
+    go_down({Cause::wrong_role, "", *mismatch});
+    return false;
+  }
+  return true;
 }
 
 void WatchedConnection::on_probe_failed(const Failure& failure) {

@@ -8,6 +8,7 @@
 #include "health/backoff.hpp"
 #include "health/connection_events.hpp"
 #include "health/link.hpp"
+#include "health/role_requirement.hpp"
 
 namespace pgwd {
 
@@ -18,6 +19,7 @@ struct LifecycleSettings {
   Nanos heartbeat;  ///< zero: no heartbeat
   Nanos backoff_initial;
   Nanos backoff_max;
+  RoleRequirement role = RoleRequirement::any;  ///< re-checked after every probe
 };
 
 /// One watched connection: the life cycle of DESIGN §3 as one explicit state machine.
@@ -65,6 +67,7 @@ class WatchedConnection final : private LinkCallbacks {
   void start_probe();
   void probe_finished(ProbeResult result);
   void go_down(const Failure& failure);
+  bool role_still_fits();
   void retry_later();
 
   ConnectionRef ref_;
@@ -76,6 +79,7 @@ class WatchedConnection final : private LinkCallbacks {
   int attempt_ = 0;                       ///< attempts since the last success (or the start)
   std::optional<MonotonicTime> lost_at_;  ///< when the current outage was detected
   MonotonicTime probe_sent_at_{};
+  ServerInfo server_;  ///< as of the last connect or probe
   TimerPtr attempt_deadline_;
   TimerPtr probe_deadline_;
   TimerPtr heartbeat_;

@@ -45,6 +45,10 @@ MetricFamilies::MetricFamilies(prometheus::Registry& registry)
                       .Name("pgwatchdog_connections")
                       .Help("Watched connections per life-cycle state")
                       .Register(registry)),
+      in_hot_standby(BuildGauge()
+                         .Name("pgwatchdog_in_hot_standby")
+                         .Help("1 while the target's server is a hot standby, 0 on a primary (0 until known)")
+                         .Register(registry)),
       disconnects(BuildCounter()
                       .Name("pgwatchdog_disconnects_total")
                       .Help("Connections lost, by cause")

@@ -19,6 +19,7 @@ class MetricFamilies {
 
   prometheus::Family<prometheus::Gauge>& up;
   prometheus::Family<prometheus::Gauge>& connections;
+  prometheus::Family<prometheus::Gauge>& in_hot_standby;
   prometheus::Family<prometheus::Counter>& disconnects;
   prometheus::Family<prometheus::Counter>& reconnects;
   prometheus::Family<prometheus::Counter>& connect_failures;

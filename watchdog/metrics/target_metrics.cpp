@@ -6,12 +6,12 @@ namespace pgwd {
 namespace {
 
 // Causes a connection that was connected can be lost to; their series exist from the start.
-constexpr Cause kDisconnectCauses[] = {
+constexpr Cause kDisconnectCauses[] = {Cause::wrong_role, 
     Cause::server_shutdown, Cause::idle_session_timeout, Cause::server_error, Cause::closed,
     Cause::timed_out,       Cause::probe_failed,         Cause::probe_timeout};
 
 // Why an attempt can fail; their series exist from the start.
-constexpr Cause kConnectFailureCauses[] = {Cause::auth_failed,     Cause::database_missing, Cause::too_many_clients,
+constexpr Cause kConnectFailureCauses[] = {Cause::wrong_role, Cause::auth_failed,     Cause::database_missing, Cause::too_many_clients,
                                            Cause::cannot_connect_now, Cause::dns,              Cause::connect_timeout,
                                            Cause::connect_failed};
 
@@ -30,6 +30,7 @@ TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target
     : families_(families),
       target_(target),
       up_(families.up.Add({{"target", target}})),
+      in_hot_standby_(families.in_hot_standby.Add({{"target", target}})),
       reconnect_success_(families.reconnects.Add({{"target", target}, {"result", "success"}})),
       reconnect_failure_(families.reconnects.Add({{"target", target}, {"result", "failure"}})),
       wakeups_(families.wakeups.Add({{"target", target}})),
@@ -70,6 +71,7 @@ prometheus::Counter& TargetMetrics::disconnected_series(Cause cause) {
 
 TargetMetrics::~TargetMetrics() {
   families_.up.Remove(&up_);
+  families_.in_hot_standby.Remove(&in_hot_standby_);
   for (prometheus::Gauge* g : connections_)
     if (g) families_.connections.Remove(g);
   for (prometheus::Counter* c : disconnects_)

@@ -30,6 +30,7 @@ class TargetMetrics {
   void outage(std::chrono::nanoseconds duration);
   void notification() { notifications_.Increment(); }
   void notice() { notices_.Increment(); }
+  void in_hot_standby(bool standby) { in_hot_standby_.Set(standby ? 1 : 0); }
 
   /// States that have a `pgwatchdog_connections` series.
   static bool shown(ConnectionState state) noexcept;
@@ -39,11 +40,12 @@ class TargetMetrics {
   prometheus::Counter& connect_failure_series(Cause cause);
 
   static constexpr std::size_t kStates = static_cast<std::size_t>(ConnectionState::stopped) + 1;
-  static constexpr std::size_t kCauses = static_cast<std::size_t>(Cause::connect_failed) + 1;
+  static constexpr std::size_t kCauses = static_cast<std::size_t>(Cause::wrong_role) + 1;
 
   MetricFamilies& families_;
   std::string target_;
   prometheus::Gauge& up_;
+  prometheus::Gauge& in_hot_standby_;
   std::array<prometheus::Gauge*, kStates> connections_{};
   std::array<prometheus::Counter*, kCauses> disconnects_{};
   std::array<prometheus::Counter*, kCauses> connect_failures_{};

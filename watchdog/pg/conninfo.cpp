@@ -43,6 +43,10 @@ void Conninfo::set_default(std::string_view key, std::string value) {
   if (!get(key)) entries_.emplace_back(std::string(key), std::move(value));
 }
 
+void Conninfo::erase(std::string_view key) {
+  std::erase_if(entries_, [&](const auto& entry) { return entry.first == key; });
+}
+
 ConnectParams Conninfo::params() const {
   ConnectParams p;
   for (const auto& [k, v] : entries_) {

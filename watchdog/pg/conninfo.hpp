@@ -26,6 +26,7 @@ class Conninfo {
   void set(std::string_view key, std::string value);
   /// Sets `key` only where the user did not.
   void set_default(std::string_view key, std::string value);
+  void erase(std::string_view key);
 
   ConnectParams params() const;
   /// `key='value' ...` with the password shown as ***: safe to print.

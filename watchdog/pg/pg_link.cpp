@@ -1,9 +1,12 @@
 #include "pg/pg_link.hpp"
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <openssl/ssl.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "pg/secrets.hpp"
@@ -35,19 +38,23 @@ const char* field(const PGresult* result, int code) {
 
 }  // namespace
 
-PgLink::PgLink(const LinkSettings& settings, event_base* base, Resolver& resolver,
+PgLink::PgLink(const LinkSettings& settings, event_base* base, Scheduler& scheduler, Resolver& resolver,
                LinkCallbacks& callbacks)
     : settings_(settings),
       resolver_(resolver),
       callbacks_(callbacks),
-      watch_(base, [this](short events) { on_socket(events); }) {}
+      watch_(base, [this](short events) { on_socket(events); }),
+      host_deadline_(scheduler.make_timer([this] {
+        host_failed({Cause::connect_timeout, "",
+                     fmt::format("no connection within {}",
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(settings_.host_timeout))});
+      })) {}
 
-PgLink::~PgLink() {
-  close();
-}
+PgLink::~PgLink() { close(); }
 
 void PgLink::close() {
   watch_.stop();
+  host_deadline_->disarm();
   if (lookup_) lookup_->cancel();  // not destroyed here: we may be inside its callback
   conn_.reset();                   // PQfinish; the socket is non-blocking, so this never waits
   phase_ = Phase::closed;
@@ -59,20 +66,63 @@ void PgLink::close() {
 
 void PgLink::connect() {
   close();
-  if (settings_.host) {
+  host_index_ = 0;
+  standby_pass_ = settings_.role == RoleRequirement::prefer_standby;
+  host_failures_.clear();
+  try_host();
+}
+
+void PgLink::try_host() {
+  const HostEntry& host = settings_.hosts[host_index_];
+  host_deadline_->arm(settings_.host_timeout);
+  if (host.resolve) {
     phase_ = Phase::resolving;
-    lookup_ =
-        resolver_.resolve(*settings_.host, [this](Resolution r) { on_resolved(std::move(r)); });
+    // The lookup being replaced may be the one whose callback brought us here: keep it alive.
+    previous_lookup_ = std::move(lookup_);
+    lookup_ = resolver_.resolve(*host.resolve, [this](Resolution r) { on_resolved(std::move(r)); });
     return;
   }
-  start_connect(settings_.conninfo);
+  Conninfo conninfo = settings_.conninfo;
+  if (!host.host.empty()) conninfo.set("host", host.host);
+  if (!host.hostaddr.empty()) conninfo.set("hostaddr", host.hostaddr);
+  if (!host.port.empty()) conninfo.set("port", host.port);
+  start_connect(conninfo);
+}
+
+void PgLink::host_failed(const Failure& failure) {
+  // This host is done: close its attempt before trying the next one.
+  watch_.stop();
+  host_deadline_->disarm();
+  if (lookup_) lookup_->cancel();
+  conn_.reset();
+  ending_.reset();
+  deliver_pending();
+  const HostEntry& host = settings_.hosts[host_index_];
+  host_failures_.push_back(host.label() + ": " + failure.message);
+  // Like libpq: a wrong password or a missing database would be the same on every host.
+  const bool stop_walk = failure.cause == Cause::auth_failed || failure.cause == Cause::database_missing;
+  if (!stop_walk && host_index_ + 1 < settings_.hosts.size()) {
+    ++host_index_;
+    try_host();
+    return;
+  }
+  if (!stop_walk && standby_pass_) {  // prefer-standby: no standby found, now take any server
+    standby_pass_ = false;
+    host_index_ = 0;
+    try_host();
+    return;
+  }
+  phase_ = Phase::closed;
+  Failure reported = failure;
+  if (host_failures_.size() > 1) reported.message = fmt::format("{}", fmt::join(host_failures_, "; "));
+  callbacks_.on_connect_failed(reported);
 }
 
 void PgLink::on_resolved(Resolution resolution) {
   if (phase_ != Phase::resolving) return;
+  const HostEntry& host = settings_.hosts[host_index_];
   if (!resolution.error.empty()) {
-    fail_connect({Cause::dns, "",
-                  fmt::format("could not resolve \"{}\": {}", *settings_.host, resolution.error)});
+    host_failed({Cause::dns, "", fmt::format("could not resolve \"{}\": {}", *host.resolve, resolution.error)});
     return;
   }
   // One host entry per address: libpq tries them in order, and with hostaddr set it never does
@@ -84,22 +134,22 @@ void PgLink::on_resolved(Resolution resolution) {
       hosts += ',';
       addresses += ',';
     }
-    hosts += *settings_.host;
+    hosts += *host.resolve;
     addresses += address;
   }
   Conninfo resolved = settings_.conninfo;
   resolved.set("host", hosts);
   resolved.set("hostaddr", addresses);
+  if (!host.port.empty()) resolved.set("port", host.port);
   start_connect(resolved);
 }
 
 void PgLink::start_connect(const Conninfo& conninfo) {
   phase_ = Phase::polling;
   const ConnectParams params = conninfo.params();
-  conn_.reset(
-      PQconnectStartParams(params.keywords.data(), params.values.data(), /*expand_dbname=*/0));
+  conn_.reset(PQconnectStartParams(params.keywords.data(), params.values.data(), /*expand_dbname=*/0));
   if (!conn_) {
-    fail_connect({Cause::connect_failed, "", "out of memory"});
+    host_failed({Cause::connect_failed, "", "out of memory"});
     return;
   }
   PQsetNoticeReceiver(conn_.get(), &PgLink::receive_notice, this);
@@ -107,7 +157,7 @@ void PgLink::start_connect(const Conninfo& conninfo) {
   PQsetErrorVerbosity(conn_.get(), PQERRORS_VERBOSE);
   if (PQstatus(conn_.get()) == CONNECTION_BAD) {
     const ServerError error = parse_connection_error(PQerrorMessage(conn_.get()));
-    fail_connect({Cause::connect_failed, error.sqlstate, clean(error.message)});
+    host_failed({Cause::connect_failed, error.sqlstate, clean(error.message)});
     return;
   }
   arm_for(PGRES_POLLING_WRITING);  // libpq's contract: behave as if the first poll said WRITING
@@ -144,7 +194,7 @@ void PgLink::poll_connect() {
   } else if (polling == PGRES_POLLING_FAILED) {
     const ServerError error = parse_connection_error(PQerrorMessage(conn_.get()));
     const Cause cause = cause_from_sqlstate(error.sqlstate).value_or(Cause::connect_failed);
-    fail_connect({cause, error.sqlstate, clean(error.message)});
+    host_failed({cause, error.sqlstate, clean(error.message)});
   } else {
     arm_for(polling);
   }
@@ -154,7 +204,7 @@ void PgLink::finish_connect() {
   PGconn* conn = conn_.get();
   PQsetErrorVerbosity(conn, PQERRORS_DEFAULT);
   if (PQsetnonblocking(conn, 1) != 0) {
-    fail_connect({Cause::connect_failed, "", clean(PQerrorMessage(conn))});
+    host_failed({Cause::connect_failed, "", clean(PQerrorMessage(conn))});
     return;
   }
   parameters_.clear();
@@ -162,11 +212,17 @@ void PgLink::finish_connect() {
     const char* value = PQparameterStatus(conn, name);
     parameters_.emplace_back(name, value ? value : "");
   }
+  const RoleRequirement wanted = standby_pass_ ? RoleRequirement::standby : settings_.role;
+  if (const auto mismatch = role_mismatch(wanted, server_info())) {
+    host_failed({Cause::wrong_role, "", *mismatch});
+    return;
+  }
   if (!settings_.setup_sql.empty()) {
     phase_ = Phase::setting_up;
     send_query(settings_.setup_sql);
     return;
   }
+  host_deadline_->disarm();
   phase_ = Phase::idle;
   deliver_pending();  // startup notices
   callbacks_.on_connected(server_info());
@@ -174,17 +230,17 @@ void PgLink::finish_connect() {
 
 ServerInfo PgLink::server_info() const {
   ServerInfo info;
+  if (!conn_) return info;
+  const auto parameter = [&](const char* name) {
+    const char* value = PQparameterStatus(conn_.get(), name);
+    return std::string(value ? value : "");
+  };
   info.backend_pid = PQbackendPID(conn_.get());
   info.server_version = PQserverVersion(conn_.get());
-  const char* standby = PQparameterStatus(conn_.get(), "in_hot_standby");
-  info.in_hot_standby = standby ? standby : "";
+  info.host = settings_.hosts[host_index_].label();
+  info.in_hot_standby = parameter("in_hot_standby");
+  info.default_transaction_read_only = parameter("default_transaction_read_only");
   return info;
-}
-
-void PgLink::fail_connect(const Failure& failure) {
-  watch_.stop();
-  deliver_pending();
-  callbacks_.on_connect_failed(failure);
 }
 
 void PgLink::watch_idle() {
@@ -310,9 +366,10 @@ void PgLink::query_done(std::optional<Failure> failure) {
   if (phase_ == Phase::setting_up) {
     if (failure) {
       if (failure->cause == Cause::probe_failed) failure->cause = Cause::connect_failed;
-      fail_connect(*failure);
+      host_failed(*failure);
       return;
     }
+    host_deadline_->disarm();
     phase_ = Phase::idle;
     callbacks_.on_connected(server_info());
     return;

@@ -7,16 +7,23 @@
 
 #include "dns/resolver.hpp"
 #include "event/socket_watch.hpp"
+#include "event/timer.hpp"
 #include "health/link.hpp"
+#include "health/role_requirement.hpp"
 #include "pg/conninfo.hpp"
 #include "pg/handles.hpp"
+#include "pg/host_list.hpp"
 
 namespace pgwd {
 
 /// How a PgLink connects: prepared once per target (see link_settings.hpp).
 struct LinkSettings {
-  Conninfo conninfo;                ///< user's conninfo plus keepalive/application_name defaults
-  std::optional<std::string> host;  ///< name to resolve with evdns before each attempt, if any
+  /// The user's conninfo plus keepalive/application_name defaults, without the host list and
+  /// target_session_attrs, which the link applies itself host by host.
+  Conninfo conninfo;
+  std::vector<HostEntry> hosts;  ///< at least one
+  RoleRequirement role = RoleRequirement::any;
+  Nanos host_timeout{};  ///< deadline of one host of an attempt
   std::string probe_query;
   std::string setup_sql;          ///< run after each connect (LISTEN ...); empty for none
   std::string dsn_for_redaction;  ///< the user's text, to strip its password from messages
@@ -24,10 +31,12 @@ struct LinkSettings {
 
 /// A Link over libpq on libevent. Nothing here blocks: PQconnectStartParams/PQconnectPoll with the
 /// event re-armed on PQsocket() at each step, PQsendQuery/PQflush/PQconsumeInput, host names
-/// resolved with evdns and passed as hostaddr. Not copyable or movable (registered with the loop).
+/// resolved with evdns and passed as hostaddr. A connect attempt walks the host list itself, one
+/// PGconn per host under its own deadline, and checks the role (target_session_attrs) itself.
+/// Not copyable or movable (registered with the loop).
 class PgLink final : public Link {
  public:
-  PgLink(const LinkSettings& settings, event_base* base, Resolver& resolver,
+  PgLink(const LinkSettings& settings, event_base* base, Scheduler& scheduler, Resolver& resolver,
          LinkCallbacks& callbacks);
   ~PgLink() override;
   PgLink(const PgLink&) = delete;
@@ -38,6 +47,7 @@ class PgLink final : public Link {
   Inspection inspect() override;
   void probe() override;
   void close() override;
+  ServerInfo server_info() const override;
 
  private:
   enum class Phase {
@@ -49,6 +59,8 @@ class PgLink final : public Link {
     probing,     ///< probe query in flight
   };
 
+  void try_host();
+  void host_failed(const Failure& failure);
   void on_resolved(Resolution resolution);
   void start_connect(const Conninfo& conninfo);
   void on_socket(short events);
@@ -58,13 +70,11 @@ class PgLink final : public Link {
   void send_query(const std::string& sql);
   void drive_query(short events);
   void query_done(std::optional<Failure> failure);
-  void fail_connect(const Failure& failure);
   Failure connection_lost(int socket_error) const;
   void deliver_pending();
   std::size_t drain_notifications();
   bool parameters_changed();
   bool openssl_holds_bytes() const;
-  ServerInfo server_info() const;
   std::string clean(std::string_view message) const;
   static void receive_notice(void* self, const PGresult* result);
 
@@ -72,9 +82,14 @@ class PgLink final : public Link {
   Resolver& resolver_;
   LinkCallbacks& callbacks_;
   SocketWatch watch_;
+  TimerPtr host_deadline_;
   Phase phase_ = Phase::closed;
+  std::size_t host_index_ = 0;
+  bool standby_pass_ = false;               ///< prefer-standby's first pass: standbys only
+  std::vector<std::string> host_failures_;  ///< "host:port: why" for each host tried
   PgConnPtr conn_;
   std::unique_ptr<Resolver::Lookup> lookup_;
+  std::unique_ptr<Resolver::Lookup> previous_lookup_;  ///< may still be running its callback
   std::optional<Failure> ending_;  ///< the server said it is ending the session (57P0x, FATAL)
   std::optional<Failure> query_error_;
   std::vector<Notice> notices_;
