@@ -92,7 +92,11 @@ void Target::on_down(const DownEvent& e) {
   log_.warn("{}[{}] down: {}: {}", name_, e.connection.index, with_sqlstate(e.cause, e.sqlstate),
             e.message);
   if (observer_) observer_->on_down(e);
-  check_siblings_of(e.connection.index);
+  // A server-side end (FATAL, EOF) rarely comes alone: look at the siblings now. Not after a
+  // kernel timeout: each sibling's own keepalive timer is already counting, and a probe would
+  // stop it (Linux suspends keepalive while data is unacknowledged) and restart
+  // TCP_USER_TIMEOUT, so the sibling would be found dead seconds later, not sooner.
+  if (e.cause != Cause::timed_out) check_siblings_of(e.connection.index);
 }
 
 void Target::check_siblings_of(int index) {
