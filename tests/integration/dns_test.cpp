@@ -1,0 +1,301 @@
+// DNS: host names resolved with evdns on every attempt, against a DNS server the test controls
+// (dnsmasq, see support/dns_server.hpp) given as WatchdogOptions::nameservers.
+#include <doctest/doctest.h>
+#include <event2/event.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "event/event_ptr.hpp"
+#include "support/dns_server.hpp"
+#include "support/watchdog_fixture.hpp"
+
+using namespace std::chrono_literals;
+using namespace pgwd;
+using pgwd::testing::ClusterSettings;
+using pgwd::testing::DnsServer;
+using pgwd::testing::RecordingObserver;
+using pgwd::testing::TestCluster;
+using pgwd::testing::TestLoop;
+using pgwd::testing::WatchdogFixture;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kName = "db.pgwd.test";
+
+long long ms(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+// Exits the test binary with 77 (ctest: skipped) when dnsmasq is not installed.
+void require_dnsmasq() {
+  if (DnsServer::binary().empty()) {
+    std::puts("SKIPPED: dnsmasq not installed");
+    std::fflush(stdout);
+    std::exit(77);
+  }
+}
+
+// A DNS server, and a Watchdog on a test loop asking only it. The clusters are the test's.
+struct DnsHarness {
+  DnsServer dns;  // the test calls require_dnsmasq() first
+  TestLoop loop;
+  RecordingObserver observer;
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  std::shared_ptr<std::ostringstream> log_text = std::make_shared<std::ostringstream>();
+  std::shared_ptr<spdlog::logger> logger = WatchdogFixture::make_logger(log_text);
+  std::unique_ptr<Watchdog> watchdog = make_watchdog();
+
+  std::unique_ptr<Watchdog> make_watchdog() {
+    WatchdogOptions options;
+    options.observer = &observer;
+    options.registry = registry;
+    options.logger = logger;
+    options.loop_lag_interval = 10ms;
+    options.nameservers = {dns.nameserver()};
+    return std::make_unique<Watchdog>(loop.base(), options);
+  }
+
+  double metric(const std::string& name,
+                const std::map<std::string, std::string>& labels = {}) const {
+    return pgwd::testing::metric_value(*registry, name, labels);
+  }
+
+  bool all_healthy(const std::string& target, std::size_t n) const {
+    const auto states = watchdog->connection_states(target);
+    return static_cast<std::size_t>(
+               std::count(states.begin(), states.end(), ConnectionState::healthy)) == n;
+  }
+};
+
+// A target on kName:port with `cluster`'s password; application_name = name.
+TargetOptions named_target(const std::string& name, const TestCluster& cluster) {
+  TargetOptions o;
+  o.name = name;
+  o.conninfo = std::string("host=") + kName + " port=" + std::to_string(cluster.port()) +
+               " user=watchdog password=" + cluster.password() +
+               " dbname=postgres application_name=" + name;
+  o.backoff_initial = 50ms;
+  o.backoff_max = 400ms;
+  return o;
+}
+
+// Queries (any type) for kName that dnsmasq logged so far. evdns randomizes the case of the
+// names it asks for (the 0x20 hack), so the log is compared in lower case.
+std::size_t queries_for_name(const DnsServer& dns) {
+  std::string log = dns.log();
+  std::transform(log.begin(), log.end(), log.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string needle = std::string("] ") + kName + " from ";
+  std::size_t count = 0;
+  for (std::size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1))
+    ++count;
+  return count;
+}
+
+// Nanoseconds this thread has spent waiting on a run queue (runnable, but another task had the
+// CPU): the second field of /proc/thread-self/schedstat. nullopt where the kernel lacks it.
+std::optional<std::chrono::nanoseconds> run_queue_wait() {
+  std::ifstream in("/proc/thread-self/schedstat");
+  long long on_cpu = 0;
+  long long waiting = 0;
+  if (!(in >> on_cpu >> waiting)) return std::nullopt;
+  return std::chrono::nanoseconds(waiting);
+}
+
+// A 10 ms persistent timer on the loop under test, recording the gaps between its runs. A gap is
+// the loop running late: busy in a callback, blocked in a system call, or not scheduled at all
+// because other processes had the CPUs (the test machine may be busy with builds). The last part
+// is not the loop's doing: where the kernel reports run-queue waits, it is taken out of the gap
+// to give the time the loop itself was busy or blocked.
+class LoopTicker {
+ public:
+  explicit LoopTicker(event_base* base)
+      : event_(event_new(base, -1, EV_PERSIST, &LoopTicker::on_tick, this)) {
+    const timeval every = to_timeval(10ms);
+    event_add(event_.get(), &every);
+    restart();
+  }
+
+  void restart() {
+    last_ = Clock::now();
+    last_wait_ = run_queue_wait();
+  }
+
+  /// The worst gap, less the time spent waiting for a CPU during it.
+  Clock::duration worst_blocked() const { return worst_blocked_; }
+  Clock::duration worst_gap() const { return worst_gap_; }
+
+  std::string summary() const {
+    std::string out =
+        std::to_string(ticks_) + " ticks, worst gap " + std::to_string(ms(worst_gap_)) + " ms";
+    if (last_wait_)
+      out += " (of which " + std::to_string(ms(worst_gap_wait_)) +
+             " ms waiting for a CPU), worst gap less CPU wait " +
+             std::to_string(ms(worst_blocked_)) + " ms";
+    else
+      out += " (no run-queue statistics on this kernel)";
+    return out;
+  }
+
+ private:
+  static void on_tick(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<LoopTicker*>(arg);
+    const auto now = Clock::now();
+    const auto wait = run_queue_wait();
+    const Clock::duration gap = now - self->last_;
+    Clock::duration waited{0};
+    if (wait && self->last_wait_) waited = *wait - *self->last_wait_;
+    if (gap > self->worst_gap_) {
+      self->worst_gap_ = gap;
+      self->worst_gap_wait_ = waited;
+    }
+    self->worst_blocked_ = std::max(self->worst_blocked_, gap - waited);
+    self->last_ = now;
+    self->last_wait_ = wait;
+    ++self->ticks_;
+  }
+
+  EventPtr event_;
+  Clock::time_point last_;
+  std::optional<std::chrono::nanoseconds> last_wait_;
+  Clock::duration worst_gap_{0};
+  Clock::duration worst_gap_wait_{0};
+  Clock::duration worst_blocked_{0};
+  int ticks_ = 0;
+};
+
+bool contains(const std::vector<int>& pids, int pid) {
+  return std::find(pids.begin(), pids.end(), pid) != pids.end();
+}
+
+}  // namespace
+
+TEST_CASE("dns: a name that moves to another address - the reconnect lands on the new server") {
+  require_dnsmasq();
+  TestCluster a;  // 127.0.0.1
+  // The same port on 127.0.0.2; the DSN carries a's password, so b lets the role in without one.
+  TestCluster b(ClusterSettings{.listen_address = "127.0.0.2",
+                                .hba_lines = {"host all watchdog 127.0.0.0/8 trust"},
+                                .port = a.port()});
+  REQUIRE(b.port() == a.port());
+  DnsHarness h;
+  h.dns.set(kName, "127.0.0.1");
+
+  const std::size_t queries_before = queries_for_name(h.dns);
+  h.watchdog->add_target(named_target("moving", a));
+  REQUIRE(h.loop.run_until([&] { return h.all_healthy("moving", 1); }, 10s));
+  // The watchdog asked our server (not only /etc/hosts or the system's resolver).
+  CHECK(queries_for_name(h.dns) > queries_before);
+  const ServerInfo first = h.observer.healthy[0].event.server;
+  CHECK(first.host == std::string(kName) + ":" + std::to_string(a.port()));
+  CHECK(a.backend_pids("moving") == std::vector<int>{first.backend_pid});
+  CHECK(b.backend_pids("moving").empty());
+
+  h.dns.set(kName, "127.0.0.2");  // returns once dnsmasq serves the new address
+  const std::size_t queries_after_move = queries_for_name(h.dns);
+  REQUIRE(a.terminate_backends("moving") == 1);
+  const auto terminated = Clock::now();
+  REQUIRE(h.loop.run_until(
+      [&] { return h.observer.healthy.size() == 2 && h.all_healthy("moving", 1); }, 10s));
+  MESSAGE("reconnected to the new address ", ms(h.observer.healthy[1].at - terminated),
+          " ms after pg_terminate_backend");
+  REQUIRE(h.observer.down.size() == 1);
+  CHECK(h.observer.down[0].event.cause == Cause::server_shutdown);
+  const ServerInfo second = h.observer.healthy[1].event.server;
+  CHECK(second.host == std::string(kName) + ":" + std::to_string(a.port()));
+  CHECK(b.backend_pids("moving") == std::vector<int>{second.backend_pid});
+  CHECK(a.backend_pids("moving").empty());
+  CHECK(h.observer.connect_failures.empty());
+  // Resolved afresh for the reconnect: nothing cached.
+  CHECK(queries_for_name(h.dns) > queries_after_move);
+}
+
+TEST_CASE(
+    "dns: a name that stops resolving - connect failures with cause dns and backoff until "
+    "it is back") {
+  require_dnsmasq();
+  TestCluster a;
+  DnsHarness h;
+  h.dns.set(kName, "127.0.0.1");
+  h.watchdog->add_target(named_target("vanishing", a));
+  REQUIRE(h.loop.run_until([&] { return h.all_healthy("vanishing", 1); }, 10s));
+
+  h.dns.remove(kName);  // NXDOMAIN from now on
+  REQUIRE(a.terminate_backends("vanishing") == 1);
+  REQUIRE(h.loop.run_until([&] { return h.observer.connect_failures.size() >= 5; }, 10s));
+  const auto& failures = h.observer.connect_failures;
+  for (const auto& f : failures) {
+    INFO(f.event.message);
+    CHECK(f.event.cause == Cause::dns);
+    CHECK(f.event.retry_in >= 25ms);
+    CHECK(f.event.retry_in <= 400ms);
+    CHECK(f.event.message.find(a.password()) == std::string::npos);
+  }
+  MESSAGE("failure message: ", failures[0].event.message);
+  // Retried with backoff: each attempt no earlier than the delay the previous failure announced.
+  for (std::size_t i = 0; i + 1 < h.observer.attempts.size() && i + 1 < failures.size(); ++i)
+    CHECK(h.observer.attempts[i + 1].at - failures[i].at >= failures[i].event.retry_in - 1ms);
+  CHECK(h.observer.healthy.size() == 1);
+  CHECK(h.metric("pgwatchdog_up", {{"target", "vanishing"}}) == 0);
+  CHECK(
+      h.metric("pgwatchdog_connect_failures_total", {{"target", "vanishing"}, {"cause", "dns"}}) ==
+      static_cast<double>(failures.size()));
+
+  h.dns.set(kName, "127.0.0.1");
+  const auto restored = Clock::now();
+  REQUIRE(h.loop.run_until(
+      [&] { return h.observer.healthy.size() == 2 && h.all_healthy("vanishing", 1); }, 5s));
+  const auto back_in = h.observer.healthy[1].at - restored;
+  MESSAGE(failures.size(), " failed attempts while the name did not resolve; healthy again ",
+          ms(back_in), " ms after it resolved again (backoff max 400 ms)");
+  CHECK(back_in < 400ms + 200ms);
+  CHECK(h.observer.healthy[1].event.attempt == static_cast<int>(failures.size()) + 1);
+  CHECK(contains(a.backend_pids("vanishing"), h.observer.healthy[1].event.server.backend_pid));
+  CHECK(h.metric("pgwatchdog_up", {{"target", "vanishing"}}) == 1);
+}
+
+TEST_CASE(
+    "dns: a DNS server that does not answer never blocks the loop and the attempt ends "
+    "within connect_timeout") {
+  require_dnsmasq();
+  TestCluster a;
+  DnsHarness h;
+  h.dns.set(kName, "127.0.0.1");
+  h.dns.pause();  // SIGSTOP: queries get no answer at all
+
+  // Our own 10 ms ticker on the same loop measures how late the loop runs meanwhile.
+  LoopTicker ticker(h.loop.base());
+
+  TargetOptions o = named_target("unanswered", a);
+  o.connect_timeout = 1s;
+  const auto added = Clock::now();
+  ticker.restart();
+  h.watchdog->add_target(o);
+  REQUIRE(h.loop.run_until([&] { return h.observer.connect_failures.size() >= 2; }, 10s));
+  h.loop.run_for(200ms);
+  const auto& first = h.observer.connect_failures[0];
+  MESSAGE("first attempt failed after ", ms(first.at - added), " ms (connect_timeout 1 s) with ",
+          to_string(first.event.cause), ": ", first.event.message, "; ", ticker.summary());
+  CHECK((first.event.cause == Cause::dns || first.event.cause == Cause::connect_timeout));
+  CHECK(first.at - added <= 1s + 150ms);
+  for (const auto& f : h.observer.connect_failures)
+    CHECK((f.event.cause == Cause::dns || f.event.cause == Cause::connect_timeout));
+  CHECK(h.observer.healthy.empty());
+  CHECK(ticker.worst_blocked() < 100ms);
+
+  // Answering again: the next attempt resolves and connects.
+  h.dns.resume();
+  REQUIRE(h.loop.run_until([&] { return h.all_healthy("unanswered", 1); }, 10s));
+  CHECK(contains(a.backend_pids("unanswered"), h.observer.healthy[0].event.server.backend_pid));
+  MESSAGE("after resume: ", ticker.summary());
+  CHECK(ticker.worst_blocked() < 100ms);
+}

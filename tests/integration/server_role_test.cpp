@@ -1,0 +1,281 @@
+// Server role: a real streaming standby (pg_basebackup of a throwaway primary), promoted while
+// the watchdog watches it.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "support/standby_cluster.hpp"
+#include "support/watchdog_fixture.hpp"
+
+using namespace std::chrono_literals;
+using namespace pgwd;
+using pgwd::testing::RecordingObserver;
+using pgwd::testing::StandbyCluster;
+using pgwd::testing::TestCluster;
+using pgwd::testing::TestLoop;
+using pgwd::testing::WatchdogFixture;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+long long ms(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+std::string lower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+// RecordingObserver plus the role changes.
+class RoleObserver : public RecordingObserver {
+ public:
+  std::vector<Stamped<RoleChangeEvent>> role_changes;
+  void on_role_change(const RoleChangeEvent& e) override {
+    role_changes.push_back({e, Clock::now()});
+  }
+};
+
+// A primary, its hot standby, and a Watchdog on a test loop recording every event.
+struct RoleFixture {
+  TestCluster primary;
+  StandbyCluster standby{primary};
+  TestLoop loop;
+  RoleObserver observer;
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  std::shared_ptr<std::ostringstream> log_text = std::make_shared<std::ostringstream>();
+  std::shared_ptr<spdlog::logger> logger = WatchdogFixture::make_logger(log_text);
+  std::unique_ptr<Watchdog> watchdog = make_watchdog();
+
+  std::unique_ptr<Watchdog> make_watchdog() {
+    WatchdogOptions options;
+    options.observer = &observer;
+    options.registry = registry;
+    options.logger = logger;
+    options.loop_lag_interval = 10ms;
+    return std::make_unique<Watchdog>(loop.base(), options);
+  }
+
+  // A target on the standby; application_name = name.
+  TargetOptions on_standby(const std::string& name, const std::string& extra = {}) const {
+    TargetOptions o;
+    o.name = name;
+    o.conninfo = standby.conninfo(name) + (extra.empty() ? "" : " " + extra);
+    o.backoff_initial = 50ms;
+    o.backoff_max = 400ms;
+    return o;
+  }
+
+  double metric(const std::string& name,
+                const std::map<std::string, std::string>& labels = {}) const {
+    return pgwd::testing::metric_value(*registry, name, labels);
+  }
+
+  bool all_healthy(const std::string& target, std::size_t n) const {
+    const auto states = watchdog->connection_states(target);
+    return static_cast<std::size_t>(
+               std::count(states.begin(), states.end(), ConnectionState::healthy)) == n;
+  }
+};
+
+// Promotes the standby on a helper thread (pg_ctl promote -w takes a while) while the loop keeps
+// running on this one; records when pg_ctl reported the promotion complete.
+class Promoter {
+ public:
+  explicit Promoter(StandbyCluster& standby)
+      : thread_([this, &standby] {
+          try {
+            standby.promote();
+          } catch (const std::exception& e) {
+            error_ = e.what();
+          }
+          done_at_ = Clock::now().time_since_epoch().count();
+          done_ = true;
+        }) {}
+  ~Promoter() { thread_.join(); }
+  Promoter(const Promoter&) = delete;
+  Promoter& operator=(const Promoter&) = delete;
+
+  bool done() const { return done_; }
+  Clock::time_point done_at() const { return Clock::time_point(Clock::duration(done_at_.load())); }
+  const std::string& error() const { return error_; }  // read only after done()
+
+ private:
+  std::atomic<bool> done_{false};
+  std::atomic<Clock::rep> done_at_{0};
+  std::string error_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+// A helper thread promotes the standby while the loop runs: CI also runs these under
+// ThreadSanitizer.
+TEST_SUITE_BEGIN("thread");
+
+TEST_CASE_FIXTURE(RoleFixture,
+                  "role: a promoted standby - on_role_change within one heartbeat and "
+                  "in_hot_standby 1 then 0") {
+  REQUIRE(standby.in_recovery());
+  TargetOptions o = on_standby("promoted");
+  o.heartbeat = 300ms;
+  o.probe_timeout = 1s;
+  watchdog->add_target(o);
+  REQUIRE(loop.run_until([&] { return all_healthy("promoted", 1); }, 10s));
+  REQUIRE(observer.healthy.size() == 1);
+  CHECK(observer.healthy[0].event.server.in_hot_standby == "on");
+  CHECK(observer.healthy[0].event.server.default_transaction_read_only == "off");
+  CHECK(metric("pgwatchdog_in_hot_standby", {{"target", "promoted"}}) == 1);
+  // Heartbeats on an unchanged standby report nothing.
+  REQUIRE(loop.run_until([&] { return observer.probes.size() >= 2; }, 3s));
+  CHECK(observer.role_changes.empty());
+
+  // The promotion starts just after a heartbeat probe: the next probe, the first that can see the
+  // new role, is due one heartbeat later, whatever pg_ctl's own polling adds.
+  {
+    Promoter promoter(standby);
+    const bool promoted =
+        loop.run_until([&] { return promoter.done() && !observer.role_changes.empty(); }, 30s);
+    const bool pg_ctl_done =
+        promoter.done() || loop.run_until([&] { return promoter.done(); }, 60s);
+    REQUIRE_MESSAGE(pg_ctl_done, "pg_ctl promote did not return");
+    REQUIRE_MESSAGE(promoter.error().empty(), promoter.error());
+    REQUIRE(promoted);
+    const auto& change = observer.role_changes[0];
+    const auto after = change.at - promoter.done_at();
+    MESSAGE("on_role_change ", ms(after),
+            " ms after pg_ctl promote -w returned (heartbeat 300 ms; pg_ctl polls every 100 ms)");
+    CHECK(change.event.connection.target == "promoted");
+    CHECK(change.event.connection.index == 0);
+    CHECK(change.event.in_hot_standby == "off");
+    CHECK(change.event.previous == "on");
+    // One heartbeat, plus the probe's round trip and scheduling margin.
+    CHECK(after <= 300ms + 200ms);
+  }
+  CHECK_FALSE(standby.in_recovery());
+  CHECK(observer.role_changes.size() == 1);
+  CHECK(metric("pgwatchdog_in_hot_standby", {{"target", "promoted"}}) == 0);
+
+  // No target_session_attrs: any role will do, so the connection simply stays.
+  loop.run_for(700ms);
+  CHECK(observer.down.empty());
+  CHECK(observer.connect_failures.empty());
+  CHECK(observer.healthy.size() == 1);
+  CHECK(all_healthy("promoted", 1));
+  CHECK(observer.role_changes.size() == 1);
+  CHECK(metric("pgwatchdog_up", {{"target", "promoted"}}) == 1);
+  CHECK(metric("pgwatchdog_in_hot_standby", {{"target", "promoted"}}) == 0);
+  CHECK(standby.backend_pids("promoted") ==
+        std::vector<int>{observer.healthy[0].event.server.backend_pid});
+}
+
+TEST_CASE_FIXTURE(RoleFixture,
+                  "role: target_session_attrs=standby - down with wrong_role after promotion and "
+                  "reconnects refused with wrong_role") {
+  TargetOptions o = on_standby("needs_standby", "target_session_attrs=standby");
+  o.heartbeat = 300ms;
+  o.probe_timeout = 1s;
+  watchdog->add_target(o);
+  REQUIRE(loop.run_until([&] { return all_healthy("needs_standby", 1); }, 10s));
+  CHECK(observer.healthy[0].event.server.in_hot_standby == "on");
+  CHECK(metric("pgwatchdog_up", {{"target", "needs_standby"}}) == 1);
+  CHECK(metric("pgwatchdog_in_hot_standby", {{"target", "needs_standby"}}) == 1);
+
+  {
+    Promoter promoter(standby);
+    const bool seen = loop.run_until(
+        [&] {
+          return promoter.done() && !observer.down.empty() && observer.connect_failures.size() >= 3;
+        },
+        30s);
+    const bool pg_ctl_done =
+        promoter.done() || loop.run_until([&] { return promoter.done(); }, 60s);
+    REQUIRE_MESSAGE(pg_ctl_done, "pg_ctl promote did not return");
+    REQUIRE_MESSAGE(promoter.error().empty(), promoter.error());
+    REQUIRE(seen);
+    MESSAGE("down ", ms(observer.down[0].at - promoter.done_at()),
+            " ms after pg_ctl promote -w returned (heartbeat 300 ms): ",
+            observer.down[0].event.message);
+    CHECK(observer.down[0].at - promoter.done_at() <= 300ms + 200ms);
+  }
+  REQUIRE(observer.down.size() == 1);
+  CHECK(observer.down[0].event.cause == Cause::wrong_role);
+  CHECK(observer.down[0].event.connection.target == "needs_standby");
+  CHECK(lower(observer.down[0].event.message).find("standby") != std::string::npos);
+  for (const auto& f : observer.connect_failures) {
+    CHECK(f.event.cause == Cause::wrong_role);
+    CHECK(lower(f.event.message).find("standby") != std::string::npos);
+    CHECK(f.event.message.find(standby.password()) == std::string::npos);
+    CHECK(f.event.retry_in > 0ms);
+  }
+  CHECK(observer.healthy.size() == 1);  // never healthy again on the new primary
+  CHECK(metric("pgwatchdog_up", {{"target", "needs_standby"}}) == 0);
+  CHECK(metric("pgwatchdog_disconnects_total",
+               {{"target", "needs_standby"}, {"cause", "wrong_role"}}) == 1);
+  CHECK(metric("pgwatchdog_connect_failures_total",
+               {{"target", "needs_standby"}, {"cause", "wrong_role"}}) ==
+        static_cast<double>(observer.connect_failures.size()));
+  CHECK(
+      metric("pgwatchdog_reconnects_total", {{"target", "needs_standby"}, {"result", "failure"}}) ==
+      static_cast<double>(observer.connect_failures.size()));
+  CHECK(log_text->str().find(standby.password()) == std::string::npos);
+}
+
+TEST_SUITE_END();
+
+TEST_CASE_FIXTURE(RoleFixture,
+                  "role: target_session_attrs=primary or read-write on a standby - never healthy "
+                  "and every attempt fails with wrong_role") {
+  watchdog->add_target(on_standby("needs_primary", "target_session_attrs=primary"));
+  watchdog->add_target(on_standby("needs_rw", "target_session_attrs=read-write"));
+  // The control: the same standby without a requirement is fine.
+  watchdog->add_target(on_standby("any_role", "target_session_attrs=any"));
+
+  const auto failures_of = [&](const std::string& target) {
+    return std::count_if(observer.connect_failures.begin(), observer.connect_failures.end(),
+                         [&](const auto& f) { return f.event.connection.target == target; });
+  };
+  REQUIRE(loop.run_until(
+      [&] {
+        return failures_of("needs_primary") >= 3 && failures_of("needs_rw") >= 3 &&
+               all_healthy("any_role", 1);
+      },
+      15s));
+
+  for (const auto& h : observer.healthy) CHECK(h.event.connection.target == "any_role");
+  CHECK(observer.down.empty());
+  for (const auto& f : observer.connect_failures) {
+    INFO("target ", f.event.connection.target, ": ", f.event.message);
+    CHECK(f.event.connection.target != "any_role");
+    CHECK(f.event.cause == Cause::wrong_role);
+    CHECK(f.event.sqlstate.empty());
+    // Clear: says the server is a standby / read-only.
+    const std::string message = lower(f.event.message);
+    CHECK((message.find("standby") != std::string::npos ||
+           message.find("read-only") != std::string::npos));
+    CHECK(f.event.message.find(standby.password()) == std::string::npos);
+  }
+  for (const auto& f : observer.connect_failures)
+    if (f.event.connection.target == "needs_primary") {
+      MESSAGE("needs_primary: ", f.event.message);
+      break;
+    }
+  for (const std::string target : {"needs_primary", "needs_rw"}) {
+    CHECK(metric("pgwatchdog_up", {{"target", target}}) == 0);
+    CHECK(metric("pgwatchdog_connect_failures_total",
+                 {{"target", target}, {"cause", "wrong_role"}}) ==
+          static_cast<double>(failures_of(target)));
+    CHECK(metric("pgwatchdog_in_hot_standby", {{"target", target}}) == 0);  // never connected
+  }
+  CHECK(metric("pgwatchdog_up", {{"target", "any_role"}}) == 1);
+  CHECK(metric("pgwatchdog_in_hot_standby", {{"target", "any_role"}}) == 1);
+  // A refused connection does not linger on the standby.
+  REQUIRE(loop.run_until([&] { return standby.backend_pids("needs_primary").empty(); }, 5s));
+}
