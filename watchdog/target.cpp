@@ -1,6 +1,7 @@
 #include "target.hpp"
 
 #include <fmt/chrono.h>
+#include <fmt/ranges.h>
 
 #include "pg/pg_link.hpp"
 
@@ -42,8 +43,10 @@ Target::~Target() {
 }
 
 void Target::start() {
-  log_.info("target {}: watching {} connection(s) to {}", name_, connections_.size(),
-            settings_.link.conninfo.redacted());
+  std::vector<std::string> hosts;
+  for (const HostEntry& host : settings_.link.hosts) hosts.push_back(host.label());
+  log_.info("target {}: watching {} connection(s) to {} ({})", name_, connections_.size(),
+            fmt::join(hosts, ", "), settings_.link.conninfo.redacted());
   for (auto& c : connections_) c->start();
 }
 
@@ -76,11 +79,11 @@ void Target::on_healthy(const HealthyEvent& e) {
   metrics_->in_hot_standby(e.server.in_hot_standby == "on");
   if (e.outage) {
     metrics_->outage(*e.outage);
-    log_.info("{}[{}] healthy again after {} (attempt {}, backend pid {})", name_,
-              e.connection.index, ms(*e.outage), e.attempt, e.server.backend_pid);
+    log_.info("{}[{}] healthy again after {} on {} (attempt {}, backend pid {})", name_,
+              e.connection.index, ms(*e.outage), e.server.host, e.attempt, e.server.backend_pid);
   } else {
-    log_.info("{}[{}] connected (backend pid {}, server {}{})", name_, e.connection.index,
-              e.server.backend_pid, e.server.server_version,
+    log_.info("{}[{}] connected to {} (backend pid {}, server {}{})", name_, e.connection.index,
+              e.server.host, e.server.backend_pid, e.server.server_version,
               e.server.in_hot_standby == "on" ? ", hot standby" : "");
   }
   if (observer_) observer_->on_healthy(e);
@@ -159,8 +162,8 @@ void Target::on_notice(const NoticeEvent& e) {
 void Target::on_role_change(const RoleChangeEvent& e) {
   if (!metrics_) return;
   metrics_->in_hot_standby(e.in_hot_standby == "on");
-  log_.warn("{}[{}] server changed role: in_hot_standby {} -> {}", name_, e.connection.index, e.previous,
-            e.in_hot_standby);
+  log_.warn("{}[{}] server changed role: in_hot_standby {} -> {}", name_, e.connection.index,
+            e.previous, e.in_hot_standby);
   if (observer_) observer_->on_role_change(e);
 }
 
