@@ -20,8 +20,8 @@ std::chrono::milliseconds ms(std::chrono::nanoseconds d) {
 }  // namespace
 
 Target::Target(const TargetOptions& options, TargetSettings settings, event_base* base,
-               Scheduler& scheduler, Random& random, Resolver& resolver, MetricFamilies& families,
-               Observer* observer, spdlog::logger& log)
+               Scheduler& scheduler, Random& random, Resolver& resolver, AttemptGate& gate,
+               MetricFamilies& families, Observer* observer, spdlog::logger& log)
     : name_(options.name),
       settings_(std::move(settings)),
       observer_(observer),
@@ -34,7 +34,7 @@ Target::Target(const TargetOptions& options, TargetSettings settings, event_base
   ConnectionEvents& events = *this;
   for (int i = 0; i < options.connections; ++i)
     connections_.push_back(std::make_unique<WatchedConnection>(
-        ConnectionRef{name_, i}, settings_.lifecycle, scheduler, random, events, make_link));
+        ConnectionRef{name_, i}, settings_.lifecycle, scheduler, random, events, make_link, &gate));
 }
 
 Target::~Target() {

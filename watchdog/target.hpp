@@ -18,8 +18,8 @@ namespace pgwd {
 class Target final : private ConnectionEvents {
  public:
   Target(const TargetOptions& options, TargetSettings settings, event_base* base,
-         Scheduler& scheduler, Random& random, Resolver& resolver, MetricFamilies& families,
-         Observer* observer, spdlog::logger& log);
+         Scheduler& scheduler, Random& random, Resolver& resolver, AttemptGate& gate,
+         MetricFamilies& families, Observer* observer, spdlog::logger& log);
   ~Target() override;
   Target(const Target&) = delete;
   Target& operator=(const Target&) = delete;

@@ -10,6 +10,7 @@
 #include "dns/resolver.hpp"
 #include "event/libevent_scheduler.hpp"
 #include "event/loop_lag_monitor.hpp"
+#include "health/attempt_gate.hpp"
 #include "health/random.hpp"
 #include "metrics/metric_families.hpp"
 #include "target.hpp"
@@ -27,6 +28,7 @@ class Watchdog::Impl {
         scheduler_(base),
         resolver_(base, scheduler_, options.nameservers),
         families_(*registry_),
+        gate_(scheduler_, options.max_concurrent_connects),
         reaper_(scheduler_.make_timer([this] { retired_.clear(); })) {
     if (!base) throw std::invalid_argument("Watchdog needs an event_base");
     if (options.loop_lag_interval > std::chrono::milliseconds::zero()) {
@@ -46,7 +48,7 @@ class Watchdog::Impl {
     if (find(options.name) != targets_.end())
       throw InvalidTarget("target '" + options.name + "': a target with this name already exists");
     auto target = std::make_unique<Target>(options, std::move(settings), base_, scheduler_, random_,
-                                           resolver_, families_, observer_, *logger_);
+                                           resolver_, gate_, families_, observer_, *logger_);
     Target& added = *target;
     targets_.push_back(std::move(target));
     added.start();
@@ -97,6 +99,7 @@ class Watchdog::Impl {
   SystemRandom random_;
   Resolver resolver_;  // outlives every target's lookups
   MetricFamilies families_;
+  AttemptGate gate_;  // outlives every target's connections
   std::optional<LoopLagMonitor> lag_;
   Targets targets_;
   Targets retired_;  // removed from inside a callback; destroyed by reaper_ from the loop

@@ -52,6 +52,10 @@ struct WatchdogOptions {
   /// DNS servers ("IP" or "IP:PORT") to ask instead of those in /etc/resolv.conf. /etc/hosts is
   /// read either way. Every connect attempt resolves afresh: nothing is cached.
   std::vector<std::string> nameservers;
+  /// Connect attempts in flight at once, across all targets; the others wait their turn.
+  /// libpq computes SCRAM authentication on the loop (milliseconds of CPU per attempt), so a
+  /// thousand connections returning together would otherwise stall the loop for a second.
+  std::size_t max_concurrent_connects = 16;
 };
 
 class Watchdog {

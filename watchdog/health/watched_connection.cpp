@@ -7,7 +7,7 @@ namespace pgwd {
 
 WatchedConnection::WatchedConnection(ConnectionRef ref, const LifecycleSettings& settings,
                                      Scheduler& scheduler, Random& random, ConnectionEvents& events,
-                                     const LinkFactory& make_link)
+                                     const LinkFactory& make_link, AttemptGate* gate)
     : ref_(std::move(ref)),
       settings_(settings),
       scheduler_(scheduler),
@@ -34,10 +34,12 @@ WatchedConnection::WatchedConnection(ConnectionRef ref, const LifecycleSettings&
         events_.on_reconnect_attempt({ref_, attempt_ + 1});
         begin_attempt();
       })),
+      gate_(gate),
       link_(make_link(static_cast<LinkCallbacks&>(*this))) {}
 
 WatchedConnection::~WatchedConnection() {
   link_->close();
+  attempt_over();
 }
 
 void WatchedConnection::enter(ConnectionState next) {
@@ -57,14 +59,29 @@ void WatchedConnection::stop() {
   heartbeat_->disarm();
   retry_->disarm();
   link_->close();
+  attempt_over();
   enter(ConnectionState::stopped);
 }
 
 void WatchedConnection::begin_attempt() {
+  if (!gate_) {
+    start_attempt();
+    return;
+  }
+  // Stays in its current state (backoff, or stopped before the first attempt) until admitted.
+  gate_ticket_ = gate_->enter([this] { start_attempt(); });
+}
+
+void WatchedConnection::start_attempt() {
   ++attempt_;
   enter(ConnectionState::resolving);
   attempt_deadline_->arm(settings_.connect_timeout);
   link_->connect();  // may report back before it returns: nothing follows it here
+}
+
+void WatchedConnection::attempt_over() {
+  if (gate_ticket_) gate_->leave(*gate_ticket_);
+  gate_ticket_.reset();
 }
 
 void WatchedConnection::on_resolved() {
@@ -73,6 +90,7 @@ void WatchedConnection::on_resolved() {
 
 void WatchedConnection::on_connected(const ServerInfo& server) {
   attempt_deadline_->disarm();
+  attempt_over();
   backoff_.reset();
   server_ = server;
   HealthyEvent healthy{ref_, server, attempt_, std::nullopt};
@@ -90,6 +108,7 @@ void WatchedConnection::on_connect_failed(const Failure& failure) {
 }
 
 void WatchedConnection::attempt_failed(const Failure& failure) {
+  attempt_over();
   const Nanos delay = backoff_.next();
   enter(ConnectionState::backoff);
   retry_->arm(delay);
@@ -122,7 +141,8 @@ void WatchedConnection::inspect() {
       go_down(seen.failure);
       break;
     case Inspection::Verdict::explained:
-      if (role_still_fits()) become_healthy();  // activity restarts the heartbeat's count of silence
+      if (role_still_fits())
+        become_healthy();  // activity restarts the heartbeat's count of silence
       break;
     case Inspection::Verdict::unexplained:
       start_probe();

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "event/timer.hpp"
+#include "health/attempt_gate.hpp"
 #include "health/backoff.hpp"
 #include "health/connection_events.hpp"
 #include "health/link.hpp"
@@ -31,8 +32,10 @@ class WatchedConnection final : private LinkCallbacks {
  public:
   using LinkFactory = std::function<std::unique_ptr<Link>(LinkCallbacks&)>;
 
+  /// `gate` (may be null: no bound) must outlive the connection.
   WatchedConnection(ConnectionRef ref, const LifecycleSettings& settings, Scheduler& scheduler,
-                    Random& random, ConnectionEvents& events, const LinkFactory& make_link);
+                    Random& random, ConnectionEvents& events, const LinkFactory& make_link,
+                    AttemptGate* gate = nullptr);
   ~WatchedConnection();
   WatchedConnection(const WatchedConnection&) = delete;
   WatchedConnection& operator=(const WatchedConnection&) = delete;
@@ -61,6 +64,8 @@ class WatchedConnection final : private LinkCallbacks {
 
   void enter(ConnectionState next);
   void begin_attempt();
+  void start_attempt();
+  void attempt_over();
   void attempt_failed(const Failure& failure);
   void become_healthy();
   void inspect();
@@ -84,6 +89,9 @@ class WatchedConnection final : private LinkCallbacks {
   TimerPtr probe_deadline_;
   TimerPtr heartbeat_;
   TimerPtr retry_;
+  AttemptGate* gate_;
+  std::optional<AttemptGate::Ticket>
+      gate_ticket_;             ///< held from asking for a slot to the attempt's end
   std::unique_ptr<Link> link_;  // last: built with a reference to *this
 };
 

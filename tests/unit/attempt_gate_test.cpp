@@ -1,0 +1,49 @@
+#include "health/attempt_gate.hpp"
+
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "support/fake_time.hpp"
+
+using namespace std::chrono_literals;
+using pgwd::AttemptGate;
+
+TEST_CASE("attempt gate: at most limit attempts run at once and the others are admitted in order") {
+  pgwd::testing::FakeScheduler scheduler;
+  AttemptGate gate(scheduler, 2);
+  std::vector<int> admitted;
+  std::vector<AttemptGate::Ticket> tickets;
+  for (int i = 0; i < 4; ++i) tickets.push_back(gate.enter([&, i] { admitted.push_back(i); }));
+  CHECK(admitted.empty());  // never from inside enter()
+  scheduler.advance(0ms);
+  CHECK(admitted == std::vector<int>{0, 1});
+  CHECK(gate.running() == 2);
+  CHECK(gate.waiting() == 2);
+  gate.leave(tickets[1]);
+  CHECK(admitted.size() == 2);  // never from inside leave()
+  scheduler.advance(0ms);
+  CHECK(admitted == std::vector<int>{0, 1, 2});
+  gate.leave(tickets[3]);  // gives up waiting
+  gate.leave(tickets[0]);
+  gate.leave(tickets[2]);
+  scheduler.advance(0ms);
+  CHECK(admitted == std::vector<int>{0, 1, 2});
+  CHECK(gate.running() == 0);
+  CHECK(gate.waiting() == 0);
+}
+
+TEST_CASE("attempt gate: an attempt that ends at once lets the next one in during the same pass") {
+  pgwd::testing::FakeScheduler scheduler;
+  AttemptGate gate(scheduler, 1);
+  std::vector<AttemptGate::Ticket> tickets(3);
+  int admitted = 0;
+  for (auto& t : tickets)
+    t = gate.enter([&, &mine = t] {
+      ++admitted;
+      gate.leave(mine);  // e.g. PQconnectStartParams failed synchronously
+    });
+  scheduler.advance(0ms);
+  CHECK(admitted == 3);
+  CHECK(gate.running() == 0);
+}

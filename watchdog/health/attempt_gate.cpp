@@ -1,0 +1,35 @@
+#include "health/attempt_gate.hpp"
+
+#include <algorithm>
+
+namespace pgwd {
+
+AttemptGate::AttemptGate(Scheduler& scheduler, std::size_t limit)
+    : limit_(std::max<std::size_t>(limit, 1)),
+      admit_timer_(scheduler.make_timer([this] { admit_waiting(); })) {}
+
+AttemptGate::Ticket AttemptGate::enter(std::function<void()> admit) {
+  const Ticket ticket = ++next_;
+  waiting_.emplace_back(ticket, std::move(admit));
+  if (running_.size() < limit_ && !admit_timer_->armed()) admit_timer_->arm(Nanos::zero());
+  return ticket;
+}
+
+void AttemptGate::leave(Ticket ticket) {
+  if (running_.erase(ticket) == 0) {
+    std::erase_if(waiting_, [&](const auto& w) { return w.first == ticket; });
+    return;
+  }
+  if (!waiting_.empty() && !admit_timer_->armed()) admit_timer_->arm(Nanos::zero());
+}
+
+void AttemptGate::admit_waiting() {
+  while (running_.size() < limit_ && !waiting_.empty()) {
+    auto [ticket, admit] = std::move(waiting_.front());
+    waiting_.pop_front();
+    running_.insert(ticket);
+    admit();  // may leave() at once (a synchronous failure): the loop condition sees it
+  }
+}
+
+}  // namespace pgwd

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <set>
+
+#include "event/timer.hpp"
+
+namespace pgwd {
+
+/// Bounds how many connect attempts run at once across a Watchdog. libpq does CPU work inside
+/// PQconnectPoll on the loop (a SCRAM exchange costs milliseconds), and libevent runs every
+/// ready connection in one pass: a thousand connections returning together would stall the
+/// loop for a second. With a bound, one pass does at most `limit` attempts' worth of work.
+/// Waiting attempts are admitted in arrival order, always from a loop callback of the gate's
+/// own, never from inside enter() or leave(), so nothing re-enters its caller.
+class AttemptGate {
+ public:
+  using Ticket = std::uint64_t;
+
+  AttemptGate(Scheduler& scheduler, std::size_t limit);
+  AttemptGate(const AttemptGate&) = delete;
+  AttemptGate& operator=(const AttemptGate&) = delete;
+
+  /// Queues `admit`, which runs once a slot is free. Call leave(ticket) when the attempt ends
+  /// (or to give up waiting).
+  Ticket enter(std::function<void()> admit);
+  void leave(Ticket ticket);
+
+  std::size_t running() const noexcept { return running_.size(); }
+  std::size_t waiting() const noexcept { return waiting_.size(); }
+
+ private:
+  void admit_waiting();
+
+  std::size_t limit_;
+  Ticket next_ = 0;
+  std::set<Ticket> running_;
+  std::deque<std::pair<Ticket, std::function<void()>>> waiting_;
+  TimerPtr admit_timer_;
+};
+
+}  // namespace pgwd
