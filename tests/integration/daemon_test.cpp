@@ -161,8 +161,8 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: passwords never show in logs or metric
   write_config("targets:\n" + target_yaml("secret", 2) + "  - name: wrongpw\n    dsn: \"" +
                cluster.conninfo_with_password("wrongpw", "Wr0ngPa55word") + "\"\n");
   start_with_config("trace");
-  REQUIRE(wait_metric(up("secret"), 1, 10s));
-  cluster.terminate_backends("secret");
+  REQUIRE(wait_metric(series("pgwatchdog_connections", "secret", "state", "healthy"), 2, 10s));
+  REQUIRE(cluster.terminate_backends("secret") == 2);
   REQUIRE(wait_metric(series("pgwatchdog_reconnects_total", "secret", "result", "success"), 2, 5s));
   REQUIRE(waiter.run_until([&] { return daemon->output().find("auth_failed") != std::string::npos; }, 5s));
   const std::string text = scrape();

@@ -43,34 +43,6 @@ std::string errno_message(std::string_view what, int error) {
   throw std::runtime_error(errno_message(what, error));
 }
 
-void check_spawn_call(int rc, const char* what) {
-  if (rc != 0) throw_errno(what, rc);
-}
-
-class SpawnFileActions {
- public:
-  SpawnFileActions() { check_spawn_call(posix_spawn_file_actions_init(&actions_), "file actions"); }
-  ~SpawnFileActions() { posix_spawn_file_actions_destroy(&actions_); }
-  SpawnFileActions(const SpawnFileActions&) = delete;
-  SpawnFileActions& operator=(const SpawnFileActions&) = delete;
-  posix_spawn_file_actions_t* get() noexcept { return &actions_; }
-
- private:
-  posix_spawn_file_actions_t actions_;
-};
-
-class SpawnAttr {
- public:
-  SpawnAttr() { check_spawn_call(posix_spawnattr_init(&attr_), "posix_spawnattr_init"); }
-  ~SpawnAttr() { posix_spawnattr_destroy(&attr_); }
-  SpawnAttr(const SpawnAttr&) = delete;
-  SpawnAttr& operator=(const SpawnAttr&) = delete;
-  posix_spawnattr_t* get() noexcept { return &attr_; }
-
- private:
-  posix_spawnattr_t attr_;
-};
-
 /// Milliseconds until `deadline`, rounded up, as a poll() timeout (0 once it has passed).
 int remaining_ms(Clock::time_point deadline) {
   const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -123,14 +95,6 @@ std::vector<std::string> child_environment(const std::map<std::string, std::stri
   return out;
 }
 
-std::vector<char*> pointers(std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  out.reserve(strings.size() + 1);
-  for (auto& s : strings) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
 int exit_code_from_status(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -165,43 +129,7 @@ DaemonProcess::DaemonProcess(std::string binary, std::vector<std::string> args,
 
   output_path_ = make_output_file(output_fd_);
   try {
-    SpawnFileActions actions;
-    check_spawn_call(posix_spawn_file_actions_addopen(actions.get(), 0, "/dev/null", O_RDONLY, 0),
-                     "posix_spawn_file_actions_addopen");
-    check_spawn_call(posix_spawn_file_actions_adddup2(actions.get(), output_fd_, 1),
-                     "posix_spawn_file_actions_adddup2");
-    check_spawn_call(posix_spawn_file_actions_adddup2(actions.get(), output_fd_, 2),
-                     "posix_spawn_file_actions_adddup2");
-    // Other threads (libevent, the code under test) may open descriptors without O_CLOEXEC.
-    check_spawn_call(posix_spawn_file_actions_addclosefrom_np(actions.get(), 3),
-                     "posix_spawn_file_actions_addclosefrom_np");
-
-    // The test process may block or ignore signals; the daemon must see SIGTERM/SIGINT/SIGHUP
-    // and SIGPIPE with their default meaning unless it installs handlers itself.
-    SpawnAttr attr;
-    sigset_t empty_mask;
-    sigemptyset(&empty_mask);
-    sigset_t default_signals;
-    sigemptyset(&default_signals);
-    for (const int sig : {SIGPIPE, SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2})
-      sigaddset(&default_signals, sig);
-    check_spawn_call(posix_spawnattr_setsigmask(attr.get(), &empty_mask),
-                     "posix_spawnattr_setsigmask");
-    check_spawn_call(posix_spawnattr_setsigdefault(attr.get(), &default_signals),
-                     "posix_spawnattr_setsigdefault");
-    check_spawn_call(
-        posix_spawnattr_setflags(attr.get(), POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF),
-        "posix_spawnattr_setflags");
-
-    std::vector<char*> argv_pointers = pointers(argv);
-    std::vector<char*> env_pointers = pointers(environment);
-    pid_t pid = 0;
-    if (const int rc = posix_spawnp(&pid, binary_.c_str(), actions.get(), attr.get(),
-                                    argv_pointers.data(), env_pointers.data());
-        rc != 0) {
-      throw_errno("could not start " + binary_, rc);
-    }
-    pid_ = pid;
+    pid_ = spawn_child(argv, output_fd_, {}, &environment);
   } catch (...) {
     ::close(output_fd_);
     ::unlink(output_path_.c_str());

@@ -18,6 +18,7 @@
 
 #include "pg/handles.hpp"
 #include "support/daemon_process.hpp"
+#include "support/server_tools.hpp"
 #include "support/subprocess.hpp"
 
 namespace pgwd::testing {
@@ -25,164 +26,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view kDefaultBindir = "/usr/lib/postgresql/15/bin";
-constexpr std::string_view kAdminUser = "postgres";
 constexpr std::string_view kRole = "watchdog";
-constexpr std::string_view kAdminApplication = "pgwd_test_admin";
 constexpr int kStartAttempts = 5;
 constexpr std::string_view kTimeout = "60";
-
-std::string errno_message(std::string_view what, int error) {
-  return std::string(what) + ": " + std::generic_category().message(error);
-}
-
-// Same lookup as TestCluster's: pg_config's bindir when it really holds the server tools.
-const std::string& bindir() {
-  static const std::string dir = [] {
-    try {
-      const ProcessResult result = run_process({"pg_config", "--bindir"});
-      if (result.exit_code == 0) {
-        std::string found = result.output;
-        while (!found.empty() && (found.back() == '\n' || found.back() == '\r')) found.pop_back();
-        std::error_code ec;
-        if (!found.empty() && fs::exists(fs::path(found) / "pg_basebackup", ec) &&
-            fs::exists(fs::path(found) / "pg_ctl", ec))
-          return found;
-      }
-    } catch (const std::exception&) {
-      // Fall back to the Debian location below.
-    }
-    return std::string(kDefaultBindir);
-  }();
-  return dir;
-}
-
-std::string runuser_path() {
-  for (const char* candidate : {"/usr/sbin/runuser", "/sbin/runuser"}) {
-    if (::access(candidate, X_OK) == 0) return candidate;
-  }
-  return "runuser";
-}
-
-std::string make_temp_dir(const fs::path& parent, std::string_view prefix) {
-  std::string pattern = (parent / (std::string(prefix) + "-XXXXXX")).string();
-  if (::mkdtemp(pattern.data()) == nullptr)
-    throw std::runtime_error(errno_message("mkdtemp " + pattern, errno));
-  return pattern;
-}
-
-void chown_to_postgres(const std::string& path) {
-  passwd entry{};
-  passwd* found = nullptr;
-  std::vector<char> buffer(16384);
-  const int rc = ::getpwnam_r("postgres", &entry, buffer.data(), buffer.size(), &found);
-  if (rc != 0 || found == nullptr)
-    throw std::runtime_error(
-        "running as root but there is no OS user postgres to run the server as");
-  if (::chown(path.c_str(), entry.pw_uid, entry.pw_gid) != 0)
-    throw std::runtime_error(errno_message("chown " + path, errno));
-}
-
-std::string read_file(const std::string& path, std::uintmax_t offset = 0) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  in.seekg(static_cast<std::streamoff>(offset));
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
-}
-
-std::uintmax_t file_size_or_zero(const std::string& path) {
-  std::error_code ec;
-  const std::uintmax_t size = fs::file_size(path, ec);
-  return ec ? 0 : size;
-}
-
-std::string config_quote(std::string_view value) {
-  std::string out = "'";
-  for (const char c : value) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  out += '\'';
-  return out;
-}
-
-void append_conninfo(std::string& out, std::string_view key, std::string_view value) {
-  if (!out.empty()) out += ' ';
-  out += key;
-  out += '=';
-  if (!value.empty() && value.find_first_of(" \t\n\r\f\v'\\") == std::string_view::npos) {
-    out += value;
-    return;
-  }
-  out += '\'';
-  for (const char c : value) {
-    if (c == '\'' || c == '\\') out += '\\';
-    out += c;
-  }
-  out += '\'';
-}
-
-std::string_view mode_name(ShutdownMode mode) {
-  switch (mode) {
-    case ShutdownMode::smart:
-      return "smart";
-    case ShutdownMode::fast:
-      return "fast";
-    case ShutdownMode::immediate:
-      return "immediate";
-  }
-  return "immediate";
-}
-
-std::string failure_report(std::string_view what, const ProcessResult& result,
-                           const std::string& log_path, std::uintmax_t log_offset) {
-  std::string message = std::string(what) + " failed (exit " + std::to_string(result.exit_code) +
-                        ")\n--- output ---\n" + tail_lines(result.output);
-  const std::string log = read_file(log_path, log_offset);
-  if (!log.empty()) message += "\n--- server log " + log_path + " ---\n" + tail_lines(log);
-  return message;
-}
-
-std::string connection_error(PGconn* conn) {
-  std::string message = conn != nullptr ? PQerrorMessage(conn) : "out of memory";
-  while (!message.empty() && message.back() == '\n') message.pop_back();
-  return message;
-}
-
-PgConnPtr admin_connect(const std::string& socket_dir, int port) {
-  const std::string port_text = std::to_string(port);
-  const std::string user(kAdminUser);
-  const std::string application(kAdminApplication);
-  const char* const keys[] = {
-      "host", "port", "user", "dbname", "application_name", "connect_timeout", nullptr};
-  const char* const values[] = {socket_dir.c_str(),
-                                port_text.c_str(),
-                                user.c_str(),
-                                "postgres",
-                                application.c_str(),
-                                "10",
-                                nullptr};
-  PgConnPtr conn(PQconnectdbParams(keys, values, 0));
-  if (!conn || PQstatus(conn.get()) != CONNECTION_OK)
-    throw std::runtime_error("admin connection to the standby (port " + port_text +
-                             ") failed: " + connection_error(conn.get()));
-  return conn;
-}
-
-PgResultPtr checked_result(PGconn* conn, PGresult* raw, std::string_view sql) {
-  PgResultPtr result(raw);
-  if (!result) throw std::runtime_error("standby admin query failed: " + connection_error(conn));
-  const ExecStatusType status = PQresultStatus(result.get());
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_EMPTY_QUERY) {
-    std::string message = PQresultErrorMessage(result.get());
-    while (!message.empty() && message.back() == '\n') message.pop_back();
-    throw std::runtime_error("standby admin query failed: " + message +
-                             " (query: " + std::string(sql.substr(0, 200)) + ")");
-  }
-  return result;
-}
 
 }  // namespace
 

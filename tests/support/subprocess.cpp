@@ -79,32 +79,26 @@ std::string read_all(int fd) {
 
 }  // namespace
 
-ProcessResult run_process(const std::vector<std::string>& argv, const std::string& working_dir) {
-  if (argv.empty()) throw std::invalid_argument("run_process: empty argv");
-
-  // An anonymous memory file rather than a pipe: we read it only after the child exited, so a
-  // grandchild that somehow kept the descriptor (a daemonized server) cannot make us block, and
-  // a chatty child cannot fill a pipe buffer while we wait for it.
-  const UniqueFd output(::memfd_create("pgwd-subprocess-output", MFD_CLOEXEC));
-  if (output.get() < 0) throw std::system_error(errno, std::generic_category(), "memfd_create");
-
+pid_t spawn_child(const std::vector<std::string>& argv, int output_fd,
+                  const std::string& working_dir, const std::vector<std::string>* environment) {
+  if (argv.empty()) throw std::invalid_argument("spawn_child: empty argv");
   SpawnFileActions actions;
   check_spawn_call(posix_spawn_file_actions_addopen(actions.get(), 0, "/dev/null", O_RDONLY, 0),
                    "posix_spawn_file_actions_addopen");
-  check_spawn_call(posix_spawn_file_actions_adddup2(actions.get(), output.get(), 1),
+  check_spawn_call(posix_spawn_file_actions_adddup2(actions.get(), output_fd, 1),
                    "posix_spawn_file_actions_adddup2");
-  check_spawn_call(posix_spawn_file_actions_adddup2(actions.get(), output.get(), 2),
+  check_spawn_call(posix_spawn_file_actions_adddup2(actions.get(), output_fd, 2),
                    "posix_spawn_file_actions_adddup2");
   if (!working_dir.empty())
     check_spawn_call(posix_spawn_file_actions_addchdir_np(actions.get(), working_dir.c_str()),
                      "posix_spawn_file_actions_addchdir_np");
   // Other threads of a test open sockets without O_CLOEXEC at times (libevent, the code under
-  // test); a postmaster started through us would keep them open for its whole life.
+  // test); a postmaster or daemon started through us would keep them open for its whole life.
   check_spawn_call(posix_spawn_file_actions_addclosefrom_np(actions.get(), 3),
                    "posix_spawn_file_actions_addclosefrom_np");
 
-  // The test process may block or ignore signals (SIGPIPE, SIGCHLD); a server started through
-  // us must not inherit that, or pg_ctl stop and child reaping misbehave.
+  // The test process may block or ignore signals (SIGPIPE, SIGCHLD); a server or daemon started
+  // through us must see them with their default meaning, or stopping and reaping misbehave.
   SpawnAttr attr;
   sigset_t empty_mask;
   sigemptyset(&empty_mask);
@@ -120,15 +114,40 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
       posix_spawnattr_setflags(attr.get(), POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF),
       "posix_spawnattr_setflags");
 
-  std::vector<char*> args;
-  args.reserve(argv.size() + 1);
-  for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
+  const auto pointers = [](const std::vector<std::string>& strings) {
+    std::vector<char*> out;
+    out.reserve(strings.size() + 1);
+    for (const auto& s : strings) out.push_back(const_cast<char*>(s.c_str()));
+    out.push_back(nullptr);
+    return out;
+  };
+  std::vector<char*> args = pointers(argv);
+  std::vector<char*> env = environment ? pointers(*environment) : std::vector<char*>{};
+  pid_t pid = 0;
+  if (const int rc = posix_spawnp(&pid, args[0], actions.get(), attr.get(), args.data(),
+                                  environment ? env.data() : environ);
+      rc != 0)
+    throw std::system_error(rc, std::generic_category(), "posix_spawnp " + argv[0]);
+  return pid;
+}
+
+ProcessResult run_process(const std::vector<std::string>& argv, const std::string& working_dir) {
+  if (argv.empty()) throw std::invalid_argument("run_process: empty argv");
+
+  // An anonymous memory file rather than a pipe: we read it only after the child exited, so a
+  // grandchild that somehow kept the descriptor (a daemonized server) cannot make us block, and
+  // a chatty child cannot fill a pipe buffer while we wait for it.
+  const UniqueFd output(::memfd_create("pgwd-subprocess-output", MFD_CLOEXEC));
+  if (output.get() < 0) throw std::system_error(errno, std::generic_category(), "memfd_create");
 
   pid_t pid = 0;
-  if (const int rc = posix_spawnp(&pid, args[0], actions.get(), attr.get(), args.data(), environ);
-      rc != 0) {
-    return {127, "could not start " + argv[0] + ": " + std::generic_category().message(rc)};
+  try {
+    pid = spawn_child(argv, output.get(), working_dir);
+  } catch (const std::system_error& e) {
+    if (e.code().category() != std::generic_category() ||
+        std::string_view(e.what()).find("posix_spawnp") == std::string_view::npos)
+      throw;
+    return {127, "could not start " + argv[0] + ": " + e.code().message()};
   }
 
   int status = 0;

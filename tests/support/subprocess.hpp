@@ -1,5 +1,6 @@
 #pragma once
 
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -28,6 +29,14 @@ struct ProcessResult {
   int exit_code;       // 128 + signal number if killed by a signal; 127 if it could not be started
   std::string output;  // stdout and stderr, interleaved as written
 };
+
+/// Starts `argv` (PATH searched) with stdin from /dev/null, stdout and stderr on `output_fd`, no
+/// other inherited descriptor, an empty signal mask and default signal dispositions, in
+/// `working_dir` if given, with `environment` (NAME=VALUE strings) or ours if null. Returns the
+/// pid; the caller reaps it. Throws std::system_error.
+pid_t spawn_child(const std::vector<std::string>& argv, int output_fd,
+                  const std::string& working_dir = {},
+                  const std::vector<std::string>* environment = nullptr);
 
 /// Runs argv[0] (looked up in PATH) with the given arguments, no shell, stdin from /dev/null,
 /// and waits for it. Safe to call from any thread: it uses posix_spawnp and touches no global
