@@ -180,11 +180,6 @@ void DaemonProcess::send_signal(int signal) {
     throw_errno("kill(" + std::to_string(pid_) + ", " + std::to_string(signal) + ")", errno);
 }
 
-std::optional<int> DaemonProcess::exit_code() const {
-  const std::lock_guard lock(mutex_);
-  return exit_code_;
-}
-
 bool DaemonProcess::running() {
   return !try_reap();
 }

@@ -49,13 +49,9 @@ class DaemonProcess {
   std::optional<int> wait_exit(std::chrono::milliseconds timeout);
   /// Whether it has not exited yet (reaps it if it has).
   bool running();
-  /// The exit code if it has exited and been reaped (by wait_exit or running), else nullopt.
-  std::optional<int> exit_code() const;
 
   /// Everything the process wrote so far (stdout and stderr, interleaved as written).
   std::string output() const;
-  /// The file the output goes to (removed by the destructor), for error messages.
-  const std::string& output_path() const noexcept { return output_path_; }
   /// Waits until output() contains `needle`, the process exits, or `timeout` passes; returns
   /// whether the needle was found (output written just before exit still counts).
   bool wait_for_output(std::string_view needle, std::chrono::milliseconds timeout);

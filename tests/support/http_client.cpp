@@ -305,8 +305,4 @@ HttpResponse http_get(const std::string& host, int port, const std::string& path
   }
 }
 
-std::optional<std::string> header_value(const HttpResponse& response, std::string_view name) {
-  return find_header(response.headers, name);
-}
-
 }  // namespace pgwd::testing

@@ -27,7 +27,5 @@ struct HttpResponse {
 HttpResponse http_get(const std::string& host, int port, const std::string& path,
                       std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
-/// The value of the first header named `name` (case-insensitive), trimmed; nullopt if absent.
-std::optional<std::string> header_value(const HttpResponse& response, std::string_view name);
 
 }  // namespace pgwd::testing

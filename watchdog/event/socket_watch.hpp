@@ -26,7 +26,6 @@ class SocketWatch {
   /// Runs the callback from the loop soon with `events`, as if the socket were ready. Used when
   /// OpenSSL holds decrypted bytes the kernel no longer reports.
   void activate(short events);
-  bool watching() const noexcept { return event_ != nullptr; }
 
  private:
   static void ready(evutil_socket_t, short events, void* self);
