@@ -71,7 +71,8 @@ TargetSettings prepare_target(const TargetOptions& o) {
   if (const auto attrs = c.get("target_session_attrs")) {
     const auto role = parse_role_requirement(*attrs);
     check(role.has_value(), o.name,
-          "target_session_attrs must be any, read-write, read-only, primary, standby or prefer-standby");
+          "target_session_attrs must be any, read-write, read-only, primary, standby or "
+          "prefer-standby");
     s.link.role = *role;
     c.erase("target_session_attrs");  // checked by the watchdog, host by host and after probes
   }
@@ -92,8 +93,10 @@ TargetSettings prepare_target(const TargetOptions& o) {
   // Each host has its own deadline inside the link; the attempt as a whole is a backstop over
   // every host, twice for prefer-standby (a standby-only pass, then any server).
   const auto passes = s.link.role == RoleRequirement::prefer_standby ? 2 : 1;
-  const Nanos attempt_deadline = o.connect_timeout * static_cast<long>(s.link.hosts.size() * passes) + std::chrono::seconds(1);
-  s.lifecycle = {attempt_deadline, o.probe_timeout, o.heartbeat, o.backoff_initial, o.backoff_max, s.link.role};
+  const Nanos attempt_deadline =
+      o.connect_timeout * static_cast<long>(s.link.hosts.size() * passes) + std::chrono::seconds(1);
+  s.lifecycle = {attempt_deadline,  o.probe_timeout, o.heartbeat,
+                 o.backoff_initial, o.backoff_max,   s.link.role};
   return s;
 }
 

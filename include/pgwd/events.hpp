@@ -21,9 +21,9 @@ struct ConnectionRef {
 /// Facts the server reported at connect (ParameterStatus) and the backend serving us.
 struct ServerInfo {
   int backend_pid = 0;
-  int server_version = 0;                      ///< e.g. 150020
-  std::string host;  ///< "host:port" of the DSN's host list entry this connection is on
-  std::string in_hot_standby;                  ///< "on"/"off"; empty before PostgreSQL 14
+  int server_version = 0;      ///< e.g. 150020
+  std::string host;            ///< "host:port" of the DSN's host list entry this connection is on
+  std::string in_hot_standby;  ///< "on"/"off"; empty before PostgreSQL 14
   std::string default_transaction_read_only;  ///< "on"/"off"; empty before PostgreSQL 14
 };
 

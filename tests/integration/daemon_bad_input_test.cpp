@@ -30,41 +30,51 @@ void expect_refusal(const Outcome& outcome, const std::string& expected) {
 
 }  // namespace
 
-TEST_CASE_FIXTURE(DaemonFixture, "bad input: each start-up error names its cause and exits 2 before connecting") {
+TEST_CASE_FIXTURE(DaemonFixture,
+                  "bad input: each start-up error names its cause and exits 2 before connecting") {
   const std::string good = "  - name: ok\n    dsn: \"" + cluster.conninfo("ok") + "\"\n";
   const std::string file = config_path.string();
 
   SUBCASE("malformed DSN") {
-    const auto o = run_daemon({"--target", "ok=" + cluster.conninfo("ok"), "--target", "bad=host=x password=hunter2 oops"});
+    const auto o = run_daemon({"--target", "ok=" + cluster.conninfo("ok"), "--target",
+                               "bad=host=x password=hunter2 oops"});
     expect_refusal(o, "--target: target 'bad': malformed conninfo");
     CHECK(o.output.find("hunter2") == std::string::npos);
   }
   SUBCASE("duplicate target name") {
     write_config("targets:\n" + good + good);
-    expect_refusal(run_daemon({"--config", file}), file + ":4: target 'ok' is defined twice (first at line 2)");
+    expect_refusal(run_daemon({"--config", file}),
+                   file + ":4: target 'ok' is defined twice (first at line 2)");
   }
   SUBCASE("unknown config key") {
     write_config("targets:\n" + good + "    probe_timout: 1s\n");
-    expect_refusal(run_daemon({"--config", file}), file + ":4: unknown key 'probe_timout' in targets[0]");
+    expect_refusal(run_daemon({"--config", file}),
+                   file + ":4: unknown key 'probe_timout' in targets[0]");
   }
   SUBCASE("bad duration") {
     write_config("defaults:\n  heartbeat: 5 seconds\ntargets:\n" + good);
-    expect_refusal(run_daemon({"--config", file}), file + ":2: heartbeat: bad duration '5 seconds'");
+    expect_refusal(run_daemon({"--config", file}),
+                   file + ":2: heartbeat: bad duration '5 seconds'");
   }
   SUBCASE("connections: 0") {
     write_config("targets:\n" + good + "    connections: 0\n");
-    expect_refusal(run_daemon({"--config", file}), "target 'ok': connections must be at least 1 (got 0)");
+    expect_refusal(run_daemon({"--config", file}),
+                   "target 'ok': connections must be at least 1 (got 0)");
   }
   SUBCASE("missing file") {
-    expect_refusal(run_daemon({"--config", file + ".missing"}), "cannot read config file '" + file + ".missing'");
+    expect_refusal(run_daemon({"--config", file + ".missing"}),
+                   "cannot read config file '" + file + ".missing'");
   }
   SUBCASE("listen address in use") {
-    DaemonProcess holder(PGWD_DAEMON_BINARY, {"--target", "ok=" + cluster.conninfo("holder"), "--listen", listen()});
+    DaemonProcess holder(PGWD_DAEMON_BINARY,
+                         {"--target", "ok=" + cluster.conninfo("holder"), "--listen", listen()});
     REQUIRE(holder.wait_for_output("serving metrics", 10s));
     expect_refusal(run_daemon({"--target", "ok=" + cluster.conninfo("ok"), "--listen", listen()}),
                    "listen: cannot listen on " + listen());
   }
-  SUBCASE("no target at all") { expect_refusal(run_daemon({}), "no targets"); }
+  SUBCASE("no target at all") {
+    expect_refusal(run_daemon({}), "no targets");
+  }
   SUBCASE("bad flag value") {
     const auto o = run_daemon({"--target", "ok=" + cluster.conninfo("ok"), "--log-level", "loud"});
     CHECK(o.exit_code == 2);
@@ -77,13 +87,15 @@ TEST_CASE_FIXTURE(DaemonFixture, "bad input: each start-up error names its cause
 TEST_CASE_FIXTURE(DaemonFixture, "bad input: help and version and a valid check-config exit 0") {
   auto help = run_daemon({"--help"});
   CHECK(help.exit_code == 0);
-  for (const char* flag : {"--config", "--target", "--listen", "--log-level", "--log-format", "--check-config", "--version"})
+  for (const char* flag : {"--config", "--target", "--listen", "--log-level", "--log-format",
+                           "--check-config", "--version"})
     CHECK_MESSAGE(help.output.find(flag) != std::string::npos, flag);
   auto version = run_daemon({"--version"});
   CHECK(version.exit_code == 0);
   CHECK(version.output == "pgwatchdog 0.1.0\n");
   write_config("targets:\n  - name: ok\n    dsn: \"" + cluster.conninfo("ok") + "\"\n");
-  auto check = run_daemon({"--config", config_path.string(), "--check-config", "--target", "extra=host=/tmp"});
+  auto check = run_daemon(
+      {"--config", config_path.string(), "--check-config", "--target", "extra=host=/tmp"});
   CHECK(check.exit_code == 0);
   CHECK(check.output.find("name: \"ok\"") != std::string::npos);
   CHECK(check.output.find("name: \"extra\"") != std::string::npos);

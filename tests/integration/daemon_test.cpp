@@ -13,7 +13,9 @@ using pgwd::testing::ShutdownMode;
 
 namespace {
 
-std::string up(const std::string& target) { return "pgwatchdog_up{target=\"" + target + "\"}"; }
+std::string up(const std::string& target) {
+  return "pgwatchdog_up{target=\"" + target + "\"}";
+}
 
 std::string series(const std::string& name, const std::string& target, const std::string& label,
                    const std::string& value) {
@@ -23,11 +25,13 @@ std::string series(const std::string& name, const std::string& target, const std
 
 }  // namespace
 
-TEST_CASE_FIXTURE(DaemonFixture, "daemon: the first scrape has every core series with zeros and passes promtool") {
+TEST_CASE_FIXTURE(DaemonFixture,
+                  "daemon: the first scrape has every core series with zeros and passes promtool") {
   start({"--target", "main=" + cluster.conninfo("main"), "--listen", listen()});
   const std::string text = scrape();
   CHECK(text.find("pgwatchdog_build_info{") != std::string::npos);
-  for (const char* cause : {"server_shutdown", "closed", "timed_out", "probe_failed", "probe_timeout"})
+  for (const char* cause :
+       {"server_shutdown", "closed", "timed_out", "probe_failed", "probe_timeout"})
     CHECK(sample(text, series("pgwatchdog_disconnects_total", "main", "cause", cause)) == 0);
   for (const char* result : {"success", "failure"})
     CHECK(sample(text, series("pgwatchdog_reconnects_total", "main", "result", result)) == 0);
@@ -39,12 +43,14 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: the first scrape has every core series
 
   const auto scrape_file = config_path.parent_path() / "scrape.txt";
   std::ofstream(scrape_file) << text;
-  const auto promtool = pgwd::testing::run_process({"sh", "-c", "promtool check metrics < " + scrape_file.string()});
+  const auto promtool =
+      pgwd::testing::run_process({"sh", "-c", "promtool check metrics < " + scrape_file.string()});
   CHECK(promtool.exit_code == 0);
   CHECK(promtool.output == "");
 }
 
-TEST_CASE_FIXTURE(DaemonFixture, "daemon: terminated backends are counted by cause and reconnected") {
+TEST_CASE_FIXTURE(DaemonFixture,
+                  "daemon: terminated backends are counted by cause and reconnected") {
   write_config("targets:\n" + target_yaml("term", 3));
   start_with_config();
   REQUIRE(wait_metric(series("pgwatchdog_connections", "term", "state", "healthy"), 3, 10s));
@@ -55,7 +61,8 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: terminated backends are counted by cau
   CHECK(daemon->output().find("down: server_shutdown (57P01)") != std::string::npos);
 }
 
-TEST_CASE_FIXTURE(DaemonFixture, "daemon: up drops to 0 within a second of the server stopping and comes back") {
+TEST_CASE_FIXTURE(DaemonFixture,
+                  "daemon: up drops to 0 within a second of the server stopping and comes back") {
   write_config("defaults:\n  backoff_max: 400ms\ntargets:\n" + target_yaml("db", 2));
   start_with_config();
   REQUIRE(wait_metric(up("db"), 1, 10s));
@@ -69,11 +76,15 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: up drops to 0 within a second of the s
   cluster.start();
   const auto started = std::chrono::steady_clock::now();
   REQUIRE(wait_metric(up("db"), 1, 5s));
-  MESSAGE("up=1 seen ", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count(),
+  MESSAGE("up=1 seen ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                started)
+              .count(),
           " ms after pg_ctl start returned");
 }
 
-TEST_CASE_FIXTURE(DaemonFixture, "daemon: SIGHUP adds and removes targets and leaves unchanged ones untouched") {
+TEST_CASE_FIXTURE(DaemonFixture,
+                  "daemon: SIGHUP adds and removes targets and leaves unchanged ones untouched") {
   write_config("targets:\n" + target_yaml("stays", 2) + target_yaml("goes", 1));
   start_with_config();
   REQUIRE(wait_metric(series("pgwatchdog_connections", "stays", "state", "healthy"), 2, 10s));
@@ -83,7 +94,8 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: SIGHUP adds and removes targets and le
 
   write_config("targets:\n" + target_yaml("stays", 2) + target_yaml("comes", 1));
   daemon->send_signal(SIGHUP);
-  REQUIRE(daemon->wait_for_output("config reloaded: 1 added, 1 removed, 0 restarted, 1 unchanged", 5s));
+  REQUIRE(
+      daemon->wait_for_output("config reloaded: 1 added, 1 removed, 0 restarted, 1 unchanged", 5s));
   CHECK(wait_metric(up("comes"), 1, 10s));
   CHECK(waiter.run_until([&] { return cluster.backend_pids("goes").empty(); }, 5s));
   CHECK_FALSE(metric(up("goes")).has_value());
@@ -107,7 +119,8 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: SIGHUP adds and removes targets and le
   CHECK(daemon->running());
 }
 
-TEST_CASE_FIXTURE(DaemonFixture, "daemon: SIGTERM closes every connection and exits 0 within a second") {
+TEST_CASE_FIXTURE(DaemonFixture,
+                  "daemon: SIGTERM closes every connection and exits 0 within a second") {
   write_config("targets:\n" + target_yaml("a", 3) + target_yaml("b", 2));
   start_with_config();
   REQUIRE(wait_metric(up("a"), 1, 10s));
@@ -118,9 +131,11 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: SIGTERM closes every connection and ex
   const auto took = std::chrono::steady_clock::now() - signalled;
   REQUIRE(code.has_value());
   CHECK(*code == 0);
-  MESSAGE("SIGTERM to exit: ", std::chrono::duration_cast<std::chrono::milliseconds>(took).count(), " ms");
+  MESSAGE("SIGTERM to exit: ", std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
+          " ms");
   CHECK(took < 1s);
-  CHECK(waiter.run_until([&] { return cluster.backend_pids("a").empty() && cluster.backend_pids("b").empty(); }, 2s));
+  CHECK(waiter.run_until(
+      [&] { return cluster.backend_pids("a").empty() && cluster.backend_pids("b").empty(); }, 2s));
 
   // SIGINT (Ctrl-C) does the same.
   start_with_config();
@@ -129,34 +144,44 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: SIGTERM closes every connection and ex
   CHECK(daemon->wait_exit(5s) == 0);
 }
 
-TEST_CASE_FIXTURE(DaemonFixture, "daemon: runtime failures take down only their target and say why") {
+TEST_CASE_FIXTURE(DaemonFixture,
+                  "daemon: runtime failures take down only their target and say why") {
   std::string yaml = "defaults:\n  backoff_max: 500ms\ntargets:\n" + target_yaml("good", 1);
-  yaml += "  - name: badpw\n    dsn: \"" + cluster.conninfo_with_password("badpw", "wrong-pw-93") + "\"\n";
+  yaml += "  - name: badpw\n    dsn: \"" + cluster.conninfo_with_password("badpw", "wrong-pw-93") +
+          "\"\n";
   yaml += "  - name: nodb\n    dsn: \"" + cluster.conninfo("nodb") + " dbname=no_such_db\"\n";
-  yaml += "  - name: refused\n    dsn: \"host=127.0.0.1 port=" + std::to_string(pgwd::testing::free_tcp_port()) +
-          " user=x password=y\"\n";
+  yaml += "  - name: refused\n    dsn: \"host=127.0.0.1 port=" +
+          std::to_string(pgwd::testing::free_tcp_port()) + " user=x password=y\"\n";
   yaml += "  - name: noname\n    dsn: \"host=no-such-host.invalid user=x\"\n";
   write_config(yaml);
   start_with_config();
   REQUIRE(wait_metric(up("good"), 1, 10s));
-  CHECK(waiter.run_until([&] {
-    const std::string text = scrape();
-    return sample(text, series("pgwatchdog_connect_failures_total", "badpw", "cause", "auth_failed")) >= 1 &&
-           sample(text, series("pgwatchdog_connect_failures_total", "nodb", "cause", "database_missing")) >= 1 &&
-           sample(text, series("pgwatchdog_connect_failures_total", "refused", "cause", "connect_failed")) >= 1 &&
-           sample(text, series("pgwatchdog_connect_failures_total", "noname", "cause", "dns")) >= 1;
-  }, 15s));
+  CHECK(waiter.run_until(
+      [&] {
+        const std::string text = scrape();
+        return sample(text, series("pgwatchdog_connect_failures_total", "badpw", "cause",
+                                   "auth_failed")) >= 1 &&
+               sample(text, series("pgwatchdog_connect_failures_total", "nodb", "cause",
+                                   "database_missing")) >= 1 &&
+               sample(text, series("pgwatchdog_connect_failures_total", "refused", "cause",
+                                   "connect_failed")) >= 1 &&
+               sample(text,
+                      series("pgwatchdog_connect_failures_total", "noname", "cause", "dns")) >= 1;
+      },
+      15s));
   for (const char* bad : {"badpw", "nodb", "refused", "noname"}) CHECK(metric(up(bad)) == 0);
   CHECK(metric(up("good")) == 1);
   const std::string log = daemon->output();
   CHECK(log.find("badpw[0] connect attempt 1 failed: auth_failed (28P01)") != std::string::npos);
-  CHECK(log.find("nodb[0] connect attempt 1 failed: database_missing (3D000)") != std::string::npos);
+  CHECK(log.find("nodb[0] connect attempt 1 failed: database_missing (3D000)") !=
+        std::string::npos);
   CHECK(log.find("refused[0] connect attempt 1 failed: connect_failed") != std::string::npos);
   CHECK(log.find("noname[0] connect attempt 1 failed: dns") != std::string::npos);
   CHECK(daemon->running());
 }
 
-TEST_CASE_FIXTURE(DaemonFixture, "daemon: passwords never show in logs or metrics or check-config or ps") {
+TEST_CASE_FIXTURE(DaemonFixture,
+                  "daemon: passwords never show in logs or metrics or check-config or ps") {
   const std::string password = cluster.password();
   write_config("targets:\n" + target_yaml("secret", 2) + "  - name: wrongpw\n    dsn: \"" +
                cluster.conninfo_with_password("wrongpw", "Wr0ngPa55word") + "\"\n");
@@ -164,7 +189,8 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: passwords never show in logs or metric
   REQUIRE(wait_metric(series("pgwatchdog_connections", "secret", "state", "healthy"), 2, 10s));
   REQUIRE(cluster.terminate_backends("secret") == 2);
   REQUIRE(wait_metric(series("pgwatchdog_reconnects_total", "secret", "result", "success"), 2, 5s));
-  REQUIRE(waiter.run_until([&] { return daemon->output().find("auth_failed") != std::string::npos; }, 5s));
+  REQUIRE(waiter.run_until(
+      [&] { return daemon->output().find("auth_failed") != std::string::npos; }, 5s));
   const std::string text = scrape();
   const std::string log = daemon->output();
   CHECK(log.find("password='***'") != std::string::npos);  // the conninfo was logged, redacted
@@ -175,7 +201,8 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: passwords never show in logs or metric
   CHECK(daemon->command_line().find(password) == std::string::npos);
 
   // --check-config prints the targets with the password redacted.
-  const auto check = pgwd::testing::run_process({PGWD_DAEMON_BINARY, "--config", config_path.string(), "--check-config"});
+  const auto check = pgwd::testing::run_process(
+      {PGWD_DAEMON_BINARY, "--config", config_path.string(), "--check-config"});
   CHECK(check.exit_code == 0);
   CHECK(check.output.find("name: \"secret\"") != std::string::npos);
   CHECK(check.output.find("password='***'") != std::string::npos);
@@ -184,7 +211,8 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: passwords never show in logs or metric
 
   // A DSN given on the command line is scrubbed from the process's arguments.
   daemon.reset();
-  start({"--target", "cli=" + cluster.conninfo("cli"), "--listen", listen(), "--log-level", "trace"});
+  start(
+      {"--target", "cli=" + cluster.conninfo("cli"), "--listen", listen(), "--log-level", "trace"});
   CHECK(daemon->command_line().find("--target cli=") != std::string::npos);
   CHECK(daemon->command_line().find(password) == std::string::npos);
   REQUIRE(wait_metric(up("cli"), 1, 10s));
@@ -192,9 +220,10 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: passwords never show in logs or metric
 }
 
 TEST_CASE_FIXTURE(DaemonFixture, "daemon: json logs are one valid object per line") {
-  start({"--target", "j=" + cluster.conninfo("j") + " dbname='no \"such\" db'", "--listen", listen(),
-         "--log-format", "json"});
-  REQUIRE(daemon->wait_for_output("connect attempt 1 failed", 10s));  // the server quotes the db name
+  start({"--target", "j=" + cluster.conninfo("j") + " dbname='no \"such\" db'", "--listen",
+         listen(), "--log-format", "json"});
+  REQUIRE(
+      daemon->wait_for_output("connect attempt 1 failed", 10s));  // the server quotes the db name
   std::istringstream lines(daemon->output());
   int checked = 0;
   for (std::string line; std::getline(lines, line); ++checked) {
@@ -205,8 +234,10 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: json logs are one valid object per lin
     // Inside the message every quote is escaped and no raw control character remains.
     for (std::size_t i = msg + 7; i + 2 < line.size(); ++i) {
       CHECK(static_cast<unsigned char>(line[i]) >= 0x20);
-      if (line[i] == '\\') ++i;
-      else CHECK(line[i] != '"');
+      if (line[i] == '\\')
+        ++i;
+      else
+        CHECK(line[i] != '"');
     }
   }
   CHECK(checked >= 3);

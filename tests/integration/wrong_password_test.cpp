@@ -59,7 +59,8 @@ TEST_CASE_FIXTURE(WatchdogFixture,
   CHECK(metric("pgwatchdog_up", {{"target", "badpw"}}) == 0);
   CHECK(metric("pgwatchdog_reconnects_total", {{"target", "badpw"}, {"result", "failure"}}) ==
         static_cast<double>(failures.size() - 1));  // the first attempt is not a reconnect
-  CHECK(metric("pgwatchdog_connect_failures_total", {{"target", "badpw"}, {"cause", "auth_failed"}}) ==
+  CHECK(metric("pgwatchdog_connect_failures_total",
+               {{"target", "badpw"}, {"cause", "auth_failed"}}) ==
         static_cast<double>(failures.size()));
   MESSAGE("attempts in ", window.count(), " s: ", failures.size(), ", worst tick gap: ",
           std::chrono::duration_cast<std::chrono::milliseconds>(ticker.worst).count(), " ms");

@@ -22,21 +22,23 @@ struct DaemonFixture {
   TestCluster cluster;
   TestLoop waiter;  // waits on conditions with deadlines (no fixed sleeps)
   int metrics_port = free_tcp_port();
-  std::filesystem::path config_path =
-      std::filesystem::path(cluster.log_path()).parent_path() / ("pgwatchdog-" + std::to_string(metrics_port) + ".yaml");
+  std::filesystem::path config_path = std::filesystem::path(cluster.log_path()).parent_path() /
+                                      ("pgwatchdog-" + std::to_string(metrics_port) + ".yaml");
   std::optional<DaemonProcess> daemon;
 
   std::string listen() const { return "127.0.0.1:" + std::to_string(metrics_port); }
 
   void write_config(const std::string& yaml) {
     std::ofstream(config_path) << yaml;
-    std::filesystem::permissions(config_path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    std::filesystem::permissions(
+        config_path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   }
 
   /// A YAML target entry for the cluster; the DSN carries the cluster's password.
-  std::string target_yaml(const std::string& name, int connections, const std::string& extra = "") const {
-    return "  - name: " + name + "\n    dsn: \"" + cluster.conninfo(name) + "\"\n    connections: " +
-           std::to_string(connections) + "\n" + extra;
+  std::string target_yaml(const std::string& name, int connections,
+                          const std::string& extra = "") const {
+    return "  - name: " + name + "\n    dsn: \"" + cluster.conninfo(name) +
+           "\"\n    connections: " + std::to_string(connections) + "\n" + extra;
   }
 
   void start(std::vector<std::string> args) {
@@ -55,7 +57,8 @@ struct DaemonFixture {
   static std::optional<double> sample(const std::string& text, const std::string& series) {
     std::istringstream lines(text);
     for (std::string line; std::getline(lines, line);)
-      if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ')
+      if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+          line[series.size()] == ' ')
         return std::stod(line.substr(series.size() + 1));
     return std::nullopt;
   }

@@ -27,5 +27,4 @@ struct HttpResponse {
 HttpResponse http_get(const std::string& host, int port, const std::string& path,
                       std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
-
 }  // namespace pgwd::testing

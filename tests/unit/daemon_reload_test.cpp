@@ -21,7 +21,8 @@ TargetOptions target(const std::string& name, const std::string& dsn = "host=127
 TEST_CASE("reload plan: removed and added and changed and unchanged targets are told apart") {
   TargetOptions changed = target("b");
   changed.heartbeat = 1s;
-  const ReloadPlan plan = plan_reload({target("a"), target("b"), target("c")}, {target("a"), changed, target("d")});
+  const ReloadPlan plan =
+      plan_reload({target("a"), target("b"), target("c")}, {target("a"), changed, target("d")});
   CHECK(plan.remove == std::vector<std::string>{"c"});
   REQUIRE(plan.add.size() == 1);
   CHECK(plan.add[0].name == "d");
@@ -52,9 +53,11 @@ TEST_CASE("effective config: --target inherits nothing from nowhere and needs a 
   CHECK(config.log_level == LogLevel::debug);
 
   cli.targets.push_back({"a", "host=127.0.0.3"});
-  CHECK_THROWS_WITH_AS(effective_config(cli), "--target a: a target with this name is already defined", ConfigError);
+  CHECK_THROWS_WITH_AS(effective_config(cli),
+                       "--target a: a target with this name is already defined", ConfigError);
   CHECK_THROWS_WITH_AS(effective_config(CommandLine{}),
-                       "no targets: give --target NAME=DSN, or targets: in the --config file", ConfigError);
+                       "no targets: give --target NAME=DSN, or targets: in the --config file",
+                       ConfigError);
 }
 
 TEST_CASE("effective config: check-config output shows settings and hides the password") {

@@ -1,6 +1,6 @@
-#include <doctest/doctest.h>
-
 #include "health/role_requirement.hpp"
+
+#include <doctest/doctest.h>
 
 using namespace pgwd;
 
@@ -32,17 +32,20 @@ TEST_CASE("role requirement: libpq's target_session_attrs rules") {
   CHECK_FALSE(role_mismatch(RoleRequirement::standby, standby));
   CHECK(role_mismatch(RoleRequirement::standby, primary));
   CHECK(*role_mismatch(RoleRequirement::primary, standby) ==
-        "server is a standby (in_hot_standby=on, default_transaction_read_only=on) but target_session_attrs=primary");
+        "server is a standby (in_hot_standby=on, default_transaction_read_only=on) but "
+        "target_session_attrs=primary");
 }
 
 TEST_CASE("role requirement: a server that does not report its role satisfies only any") {
   const ServerInfo old_server;  // PostgreSQL 13 and older report no in_hot_standby
   CHECK_FALSE(role_mismatch(RoleRequirement::any, old_server));
-  CHECK(role_mismatch(RoleRequirement::primary, old_server)->find("needs PostgreSQL 14") != std::string::npos);
+  CHECK(role_mismatch(RoleRequirement::primary, old_server)->find("needs PostgreSQL 14") !=
+        std::string::npos);
 }
 
 TEST_CASE("role requirement: names round-trip and unknown names are refused") {
-  for (const char* name : {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"})
+  for (const char* name :
+       {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"})
     CHECK(to_string(*parse_role_requirement(name)) == name);
   CHECK_FALSE(parse_role_requirement("leader"));
   CHECK_FALSE(parse_role_requirement("Primary"));

@@ -53,7 +53,9 @@ TEST_CASE("target settings: what the conninfo sets wins over the watchdog's defa
 }
 
 TEST_CASE("target settings: only host names are resolved with evdns") {
-  const auto first_resolve = [](const std::string& dsn) { return prepare_target(target(dsn)).link.hosts.at(0).resolve; };
+  const auto first_resolve = [](const std::string& dsn) {
+    return prepare_target(target(dsn)).link.hosts.at(0).resolve;
+  };
   CHECK(first_resolve("host=db.example.internal") == "db.example.internal");
   CHECK(first_resolve("postgresql://localhost:5433/app") == "localhost");
   CHECK_FALSE(first_resolve("host=127.0.0.1"));
@@ -62,8 +64,10 @@ TEST_CASE("target settings: only host names are resolved with evdns") {
   CHECK_FALSE(first_resolve("host=db.example.internal hostaddr=10.0.0.1"));
 }
 
-TEST_CASE("target settings: several hosts are paired with their ports and taken out of the conninfo") {
-  const TargetSettings s = prepare_target(target("host=a.internal,127.0.0.2,/tmp port=5433,5434,5435 dbname=app"));
+TEST_CASE(
+    "target settings: several hosts are paired with their ports and taken out of the conninfo") {
+  const TargetSettings s =
+      prepare_target(target("host=a.internal,127.0.0.2,/tmp port=5433,5434,5435 dbname=app"));
   REQUIRE(s.link.hosts.size() == 3);
   CHECK(s.link.hosts[0].label() == "a.internal:5433");
   CHECK(s.link.hosts[0].resolve == "a.internal");
@@ -80,8 +84,10 @@ TEST_CASE("target settings: several hosts are paired with their ports and taken 
   CHECK(one_port.lifecycle.connect_timeout == 11s);
 }
 
-TEST_CASE("target settings: target_session_attrs is checked by the watchdog and not passed to libpq") {
-  const TargetSettings s = prepare_target(target("host=127.0.0.1 target_session_attrs=prefer-standby"));
+TEST_CASE(
+    "target settings: target_session_attrs is checked by the watchdog and not passed to libpq") {
+  const TargetSettings s =
+      prepare_target(target("host=127.0.0.1 target_session_attrs=prefer-standby"));
   CHECK(s.link.role == RoleRequirement::prefer_standby);
   CHECK(s.lifecycle.role == RoleRequirement::prefer_standby);
   CHECK_FALSE(s.link.conninfo.get("target_session_attrs"));
@@ -98,9 +104,11 @@ TEST_CASE(
     "target settings: bad options are refused with a message naming the target and the problem") {
   CHECK(error_of(target("host=127.0.0.1")) == "");
   CHECK(error_of(target("host=a,b port=1,2,3")) == "target 'primary': 2 hosts but 3 ports");
-  CHECK(error_of(target("host=a,b hostaddr=10.0.0.1")) == "target 'primary': 2 hosts but 1 hostaddr values");
+  CHECK(error_of(target("host=a,b hostaddr=10.0.0.1")) ==
+        "target 'primary': 2 hosts but 1 hostaddr values");
   CHECK(error_of(target("host=a target_session_attrs=leader")) ==
-        "target 'primary': target_session_attrs must be any, read-write, read-only, primary, standby or prefer-standby");
+        "target 'primary': target_session_attrs must be any, read-write, read-only, primary, "
+        "standby or prefer-standby");
   CHECK(error_of(target("service=mydb")).find("service= is not supported") != std::string::npos);
   CHECK(error_of(target("hots=x"))
             .find("target 'primary': malformed conninfo: invalid connection option \"hots\"") == 0);

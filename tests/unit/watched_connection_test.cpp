@@ -332,7 +332,9 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: a wake-up outside the healthy state is ig
   CHECK(link->calls == std::vector<std::string>{"connect"});
 }
 
-TEST_CASE_FIXTURE(Fixture, "lifecycle: a probe that shows a new role reports it and keeps a connection with no requirement") {
+TEST_CASE_FIXTURE(Fixture,
+                  "lifecycle: a probe that shows a new role reports it and keeps a connection with "
+                  "no requirement") {
   settings.heartbeat = 1s;
   build();
   connection->start();
@@ -351,7 +353,8 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: a probe that shows a new role reports it 
   CHECK(events.role_changes.size() == 1);  // reported once, not at every probe
 }
 
-TEST_CASE_FIXTURE(Fixture, "lifecycle: a probe that shows the wrong role means down with wrong_role") {
+TEST_CASE_FIXTURE(Fixture,
+                  "lifecycle: a probe that shows the wrong role means down with wrong_role") {
   settings.heartbeat = 1s;
   settings.role = RoleRequirement::standby;
   build();

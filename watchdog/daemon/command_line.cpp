@@ -10,19 +10,23 @@ namespace pgwd::daemon {
 std::variant<CommandLine, int> parse_command_line(int argc, const char* const* argv) {
   CommandLine cli;
   std::vector<std::string> targets;
-  CLI::App app{"pgwatchdog: watches idle PostgreSQL connections, reports disconnects as Prometheus metrics",
-               "pgwatchdog"};
+  CLI::App app{
+      "pgwatchdog: watches idle PostgreSQL connections, reports disconnects as Prometheus metrics",
+      "pgwatchdog"};
   app.set_version_flag("--version", std::string("pgwatchdog ") + std::string(kVersion));
   app.add_option("--config", cli.config_path, "YAML config file (see README)");
-  app.add_option("--target", targets, "NAME=DSN: a target to watch, added to the file's (repeatable)")
+  app.add_option("--target", targets,
+                 "NAME=DSN: a target to watch, added to the file's (repeatable)")
       ->type_name("NAME=DSN")
       ->take_all();
   app.add_option("--listen", cli.listen, "HOST:PORT for /metrics (default 127.0.0.1:10432)");
   app.add_option("--log-level", cli.log_level, "trace|debug|info|warn|error (default info)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
-  app.add_option("--log-format", cli.log_format, "text|json (default text)")->check(CLI::IsMember({"text", "json"}));
-  app.add_flag("--check-config", cli.check_config,
-               "Validate the configuration, print the effective targets (passwords redacted) and exit");
+  app.add_option("--log-format", cli.log_format, "text|json (default text)")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_flag(
+      "--check-config", cli.check_config,
+      "Validate the configuration, print the effective targets (passwords redacted) and exit");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -33,7 +37,9 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
     const auto equals = spec.find('=');
     if (equals == std::string::npos || equals == 0) {
       // Never echo the value: it is a DSN and may carry a password.
-      std::fprintf(stderr, "pgwatchdog: error: --target expects NAME=DSN, e.g. --target primary='host=db1 dbname=app'\n");
+      std::fprintf(stderr,
+                   "pgwatchdog: error: --target expects NAME=DSN, e.g. --target primary='host=db1 "
+                   "dbname=app'\n");
       return kExitUsage;
     }
     cli.targets.emplace_back(spec.substr(0, equals), spec.substr(equals + 1));

@@ -36,8 +36,8 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
 Daemon::~Daemon() = default;
 
 int Daemon::run() {
-  log_->info("pgwatchdog {} serving metrics on http://{}/metrics (port {})", kVersion, config_.listen,
-             endpoint_->port());
+  log_->info("pgwatchdog {} serving metrics on http://{}/metrics (port {})", kVersion,
+             config_.listen, endpoint_->port());
   for (const TargetOptions& target : config_.targets) watchdog_->add_target(target);
   event_base_dispatch(base_.get());
   const auto stopping = std::chrono::steady_clock::now();
@@ -63,8 +63,8 @@ void Daemon::reload() {
     return;
   }
   if (wanted.listen != config_.listen)
-    log_->warn("SIGHUP: listen changed to {}; restart pgwatchdog to apply it (still on {})", wanted.listen,
-               config_.listen);
+    log_->warn("SIGHUP: listen changed to {}; restart pgwatchdog to apply it (still on {})",
+               wanted.listen, config_.listen);
   configure_logger(*log_, wanted.log_format, wanted.log_level);
   apply_reload(plan_reload(config_.targets, wanted.targets), *watchdog_, *log_);
   wanted.listen = config_.listen;

@@ -16,13 +16,16 @@ DaemonConfig effective_config(const CommandLine& cli) {
     config.listen = *cli.listen;
   }
   if (cli.log_level) config.log_level = parse_log_level(*cli.log_level).value_or(config.log_level);
-  if (cli.log_format) config.log_format = parse_log_format(*cli.log_format).value_or(config.log_format);
+  if (cli.log_format)
+    config.log_format = parse_log_format(*cli.log_format).value_or(config.log_format);
   for (const auto& [name, dsn] : cli.targets) {
     TargetOptions target = config.defaults;
     target.name = name;
     target.conninfo = dsn;
-    if (std::any_of(config.targets.begin(), config.targets.end(), [&](const auto& t) { return t.name == name; }))
-      throw ConfigError(fmt::format("--target {}: a target with this name is already defined", name));
+    if (std::any_of(config.targets.begin(), config.targets.end(),
+                    [&](const auto& t) { return t.name == name; }))
+      throw ConfigError(
+          fmt::format("--target {}: a target with this name is already defined", name));
     try {
       validate(target);
     } catch (const InvalidTarget& e) {
@@ -36,8 +39,9 @@ DaemonConfig effective_config(const CommandLine& cli) {
 }
 
 std::string describe(const DaemonConfig& config) {
-  std::string out = fmt::format("listen: \"{}\"\nlog_level: {}\nlog_format: {}\ntargets:\n", config.listen,
-                                to_string(config.log_level), to_string(config.log_format));
+  std::string out =
+      fmt::format("listen: \"{}\"\nlog_level: {}\nlog_format: {}\ntargets:\n", config.listen,
+                  to_string(config.log_level), to_string(config.log_format));
   for (const TargetOptions& t : config.targets) {
     out += fmt::format("  - name: \"{}\"\n", t.name);
     out += fmt::format("    dsn: \"{}\"\n", redact_conninfo(t.conninfo));

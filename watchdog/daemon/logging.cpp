@@ -11,14 +11,25 @@ namespace {
 // %j: the message as the inside of a JSON string.
 class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
  public:
-  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& out) override {
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& out) override {
     for (const char c : msg.payload) {
       switch (c) {
-        case '"': out.append(std::string_view("\\\"")); break;
-        case '\\': out.append(std::string_view("\\\\")); break;
-        case '\n': out.append(std::string_view("\\n")); break;
-        case '\r': out.append(std::string_view("\\r")); break;
-        case '\t': out.append(std::string_view("\\t")); break;
+        case '"':
+          out.append(std::string_view("\\\""));
+          break;
+        case '\\':
+          out.append(std::string_view("\\\\"));
+          break;
+        case '\n':
+          out.append(std::string_view("\\n"));
+          break;
+        case '\r':
+          out.append(std::string_view("\\r"));
+          break;
+        case '\t':
+          out.append(std::string_view("\\t"));
+          break;
         default:
           if (static_cast<unsigned char>(c) < 0x20) {
             char escaped[8];
@@ -30,16 +41,23 @@ class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
       }
     }
   }
-  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonEscapedMessage>(); }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonEscapedMessage>();
+  }
 };
 
 spdlog::level::level_enum to_spdlog(LogLevel level) {
   switch (level) {
-    case LogLevel::trace: return spdlog::level::trace;
-    case LogLevel::debug: return spdlog::level::debug;
-    case LogLevel::info: return spdlog::level::info;
-    case LogLevel::warn: return spdlog::level::warn;
-    case LogLevel::error: return spdlog::level::err;
+    case LogLevel::trace:
+      return spdlog::level::trace;
+    case LogLevel::debug:
+      return spdlog::level::debug;
+    case LogLevel::info:
+      return spdlog::level::info;
+    case LogLevel::warn:
+      return spdlog::level::warn;
+    case LogLevel::error:
+      return spdlog::level::err;
   }
   return spdlog::level::info;
 }
@@ -59,7 +77,8 @@ void configure_logger(spdlog::logger& logger, LogFormat format, LogLevel level) 
 }
 
 std::shared_ptr<spdlog::logger> make_logger(LogFormat format, LogLevel level) {
-  auto logger = std::make_shared<spdlog::logger>("pgwatchdog", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>("pgwatchdog",
+                                                 std::make_shared<spdlog::sinks::stderr_sink_mt>());
   configure_logger(*logger, format, level);
   return logger;
 }

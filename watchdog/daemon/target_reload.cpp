@@ -6,13 +6,15 @@ namespace pgwd::daemon {
 namespace {
 
 const TargetOptions* find(const std::vector<TargetOptions>& targets, const std::string& name) {
-  const auto it = std::find_if(targets.begin(), targets.end(), [&](const auto& t) { return t.name == name; });
+  const auto it =
+      std::find_if(targets.begin(), targets.end(), [&](const auto& t) { return t.name == name; });
   return it == targets.end() ? nullptr : &*it;
 }
 
 }  // namespace
 
-ReloadPlan plan_reload(const std::vector<TargetOptions>& running, const std::vector<TargetOptions>& wanted) {
+ReloadPlan plan_reload(const std::vector<TargetOptions>& running,
+                       const std::vector<TargetOptions>& wanted) {
   ReloadPlan plan;
   for (const TargetOptions& old : running)
     if (!find(wanted, old.name)) plan.remove.push_back(old.name);
@@ -35,8 +37,8 @@ void apply_reload(const ReloadPlan& plan, Watchdog& watchdog, spdlog::logger& lo
     watchdog.add_target(target);
   }
   for (const TargetOptions& target : plan.add) watchdog.add_target(target);
-  log.info("config reloaded: {} added, {} removed, {} restarted, {} unchanged", plan.add.size(), plan.remove.size(),
-           plan.restart.size(), plan.unchanged.size());
+  log.info("config reloaded: {} added, {} removed, {} restarted, {} unchanged", plan.add.size(),
+           plan.remove.size(), plan.restart.size(), plan.unchanged.size());
 }
 
 }  // namespace pgwd::daemon

@@ -18,7 +18,8 @@ struct ReloadPlan {
   std::vector<std::string> unchanged;
 };
 
-ReloadPlan plan_reload(const std::vector<TargetOptions>& running, const std::vector<TargetOptions>& wanted);
+ReloadPlan plan_reload(const std::vector<TargetOptions>& running,
+                       const std::vector<TargetOptions>& wanted);
 
 /// Carries out a plan whose targets were all validated already, so it cannot fail half-way.
 void apply_reload(const ReloadPlan& plan, Watchdog& watchdog, spdlog::logger& log);

@@ -110,7 +110,8 @@ evdns_base* Resolver::dns() {
   if (dns_) return dns_.get();
   // DISABLE_WHEN_INACTIVE: an idle resolver must not keep the host's loop running.
   if (nameservers_.empty())
-    dns_.reset(evdns_base_new(base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
+    dns_.reset(evdns_base_new(
+        base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
   if (!dns_) {
     // Our own nameservers, or no usable resolv.conf: /etc/hosts still works either way.
     dns_.reset(evdns_base_new(base_, EVDNS_BASE_DISABLE_WHEN_INACTIVE));

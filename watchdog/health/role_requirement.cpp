@@ -16,35 +16,56 @@ std::optional<RoleRequirement> parse_role_requirement(std::string_view text) {
 
 std::string_view to_string(RoleRequirement requirement) {
   switch (requirement) {
-    case RoleRequirement::any: return "any";
-    case RoleRequirement::read_write: return "read-write";
-    case RoleRequirement::read_only: return "read-only";
-    case RoleRequirement::primary: return "primary";
-    case RoleRequirement::standby: return "standby";
-    case RoleRequirement::prefer_standby: return "prefer-standby";
+    case RoleRequirement::any:
+      return "any";
+    case RoleRequirement::read_write:
+      return "read-write";
+    case RoleRequirement::read_only:
+      return "read-only";
+    case RoleRequirement::primary:
+      return "primary";
+    case RoleRequirement::standby:
+      return "standby";
+    case RoleRequirement::prefer_standby:
+      return "prefer-standby";
   }
   return "any";
 }
 
 std::optional<std::string> role_mismatch(RoleRequirement requirement, const ServerInfo& server) {
-  if (requirement == RoleRequirement::any || requirement == RoleRequirement::prefer_standby) return std::nullopt;
+  if (requirement == RoleRequirement::any || requirement == RoleRequirement::prefer_standby)
+    return std::nullopt;
   if (server.in_hot_standby.empty() || server.default_transaction_read_only.empty())
-    return fmt::format("target_session_attrs={} needs PostgreSQL 14 or later (in_hot_standby is not reported)",
-                       to_string(requirement));
+    return fmt::format(
+        "target_session_attrs={} needs PostgreSQL 14 or later (in_hot_standby is not reported)",
+        to_string(requirement));
   const bool standby = server.in_hot_standby == "on";
   const bool read_only = standby || server.default_transaction_read_only == "on";
   bool ok = true;
   switch (requirement) {
-    case RoleRequirement::read_write: ok = !read_only; break;
-    case RoleRequirement::read_only: ok = read_only; break;
-    case RoleRequirement::primary: ok = !standby; break;
-    case RoleRequirement::standby: ok = standby; break;
-    default: break;
+    case RoleRequirement::read_write:
+      ok = !read_only;
+      break;
+    case RoleRequirement::read_only:
+      ok = read_only;
+      break;
+    case RoleRequirement::primary:
+      ok = !standby;
+      break;
+    case RoleRequirement::standby:
+      ok = standby;
+      break;
+    default:
+      break;
   }
   if (ok) return std::nullopt;
-  return fmt::format("server is {} (in_hot_standby={}, default_transaction_read_only={}) but target_session_attrs={}",
-                     standby ? "a standby" : read_only ? "read-only" : "a read-write primary", server.in_hot_standby,
-                     server.default_transaction_read_only, to_string(requirement));
+  return fmt::format(
+      "server is {} (in_hot_standby={}, default_transaction_read_only={}) but "
+      "target_session_attrs={}",
+      standby     ? "a standby"
+      : read_only ? "read-only"
+                  : "a read-write primary",
+      server.in_hot_standby, server.default_transaction_read_only, to_string(requirement));
 }
 
 }  // namespace pgwd

@@ -47,7 +47,8 @@ MetricFamilies::MetricFamilies(prometheus::Registry& registry)
                       .Register(registry)),
       in_hot_standby(BuildGauge()
                          .Name("pgwatchdog_in_hot_standby")
-                         .Help("1 if the server a connection of the target last connected to or probed is a hot standby, else 0")
+                         .Help("1 if the server a connection of the target last connected to or "
+                               "probed is a hot standby, else 0")
                          .Register(registry)),
       disconnects(BuildCounter()
                       .Name("pgwatchdog_disconnects_total")

@@ -6,14 +6,14 @@ namespace pgwd {
 namespace {
 
 // Causes a connection that was connected can be lost to; their series exist from the start.
-constexpr Cause kDisconnectCauses[] = {Cause::wrong_role, 
-    Cause::server_shutdown, Cause::idle_session_timeout, Cause::server_error, Cause::closed,
-    Cause::timed_out,       Cause::probe_failed,         Cause::probe_timeout};
+constexpr Cause kDisconnectCauses[] = {
+    Cause::wrong_role, Cause::server_shutdown, Cause::idle_session_timeout, Cause::server_error,
+    Cause::closed,     Cause::timed_out,       Cause::probe_failed,         Cause::probe_timeout};
 
 // Why an attempt can fail; their series exist from the start.
-constexpr Cause kConnectFailureCauses[] = {Cause::wrong_role, Cause::auth_failed,     Cause::database_missing, Cause::too_many_clients,
-                                           Cause::cannot_connect_now, Cause::dns,              Cause::connect_timeout,
-                                           Cause::connect_failed};
+constexpr Cause kConnectFailureCauses[] = {
+    Cause::wrong_role,         Cause::auth_failed, Cause::database_missing, Cause::too_many_clients,
+    Cause::cannot_connect_now, Cause::dns,         Cause::connect_timeout,  Cause::connect_failed};
 
 double seconds(std::chrono::nanoseconds d) {
   return std::chrono::duration<double>(d).count();
@@ -55,11 +55,14 @@ TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target
 prometheus::Counter& TargetMetrics::connect_failure_series(Cause cause) {
   auto& slot = connect_failures_[static_cast<std::size_t>(cause)];
   if (!slot)
-    slot = &families_.connect_failures.Add({{"target", target_}, {"cause", std::string(to_string(cause))}});
+    slot = &families_.connect_failures.Add(
+        {{"target", target_}, {"cause", std::string(to_string(cause))}});
   return *slot;
 }
 
-void TargetMetrics::connect_failed(Cause cause) { connect_failure_series(cause).Increment(); }
+void TargetMetrics::connect_failed(Cause cause) {
+  connect_failure_series(cause).Increment();
+}
 
 prometheus::Counter& TargetMetrics::disconnected_series(Cause cause) {
   auto& slot = disconnects_[static_cast<std::size_t>(cause)];

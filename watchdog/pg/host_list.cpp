@@ -17,7 +17,8 @@ std::vector<std::string> split(const std::string& list) {
   std::size_t start = 0;
   for (;;) {
     const std::size_t comma = list.find(',', start);
-    items.push_back(list.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    items.push_back(
+        list.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
     if (comma == std::string::npos) return items;
     start = comma + 1;
   }
@@ -25,7 +26,8 @@ std::vector<std::string> split(const std::string& list) {
 
 bool is_ip_literal(const std::string& host) {
   in6_addr buffer{};
-  return inet_pton(AF_INET, host.c_str(), &buffer) == 1 || inet_pton(AF_INET6, host.c_str(), &buffer) == 1;
+  return inet_pton(AF_INET, host.c_str(), &buffer) == 1 ||
+         inet_pton(AF_INET6, host.c_str(), &buffer) == 1;
 }
 
 // libpq's environment defaults (PGHOST, ...) for what the conninfo does not set.
@@ -46,7 +48,9 @@ std::vector<std::string> take_list(Conninfo& conninfo, const char* key) {
 }  // namespace
 
 std::string HostEntry::label() const {
-  const std::string& where = !host.empty() ? host : !hostaddr.empty() ? hostaddr : std::string("default socket");
+  const std::string& where = !host.empty()       ? host
+                             : !hostaddr.empty() ? hostaddr
+                                                 : std::string("default socket");
   return port.empty() ? where : where + ":" + port;
 }
 
@@ -55,7 +59,8 @@ std::vector<HostEntry> take_hosts(Conninfo& conninfo) {
   const auto addresses = take_list(conninfo, "hostaddr");
   const auto ports = take_list(conninfo, "port");
   if (!hosts.empty() && !addresses.empty() && hosts.size() != addresses.size())
-    throw InvalidTarget(fmt::format("{} hosts but {} hostaddr values", hosts.size(), addresses.size()));
+    throw InvalidTarget(
+        fmt::format("{} hosts but {} hostaddr values", hosts.size(), addresses.size()));
   const std::size_t count = std::max({hosts.size(), addresses.size(), std::size_t{1}});
   if (ports.size() > 1 && ports.size() != count)
     throw InvalidTarget(fmt::format("{} hosts but {} ports", count, ports.size()));

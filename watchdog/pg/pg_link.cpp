@@ -38,8 +38,8 @@ const char* field(const PGresult* result, int code) {
 
 }  // namespace
 
-PgLink::PgLink(const LinkSettings& settings, event_base* base, Scheduler& scheduler, Resolver& resolver,
-               LinkCallbacks& callbacks)
+PgLink::PgLink(const LinkSettings& settings, event_base* base, Scheduler& scheduler,
+               Resolver& resolver, LinkCallbacks& callbacks)
     : settings_(settings),
       resolver_(resolver),
       callbacks_(callbacks),
@@ -47,10 +47,13 @@ PgLink::PgLink(const LinkSettings& settings, event_base* base, Scheduler& schedu
       host_deadline_(scheduler.make_timer([this] {
         host_failed({Cause::connect_timeout, "",
                      fmt::format("no connection within {}",
-                                 std::chrono::duration_cast<std::chrono::milliseconds>(settings_.host_timeout))});
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     settings_.host_timeout))});
       })) {}
 
-PgLink::~PgLink() { close(); }
+PgLink::~PgLink() {
+  close();
+}
 
 void PgLink::close() {
   watch_.stop();
@@ -100,7 +103,8 @@ void PgLink::host_failed(const Failure& failure) {
   const HostEntry& host = settings_.hosts[host_index_];
   host_failures_.push_back(host.label() + ": " + failure.message);
   // Like libpq: a wrong password or a missing database would be the same on every host.
-  const bool stop_walk = failure.cause == Cause::auth_failed || failure.cause == Cause::database_missing;
+  const bool stop_walk =
+      failure.cause == Cause::auth_failed || failure.cause == Cause::database_missing;
   if (!stop_walk && host_index_ + 1 < settings_.hosts.size()) {
     ++host_index_;
     try_host();
@@ -114,7 +118,8 @@ void PgLink::host_failed(const Failure& failure) {
   }
   phase_ = Phase::closed;
   Failure reported = failure;
-  if (host_failures_.size() > 1) reported.message = fmt::format("{}", fmt::join(host_failures_, "; "));
+  if (host_failures_.size() > 1)
+    reported.message = fmt::format("{}", fmt::join(host_failures_, "; "));
   callbacks_.on_connect_failed(reported);
 }
 
@@ -122,7 +127,8 @@ void PgLink::on_resolved(Resolution resolution) {
   if (phase_ != Phase::resolving) return;
   const HostEntry& host = settings_.hosts[host_index_];
   if (!resolution.error.empty()) {
-    host_failed({Cause::dns, "", fmt::format("could not resolve \"{}\": {}", *host.resolve, resolution.error)});
+    host_failed({Cause::dns, "",
+                 fmt::format("could not resolve \"{}\": {}", *host.resolve, resolution.error)});
     return;
   }
   // One host entry per address: libpq tries them in order, and with hostaddr set it never does
@@ -147,7 +153,8 @@ void PgLink::on_resolved(Resolution resolution) {
 void PgLink::start_connect(const Conninfo& conninfo) {
   phase_ = Phase::polling;
   const ConnectParams params = conninfo.params();
-  conn_.reset(PQconnectStartParams(params.keywords.data(), params.values.data(), /*expand_dbname=*/0));
+  conn_.reset(
+      PQconnectStartParams(params.keywords.data(), params.values.data(), /*expand_dbname=*/0));
   if (!conn_) {
     host_failed({Cause::connect_failed, "", "out of memory"});
     return;

@@ -10,7 +10,7 @@ bool ends_session(std::string_view sqlstate) noexcept {
 
 std::optional<Cause> cause_from_sqlstate(std::string_view s) noexcept {
   if (s == "57P01" || s == "57P02") return Cause::server_shutdown;  // admin / crash shutdown
-  if (s == "57P03") return Cause::cannot_connect_now;                  // cannot connect now
+  if (s == "57P03") return Cause::cannot_connect_now;               // cannot connect now
   if (s == "57P05") return Cause::idle_session_timeout;
   if (s == "28P01" || s == "28000") return Cause::auth_failed;
   if (s == "3D000") return Cause::database_missing;
