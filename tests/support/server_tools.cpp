@@ -211,4 +211,47 @@ std::string first_value(const PGresult* result) {
   return PQgetvalue(result, 0, 0);
 }
 
+std::string role_conninfo(std::string_view address, int port, std::string_view password,
+                          std::string_view application_name) {
+  std::string out;
+  append_conninfo(out, "host", address);
+  append_conninfo(out, "port", std::to_string(port));
+  append_conninfo(out, "user", kRole);
+  append_conninfo(out, "password", password);
+  append_conninfo(out, "dbname", "postgres");
+  append_conninfo(out, "application_name", application_name);
+  return out;
+}
+
+void admin_execute(const std::string& socket_dir, int port, std::string_view sql) {
+  const PgConnPtr conn = admin_connect(socket_dir, port);
+  const std::string text(sql);
+  checked_result(conn.get(), PQexec(conn.get(), text.c_str()), sql);
+}
+
+std::string admin_query_value(const std::string& socket_dir, int port, std::string_view sql) {
+  const PgConnPtr conn = admin_connect(socket_dir, port);
+  const std::string text(sql);
+  const PgResultPtr result = checked_result(conn.get(), PQexec(conn.get(), text.c_str()), sql);
+  return first_value(result.get());
+}
+
+std::vector<std::string> admin_per_backend(const std::string& socket_dir, int port,
+                                           std::string_view expression,
+                                           std::string_view application_name) {
+  const PgConnPtr conn = admin_connect(socket_dir, port);
+  const std::string sql = "SELECT " + std::string(expression) +
+                          " FROM pg_stat_activity WHERE application_name = $1 AND pid <> "
+                          "pg_backend_pid() ORDER BY pid";
+  const std::string name(application_name);
+  const char* const params[] = {name.c_str()};
+  const PgResultPtr result = checked_result(
+      conn.get(), PQexecParams(conn.get(), sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0),
+      sql);
+  std::vector<std::string> values;
+  for (int row = 0; row < PQntuples(result.get()); ++row)
+    values.emplace_back(PQgetvalue(result.get(), row, 0));
+  return values;
+}
+
 }  // namespace pgwd::testing

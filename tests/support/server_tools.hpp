@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pg/handles.hpp"
 #include "support/subprocess.hpp"
@@ -20,6 +21,8 @@ namespace pgwd::testing {
 inline constexpr std::string_view kDefaultBindir = "/usr/lib/postgresql/15/bin";
 inline constexpr std::string_view kAdminUser = "postgres";
 inline constexpr std::string_view kAdminApplication = "pgwd_test_admin";
+/// The LOGIN role every test cluster has (a standby inherits it through replication).
+inline constexpr std::string_view kRole = "watchdog";
 
 std::string errno_message(std::string_view what, int error);
 /// PostgreSQL's server binaries (pg_config --bindir, else Debian's path).
@@ -49,5 +52,17 @@ PgConnPtr admin_connect(const std::string& socket_dir, int port);
 PgResultPtr checked_result(PGconn* conn, PGresult* raw, std::string_view sql);
 /// First column of the first row, "" if none.
 std::string first_value(const PGresult* result);
+
+/// Conninfo for kRole over TCP.
+std::string role_conninfo(std::string_view address, int port, std::string_view password,
+                          std::string_view application_name);
+/// Runs `sql` as superuser over the cluster's unix socket; throws with the server's message.
+void admin_execute(const std::string& socket_dir, int port, std::string_view sql);
+/// First column of the first row of `sql`, "" if none.
+std::string admin_query_value(const std::string& socket_dir, int port, std::string_view sql);
+/// `expression` evaluated for each backend of `application_name` (not the admin's), by pid.
+std::vector<std::string> admin_per_backend(const std::string& socket_dir, int port,
+                                           std::string_view expression,
+                                           std::string_view application_name);
 
 }  // namespace pgwd::testing

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -26,7 +27,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view kRole = "watchdog";
 constexpr int kStartAttempts = 5;
 constexpr std::string_view kTimeout = "60";
 
@@ -151,57 +151,28 @@ void StandbyCluster::teardown() noexcept {
 }
 
 std::string StandbyCluster::conninfo(std::string_view application_name) const {
-  std::string out;
-  append_conninfo(out, "host", settings_.listen_address);
-  append_conninfo(out, "port", std::to_string(port_));
-  append_conninfo(out, "user", kRole);
-  append_conninfo(out, "password", password_);
-  append_conninfo(out, "dbname", "postgres");
-  append_conninfo(out, "application_name", application_name);
-  return out;
+  return role_conninfo(settings_.listen_address, port_, password_, application_name);
 }
 
 void StandbyCluster::execute(std::string_view sql) const {
-  const PgConnPtr conn = admin_connect(socket_dir_, port_);
-  const std::string text(sql);
-  checked_result(conn.get(), PQexec(conn.get(), text.c_str()), sql);
+  admin_execute(socket_dir_, port_, sql);
 }
 
 std::string StandbyCluster::query_value(std::string_view sql) const {
-  const PgConnPtr conn = admin_connect(socket_dir_, port_);
-  const std::string text(sql);
-  const PgResultPtr result = checked_result(conn.get(), PQexec(conn.get(), text.c_str()), sql);
-  if (PQntuples(result.get()) == 0 || PQnfields(result.get()) == 0 ||
-      PQgetisnull(result.get(), 0, 0))
-    return {};
-  return PQgetvalue(result.get(), 0, 0);
+  return admin_query_value(socket_dir_, port_, sql);
 }
 
 std::vector<int> StandbyCluster::backend_pids(std::string_view application_name) const {
-  const PgConnPtr conn = admin_connect(socket_dir_, port_);
-  const char* sql =
-      "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid() "
-      "ORDER BY pid";
-  const std::string name(application_name);
-  const char* const params[] = {name.c_str()};
-  const PgResultPtr result = checked_result(
-      conn.get(), PQexecParams(conn.get(), sql, 1, nullptr, params, nullptr, nullptr, 0), sql);
   std::vector<int> pids;
-  for (int row = 0; row < PQntuples(result.get()); ++row)
-    pids.push_back(std::stoi(PQgetvalue(result.get(), row, 0)));
+  for (const std::string& pid : admin_per_backend(socket_dir_, port_, "pid", application_name))
+    pids.push_back(std::stoi(pid));
   return pids;
 }
 
 int StandbyCluster::terminate_backends(std::string_view application_name) const {
-  const PgConnPtr conn = admin_connect(socket_dir_, port_);
-  const char* sql =
-      "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-      "WHERE application_name = $1 AND pid <> pg_backend_pid()";
-  const std::string name(application_name);
-  const char* const params[] = {name.c_str()};
-  const PgResultPtr result = checked_result(
-      conn.get(), PQexecParams(conn.get(), sql, 1, nullptr, params, nullptr, nullptr, 0), sql);
-  return std::stoi(PQgetvalue(result.get(), 0, 0));
+  const auto results =
+      admin_per_backend(socket_dir_, port_, "pg_terminate_backend(pid)", application_name);
+  return static_cast<int>(std::count(results.begin(), results.end(), "t"));
 }
 
 bool StandbyCluster::in_recovery() const {

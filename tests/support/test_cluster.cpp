@@ -33,7 +33,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view kRole = "watchdog";
 constexpr std::string_view kLoopback = "127.0.0.1";
 constexpr int kStartAttempts = 5;
 constexpr std::string_view kStartTimeout = "60";
@@ -218,57 +217,28 @@ std::string TestCluster::conninfo(std::string_view application_name) const {
 
 std::string TestCluster::conninfo_with_password(std::string_view application_name,
                                                 std::string_view password) const {
-  std::string out;
-  append_conninfo(out, "host", settings_.listen_address);
-  append_conninfo(out, "port", std::to_string(port_));
-  append_conninfo(out, "user", kRole);
-  append_conninfo(out, "password", password);
-  append_conninfo(out, "dbname", "postgres");
-  append_conninfo(out, "application_name", application_name);
-  return out;
+  return role_conninfo(settings_.listen_address, port_, password, application_name);
 }
 
 void TestCluster::execute(std::string_view sql) const {
-  const PgConnPtr conn = admin_connect(socket_dir_, port_);
-  const std::string text(sql);
-  checked_result(conn.get(), PQexec(conn.get(), text.c_str()), sql);
+  admin_execute(socket_dir_, port_, sql);
 }
 
 std::string TestCluster::query_value(std::string_view sql) const {
-  const PgConnPtr conn = admin_connect(socket_dir_, port_);
-  const std::string text(sql);
-  const PgResultPtr result = checked_result(conn.get(), PQexec(conn.get(), text.c_str()), sql);
-  return first_value(result.get());
+  return admin_query_value(socket_dir_, port_, sql);
 }
 
 std::vector<int> TestCluster::backend_pids(std::string_view application_name) const {
   std::vector<int> pids;
-  for (const std::string& pid : per_backend("pid", application_name))
+  for (const std::string& pid : admin_per_backend(socket_dir_, port_, "pid", application_name))
     pids.push_back(std::stoi(pid));
   return pids;
 }
 
 int TestCluster::terminate_backends(std::string_view application_name) const {
-  const auto results = per_backend("pg_terminate_backend(pid)", application_name);
+  const auto results =
+      admin_per_backend(socket_dir_, port_, "pg_terminate_backend(pid)", application_name);
   return static_cast<int>(std::count(results.begin(), results.end(), "t"));
-}
-
-std::vector<std::string> TestCluster::per_backend(std::string_view expression,
-                                                  std::string_view application_name) const {
-  const PgConnPtr conn = admin_connect(socket_dir_, port_);
-  const std::string sql =
-      "SELECT " + std::string(expression) +
-      " FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid() "
-      "ORDER BY pid";
-  const std::string name(application_name);
-  const char* const params[] = {name.c_str()};
-  const PgResultPtr result = checked_result(
-      conn.get(), PQexecParams(conn.get(), sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0),
-      sql);
-  std::vector<std::string> values;
-  for (int row = 0; row < PQntuples(result.get()); ++row)
-    values.emplace_back(PQgetvalue(result.get(), row, 0));
-  return values;
 }
 
 int TestCluster::postmaster_pid() const {

@@ -96,9 +96,6 @@ class TestCluster {
   int count_statements(std::string_view application_name) const;
 
  private:
-  /// `expression` evaluated for each backend of `application_name`, ordered by pid.
-  std::vector<std::string> per_backend(std::string_view expression,
-                                       std::string_view application_name) const;
   void create_directories();
   void init_data_dir();
   void write_config() const;

@@ -13,16 +13,13 @@
 #include <system_error>
 #include <utility>
 
+#include "support/server_tools.hpp"
 #include "support/subprocess.hpp"
 
 namespace pgwd::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string errno_message(std::string_view what, int error) {
-  return std::string(what) + ": " + std::generic_category().message(error);
-}
 
 bool valid_host_name(std::string_view name) {
   if (name.empty() || name.size() > 253) return false;
@@ -54,30 +51,6 @@ void write_text(const std::string& path, const std::string& text) {
 void set_mode(const std::string& path, mode_t mode) {
   if (::chmod(path.c_str(), mode) != 0)
     throw std::runtime_error(errno_message("chmod " + path, errno));
-}
-
-void chown_to_postgres(const std::string& path) {
-  // getpwnam_r, not getpwnam: like TestCluster, safe on any thread.
-  passwd entry{};
-  passwd* found = nullptr;
-  std::vector<char> buffer(16384);
-  const int rc = ::getpwnam_r("postgres", &entry, buffer.data(), buffer.size(), &found);
-  if (rc != 0 || found == nullptr)
-    throw std::runtime_error(
-        "running as root but there is no OS user postgres to own the server's TLS key");
-  if (::chown(path.c_str(), entry.pw_uid, entry.pw_gid) != 0)
-    throw std::runtime_error(errno_message("chown " + path, errno));
-}
-
-// postgresql.conf string literal.
-std::string config_quote(std::string_view value) {
-  std::string out = "'";
-  for (const char c : value) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  out += '\'';
-  return out;
 }
 
 // Own openssl configurations, so that the system's openssl.cnf (its default extensions, its
