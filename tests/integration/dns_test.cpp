@@ -23,7 +23,7 @@ using pgwd::testing::DnsServer;
 using pgwd::testing::RecordingObserver;
 using pgwd::testing::TestCluster;
 using pgwd::testing::TestLoop;
-using pgwd::testing::WatchdogFixture;
+using pgwd::testing::WatchdogHarness;
 
 namespace {
 
@@ -44,36 +44,14 @@ void require_dnsmasq() {
   }
 }
 
-// A DNS server, and a Watchdog on a test loop asking only it. The clusters are the test's.
-struct DnsHarness {
+// The DNS server, started before the Watchdog and stopped after it.
+struct DnsServerFirst {
   DnsServer dns;  // the test calls require_dnsmasq() first
-  TestLoop loop;
-  RecordingObserver observer;
-  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
-  std::shared_ptr<std::ostringstream> log_text = std::make_shared<std::ostringstream>();
-  std::shared_ptr<spdlog::logger> logger = WatchdogFixture::make_logger(log_text);
-  std::unique_ptr<Watchdog> watchdog = make_watchdog();
+};
 
-  std::unique_ptr<Watchdog> make_watchdog() {
-    WatchdogOptions options;
-    options.observer = &observer;
-    options.registry = registry;
-    options.logger = logger;
-    options.loop_lag_interval = 10ms;
-    options.nameservers = {dns.nameserver()};
-    return std::make_unique<Watchdog>(loop.base(), options);
-  }
-
-  double metric(const std::string& name,
-                const std::map<std::string, std::string>& labels = {}) const {
-    return pgwd::testing::metric_value(*registry, name, labels);
-  }
-
-  bool all_healthy(const std::string& target, std::size_t n) const {
-    const auto states = watchdog->connection_states(target);
-    return static_cast<std::size_t>(
-               std::count(states.begin(), states.end(), ConnectionState::healthy)) == n;
-  }
+// A DNS server, and a Watchdog on a test loop asking only it. The clusters are the test's.
+struct DnsHarness : DnsServerFirst, WatchdogHarness {
+  DnsHarness() : WatchdogHarness({dns.nameserver()}) {}
 };
 
 // A target on kName:port with `cluster`'s password; application_name = name.

@@ -21,7 +21,7 @@ using pgwd::testing::StandbyCluster;
 using pgwd::testing::StandbySettings;
 using pgwd::testing::TestCluster;
 using pgwd::testing::TestLoop;
-using pgwd::testing::WatchdogFixture;
+using pgwd::testing::WatchdogHarness;
 
 namespace {
 
@@ -31,46 +31,8 @@ long long ms(Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
-class RoleObserver : public RecordingObserver {
- public:
-  std::vector<Stamped<RoleChangeEvent>> role_changes;
-  void on_role_change(const RoleChangeEvent& e) override {
-    role_changes.push_back({e, Clock::now()});
-  }
-};
-
 // A Watchdog on a test loop; the clusters are the test's (declared before, destroyed after).
-struct Harness {
-  template <typename Event>
-  using Stamped = RecordingObserver::Stamped<Event>;
-
-  TestLoop loop;
-  RoleObserver observer;
-  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
-  std::shared_ptr<std::ostringstream> log_text = std::make_shared<std::ostringstream>();
-  std::shared_ptr<spdlog::logger> logger = WatchdogFixture::make_logger(log_text);
-  std::unique_ptr<Watchdog> watchdog = make_watchdog();
-
-  std::unique_ptr<Watchdog> make_watchdog() {
-    WatchdogOptions options;
-    options.observer = &observer;
-    options.registry = registry;
-    options.logger = logger;
-    options.loop_lag_interval = 10ms;
-    return std::make_unique<Watchdog>(loop.base(), options);
-  }
-
-  double metric(const std::string& name,
-                const std::map<std::string, std::string>& labels = {}) const {
-    return pgwd::testing::metric_value(*registry, name, labels);
-  }
-
-  bool all_healthy(const std::string& target, std::size_t n) const {
-    const auto states = watchdog->connection_states(target);
-    return static_cast<std::size_t>(
-               std::count(states.begin(), states.end(), ConnectionState::healthy)) == n;
-  }
-
+struct Harness : WatchdogHarness {
   std::vector<Stamped<HealthyEvent>> healthy_of(const std::string& target) const {
     std::vector<Stamped<HealthyEvent>> out;
     for (const auto& h : observer.healthy)

@@ -18,7 +18,7 @@ using pgwd::testing::RecordingObserver;
 using pgwd::testing::StandbyCluster;
 using pgwd::testing::TestCluster;
 using pgwd::testing::TestLoop;
-using pgwd::testing::WatchdogFixture;
+using pgwd::testing::WatchdogHarness;
 
 namespace {
 
@@ -34,35 +34,14 @@ std::string lower(std::string text) {
   return text;
 }
 
-// RecordingObserver plus the role changes.
-class RoleObserver : public RecordingObserver {
- public:
-  std::vector<Stamped<RoleChangeEvent>> role_changes;
-  void on_role_change(const RoleChangeEvent& e) override {
-    role_changes.push_back({e, Clock::now()});
-  }
-};
-
-// A primary, its hot standby, and a Watchdog on a test loop recording every event.
-struct RoleFixture {
+// A primary and its hot standby, started before the Watchdog and stopped after it.
+struct PrimaryAndStandby {
   TestCluster primary;
   StandbyCluster standby{primary};
-  TestLoop loop;
-  RoleObserver observer;
-  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
-  std::shared_ptr<std::ostringstream> log_text = std::make_shared<std::ostringstream>();
-  std::shared_ptr<spdlog::logger> logger = WatchdogFixture::make_logger(log_text);
-  std::unique_ptr<Watchdog> watchdog = make_watchdog();
+};
 
-  std::unique_ptr<Watchdog> make_watchdog() {
-    WatchdogOptions options;
-    options.observer = &observer;
-    options.registry = registry;
-    options.logger = logger;
-    options.loop_lag_interval = 10ms;
-    return std::make_unique<Watchdog>(loop.base(), options);
-  }
-
+// The two clusters and a Watchdog on a test loop recording every event.
+struct RoleFixture : PrimaryAndStandby, WatchdogHarness {
   // A target on the standby; application_name = name.
   TargetOptions on_standby(const std::string& name, const std::string& extra = {}) const {
     TargetOptions o;
@@ -71,17 +50,6 @@ struct RoleFixture {
     o.backoff_initial = 50ms;
     o.backoff_max = 400ms;
     return o;
-  }
-
-  double metric(const std::string& name,
-                const std::map<std::string, std::string>& labels = {}) const {
-    return pgwd::testing::metric_value(*registry, name, labels);
-  }
-
-  bool all_healthy(const std::string& target, std::size_t n) const {
-    const auto states = watchdog->connection_states(target);
-    return static_cast<std::size_t>(
-               std::count(states.begin(), states.end(), ConnectionState::healthy)) == n;
   }
 };
 

@@ -26,6 +26,7 @@ class RecordingObserver : public Observer {
   std::vector<Stamped<NotificationEvent>> notifications;
   std::vector<Stamped<NoticeEvent>> notices;
   std::vector<Stamped<StateChangeEvent>> state_changes;
+  std::vector<Stamped<RoleChangeEvent>> role_changes;
 
   void on_healthy(const HealthyEvent& e) override { healthy.push_back({e, Clock::now()}); }
   void on_down(const DownEvent& e) override { down.push_back({e, Clock::now()}); }
@@ -40,6 +41,9 @@ class RecordingObserver : public Observer {
     notifications.push_back({e, Clock::now()});
   }
   void on_notice(const NoticeEvent& e) override { notices.push_back({e, Clock::now()}); }
+  void on_role_change(const RoleChangeEvent& e) override {
+    role_changes.push_back({e, Clock::now()});
+  }
   void on_state_change(const StateChangeEvent& e) override {
     state_changes.push_back({e, Clock::now()});
   }

@@ -5,9 +5,12 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "pgwd/watchdog.hpp"
 #include "support/metrics_reader.hpp"
@@ -17,28 +20,29 @@
 
 namespace pgwd::testing {
 
-/// What most integration tests need: a throwaway cluster, a loop, and a Watchdog on that loop with
-/// a recording observer, its own registry, and a logger whose output the test can read.
-struct WatchdogFixture {
-  TestCluster cluster;
+/// A Watchdog on a test loop with a recording observer, its own registry, and a logger whose
+/// output the test can read. The servers are the test's: declare them before the harness (as a
+/// base listed first, or a member before it) so that they outlive the Watchdog.
+struct WatchdogHarness {
+  template <typename Event>
+  using Stamped = RecordingObserver::Stamped<Event>;
+
   TestLoop loop;
   RecordingObserver observer;
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   std::shared_ptr<std::ostringstream> log_text = std::make_shared<std::ostringstream>();
   std::shared_ptr<spdlog::logger> logger = make_logger(log_text);
-  std::unique_ptr<Watchdog> watchdog = std::make_unique<Watchdog>(
-      loop.base(), WatchdogOptions{&observer, registry, logger, std::chrono::milliseconds(10)});
+  std::unique_ptr<Watchdog> watchdog;
 
-  explicit WatchdogFixture(ClusterSettings settings = {}) : cluster(std::move(settings)) {}
-
-  TargetOptions target(const std::string& name, int connections) const {
-    TargetOptions o;
-    o.name = name;
-    o.conninfo = cluster.conninfo(name);  // application_name = target name, to count statements
-    o.connections = connections;
-    o.backoff_initial = std::chrono::milliseconds(50);
-    o.backoff_max = std::chrono::milliseconds(400);
-    return o;
+  /// `nameservers`: WatchdogOptions::nameservers (none: the system's resolver configuration).
+  explicit WatchdogHarness(std::vector<std::string> nameservers = {}) {
+    WatchdogOptions options;
+    options.observer = &observer;
+    options.registry = registry;
+    options.logger = logger;
+    options.loop_lag_interval = std::chrono::milliseconds(10);
+    options.nameservers = std::move(nameservers);
+    watchdog = std::make_unique<Watchdog>(loop.base(), options);
   }
 
   double metric(const std::string& name,
@@ -65,6 +69,28 @@ struct WatchdogFixture {
       logger->sinks().push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
     logger->set_level(spdlog::level::trace);
     return logger;
+  }
+};
+
+/// Holds the cluster so that, as the first base of WatchdogFixture, it is started before the
+/// Watchdog exists and stopped after it is gone.
+struct ClusterHolder {
+  TestCluster cluster;
+  explicit ClusterHolder(ClusterSettings settings) : cluster(std::move(settings)) {}
+};
+
+/// What most integration tests need: a throwaway cluster and a WatchdogHarness.
+struct WatchdogFixture : ClusterHolder, WatchdogHarness {
+  explicit WatchdogFixture(ClusterSettings settings = {}) : ClusterHolder(std::move(settings)) {}
+
+  TargetOptions target(const std::string& name, int connections) const {
+    TargetOptions o;
+    o.name = name;
+    o.conninfo = cluster.conninfo(name);  // application_name = target name, to count statements
+    o.connections = connections;
+    o.backoff_initial = std::chrono::milliseconds(50);
+    o.backoff_max = std::chrono::milliseconds(400);
+    return o;
   }
 };
 
