@@ -111,9 +111,11 @@ void WatchedConnection::attempt_failed(const Failure& failure) {
   attempt_over();
   const Nanos delay = backoff_.next();
   enter(ConnectionState::backoff);
-  retry_->arm(delay);
+  // Reported before the countdown starts, so the next attempt never begins less than `delay`
+  // after the failure was reported; an observer that removed the target has stopped us meanwhile.
   events_.on_connect_failed(
       {ref_, attempt_, failure.cause, failure.sqlstate, failure.message, delay});
+  if (state_ == ConnectionState::backoff) retry_->arm(delay);
 }
 
 void WatchedConnection::become_healthy() {
