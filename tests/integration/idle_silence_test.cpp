@@ -1,6 +1,11 @@
 // DESIGN §2: zero traffic while healthy and idle.
 #include <doctest/doctest.h>
+#include <event2/event.h>
+#include <sys/resource.h>
 
+#include <algorithm>
+
+#include "event/libevent/event_ptr.hpp"
 #include "support/watchdog_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -42,4 +47,59 @@ TEST_CASE_FIXTURE(WatchdogFixture, "idle: the statement count sees the probes a 
   // The server logs a statement before it answers it, so every answered probe is in the log.
   CHECK(cluster.count_statements("beating") >= 4);
   CHECK(metric("pgwatchdog_wakeups_total", {{"target", "beating"}}) == 0);
+}
+
+namespace {
+
+/// Runs the host's loop for `duration` with nothing of the test's on it but one timer that ends
+/// it, and returns how often the loop's thread went to sleep and was woken meanwhile (voluntary
+/// context switches): an idle loop sleeps once, in epoll_wait, until that timer.
+long wakeups_of_idle_loop(event_base* base, std::chrono::milliseconds duration) {
+  const pgwd::EventPtr stop(evtimer_new(
+      base,
+      [](evutil_socket_t, short, void* b) { event_base_loopbreak(static_cast<event_base*>(b)); },
+      base));
+  const timeval after = pgwd::to_timeval(duration);
+  evtimer_add(stop.get(), &after);
+  rusage before{};
+  getrusage(RUSAGE_THREAD, &before);
+  event_base_dispatch(base);
+  rusage after_run{};
+  getrusage(RUSAGE_THREAD, &after_run);
+  return after_run.ru_nvcsw - before.ru_nvcsw;
+}
+
+/// 50 idle connections on an embedded watchdog with `options`; the loop's wake-ups over 3 s.
+long idle_wakeups(pgwd::WatchdogOptions options) {
+  pgwd::testing::TestCluster cluster;
+  pgwd::testing::TestLoop loop;
+  const auto log_text = std::make_shared<std::ostringstream>();
+  options.logger = pgwd::testing::WatchdogHarness::make_logger(log_text);
+  Watchdog watchdog(loop.base(), options);
+  TargetOptions o;
+  o.name = "quiet";
+  o.conninfo = cluster.conninfo("quiet");
+  o.connections = 50;
+  watchdog.add_target(o);
+  REQUIRE(loop.run_until(
+      [&] {
+        const auto states = watchdog.connection_states("quiet");
+        return std::count(states.begin(), states.end(), ConnectionState::healthy) == 50;
+      },
+      20s));
+  return wakeups_of_idle_loop(loop.base(), 3s);
+}
+
+}  // namespace
+
+TEST_CASE("idle: an embedded watchdog with default options never wakes the host's loop") {
+  const long wakeups = idle_wakeups({});
+  MESSAGE("50 idle connections, 3 s: the loop's thread was woken ", wakeups, " time(s)");
+  CHECK(wakeups <= 2);  // the test's own timer
+}
+
+TEST_CASE("idle: the wake-up count sees a ticker (loop_lag_interval) when one is asked for") {
+  // Positive control for the test above: a 100 ms ticker is 30 wake-ups in 3 s.
+  const long wakeups = idle_wakeups({.loop_lag_interval = 100ms});
+  CHECK(wakeups >= 25);
 }

@@ -9,34 +9,15 @@
 #include <vector>
 
 #include "support/fake_loop.hpp"
+#include "support/scripted_link.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::FakeLoop;
+using pgwd::testing::LowestRandom;
+using pgwd::testing::ScriptedLink;
 
 namespace {
-
-struct ScriptedLink final : Link {
-  explicit ScriptedLink(LinkCallbacks& callbacks) : cb(callbacks) {}
-  LinkCallbacks& cb;
-  std::vector<std::string> calls;
-  Inspection next_inspection;
-
-  void connect() override { calls.push_back("connect"); }
-  void watch_idle() override { calls.push_back("watch_idle"); }
-  Inspection inspect() override {
-    calls.push_back("inspect");
-    return next_inspection;
-  }
-  void probe() override { calls.push_back("probe"); }
-  void close() override { calls.push_back("close"); }
-  ServerInfo server_info() const override { return server; }
-  ServerInfo server;  ///< what the scripted server reports now
-};
-
-struct LowestRandom final : Random {
-  std::uint64_t next() override { return 0; }  // every delay is ceiling/2
-};
 
 struct RecordingEvents final : ConnectionEvents {
   std::vector<ConnectionState> states;

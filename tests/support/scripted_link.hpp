@@ -1,0 +1,37 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "health/link.hpp"
+#include "health/random.hpp"
+
+namespace pgwd::testing {
+
+/// A Link whose I/O the test plays: it records what the state machine asked of it, and the test
+/// answers through `cb` (the LinkCallbacks) and by setting what inspect() and server_info()
+/// return.
+struct ScriptedLink final : Link {
+  explicit ScriptedLink(LinkCallbacks& callbacks) : cb(callbacks) {}
+  LinkCallbacks& cb;
+  std::vector<std::string> calls;
+  Inspection next_inspection;
+  ServerInfo server;  ///< what the scripted server reports now
+
+  void connect() override { calls.push_back("connect"); }
+  void watch_idle() override { calls.push_back("watch_idle"); }
+  Inspection inspect() override {
+    calls.push_back("inspect");
+    return next_inspection;
+  }
+  void probe() override { calls.push_back("probe"); }
+  void close() override { calls.push_back("close"); }
+  ServerInfo server_info() const override { return server; }
+};
+
+/// Jitter at its lowest: every backoff delay is ceiling/2.
+struct LowestRandom final : Random {
+  std::uint64_t next() override { return 0; }
+};
+
+}  // namespace pgwd::testing

@@ -1,0 +1,140 @@
+#include "pgwd/watchdog_thread.hpp"
+
+#include <event2/event.h>
+#include <prometheus/registry.h>
+
+#include <cstdio>
+#include <exception>
+#include <future>
+#include <thread>
+
+#include "pgwd/adapters/libevent.hpp"
+
+namespace pgwd {
+
+class WatchdogThread::Impl {
+ public:
+  explicit Impl(WatchdogOptions options) : registry_(std::move(options.registry)) {
+    if (!registry_) registry_ = std::make_shared<prometheus::Registry>();
+    options.registry = registry_;
+    std::promise<void> started;
+    std::future<void> running = started.get_future();
+    thread_ = std::thread([this, options = std::move(options), &started]() mutable {
+      run(std::move(options), started);
+    });
+    try {
+      running.get();  // the loop runs, or the Watchdog could not be made
+    } catch (...) {
+      thread_.join();
+      throw;
+    }
+  }
+
+  ~Impl() {
+    if (loop_->in_loop_thread()) {
+      std::fputs(
+          "pgwd::WatchdogThread destroyed on its own thread (inside an observer callback): a "
+          "thread cannot join itself\n",
+          stderr);
+      std::terminate();
+    }
+    loop_->post([this] {
+      watchdog_.reset();  // closes every connection, here on the watchdog's thread
+      event_base_loopbreak(base_);
+    });
+    thread_.join();
+  }
+
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  /// Runs `work` on the watchdog's thread and returns its result (or rethrows what it threw):
+  /// inline when already there, else posted and waited for.
+  template <typename F>
+  auto call(F work) const -> decltype(work(std::declval<Watchdog&>())) {
+    if (loop_->in_loop_thread()) return work(*watchdog_);
+    using Result = decltype(work(*watchdog_));
+    auto task = std::make_shared<std::packaged_task<Result()>>(
+        [this, work = std::move(work)]() mutable { return work(*watchdog_); });
+    std::future<Result> done = task->get_future();
+    loop_->post([task] { (*task)(); });
+    return done.get();
+  }
+
+  bool in_loop_thread() const { return loop_->in_loop_thread(); }
+  const std::shared_ptr<prometheus::Registry>& registry() const noexcept { return registry_; }
+
+ private:
+  struct BaseDeleter {
+    void operator()(event_base* base) const noexcept { event_base_free(base); }
+  };
+
+  // The thread's whole life: everything of the loop is made, used and freed here.
+  void run(WatchdogOptions options, std::promise<void>& started) {
+    std::unique_ptr<event_base, BaseDeleter> base;
+    std::unique_ptr<LibeventLoop> loop;
+    try {
+      base.reset(event_base_new());
+      if (!base) throw std::runtime_error("WatchdogThread: cannot create the event loop");
+      loop = std::make_unique<LibeventLoop>(base.get());
+      watchdog_ = std::make_unique<Watchdog>(*loop, std::move(options));
+    } catch (...) {
+      watchdog_.reset();
+      started.set_exception(std::current_exception());
+      return;
+    }
+    base_ = base.get();
+    loop_ = loop.get();
+    // Runs the moment the loop does: the constructor returns only then.
+    loop_->post([&started] { started.set_value(); });
+    event_base_dispatch(base_);
+    // Tasks still queued (none, once the destructor's stop ran) go with the adapter.
+    loop.reset();
+  }
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::thread thread_;
+  event_base* base_ = nullptr;
+  LibeventLoop* loop_ = nullptr;
+  std::unique_ptr<Watchdog> watchdog_;  // made, used and destroyed on the thread
+};
+
+WatchdogThread::WatchdogThread(WatchdogOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+WatchdogThread::~WatchdogThread() = default;
+
+void WatchdogThread::add_target(TargetOptions options) {
+  impl_->call(
+      [options = std::move(options)](Watchdog& w) mutable { w.add_target(std::move(options)); });
+}
+
+bool WatchdogThread::remove_target(std::string_view name) {
+  return impl_->call([name = std::string(name)](Watchdog& w) { return w.remove_target(name); });
+}
+
+std::vector<std::string> WatchdogThread::target_names() const {
+  return impl_->call([](Watchdog& w) { return w.target_names(); });
+}
+
+std::vector<ConnectionState> WatchdogThread::connection_states(std::string_view target) const {
+  return impl_->call(
+      [target = std::string(target)](Watchdog& w) { return w.connection_states(target); });
+}
+
+std::map<std::string, std::vector<ConnectionState>> WatchdogThread::snapshot() const {
+  return impl_->call([](Watchdog& w) {
+    std::map<std::string, std::vector<ConnectionState>> states;
+    for (const std::string& name : w.target_names()) states[name] = w.connection_states(name);
+    return states;
+  });
+}
+
+const std::shared_ptr<prometheus::Registry>& WatchdogThread::registry() const noexcept {
+  return impl_->registry();
+}
+
+bool WatchdogThread::in_watchdog_thread() const {
+  return impl_->in_loop_thread();
+}
+
+}  // namespace pgwd
