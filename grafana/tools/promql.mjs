@@ -32,7 +32,8 @@ function unquote(literal) {
 
 /**
  * @returns {{errors: string[], selectors: {metric: string, matchers: {label: string, op: string, value: string}[],
- *            underRate: boolean}[], labelNames: Set<string>, rateRanges: {func: string, range: string}[]}}
+ *            underRate: boolean}[], labelNames: Set<string>, createdLabels: Set<string>,
+ *            rateRanges: {func: string, range: string}[]}}
  */
 export function analyze(text) {
   const tree = parser.parse(text);
@@ -40,6 +41,7 @@ export function analyze(text) {
   const selectors = [];
   const labelNames = new Set();
   const rateRanges = [];
+  const createdLabels = new Set(); // destination labels of label_replace/label_join
   const stack = []; // enclosing nodes, innermost last
   tree.iterate({
     enter(node) {
@@ -60,8 +62,9 @@ export function analyze(text) {
           const body = node.node.getChild('FunctionCallBody');
           const args = [];
           for (let c = body?.firstChild; c; c = c.nextSibling) if (c.type.name === 'StringLiteral') args.push(unquote(text.slice(c.from, c.to)));
-          const labelArgs = func === 'label_replace' ? [args[0], args[2]] : [args[0], ...args.slice(2)];
-          for (const l of labelArgs) if (l) labelNames.add(l);
+          createdLabels.add(args[0]);
+          const sources = func === 'label_replace' ? [args[2]] : args.slice(2);
+          for (const l of sources) if (l) labelNames.add(l);
         }
         return;
       }
@@ -92,7 +95,7 @@ export function analyze(text) {
       stack.pop();
     },
   });
-  return { errors, selectors, labelNames, rateRanges };
+  return { errors, selectors, labelNames, createdLabels, rateRanges };
 }
 
 /** Grafana's label_values(query, label) / label_values(label) variable queries. */
