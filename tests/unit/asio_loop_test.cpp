@@ -1,13 +1,12 @@
 // The loop conformance suite (loop_conformance.hpp) on pgwd::AsioLoop over standalone asio, and
 // what is particular to that adapter.
-#include "pgwd/adapters/asio.hpp"
-
-#include <asio/executor_work_guard.hpp>
 #include <doctest/doctest.h>
 
+#include <asio/executor_work_guard.hpp>
 #include <stdexcept>
 #include <string>
 
+#include "pgwd/adapters/asio.hpp"
 #include "unit/loop_conformance.hpp"
 #include "unit/loop_conformance_asio_harness.hpp"
 

@@ -105,7 +105,9 @@ inline std::optional<char> read_byte(const Fd& fd) {
   return std::nullopt;
 }
 
-inline bool is_open_fd(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+inline bool is_open_fd(int fd) {
+  return ::fcntl(fd, F_GETFD) != -1;
+}
 
 inline long long micros(Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
@@ -120,7 +122,9 @@ void timer_fires_once_and_never_early() {
   std::vector<std::pair<Nanos, Clock::time_point>> armed_at;
   std::vector<TimerPtr> timers;
   for (const Nanos delay : {Nanos(1ms), Nanos(7ms), Nanos(20ms), Nanos(35ms)}) {
-    timers.push_back(h.loop().make_timer([&fired, delay] { fired.push_back({delay, Clock::now()}); }));
+    timers.push_back(h.loop().make_timer([&fired, delay] {
+      fired.push_back({delay, Clock::now()});
+    }));
     armed_at.push_back({delay, Clock::now()});
     timers.back()->arm(delay);
     CHECK(timers.back()->armed());
@@ -691,65 +695,73 @@ void resolver_rejects_a_bad_nameserver_entry() {
 }  // namespace pgwd::testing::conformance
 
 #define PGWD_LOOP_CONFORMANCE_CASE(Harness, name, what, function) \
-  TEST_CASE(name " loop conformance: " what) { ::pgwd::testing::conformance::function<Harness>(); }
+  TEST_CASE(name " loop conformance: " what) {                    \
+    ::pgwd::testing::conformance::function<Harness>();            \
+  }
+/// A case with threads: also in doctest's "thread" suite (ctest label), which CI runs under TSan.
+#define PGWD_LOOP_CONFORMANCE_THREAD_CASE(Harness, name, what, function)      \
+  TEST_CASE(name " loop conformance: " what* doctest::test_suite("thread")) { \
+    ::pgwd::testing::conformance::function<Harness>();                        \
+  }
 
 /// Instantiates every conformance case for `Harness`; `name` (a string literal) names the adapter.
-#define PGWD_LOOP_CONFORMANCE_TESTS(Harness, name)                                               \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "timers fire once and never early",                 \
-                             timer_fires_once_and_never_early)                                   \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a zero-delay timer never fires inside arm()",      \
-                             timer_with_zero_delay_never_fires_inside_arm)                       \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "re-arming replaces the expiry - disarm cancels it", \
-                             timer_rearm_replaces_and_disarm_cancels)                            \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a timer re-armed inside its own callback",         \
-                             timer_rearmed_inside_its_own_callback)                              \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name,                                                      \
-                             "a timer disarmed or destroyed inside its own callback",            \
-                             timer_disarmed_or_destroyed_inside_its_own_callback)                \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name,                                                      \
-                             "a timer cancelled after its expiry was due never fires",           \
-                             timer_cancelled_after_its_expiry_was_due_never_fires)               \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "read readiness is level-triggered",                \
-                             watch_is_level_triggered_for_reading)                               \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "write readiness is level-triggered",               \
-                             watch_is_level_triggered_for_writing)                               \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "read and write interest together",                 \
-                             watch_reports_read_and_write_together)                              \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a watch re-pointed inside its callback",           \
-                             watch_repointed_inside_its_callback)                                \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name,                                                      \
-                             "a watch on a recycled fd number gets the new socket events",     \
-                             watch_on_a_recycled_fd_number_gets_the_new_sockets_events)          \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a watch stopped inside its callback",              \
-                             watch_stopped_inside_its_callback)                                  \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a watch destroyed inside its callback",            \
-                             watch_destroyed_inside_its_callback)                                \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a closed peer is reported readable",               \
-                             watch_reports_a_closed_peer_as_readable)                            \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name,                                                      \
-                             "stop is safe at any time and the socket is never closed",          \
-                             watch_stop_is_safe_anytime_and_never_closes_the_socket)             \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "activate_read reports readable from the loop",     \
-                             activate_read_reports_readable_from_the_loop)                       \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "posted tasks run later and in order",              \
-                             post_runs_later_in_order)                                           \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "tasks posted from another thread keep their order", \
-                             post_keeps_order_from_another_thread)                               \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name,                                                      \
-                             "a post from another thread wakes a sleeping loop at once",         \
-                             post_from_another_thread_wakes_a_sleeping_loop_at_once)             \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "in_loop_thread is true only on the loop thread",   \
-                             in_loop_thread_is_true_only_on_the_loop_thread)                     \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name,                                                      \
-                             "tasks still queued when the adapter goes never run",               \
-                             tasks_queued_when_the_adapter_goes_never_run)                       \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "localhost resolves from the loop",                 \
-                             resolver_finds_localhost_from_the_loop)                             \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "numeric addresses resolve to themselves",          \
-                             resolver_passes_numeric_addresses_through)                          \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a name that cannot exist fails with an error",     \
-                             resolver_reports_a_name_that_cannot_exist)                          \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a cancelled lookup never calls back",              \
-                             resolver_cancel_means_the_callback_never_runs)                      \
-  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a bad nameserver entry is rejected",               \
+#define PGWD_LOOP_CONFORMANCE_TESTS(Harness, name)                                                \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "timers fire once and never early",                   \
+                             timer_fires_once_and_never_early)                                    \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a zero-delay timer never fires inside arm()",        \
+                             timer_with_zero_delay_never_fires_inside_arm)                        \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "re-arming replaces the expiry - disarm cancels it",  \
+                             timer_rearm_replaces_and_disarm_cancels)                             \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a timer re-armed inside its own callback",           \
+                             timer_rearmed_inside_its_own_callback)                               \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name,                                                       \
+                             "a timer disarmed or destroyed inside its own callback",             \
+                             timer_disarmed_or_destroyed_inside_its_own_callback)                 \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name,                                                       \
+                             "a timer cancelled after its expiry was due never fires",            \
+                             timer_cancelled_after_its_expiry_was_due_never_fires)                \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "read readiness is level-triggered",                  \
+                             watch_is_level_triggered_for_reading)                                \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "write readiness is level-triggered",                 \
+                             watch_is_level_triggered_for_writing)                                \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "read and write interest together",                   \
+                             watch_reports_read_and_write_together)                               \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a watch re-pointed inside its callback",             \
+                             watch_repointed_inside_its_callback)                                 \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name,                                                       \
+                             "a watch on a recycled fd number gets the new socket events",        \
+                             watch_on_a_recycled_fd_number_gets_the_new_sockets_events)           \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a watch stopped inside its callback",                \
+                             watch_stopped_inside_its_callback)                                   \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a watch destroyed inside its callback",              \
+                             watch_destroyed_inside_its_callback)                                 \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a closed peer is reported readable",                 \
+                             watch_reports_a_closed_peer_as_readable)                             \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name,                                                       \
+                             "stop is safe at any time and the socket is never closed",           \
+                             watch_stop_is_safe_anytime_and_never_closes_the_socket)              \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "activate_read reports readable from the loop",       \
+                             activate_read_reports_readable_from_the_loop)                        \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "posted tasks run later and in order",                \
+                             post_runs_later_in_order)                                            \
+  PGWD_LOOP_CONFORMANCE_THREAD_CASE(Harness, name,                                                \
+                                    "tasks posted from another thread keep their order",          \
+                                    post_keeps_order_from_another_thread)                         \
+  PGWD_LOOP_CONFORMANCE_THREAD_CASE(Harness, name,                                                \
+                                    "a post from another thread wakes a sleeping loop at once",   \
+                                    post_from_another_thread_wakes_a_sleeping_loop_at_once)       \
+  PGWD_LOOP_CONFORMANCE_THREAD_CASE(Harness, name,                                                \
+                                    "in_loop_thread is true only on the loop thread",             \
+                                    in_loop_thread_is_true_only_on_the_loop_thread)               \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "tasks still queued when the adapter goes never run", \
+                             tasks_queued_when_the_adapter_goes_never_run)                        \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "localhost resolves from the loop",                   \
+                             resolver_finds_localhost_from_the_loop)                              \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "numeric addresses resolve to themselves",            \
+                             resolver_passes_numeric_addresses_through)                           \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a name that cannot exist fails with an error",       \
+                             resolver_reports_a_name_that_cannot_exist)                           \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a cancelled lookup never calls back",                \
+                             resolver_cancel_means_the_callback_never_runs)                       \
+  PGWD_LOOP_CONFORMANCE_CASE(Harness, name, "a bad nameserver entry is rejected",                 \
                              resolver_rejects_a_bad_nameserver_entry)

@@ -1,13 +1,12 @@
 // The loop conformance suite (loop_conformance.hpp) on pgwd::AsioLoop compiled against
 // Boost.Asio (PGWD_ASIO_USE_BOOST): the same header, the other flavour.
 #define PGWD_ASIO_USE_BOOST
-#include "pgwd/adapters/asio.hpp"
-
-#include <boost/asio/executor_work_guard.hpp>
 #include <doctest/doctest.h>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <type_traits>
 
+#include "pgwd/adapters/asio.hpp"
 #include "unit/loop_conformance.hpp"
 #include "unit/loop_conformance_asio_harness.hpp"
 

@@ -271,14 +271,14 @@ struct WatchState : std::enable_shared_from_this<WatchState> {
 
   void wait_for(net::posix::descriptor_base::wait_type what, bool WatchState::*queued) {
     this->*queued = true;
-    descriptor.async_wait(what, [weak = weak_from_this(), generation = generation,
-                                 queued](const error_code& ec) {
-      const std::shared_ptr<WatchState> s = weak.lock();
-      if (!s || s->generation != generation) return;
-      (*s).*queued = false;
-      if (ec == net::error::operation_aborted) return;
-      s->deliver();  // other errors (bad descriptor...): poll tells what the socket is
-    });
+    descriptor.async_wait(
+        what, [weak = weak_from_this(), generation = generation, queued](const error_code& ec) {
+          const std::shared_ptr<WatchState> s = weak.lock();
+          if (!s || s->generation != generation) return;
+          (*s).*queued = false;
+          if (ec == net::error::operation_aborted) return;
+          s->deliver();  // other errors (bad descriptor...): poll tells what the socket is
+        });
   }
 
   void deliver() {
@@ -508,7 +508,7 @@ class AsioLoop final : public Loop {
   std::shared_ptr<asio_detail::PostQueue> posted_;
 };
 
-}  // inline namespace PGWD_ASIO_FLAVOUR
+}  // namespace PGWD_ASIO_FLAVOUR
 }  // namespace pgwd
 
 #undef PGWD_ASIO_FLAVOUR
