@@ -6,6 +6,8 @@ namespace pgwd {
 
 std::string_view to_string(ConnectionState state) noexcept {
   switch (state) {
+    case ConnectionState::waiting:
+      return "waiting";
     case ConnectionState::resolving:
       return "resolving";
     case ConnectionState::connecting:

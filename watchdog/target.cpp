@@ -19,22 +19,41 @@ std::chrono::milliseconds ms(std::chrono::nanoseconds d) {
 
 }  // namespace
 
-Target::Target(const TargetOptions& options, TargetSettings settings, event_base* base,
-               Scheduler& scheduler, Random& random, Resolver& resolver, AttemptGate& gate,
-               MetricFamilies& families, Observer* observer, spdlog::logger& log)
+Target::Target(const TargetOptions& options, TargetSettings settings, Loop& loop,
+               Resolver& resolver, ActivityNotes& notes, Random& random, AttemptGate& gate,
+               MetricFamilies& families, std::unique_ptr<RegistryShare::Claim> name,
+               Observer* observer, spdlog::logger& log)
     : name_(options.name),
       settings_(std::move(settings)),
       observer_(observer),
       log_(log),
+      claim_(std::move(name)),
       metrics_(std::make_unique<TargetMetrics>(families, name_)),
       per_connection_(static_cast<std::size_t>(options.connections)) {
-  const WatchedConnection::LinkFactory make_link = [&, base](LinkCallbacks& callbacks) {
-    return std::make_unique<PgLink>(settings_.link, base, scheduler, resolver, callbacks);
+  const WatchedConnection::LinkFactory make_link = [&](LinkCallbacks& callbacks,
+                                                       const ConnectionRef& who) {
+    return std::make_unique<PgLink>(settings_.link, loop, resolver, notes, who, callbacks);
   };
   ConnectionEvents& events = *this;
-  for (int i = 0; i < options.connections; ++i)
+  for (int i = 0; i < options.connections; ++i) {
     connections_.push_back(std::make_unique<WatchedConnection>(
-        ConnectionRef{name_, i}, settings_.lifecycle, scheduler, random, events, make_link, &gate));
+        ConnectionRef{name_, i}, settings_.lifecycle, loop, random, events, make_link, &gate));
+    metrics_->connection_moved(std::nullopt, connections_.back()->state());  // waiting
+  }
+}
+
+template <typename Event>
+void Target::tell(void (Observer::*method)(const Event&), const Event& event) {
+  if (!observer_) return;
+  try {
+    (observer_->*method)(event);
+  } catch (const std::exception& e) {
+    log_.error("{}[{}] the observer threw from a callback (ignored): {}", name_,
+               event.connection.index, e.what());
+  } catch (...) {
+    log_.error("{}[{}] the observer threw from a callback (ignored)", name_,
+               event.connection.index);
+  }
 }
 
 Target::~Target() {
@@ -53,6 +72,7 @@ void Target::start() {
 void Target::retire() {
   if (!metrics_) return;
   metrics_.reset();
+  claim_.reset();
   observer_ = nullptr;
   for (auto& c : connections_) c->stop();
 }
@@ -67,7 +87,7 @@ void Target::on_state_change(const StateChangeEvent& e) {
   if (!metrics_) return;
   metrics_->connection_moved(e.from, e.to);
   log_.trace("{}[{}] {} -> {}", name_, e.connection.index, to_string(e.from), to_string(e.to));
-  if (observer_) observer_->on_state_change(e);
+  tell(&Observer::on_state_change, e);
 }
 
 void Target::on_healthy(const HealthyEvent& e) {
@@ -86,7 +106,7 @@ void Target::on_healthy(const HealthyEvent& e) {
               e.server.host, e.server.backend_pid, e.server.server_version,
               e.server.in_hot_standby == "on" ? ", hot standby" : "");
   }
-  if (observer_) observer_->on_healthy(e);
+  tell(&Observer::on_healthy, e);
 }
 
 void Target::on_down(const DownEvent& e) {
@@ -94,7 +114,7 @@ void Target::on_down(const DownEvent& e) {
   metrics_->disconnected(e.cause);
   log_.warn("{}[{}] down: {}: {}", name_, e.connection.index, with_sqlstate(e.cause, e.sqlstate),
             e.message);
-  if (observer_) observer_->on_down(e);
+  tell(&Observer::on_down, e);
   // A server-side end (FATAL, EOF) rarely comes alone: look at the siblings now. Not after a
   // kernel timeout: each sibling's own keepalive timer is already counting, and a probe would
   // stop it (Linux suspends keepalive while data is unacknowledged) and restart
@@ -116,7 +136,7 @@ void Target::on_reconnect_attempt(const ReconnectAttemptEvent& e) {
   if (!metrics_) return;
   per_connection_[static_cast<std::size_t>(e.connection.index)].reconnecting = true;
   log_.debug("{}[{}] reconnect attempt {}", name_, e.connection.index, e.attempt);
-  if (observer_) observer_->on_reconnect_attempt(e);
+  tell(&Observer::on_reconnect_attempt, e);
 }
 
 void Target::on_connect_failed(const ConnectFailedEvent& e) {
@@ -132,7 +152,7 @@ void Target::on_connect_failed(const ConnectFailedEvent& e) {
   log_.log(level, "{}[{}] connect attempt {} failed: {}: {}; next attempt in {}", name_,
            e.connection.index, e.attempt, with_sqlstate(e.cause, e.sqlstate), e.message,
            ms(e.retry_in));
-  if (observer_) observer_->on_connect_failed(e);
+  tell(&Observer::on_connect_failed, e);
 }
 
 void Target::on_probe(const ProbeEvent& e) {
@@ -140,7 +160,7 @@ void Target::on_probe(const ProbeEvent& e) {
   metrics_->probed(e.result, e.duration);
   log_.debug("{}[{}] probe {} in {}", name_, e.connection.index, to_string(e.result),
              std::chrono::duration_cast<std::chrono::microseconds>(e.duration));
-  if (observer_) observer_->on_probe(e);
+  tell(&Observer::on_probe, e);
 }
 
 void Target::on_notification(const NotificationEvent& e) {
@@ -148,7 +168,7 @@ void Target::on_notification(const NotificationEvent& e) {
   metrics_->notification();
   log_.debug("{}[{}] NOTIFY on \"{}\" from pid {}", name_, e.connection.index, e.channel,
              e.sender_pid);
-  if (observer_) observer_->on_notification(e);
+  tell(&Observer::on_notification, e);
 }
 
 void Target::on_notice(const NoticeEvent& e) {
@@ -156,7 +176,7 @@ void Target::on_notice(const NoticeEvent& e) {
   metrics_->notice();
   log_.info("{}[{}] server {}{}: {}", name_, e.connection.index, e.severity,
             e.sqlstate.empty() ? "" : " " + e.sqlstate, e.message);
-  if (observer_) observer_->on_notice(e);
+  tell(&Observer::on_notice, e);
 }
 
 void Target::on_role_change(const RoleChangeEvent& e) {
@@ -164,7 +184,7 @@ void Target::on_role_change(const RoleChangeEvent& e) {
   metrics_->in_hot_standby(e.in_hot_standby == "on");
   log_.warn("{}[{}] server changed role: in_hot_standby {} -> {}", name_, e.connection.index,
             e.previous, e.in_hot_standby);
-  if (observer_) observer_->on_role_change(e);
+  tell(&Observer::on_role_change, e);
 }
 
 void Target::on_wakeup(const ConnectionRef& c) {

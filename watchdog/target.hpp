@@ -5,8 +5,9 @@
 #include <memory>
 #include <vector>
 
-#include "dns/resolver.hpp"
+#include "event/activity_notes.hpp"
 #include "health/watched_connection.hpp"
+#include "metrics/registry_share.hpp"
 #include "metrics/target_metrics.hpp"
 #include "target_settings.hpp"
 
@@ -14,12 +15,14 @@ namespace pgwd {
 
 /// One configured target: its connections, their metrics and logs, and the host's observer.
 /// When one connection goes down it asks the others to check themselves at once: a server-side
-/// death rarely comes alone. Not copyable or movable.
+/// death rarely comes alone. An observer that throws is logged and otherwise ignored: an
+/// exception must never unwind through the loop. Not copyable or movable.
 class Target final : private ConnectionEvents {
  public:
-  Target(const TargetOptions& options, TargetSettings settings, event_base* base,
-         Scheduler& scheduler, Random& random, Resolver& resolver, AttemptGate& gate,
-         MetricFamilies& families, Observer* observer, spdlog::logger& log);
+  /// `name` is this target's claim on its name in the registry, released by retire().
+  Target(const TargetOptions& options, TargetSettings settings, Loop& loop, Resolver& resolver,
+         ActivityNotes& notes, Random& random, AttemptGate& gate, MetricFamilies& families,
+         std::unique_ptr<RegistryShare::Claim> name, Observer* observer, spdlog::logger& log);
   ~Target() override;
   Target(const Target&) = delete;
   Target& operator=(const Target&) = delete;
@@ -46,12 +49,16 @@ class Target final : private ConnectionEvents {
   void on_wakeup(const ConnectionRef& c) override;
 
   void check_siblings_of(int index);
+  /// Calls the host's observer, if any, catching what it throws.
+  template <typename Event>
+  void tell(void (Observer::*method)(const Event&), const Event& event);
 
   std::string name_;
   TargetSettings settings_;
   Observer* observer_;
   spdlog::logger& log_;
-  std::unique_ptr<TargetMetrics> metrics_;  // reset by retire()
+  std::unique_ptr<RegistryShare::Claim> claim_;  // reset by retire()
+  std::unique_ptr<TargetMetrics> metrics_;       // reset by retire()
   struct PerConnection {
     bool reconnecting = false;          ///< the attempt in flight is a retry
     std::optional<Cause> last_failure;  ///< to log repeated identical failures quietly

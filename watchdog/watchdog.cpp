@@ -1,54 +1,101 @@
 #include "pgwd/watchdog.hpp"
 
-#include <event2/event.h>
+#include <fmt/chrono.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <optional>
 
-#include "dns/resolver.hpp"
-#include "event/libevent_scheduler.hpp"
-#include "event/loop_lag_monitor.hpp"
+#include "event/guarded_loop.hpp"
 #include "health/attempt_gate.hpp"
 #include "health/random.hpp"
-#include "metrics/metric_families.hpp"
+#include "metrics/loop_metrics.hpp"
+#include "metrics/registry_share.hpp"
+#include "pgwd/adapters/libevent.hpp"
 #include "target.hpp"
 
 namespace pgwd {
+namespace {
+
+std::unique_ptr<RegistryShare::Claim> claim_name(RegistryShare& share, const std::string& wanted) {
+  auto claim = share.claim_watchdog(wanted);
+  if (!claim)
+    throw InvalidOptions("name: another Watchdog on the same registry is already named '" + wanted +
+                         "'");
+  return claim;
+}
+
+std::unique_ptr<Resolver> make_resolver(Loop& loop, const std::vector<std::string>& nameservers) {
+  try {
+    return loop.make_resolver(nameservers);
+  } catch (const std::invalid_argument& e) {
+    throw InvalidOptions(e.what());  // the adapter's message names the entry
+  }
+}
+
+std::chrono::microseconds us(Nanos d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d);
+}
+
+const WatchdogOptions& checked(const WatchdogOptions& o) {
+  if (o.loop_lag_interval < std::chrono::milliseconds::zero())
+    throw InvalidOptions("loop_lag_interval must not be negative");
+  if (o.slow_callback_threshold < std::chrono::milliseconds::zero())
+    throw InvalidOptions("slow_callback_threshold must not be negative");
+  if (o.max_concurrent_connects == 0)
+    throw InvalidOptions("max_concurrent_connects must be at least 1");
+  return o;
+}
+
+}  // namespace
 
 class Watchdog::Impl {
  public:
-  Impl(event_base* base, WatchdogOptions options)
-      : base_(base),
-        observer_(options.observer),
-        logger_(options.logger ? std::move(options.logger) : spdlog::default_logger()),
-        registry_(options.registry ? std::move(options.registry)
-                                   : std::make_shared<prometheus::Registry>()),
-        scheduler_(base),
-        resolver_(base, scheduler_, options.nameservers),
-        families_(*registry_),
-        gate_(scheduler_, options.max_concurrent_connects),
-        reaper_(scheduler_.make_timer([this] { retired_.clear(); })) {
-    if (!base) throw std::invalid_argument("Watchdog needs an event_base");
+  Impl(std::unique_ptr<LibeventLoop> own_loop, Loop& host_loop, const WatchdogOptions& options)
+      : own_loop_(std::move(own_loop)),
+        observer_(checked(options).observer),
+        logger_(options.logger ? options.logger : spdlog::default_logger()),
+        registry_(options.registry ? options.registry : std::make_shared<prometheus::Registry>()),
+        share_(RegistryShare::of(registry_)),
+        name_(claim_name(*share_, options.name)),
+        loop_metrics_(share_->families(), name_->name()),
+        loop_(host_loop, {[this](Nanos late) { loop_metrics_.timer_late(late); },
+                          [this](const SlowCallback& slow) { report_slow(slow); },
+                          options.slow_callback_threshold}),
+        resolver_(make_resolver(loop_, options.nameservers)),
+        gate_(loop_, options.max_concurrent_connects) {
     if (options.loop_lag_interval > std::chrono::milliseconds::zero()) {
-      lag_.emplace(scheduler_, options.loop_lag_interval, [this](Nanos lag) {
-        families_.event_loop_lag.Observe(std::chrono::duration<double>(lag).count());
-      });
+      // Each tick is a timer like any other: the guard measures how late it runs.
+      ticker_ = loop_.make_timer(
+          [this, period = Nanos(options.loop_lag_interval)] { ticker_->arm(period); });
+      ticker_->arm(options.loop_lag_interval);
     }
   }
 
-  ~Impl() {
-    targets_.clear();
-    retired_.clear();
+  ~Impl() { targets_.clear(); }
+
+  GuardedLoop& loop() noexcept { return loop_; }
+
+  /// Silences everything and closes every connection; what is left is freed with the Impl.
+  void shut_down() {
+    observer_ = nullptr;
+    ticker_.reset();
+    for (auto& target : targets_) target->retire();
   }
 
   void add_target(TargetOptions options) {
     TargetSettings settings = prepare_target(options);
     if (find(options.name) != targets_.end())
       throw InvalidTarget("target '" + options.name + "': a target with this name already exists");
-    auto target = std::make_unique<Target>(options, std::move(settings), base_, scheduler_, random_,
-                                           resolver_, gate_, families_, observer_, *logger_);
+    auto claim = share_->claim_target(options.name);
+    if (!claim)
+      throw InvalidTarget("target '" + options.name +
+                          "': another Watchdog on the same metrics registry watches a target "
+                          "with this name");
+    auto target =
+        std::make_unique<Target>(options, std::move(settings), loop_, *resolver_, loop_, random_,
+                                 gate_, share_->families(), std::move(claim), observer_, *logger_);
     Target& added = *target;
     targets_.push_back(std::move(target));
     added.start();
@@ -57,11 +104,12 @@ class Watchdog::Impl {
   bool remove_target(std::string_view name) {
     const auto it = find(name);
     if (it == targets_.end()) return false;
-    // We may be inside one of this target's callbacks: silence it now, destroy it from the loop.
+    // We may be inside one of this target's callbacks: silence it and close its connections
+    // now, free it once the watchdog's code has left the stack.
     (*it)->retire();
-    retired_.push_back(std::move(*it));
+    std::unique_ptr<Target> removed = std::move(*it);
     targets_.erase(it);
-    reaper_->arm(Nanos::zero());
+    loop_.delete_when_safe(std::move(removed));
     logger_->info("target {}: removed", name);
     return true;
   }
@@ -78,6 +126,7 @@ class Watchdog::Impl {
   }
 
   const std::shared_ptr<prometheus::Registry>& registry() const noexcept { return registry_; }
+  const std::string& name() const noexcept { return name_->name(); }
 
  private:
   using Targets = std::vector<std::unique_ptr<Target>>;
@@ -91,24 +140,57 @@ class Watchdog::Impl {
                         [&](const auto& t) { return t->name() == name; });
   }
 
-  event_base* base_;
+  void report_slow(const SlowCallback& slow) {
+    loop_metrics_.slow_callback(slow.phase);
+    const std::string who =
+        slow.connection ? fmt::format(" of {}[{}]", slow.connection->target, slow.connection->index)
+                        : std::string();
+    const std::string what = slow.detail ? fmt::format(" ({})", slow.detail) : std::string();
+    logger_->warn("slow callback: {} in {}{}{}: every watched connection waited meanwhile",
+                  us(slow.took), to_string(slow.phase), what, who);
+  }
+
+  std::unique_ptr<LibeventLoop> own_loop_;  // first: outlives everything registered with it
   Observer* observer_;
   std::shared_ptr<spdlog::logger> logger_;
   std::shared_ptr<prometheus::Registry> registry_;
-  LibeventScheduler scheduler_;
+  std::shared_ptr<RegistryShare> share_;
+  std::unique_ptr<RegistryShare::Claim> name_;
+  LoopMetrics loop_metrics_;
+  GuardedLoop loop_;                    // everything below registers its callbacks through it
+  std::unique_ptr<Resolver> resolver_;  // outlives every target's lookups
   SystemRandom random_;
-  Resolver resolver_;  // outlives every target's lookups
-  MetricFamilies families_;
   AttemptGate gate_;  // outlives every target's connections
-  std::optional<LoopLagMonitor> lag_;
+  TimerPtr ticker_;
   Targets targets_;
-  Targets retired_;  // removed from inside a callback; destroyed by reaper_ from the loop
-  TimerPtr reaper_;
 };
 
-Watchdog::Watchdog(event_base* base, WatchdogOptions options)
-    : impl_(std::make_unique<Impl>(base, std::move(options))) {}
-Watchdog::~Watchdog() = default;
+namespace {
+
+std::unique_ptr<LibeventLoop> libevent_loop(event_base* base) {
+  if (!base) throw InvalidOptions("Watchdog needs an event_base");
+  return std::make_unique<LibeventLoop>(base);
+}
+
+}  // namespace
+
+Watchdog::Watchdog(Loop& loop, WatchdogOptions options)
+    : impl_(std::make_unique<Impl>(nullptr, loop, options)) {}
+
+Watchdog::Watchdog(event_base* base, WatchdogOptions options) {
+  auto own = libevent_loop(base);
+  Loop& loop = *own;
+  impl_ = std::make_unique<Impl>(std::move(own), loop, options);
+}
+
+Watchdog::~Watchdog() {
+  if (!impl_->loop().inside_callback()) return;  // impl_ goes now
+  // Inside one of our own callbacks: our code is still on the stack. Silence everything now,
+  // free the rest when the outermost callback returns.
+  impl_->shut_down();
+  GuardedLoop& loop = impl_->loop();
+  loop.delete_when_safe(std::move(impl_));
+}
 
 void Watchdog::add_target(TargetOptions options) {
   impl_->add_target(std::move(options));
@@ -124,6 +206,9 @@ std::vector<ConnectionState> Watchdog::connection_states(std::string_view target
 }
 const std::shared_ptr<prometheus::Registry>& Watchdog::registry() const noexcept {
   return impl_->registry();
+}
+const std::string& Watchdog::name() const noexcept {
+  return impl_->name();
 }
 
 }  // namespace pgwd

@@ -8,7 +8,10 @@
 namespace pgwd {
 
 enum class ConnectionState {
-  resolving,   ///< looking up the host name with evdns before an attempt (libpq's lookup blocks)
+  waiting,     ///< queued for a connect slot (WatchdogOptions::max_concurrent_connects): before
+               ///< the first attempt, and after each backoff delay
+  resolving,   ///< looking up the host name before an attempt, without blocking (libpq's lookup
+               ///< would block)
   connecting,  ///< PQconnectPoll in progress, then LISTEN if asked; bounded by connect_timeout
   healthy,     ///< idle and watched for readability; nothing is sent until the OS reports activity
   inspecting,  ///< the OS reported activity: reading what came (lasts one callback, never seen
@@ -16,7 +19,8 @@ enum class ConnectionState {
   probing,     ///< the probe query is in flight, bounded by probe_timeout
   down,        ///< just lost: socket unregistered, cause recorded (lasts one callback)
   backoff,     ///< waiting, jittered and growing, before the next attempt
-  stopped,     ///< closed for good: the target was removed or the watchdog is shutting down
+  stopped,     ///< final: closed for good (the target was removed or the watchdog is shutting
+               ///< down); nothing is armed or sent and no event follows
 };
 
 /// Why a connection is down, or why an attempt to connect failed.

@@ -1,9 +1,23 @@
 #pragma once
 
 /// \file
-/// pgwatchdog's entry point for hosts. A Watchdog lives on an event_base the host owns and runs;
-/// it never runs, exits or frees that loop. Not thread-safe: construct it, call it and destroy it
-/// on the loop's thread (DESIGN §3; a later issue adds a thread-owning runner).
+/// pgwatchdog's entry point for hosts. A Watchdog lives on a loop the host owns and runs: a
+/// libevent `event_base` (`Watchdog(event_base*, ...)`), or any loop through the Loop interface
+/// (pgwd/loop.hpp; an asio adapter is in pgwd/adapters/asio.hpp). It never runs, exits or frees
+/// that loop. Not thread-safe: construct it, call it and destroy it on the loop's thread. For a
+/// host without a loop, WatchdogThread (pgwd/watchdog_thread.hpp) runs one on a thread of its own.
+///
+/// What may happen inside the observer's callbacks (they run on the loop's thread, inside the
+/// watchdog's own callbacks), all of it tested:
+///  - remove_target(), for any target, the one the event is about included: its connections are
+///    closed at once (gone from pg_stat_activity), its series removed, and no event of it follows;
+///  - add_target(), target_names(), connection_states(), registry();
+///  - destroying the Watchdog itself: nothing more is reported, every connection is closed, and
+///    the rest of the watchdog is freed as soon as the callback returns (before control is back
+///    in the loop), so the host may free its loop right after;
+///  - throwing: the exception is logged and ignored (it never unwinds through the loop).
+/// What must not happen inside them: blocking (every watched connection waits meanwhile), and
+/// destroying the loop, or the loop adapter, the Watchdog runs on.
 
 #include <chrono>
 #include <memory>
@@ -13,6 +27,7 @@
 #include <vector>
 
 #include "pgwd/connection_state.hpp"
+#include "pgwd/loop.hpp"
 #include "pgwd/observer.hpp"
 #include "pgwd/target_options.hpp"
 
@@ -33,6 +48,12 @@ class InvalidTarget : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+/// Bad WatchdogOptions given to the Watchdog's constructor; the message names the option.
+class InvalidOptions : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
 /// Checks options the way add_target does, without connecting. Throws InvalidTarget.
 void validate(const TargetOptions& options);
 
@@ -43,26 +64,45 @@ struct WatchdogOptions {
   /// Receives every event. Not owned; must outlive the Watchdog. May be null.
   Observer* observer = nullptr;
   /// Metrics are registered here (the host exposes it); a private registry is made if null.
+  /// Several watchdogs may share one registry: they share its metric families, and a target
+  /// name may then be used by only one of them (add_target says so).
   std::shared_ptr<prometheus::Registry> registry;
   /// Where the watchdog logs; spdlog's default logger if null.
   std::shared_ptr<spdlog::logger> logger;
-  /// Period of the timer that measures how late the loop runs (event_loop_lag_seconds).
-  /// Zero turns the measurement off.
-  std::chrono::milliseconds loop_lag_interval = std::chrono::milliseconds(100);
-  /// DNS servers ("IP" or "IP:PORT") to ask instead of those in /etc/resolv.conf. /etc/hosts is
-  /// read either way. Every connect attempt resolves afresh: nothing is cached.
+  /// The `loop` label of this watchdog's own series (event_loop_lag_seconds,
+  /// slow_callbacks_total), unique per registry. Empty: "watchdog", or "watchdog-2", ... when
+  /// taken.
+  std::string name;
+  /// How late the loop runs is measured on every timer the watchdog arms anyway (deadlines,
+  /// backoff, heartbeat, connect slots): an idle watchdog arms none and causes no wake-up. A
+  /// non-zero interval adds a ticker of that period, so that lag is also measured while idle,
+  /// at the cost of that many wake-ups (the daemon uses one).
+  std::chrono::milliseconds loop_lag_interval = std::chrono::milliseconds::zero();
+  /// A callback of the watchdog that runs at least this long is logged (a warning naming the
+  /// target, the connection and what it was doing, e.g. SCRAM authentication inside
+  /// PQconnectPoll) and counted in pgwatchdog_slow_callbacks_total{phase}.
+  std::chrono::milliseconds slow_callback_threshold = std::chrono::milliseconds(10);
+  /// DNS servers ("IP", "IP:PORT" or "[IPv6]:PORT") to ask instead of those in
+  /// /etc/resolv.conf. /etc/hosts is read either way. Every connect attempt resolves afresh:
+  /// nothing is cached. Checked by the constructor.
   std::vector<std::string> nameservers;
-  /// Connect attempts in flight at once, across all targets; the others wait their turn.
-  /// libpq computes SCRAM authentication on the loop (milliseconds of CPU per attempt), so a
-  /// thousand connections returning together would otherwise stall the loop for a second.
+  /// Connect attempts in flight at once, across all targets (at least 1); the others wait
+  /// their turn in `waiting`. libpq computes SCRAM authentication on the loop (milliseconds of
+  /// CPU per attempt), so a thousand connections returning together would otherwise stall the
+  /// loop for a second.
   std::size_t max_concurrent_connects = 16;
 };
 
 class Watchdog {
  public:
-  /// \param base the host's loop; must outlive the Watchdog.
+  /// On any loop. \param loop must outlive the Watchdog. Throws InvalidOptions.
+  explicit Watchdog(Loop& loop, WatchdogOptions options = {});
+  /// On a libevent loop: makes its own LibeventLoop adapter over `base` (see
+  /// pgwd/adapters/libevent.hpp). \param base the host's loop; must outlive the Watchdog.
+  /// Throws InvalidOptions.
   explicit Watchdog(event_base* base, WatchdogOptions options = {});
   /// Closes every connection (no blocking call) and unregisters all events from the host's loop.
+  /// Allowed inside the observer's callbacks (see above).
   ~Watchdog();
 
   Watchdog(const Watchdog&) = delete;
@@ -71,11 +111,13 @@ class Watchdog {
   Watchdog& operator=(Watchdog&&) = delete;
 
   /// Opens `options.connections` connections and keeps them healthy. Returns at once; results
-  /// arrive as events. Throws InvalidTarget (nothing is started) if the options are bad.
+  /// arrive as events, never from inside this call. Throws InvalidTarget (nothing is started)
+  /// if the options are bad or the name is taken (here, or by another Watchdog on the same
+  /// registry).
   void add_target(TargetOptions options);
 
-  /// Closes the target's connections and removes its metric series. Safe from an observer
-  /// callback. Returns false if no target has that name.
+  /// Closes the target's connections and removes its metric series; no event of it follows.
+  /// Safe from an observer callback. Returns false if no target has that name.
   bool remove_target(std::string_view name);
 
   std::vector<std::string> target_names() const;
@@ -84,6 +126,8 @@ class Watchdog {
   std::vector<ConnectionState> connection_states(std::string_view target) const;
 
   const std::shared_ptr<prometheus::Registry>& registry() const noexcept;
+  /// The `loop` label of this watchdog's own series (WatchdogOptions::name).
+  const std::string& name() const noexcept;
 
  private:
   class Impl;

@@ -12,7 +12,7 @@
 #include <optional>
 #include <string>
 
-#include "event/event_ptr.hpp"
+#include "event/libevent/event_ptr.hpp"
 #include "support/dns_server.hpp"
 #include "support/watchdog_fixture.hpp"
 

@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 #include <event2/event.h>
 
-#include "event/event_ptr.hpp"
+#include "event/libevent/event_ptr.hpp"
 #include "support/watchdog_fixture.hpp"
 
 using namespace std::chrono_literals;

@@ -4,7 +4,7 @@
 
 #include <stdexcept>
 
-#include "event/event_ptr.hpp"
+#include "event/libevent/event_ptr.hpp"
 
 namespace pgwd::testing {
 

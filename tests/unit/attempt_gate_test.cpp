@@ -4,38 +4,38 @@
 
 #include <vector>
 
-#include "support/fake_time.hpp"
+#include "support/fake_loop.hpp"
 
 using namespace std::chrono_literals;
 using pgwd::AttemptGate;
 
 TEST_CASE("attempt gate: at most limit attempts run at once and the others are admitted in order") {
-  pgwd::testing::FakeScheduler scheduler;
-  AttemptGate gate(scheduler, 2);
+  pgwd::testing::FakeLoop loop;
+  AttemptGate gate(loop, 2);
   std::vector<int> admitted;
   std::vector<AttemptGate::Ticket> tickets;
   for (int i = 0; i < 4; ++i) tickets.push_back(gate.enter([&, i] { admitted.push_back(i); }));
   CHECK(admitted.empty());  // never from inside enter()
-  scheduler.advance(0ms);
+  loop.advance(0ms);
   CHECK(admitted == std::vector<int>{0, 1});
   CHECK(gate.running() == 2);
   CHECK(gate.waiting() == 2);
   gate.leave(tickets[1]);
   CHECK(admitted.size() == 2);  // never from inside leave()
-  scheduler.advance(0ms);
+  loop.advance(0ms);
   CHECK(admitted == std::vector<int>{0, 1, 2});
   gate.leave(tickets[3]);  // gives up waiting
   gate.leave(tickets[0]);
   gate.leave(tickets[2]);
-  scheduler.advance(0ms);
+  loop.advance(0ms);
   CHECK(admitted == std::vector<int>{0, 1, 2});
   CHECK(gate.running() == 0);
   CHECK(gate.waiting() == 0);
 }
 
 TEST_CASE("attempt gate: an attempt that ends at once lets the next one in during the same pass") {
-  pgwd::testing::FakeScheduler scheduler;
-  AttemptGate gate(scheduler, 1);
+  pgwd::testing::FakeLoop loop;
+  AttemptGate gate(loop, 1);
   std::vector<AttemptGate::Ticket> tickets(3);
   int admitted = 0;
   for (auto& t : tickets)
@@ -43,7 +43,7 @@ TEST_CASE("attempt gate: an attempt that ends at once lets the next one in durin
       ++admitted;
       gate.leave(mine);  // e.g. PQconnectStartParams failed synchronously
     });
-  scheduler.advance(0ms);
+  loop.advance(0ms);
   CHECK(admitted == 3);
   CHECK(gate.running() == 0);
 }

@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "support/fake_time.hpp"
+#include "support/fake_loop.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
-using pgwd::testing::FakeScheduler;
+using pgwd::testing::FakeLoop;
 
 namespace {
 
@@ -21,13 +21,11 @@ struct ScriptedLink final : Link {
   LinkCallbacks& cb;
   std::vector<std::string> calls;
   Inspection next_inspection;
-  std::vector<Notification> notifications_on_inspect;
 
   void connect() override { calls.push_back("connect"); }
   void watch_idle() override { calls.push_back("watch_idle"); }
   Inspection inspect() override {
     calls.push_back("inspect");
-    for (const auto& n : notifications_on_inspect) cb.on_notification(n);
     return next_inspection;
   }
   void probe() override { calls.push_back("probe"); }
@@ -64,20 +62,20 @@ struct RecordingEvents final : ConnectionEvents {
 
 struct Fixture {
   LifecycleSettings settings{5s, 2s, 0s, 100ms, 1s};
-  FakeScheduler scheduler;
+  FakeLoop loop;
   LowestRandom random;
   RecordingEvents events;
   ScriptedLink* link = nullptr;
   std::unique_ptr<WatchedConnection> connection;
 
   void build() {
-    connection =
-        std::make_unique<WatchedConnection>(ConnectionRef{"primary", 0}, settings, scheduler,
-                                            random, events, [this](LinkCallbacks& cb) {
-                                              auto made = std::make_unique<ScriptedLink>(cb);
-                                              link = made.get();
-                                              return made;
-                                            });
+    connection = std::make_unique<WatchedConnection>(
+        ConnectionRef{"primary", 0}, settings, loop, random, events,
+        [this](LinkCallbacks& cb, const ConnectionRef&) {
+          auto made = std::make_unique<ScriptedLink>(cb);
+          link = made.get();
+          return made;
+        });
   }
   LinkCallbacks& cb() { return link->cb; }
 
@@ -86,7 +84,7 @@ struct Fixture {
     build();
     connection->start();
     cb().on_resolved();
-    cb().on_connected(ServerInfo{4242, 150020, "off"});
+    cb().on_connected({ServerInfo{4242, 150020, "off"}, {}});
     REQUIRE(connection->state() == ConnectionState::healthy);
     link->calls.clear();
     events.states.clear();
@@ -102,13 +100,13 @@ using States = std::vector<ConnectionState>;
 
 TEST_CASE_FIXTURE(Fixture, "lifecycle: start resolves - connects and watches the idle connection") {
   build();
-  CHECK(connection->state() == ConnectionState::stopped);
+  CHECK(connection->state() == ConnectionState::waiting);
   connection->start();
   CHECK(connection->state() == ConnectionState::resolving);
   CHECK(link->calls == std::vector<std::string>{"connect"});
   cb().on_resolved();
   CHECK(connection->state() == ConnectionState::connecting);
-  cb().on_connected(ServerInfo{4242, 150020, "off"});
+  cb().on_connected({ServerInfo{4242, 150020, "off"}, {}});
   CHECK(connection->state() == ConnectionState::healthy);
   CHECK(link->calls.back() == "watch_idle");
   REQUIRE(events.healthy.size() == 1);
@@ -122,8 +120,8 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: start resolves - connects and watches the
 TEST_CASE_FIXTURE(Fixture,
                   "lifecycle: an idle healthy connection arms no timer at all without heartbeat") {
   connect();
-  CHECK(scheduler.armed_timers() == 0);
-  scheduler.advance(24h);
+  CHECK(loop.armed_timers() == 0);
+  loop.advance(24h);
   CHECK(link->calls.empty());
   CHECK(events.probes.empty());
   CHECK(connection->state() == ConnectionState::healthy);
@@ -133,7 +131,7 @@ TEST_CASE_FIXTURE(
     Fixture, "lifecycle: activity explained by what arrived goes back to healthy without a probe") {
   connect();
   link->next_inspection = {Inspection::Verdict::explained, {}};
-  link->notifications_on_inspect = {{"jobs", "hello", 77}};
+  link->next_inspection.arrived.notifications = {{"jobs", "hello", 77}};
   cb().on_readable();
   CHECK(events.wakeups == 1);
   CHECK(link->calls == std::vector<std::string>{"inspect", "watch_idle"});
@@ -151,13 +149,13 @@ TEST_CASE_FIXTURE(Fixture,
   cb().on_readable();
   CHECK(connection->state() == ConnectionState::probing);
   CHECK(link->calls == std::vector<std::string>{"inspect", "probe"});
-  scheduler.advance(3ms);
-  cb().on_probe_succeeded();
+  loop.advance(3ms);
+  cb().on_probe_done({});
   CHECK(connection->state() == ConnectionState::healthy);
   REQUIRE(events.probes.size() == 1);
   CHECK(events.probes[0].result == ProbeResult::ok);
   CHECK(events.probes[0].duration == Nanos(3ms));
-  CHECK(scheduler.armed_timers() == 0);  // the probe deadline is gone
+  CHECK(loop.armed_timers() == 0);  // the probe deadline is gone
 }
 
 TEST_CASE_FIXTURE(Fixture,
@@ -179,7 +177,7 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: a failed probe means down with the link's
   connect();
   link->next_inspection = {Inspection::Verdict::unexplained, {}};
   cb().on_readable();
-  cb().on_probe_failed({Cause::probe_failed, "42601", "syntax error"});
+  cb().on_probe_done({Failure{Cause::probe_failed, "42601", "syntax error"}, {}});
   REQUIRE(events.probes.size() == 1);
   CHECK(events.probes[0].result == ProbeResult::error);
   REQUIRE(events.down.size() == 1);
@@ -191,9 +189,9 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: the probe deadline fires: down with probe
   connect();
   link->next_inspection = {Inspection::Verdict::unexplained, {}};
   cb().on_readable();
-  scheduler.advance(2s - 1ns);
+  loop.advance(2s - 1ns);
   CHECK(connection->state() == ConnectionState::probing);
-  scheduler.advance(1ns);
+  loop.advance(1ns);
   REQUIRE(events.probes.size() == 1);
   CHECK(events.probes[0].result == ProbeResult::timeout);
   REQUIRE(events.down.size() == 1);
@@ -201,7 +199,7 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: the probe deadline fires: down with probe
   CHECK(called("close"));
   CHECK(connection->state() == ConnectionState::backoff);
   // A late answer after the deadline changes nothing.
-  cb().on_probe_succeeded();
+  cb().on_probe_done({});
   CHECK(connection->state() == ConnectionState::backoff);
 }
 
@@ -211,7 +209,7 @@ TEST_CASE_FIXTURE(
   build();
   connection->start();
   cb().on_resolved();
-  scheduler.advance(5s);
+  loop.advance(5s);
   CHECK(connection->state() == ConnectionState::backoff);
   CHECK(called("close"));
   REQUIRE(events.failures.size() == 1);
@@ -219,7 +217,7 @@ TEST_CASE_FIXTURE(
   CHECK(events.failures[0].attempt == 1);
   CHECK(events.failures[0].retry_in == Nanos(50ms));
   link->calls.clear();
-  scheduler.advance(50ms);
+  loop.advance(50ms);
   CHECK(connection->state() == ConnectionState::resolving);
   CHECK(link->calls == std::vector<std::string>{"connect"});
   REQUIRE(events.attempts.size() == 1);
@@ -232,9 +230,10 @@ TEST_CASE_FIXTURE(
   connection->start();
   std::vector<Nanos> delays;
   for (int i = 0; i < 6; ++i) {
-    cb().on_connect_failed({Cause::auth_failed, "28P01", "password authentication failed"});
+    cb().on_connect_failed(
+        {Failure{Cause::auth_failed, "28P01", "password authentication failed"}, {}});
     delays.push_back(events.failures.back().retry_in);
-    scheduler.advance(events.failures.back().retry_in);
+    loop.advance(events.failures.back().retry_in);
     REQUIRE(connection->state() == ConnectionState::resolving);
   }
   CHECK(delays == std::vector<Nanos>{50ms, 100ms, 200ms, 400ms, 500ms, 500ms});
@@ -245,10 +244,10 @@ TEST_CASE_FIXTURE(
   // After a success the next loss starts from the initial delay again.
   link->next_inspection = {Inspection::Verdict::went_away, {Cause::closed, "", "eof"}};
   cb().on_readable();
-  CHECK(scheduler.armed_timers() == 1);
-  scheduler.advance(49ms);
+  CHECK(loop.armed_timers() == 1);
+  loop.advance(49ms);
   CHECK(connection->state() == ConnectionState::backoff);
-  scheduler.advance(1ms);
+  loop.advance(1ms);
   CHECK(connection->state() == ConnectionState::resolving);
 }
 
@@ -256,9 +255,9 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: the outage is measured from the loss to h
   connect();
   link->next_inspection = {Inspection::Verdict::went_away, {Cause::closed, "", "eof"}};
   cb().on_readable();
-  scheduler.advance(50ms);  // backoff
+  loop.advance(50ms);  // backoff
   cb().on_resolved();
-  scheduler.advance(7ms);
+  loop.advance(7ms);
   cb().on_connected({});
   REQUIRE(events.healthy.size() == 2);
   REQUIRE(events.healthy[1].outage.has_value());
@@ -271,18 +270,18 @@ TEST_CASE_FIXTURE(
     "lifecycle: heartbeat probes after that much silence - and activity restarts the count") {
   settings.heartbeat = 1s;
   connect();
-  scheduler.advance(600ms);
+  loop.advance(600ms);
   link->next_inspection = {Inspection::Verdict::explained, {}};
   cb().on_readable();  // activity at 600ms: the silence starts again
   link->calls.clear();
-  scheduler.advance(999ms);
+  loop.advance(999ms);
   CHECK(link->calls.empty());
-  scheduler.advance(1ms);
+  loop.advance(1ms);
   CHECK(link->calls == std::vector<std::string>{"probe"});
   CHECK(connection->state() == ConnectionState::probing);
-  cb().on_probe_succeeded();
+  cb().on_probe_done({});
   link->calls.clear();
-  scheduler.advance(1s);  // and again after the next second of silence
+  loop.advance(1s);  // and again after the next second of silence
   CHECK(link->calls == std::vector<std::string>{"probe"});
 }
 
@@ -291,9 +290,9 @@ TEST_CASE_FIXTURE(Fixture,
                   "probe timeout") {
   settings.heartbeat = 1s;
   connect();
-  scheduler.advance(1s);
+  loop.advance(1s);
   CHECK(connection->state() == ConnectionState::probing);
-  scheduler.advance(2s);
+  loop.advance(2s);
   REQUIRE(events.down.size() == 1);
   CHECK(events.down[0].cause == Cause::probe_timeout);
 }
@@ -315,12 +314,12 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: stop closes the link and cancels every ti
   connect();
   link->next_inspection = {Inspection::Verdict::unexplained, {}};
   cb().on_readable();
-  CHECK(scheduler.armed_timers() == 1);
+  CHECK(loop.armed_timers() == 1);
   connection->stop();
   CHECK(connection->state() == ConnectionState::stopped);
   CHECK(called("close"));
-  CHECK(scheduler.armed_timers() == 0);
-  scheduler.advance(1h);
+  CHECK(loop.armed_timers() == 0);
+  loop.advance(1h);
   CHECK(events.down.empty());
 }
 
@@ -339,17 +338,17 @@ TEST_CASE_FIXTURE(Fixture,
   build();
   connection->start();
   link->server = {4242, 150020, "h:5432", "on", "on"};
-  cb().on_connected(link->server);
+  cb().on_connected({link->server, {}});
   link->server.in_hot_standby = "off";  // promoted while idle: only a probe shows it
   link->server.default_transaction_read_only = "off";
-  scheduler.advance(1s);
-  cb().on_probe_succeeded();
+  loop.advance(1s);
+  cb().on_probe_done({});
   REQUIRE(events.role_changes.size() == 1);
   CHECK(events.role_changes[0].in_hot_standby == "off");
   CHECK(events.role_changes[0].previous == "on");
   CHECK(connection->state() == ConnectionState::healthy);
-  scheduler.advance(1s);
-  cb().on_probe_succeeded();
+  loop.advance(1s);
+  cb().on_probe_done({});
   CHECK(events.role_changes.size() == 1);  // reported once, not at every probe
 }
 
@@ -360,11 +359,11 @@ TEST_CASE_FIXTURE(Fixture,
   build();
   connection->start();
   link->server = {4242, 150020, "h:5432", "on", "on"};
-  cb().on_connected(link->server);
+  cb().on_connected({link->server, {}});
   link->server.in_hot_standby = "off";
   link->server.default_transaction_read_only = "off";
-  scheduler.advance(1s);
-  cb().on_probe_succeeded();
+  loop.advance(1s);
+  cb().on_probe_done({});
   REQUIRE(events.down.size() == 1);
   CHECK(events.down[0].cause == Cause::wrong_role);
   CHECK(events.down[0].message.find("target_session_attrs=standby") != std::string::npos);

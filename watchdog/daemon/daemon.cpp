@@ -28,6 +28,10 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
   WatchdogOptions options;
   options.registry = registry_;
   options.logger = log_;
+  options.name = "daemon";
+  // The daemon keeps a ticker, so that a stalled loop shows in event_loop_lag_seconds even while
+  // every connection is idle (the library's default arms none).
+  options.loop_lag_interval = std::chrono::milliseconds(100);
   watchdog_ = std::make_unique<Watchdog>(base_.get(), options);
   signals_ = std::make_unique<SignalHandlers>(
       base_.get(), [this] { event_base_loopbreak(base_.get()); }, [this] { reload(); });

@@ -2,7 +2,7 @@
 
 #include <functional>
 
-#include "event/event_ptr.hpp"
+#include "event/libevent/event_ptr.hpp"
 
 namespace pgwd::daemon {
 

@@ -4,9 +4,9 @@
 
 namespace pgwd {
 
-AttemptGate::AttemptGate(Scheduler& scheduler, std::size_t limit)
+AttemptGate::AttemptGate(Loop& loop, std::size_t limit)
     : limit_(std::max<std::size_t>(limit, 1)),
-      admit_timer_(scheduler.make_timer([this] { admit_waiting(); })) {}
+      admit_timer_(loop.make_timer([this] { admit_waiting(); })) {}
 
 AttemptGate::Ticket AttemptGate::enter(std::function<void()> admit) {
   const Ticket ticket = ++next_;

@@ -5,7 +5,7 @@
 #include <functional>
 #include <set>
 
-#include "event/timer.hpp"
+#include "pgwd/loop.hpp"
 
 namespace pgwd {
 
@@ -19,7 +19,7 @@ class AttemptGate {
  public:
   using Ticket = std::uint64_t;
 
-  AttemptGate(Scheduler& scheduler, std::size_t limit);
+  AttemptGate(Loop& loop, std::size_t limit);
   AttemptGate(const AttemptGate&) = delete;
   AttemptGate& operator=(const AttemptGate&) = delete;
 

@@ -1,7 +1,7 @@
 #pragma once
 
-#include "event/clock.hpp"
 #include "health/random.hpp"
+#include "pgwd/loop.hpp"
 
 namespace pgwd {
 

@@ -1,10 +1,19 @@
 #pragma once
 
 /// The I/O side of one watched connection, seen from the state machine. The real one drives libpq
-/// on libevent (pg/pg_link.hpp); unit tests script one to walk the state machine through every
-/// transition with a fake clock.
+/// on the Loop interface (pg/pg_link.hpp); unit tests script one to walk the state machine through
+/// every transition with a fake clock.
+///
+/// One channel only: the methods the state machine calls never call back into it (what they
+/// learn, they return, or report later from the loop), and each loop event ends in at most one
+/// callback, as the link's very last action, carrying everything that came with it (the NOTIFY
+/// and NOTICE messages read along the way included). So the receiver may close the link, or be
+/// stopped by its observer, from inside any callback, and no half-finished step of the link
+/// runs afterwards.
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "pgwd/connection_state.hpp"
 #include "pgwd/events.hpp"
@@ -29,6 +38,13 @@ struct Notice {
   std::string message;
 };
 
+/// Messages read along with an event, in the order they arrived; delivered by the receiver.
+struct Arrivals {
+  std::vector<Notification> notifications;
+  std::vector<Notice> notices;
+  bool empty() const noexcept { return notifications.empty() && notices.empty(); }
+};
+
 /// What reading the input after an OS wake-up showed.
 struct Inspection {
   enum class Verdict {
@@ -38,20 +54,32 @@ struct Inspection {
   };
   Verdict verdict = Verdict::unexplained;
   Failure failure;
+  Arrivals arrived;
 };
 
-/// Callbacks from a Link. A link calls them as the last thing it does, so the receiver may call
-/// back into the link (close it, watch it) from inside them.
+struct Connected {
+  ServerInfo server;
+  Arrivals arrived;  ///< startup notices
+};
+
+struct ConnectFailed {
+  Failure failure;
+  Arrivals arrived;
+};
+
+struct ProbeDone {
+  std::optional<Failure> failure;  ///< empty: the probe succeeded
+  Arrivals arrived;                ///< what came before the answer
+};
+
+/// Callbacks from a Link, always from a loop callback of the link's own.
 class LinkCallbacks {
  public:
   virtual void on_resolved() = 0;  ///< host name resolved (or none needed); connecting now
-  virtual void on_connected(const ServerInfo& server) = 0;
-  virtual void on_connect_failed(const Failure& failure) = 0;
+  virtual void on_connected(const Connected& connected) = 0;
+  virtual void on_connect_failed(const ConnectFailed& failed) = 0;
   virtual void on_readable() = 0;  ///< the OS reported activity on the idle connection
-  virtual void on_probe_succeeded() = 0;
-  virtual void on_probe_failed(const Failure& failure) = 0;
-  virtual void on_notification(const Notification& notification) = 0;
-  virtual void on_notice(const Notice& notice) = 0;
+  virtual void on_probe_done(const ProbeDone& done) = 0;
 
  protected:
   ~LinkCallbacks() = default;
@@ -60,15 +88,17 @@ class LinkCallbacks {
 class Link {
  public:
   virtual ~Link() = default;
-  /// Resolves, connects and sets up (LISTEN). Ends in on_connected or on_connect_failed.
+  /// Resolves, connects and sets up (LISTEN). Ends in on_connected or on_connect_failed, from
+  /// the loop, never inside connect().
   virtual void connect() = 0;
   /// Reports on_readable whenever the socket is readable (level-triggered) until told otherwise.
   virtual void watch_idle() = 0;
-  /// Reads what came, delivers NOTIFY/NOTICE through the callbacks, and says what it means.
+  /// Reads what came and says what it means.
   virtual Inspection inspect() = 0;
-  /// Sends the probe query. Ends in on_probe_succeeded or on_probe_failed.
+  /// Sends the probe query. Ends in on_probe_done, from the loop, never inside probe().
   virtual void probe() = 0;
-  /// Unregisters the socket from the loop, then closes the connection. Idempotent.
+  /// Unregisters the socket from the loop, then closes the connection. Nothing is reported
+  /// after it. Idempotent.
   virtual void close() = 0;
   /// What the server reports now (ParameterStatus as of the last message read).
   virtual ServerInfo server_info() const = 0;

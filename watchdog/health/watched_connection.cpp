@@ -4,56 +4,63 @@
 #include <fmt/format.h>
 
 namespace pgwd {
+namespace {
+
+std::chrono::milliseconds ms(Nanos d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+}
+
+}  // namespace
 
 WatchedConnection::WatchedConnection(ConnectionRef ref, const LifecycleSettings& settings,
-                                     Scheduler& scheduler, Random& random, ConnectionEvents& events,
+                                     Loop& loop, Random& random, ConnectionEvents& events,
                                      const LinkFactory& make_link, AttemptGate* gate)
     : ref_(std::move(ref)),
       settings_(settings),
-      scheduler_(scheduler),
+      loop_(loop),
       events_(events),
       backoff_(settings.backoff_initial, settings.backoff_max, random),
-      attempt_deadline_(scheduler.make_timer([this] {
-        link_->close();
-        attempt_failed({Cause::connect_timeout, "",
-                        fmt::format("no connection within {}",
-                                    std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        settings_.connect_timeout))});
-      })),
-      probe_deadline_(scheduler.make_timer([this] {
-        probe_finished(ProbeResult::timeout);
-        go_down({Cause::probe_timeout, "",
-                 fmt::format("no answer to the probe within {}",
-                             std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 settings_.probe_timeout))});
-      })),
-      heartbeat_(scheduler.make_timer([this] {
+      attempt_deadline_(loop.make_timer([this] { attempt_timed_out(); })),
+      probe_deadline_(loop.make_timer([this] { probe_timed_out(); })),
+      heartbeat_(loop.make_timer([this] {
         if (state_ == ConnectionState::healthy) start_probe();
       })),
-      retry_(scheduler.make_timer([this] {
-        events_.on_reconnect_attempt({ref_, attempt_ + 1});
-        begin_attempt();
-      })),
+      retry_(loop.make_timer([this] { retry_now(); })),
       gate_(gate),
-      link_(make_link(static_cast<LinkCallbacks&>(*this))) {}
+      link_(make_link(static_cast<LinkCallbacks&>(*this), ref_)) {}
 
 WatchedConnection::~WatchedConnection() {
   link_->close();
   attempt_over();
 }
 
-void WatchedConnection::enter(ConnectionState next) {
-  if (next == state_) return;
+bool WatchedConnection::enter(ConnectionState next) {
+  if (!live()) return false;  // stopped is final
+  if (next == state_) return true;
   const ConnectionState previous = state_;
   state_ = next;
   events_.on_state_change({ref_, previous, next});
+  return live();
+}
+
+bool WatchedConnection::deliver(const Arrivals& arrived) {
+  for (const Notification& n : arrived.notifications) {
+    events_.on_notification({ref_, n.channel, n.payload, n.sender_pid});
+    if (!live()) return false;
+  }
+  for (const Notice& n : arrived.notices) {
+    events_.on_notice({ref_, n.severity, n.sqlstate, n.message});
+    if (!live()) return false;
+  }
+  return true;
 }
 
 void WatchedConnection::start() {
-  begin_attempt();
+  if (state_ == ConnectionState::waiting && !gate_ticket_) begin_attempt();
 }
 
 void WatchedConnection::stop() {
+  if (!live()) return;
   attempt_deadline_->disarm();
   probe_deadline_->disarm();
   heartbeat_->disarm();
@@ -68,15 +75,16 @@ void WatchedConnection::begin_attempt() {
     start_attempt();
     return;
   }
-  // Stays in its current state (backoff, or stopped before the first attempt) until admitted.
+  // Stays `waiting` until admitted; stop() gives the ticket back.
   gate_ticket_ = gate_->enter([this] { start_attempt(); });
 }
 
 void WatchedConnection::start_attempt() {
+  if (state_ != ConnectionState::waiting) return;
   ++attempt_;
-  enter(ConnectionState::resolving);
+  if (!enter(ConnectionState::resolving)) return;
   attempt_deadline_->arm(settings_.connect_timeout);
-  link_->connect();  // may report back before it returns: nothing follows it here
+  link_->connect();  // reports later, from the loop
 }
 
 void WatchedConnection::attempt_over() {
@@ -88,40 +96,60 @@ void WatchedConnection::on_resolved() {
   if (state_ == ConnectionState::resolving) enter(ConnectionState::connecting);
 }
 
-void WatchedConnection::on_connected(const ServerInfo& server) {
+void WatchedConnection::on_connected(const Connected& connected) {
+  if (!attempting()) return;
   attempt_deadline_->disarm();
   attempt_over();
   backoff_.reset();
-  server_ = server;
-  HealthyEvent healthy{ref_, server, attempt_, std::nullopt};
-  if (lost_at_) healthy.outage = scheduler_.now() - *lost_at_;
+  server_ = connected.server;
+  HealthyEvent healthy{ref_, connected.server, attempt_, std::nullopt};
+  if (lost_at_) healthy.outage = loop_.now() - *lost_at_;
   lost_at_.reset();
   attempt_ = 0;
-  become_healthy();
+  if (!deliver(connected.arrived)) return;
+  if (!become_healthy()) return;
   events_.on_healthy(healthy);
 }
 
-void WatchedConnection::on_connect_failed(const Failure& failure) {
+void WatchedConnection::on_connect_failed(const ConnectFailed& failed) {
+  if (!attempting()) return;
   attempt_deadline_->disarm();
   link_->close();
-  attempt_failed(failure);
+  attempt_failed(failed.failure, failed.arrived);
 }
 
-void WatchedConnection::attempt_failed(const Failure& failure) {
+void WatchedConnection::attempt_timed_out() {
+  if (!attempting()) return;
+  link_->close();
+  attempt_failed({Cause::connect_timeout, "",
+                  fmt::format("no connection within {}", ms(settings_.connect_timeout))},
+                 {});
+}
+
+void WatchedConnection::attempt_failed(const Failure& failure, const Arrivals& arrived) {
   attempt_over();
+  if (!deliver(arrived)) return;
   const Nanos delay = backoff_.next();
-  enter(ConnectionState::backoff);
+  if (!enter(ConnectionState::backoff)) return;
   // Reported before the countdown starts, so the next attempt never begins less than `delay`
-  // after the failure was reported; an observer that removed the target has stopped us meanwhile.
+  // after the failure was reported.
   events_.on_connect_failed(
       {ref_, attempt_, failure.cause, failure.sqlstate, failure.message, delay});
-  if (state_ == ConnectionState::backoff) retry_->arm(delay);
+  if (live()) retry_->arm(delay);
 }
 
-void WatchedConnection::become_healthy() {
-  enter(ConnectionState::healthy);
+void WatchedConnection::retry_now() {
+  if (state_ != ConnectionState::backoff) return;
+  if (!enter(ConnectionState::waiting)) return;
+  events_.on_reconnect_attempt({ref_, attempt_ + 1});
+  if (live()) begin_attempt();
+}
+
+bool WatchedConnection::become_healthy() {
+  if (!enter(ConnectionState::healthy)) return false;
   link_->watch_idle();
   if (settings_.heartbeat > Nanos::zero()) heartbeat_->arm(settings_.heartbeat);
+  return true;
 }
 
 void WatchedConnection::on_readable() {
@@ -135,16 +163,15 @@ void WatchedConnection::check_now() {
 }
 
 void WatchedConnection::inspect() {
-  enter(ConnectionState::inspecting);
-  const Inspection seen = link_->inspect();
-  if (state_ != ConnectionState::inspecting) return;  // an observer stopped us meanwhile
+  if (!enter(ConnectionState::inspecting)) return;
+  const Inspection seen = link_->inspect();  // reads; calls nothing back
+  if (!deliver(seen.arrived)) return;
   switch (seen.verdict) {
     case Inspection::Verdict::went_away:
       go_down(seen.failure);
       break;
     case Inspection::Verdict::explained:
-      if (role_still_fits())
-        become_healthy();  // activity restarts the heartbeat's count of silence
+      if (role_still_fits()) become_healthy();  // activity restarts the heartbeat's count
       break;
     case Inspection::Verdict::unexplained:
       start_probe();
@@ -154,21 +181,33 @@ void WatchedConnection::inspect() {
 
 void WatchedConnection::start_probe() {
   heartbeat_->disarm();
-  enter(ConnectionState::probing);
-  probe_sent_at_ = scheduler_.now();
+  if (!enter(ConnectionState::probing)) return;
+  probe_sent_at_ = loop_.now();
   probe_deadline_->arm(settings_.probe_timeout);
-  link_->probe();
+  link_->probe();  // reports later, from the loop
 }
 
-void WatchedConnection::probe_finished(ProbeResult result) {
+bool WatchedConnection::probe_finished(ProbeResult result) {
   probe_deadline_->disarm();
-  events_.on_probe({ref_, result, scheduler_.now() - probe_sent_at_});
+  events_.on_probe({ref_, result, loop_.now() - probe_sent_at_});
+  return live();
 }
 
-void WatchedConnection::on_probe_succeeded() {
+void WatchedConnection::probe_timed_out() {
   if (state_ != ConnectionState::probing) return;
-  probe_finished(ProbeResult::ok);
-  if (role_still_fits()) become_healthy();
+  if (!probe_finished(ProbeResult::timeout)) return;
+  go_down({Cause::probe_timeout, "",
+           fmt::format("no answer to the probe within {}", ms(settings_.probe_timeout))});
+}
+
+void WatchedConnection::on_probe_done(const ProbeDone& done) {
+  if (state_ != ConnectionState::probing) return;
+  if (!deliver(done.arrived)) return;
+  if (done.failure) {
+    if (probe_finished(ProbeResult::error)) go_down(*done.failure);
+    return;
+  }
+  if (probe_finished(ProbeResult::ok) && role_still_fits()) become_healthy();
 }
 
 bool WatchedConnection::role_still_fits() {
@@ -179,6 +218,7 @@ bool WatchedConnection::role_still_fits() {
     const std::string previous = server_.in_hot_standby;
     server_ = now;
     events_.on_role_change({ref_, now.in_hot_standby, previous});
+    if (!live()) return false;
   }
   server_ = now;
   if (const auto mismatch = role_mismatch(settings_.role, now)) {
@@ -188,34 +228,19 @@ bool WatchedConnection::role_still_fits() {
   return true;
 }
 
-void WatchedConnection::on_probe_failed(const Failure& failure) {
-  if (state_ != ConnectionState::probing) return;
-  probe_finished(ProbeResult::error);
-  go_down(failure);
-}
-
 void WatchedConnection::go_down(const Failure& failure) {
   heartbeat_->disarm();
   probe_deadline_->disarm();
   link_->close();  // unregisters the socket before libpq closes it
-  lost_at_ = scheduler_.now();
+  lost_at_ = loop_.now();
   attempt_ = 0;
-  enter(ConnectionState::down);
+  if (!enter(ConnectionState::down)) return;
   events_.on_down({ref_, failure.cause, failure.sqlstate, failure.message});
-  if (state_ == ConnectionState::down) retry_later();
+  if (live()) retry_later();
 }
 
 void WatchedConnection::retry_later() {
-  enter(ConnectionState::backoff);
-  retry_->arm(backoff_.next());
-}
-
-void WatchedConnection::on_notification(const Notification& n) {
-  events_.on_notification({ref_, n.channel, n.payload, n.sender_pid});
-}
-
-void WatchedConnection::on_notice(const Notice& n) {
-  events_.on_notice({ref_, n.severity, n.sqlstate, n.message});
+  if (enter(ConnectionState::backoff)) retry_->arm(backoff_.next());
 }
 
 }  // namespace pgwd

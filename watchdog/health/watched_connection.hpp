@@ -4,12 +4,12 @@
 #include <memory>
 #include <optional>
 
-#include "event/timer.hpp"
 #include "health/attempt_gate.hpp"
 #include "health/backoff.hpp"
 #include "health/connection_events.hpp"
 #include "health/link.hpp"
 #include "health/role_requirement.hpp"
+#include "pgwd/loop.hpp"
 
 namespace pgwd {
 
@@ -26,26 +26,32 @@ struct LifecycleSettings {
 /// One watched connection: the life cycle of DESIGN §3 as one explicit state machine.
 ///
 /// It owns the deadlines (connect, probe), the heartbeat and the backoff; the Link does the I/O.
-/// Every transition goes through enter(), which reports it. Not copyable or movable: the link
-/// and the timers hold pointers to it.
+/// Every transition goes through enter(), which reports it.
+///
+/// Its events may stop it: every report to `events` may end in stop() (an observer removed the
+/// target), so after each report it checks that it is still live, and does nothing more if not.
+/// `stopped` is final: once there, no timer is armed, nothing is sent and nothing is reported.
+/// Not copyable or movable: the link and the timers hold pointers to it.
 class WatchedConnection final : private LinkCallbacks {
  public:
-  using LinkFactory = std::function<std::unique_ptr<Link>(LinkCallbacks&)>;
+  /// Makes the link; the ConnectionRef (the connection's own) outlives it.
+  using LinkFactory = std::function<std::unique_ptr<Link>(LinkCallbacks&, const ConnectionRef&)>;
 
-  /// `gate` (may be null: no bound) must outlive the connection.
-  WatchedConnection(ConnectionRef ref, const LifecycleSettings& settings, Scheduler& scheduler,
+  /// Starts in `waiting`, reporting nothing until start(). `gate` (may be null: no bound) must
+  /// outlive the connection; `loop` gives it timers and the time.
+  WatchedConnection(ConnectionRef ref, const LifecycleSettings& settings, Loop& loop,
                     Random& random, ConnectionEvents& events, const LinkFactory& make_link,
                     AttemptGate* gate = nullptr);
   ~WatchedConnection();
   WatchedConnection(const WatchedConnection&) = delete;
   WatchedConnection& operator=(const WatchedConnection&) = delete;
 
-  /// First connect attempt.
+  /// First connect attempt (once a connect slot is free).
   void start();
   /// A sibling just went down: if idle, look at this one as if the OS had reported activity
   /// (read what is pending; probe if that does not settle it).
   void check_now();
-  /// Closes for good; no more events.
+  /// Closes for good; no more events after the transition to `stopped`.
   void stop();
 
   ConnectionState state() const noexcept { return state_; }
@@ -54,33 +60,40 @@ class WatchedConnection final : private LinkCallbacks {
  private:
   // LinkCallbacks
   void on_resolved() override;
-  void on_connected(const ServerInfo& server) override;
-  void on_connect_failed(const Failure& failure) override;
+  void on_connected(const Connected& connected) override;
+  void on_connect_failed(const ConnectFailed& failed) override;
   void on_readable() override;
-  void on_probe_succeeded() override;
-  void on_probe_failed(const Failure& failure) override;
-  void on_notification(const Notification& notification) override;
-  void on_notice(const Notice& notice) override;
+  void on_probe_done(const ProbeDone& done) override;
 
-  void enter(ConnectionState next);
+  bool live() const noexcept { return state_ != ConnectionState::stopped; }
+  bool attempting() const noexcept {
+    return state_ == ConnectionState::resolving || state_ == ConnectionState::connecting;
+  }
+  /// Each returns whether the connection is still live afterwards.
+  bool enter(ConnectionState next);
+  bool deliver(const Arrivals& arrived);
+  bool become_healthy();
+  bool probe_finished(ProbeResult result);
+  bool role_still_fits();
+
   void begin_attempt();
   void start_attempt();
   void attempt_over();
-  void attempt_failed(const Failure& failure);
-  void become_healthy();
+  void attempt_timed_out();
+  void attempt_failed(const Failure& failure, const Arrivals& arrived);
   void inspect();
   void start_probe();
-  void probe_finished(ProbeResult result);
+  void probe_timed_out();
   void go_down(const Failure& failure);
-  bool role_still_fits();
   void retry_later();
+  void retry_now();
 
   ConnectionRef ref_;
   LifecycleSettings settings_;
-  Scheduler& scheduler_;
+  Loop& loop_;
   ConnectionEvents& events_;
   Backoff backoff_;
-  ConnectionState state_ = ConnectionState::stopped;  ///< until start()
+  ConnectionState state_ = ConnectionState::waiting;
   int attempt_ = 0;                       ///< attempts since the last success (or the start)
   std::optional<MonotonicTime> lost_at_;  ///< when the current outage was detected
   MonotonicTime probe_sent_at_{};

@@ -13,9 +13,6 @@ using prometheus::BuildCounter;
 using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 
-const prometheus::Histogram::BucketBoundaries kLoopLagBuckets{0.001, 0.005, 0.01, 0.025, 0.05,
-                                                              0.1,   0.25,  0.5,  1,     2.5};
-
 std::string libpq_version() {
   const int v = PQlibVersion();  // e.g. 150020 -> "15.20"
   return std::to_string(v / 10000) + "." + std::to_string(v % 10000);
@@ -26,6 +23,12 @@ std::string libpq_version() {
 const prometheus::Histogram::BucketBoundaries& MetricFamilies::probe_duration_buckets() {
   static const prometheus::Histogram::BucketBoundaries buckets{
       0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+  return buckets;
+}
+
+const prometheus::Histogram::BucketBoundaries& MetricFamilies::loop_lag_buckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets{0.001, 0.005, 0.01, 0.025, 0.05,
+                                                               0.1,   0.25,  0.5,  1,     2.5};
   return buckets;
 }
 
@@ -86,15 +89,20 @@ MetricFamilies::MetricFamilies(prometheus::Registry& registry)
                   .Name("pgwatchdog_notices_total")
                   .Help("NOTICE/WARNING messages received on watched connections")
                   .Register(registry)),
-      event_loop_lag_family(BuildHistogram()
-                                .Name("pgwatchdog_event_loop_lag_seconds")
-                                .Help("How late the event loop ran a timer that was due")
-                                .Register(registry)),
+      event_loop_lag(BuildHistogram()
+                         .Name("pgwatchdog_event_loop_lag_seconds")
+                         .Help("How late the event loop ran a timer of the watchdog that was due, "
+                               "by loop (the watchdog's name)")
+                         .Register(registry)),
+      slow_callbacks(BuildCounter()
+                         .Name("pgwatchdog_slow_callbacks_total")
+                         .Help("Callbacks of the watchdog that ran longer than its "
+                               "slow_callback_threshold, by loop and phase")
+                         .Register(registry)),
       build_info(BuildGauge()
                      .Name("pgwatchdog_build_info")
                      .Help("Version of pgwatchdog and of the libpq it runs with; always 1")
-                     .Register(registry)),
-      event_loop_lag(event_loop_lag_family.Add({}, kLoopLagBuckets)) {
+                     .Register(registry)) {
   build_info.Add({{"version", std::string(kVersion)}, {"libpq", libpq_version()}}).Set(1);
 }
 

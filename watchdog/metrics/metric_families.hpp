@@ -9,8 +9,9 @@
 namespace pgwd {
 
 /// Every metric pgwatchdog exports, declared in one place (DESIGN §5 is the contract: names,
-/// types and labels are public). Series per target live in TargetMetrics.
-/// Thread-safe for scrapes (prometheus-cpp's own guarantee); updated only from the loop thread.
+/// types and labels are public). One instance per registry, shared by every Watchdog on it
+/// (RegistryShare); series per target live in TargetMetrics, per watchdog in LoopMetrics.
+/// Thread-safe (prometheus-cpp's own guarantee): scrapes and several watchdogs' loops at once.
 class MetricFamilies {
  public:
   explicit MetricFamilies(prometheus::Registry& registry);
@@ -29,13 +30,13 @@ class MetricFamilies {
   prometheus::Family<prometheus::Histogram>& outage;
   prometheus::Family<prometheus::Counter>& notifications;
   prometheus::Family<prometheus::Counter>& notices;
-  prometheus::Family<prometheus::Histogram>& event_loop_lag_family;
+  prometheus::Family<prometheus::Histogram>& event_loop_lag;
+  prometheus::Family<prometheus::Counter>& slow_callbacks;
   prometheus::Family<prometheus::Gauge>& build_info;
-
-  prometheus::Histogram& event_loop_lag;
 
   static const prometheus::Histogram::BucketBoundaries& probe_duration_buckets();
   static const prometheus::Histogram::BucketBoundaries& outage_buckets();
+  static const prometheus::Histogram::BucketBoundaries& loop_lag_buckets();
 };
 
 }  // namespace pgwd

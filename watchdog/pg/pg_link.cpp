@@ -36,19 +36,46 @@ const char* field(const PGresult* result, int code) {
   return value ? value : "";
 }
 
+// What a PQconnectPoll step is about to do, for the slow-callback report.
+const char* connect_step(ConnStatusType status) {
+  switch (status) {
+    case CONNECTION_STARTED:
+      return "waiting for the TCP connection";
+    case CONNECTION_MADE:
+      return "sending the startup packet";
+    case CONNECTION_SSL_STARTUP:
+      return "TLS handshake";
+    case CONNECTION_GSS_STARTUP:
+      return "GSSAPI handshake";
+    case CONNECTION_AWAITING_RESPONSE:
+      return "authentication (SCRAM computes here)";
+    case CONNECTION_AUTH_OK:
+      return "waiting for the backend to start";
+    default:
+      return "connecting";
+  }
+}
+
 }  // namespace
 
-PgLink::PgLink(const LinkSettings& settings, event_base* base, Scheduler& scheduler,
-               Resolver& resolver, LinkCallbacks& callbacks)
+PgLink::PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, ActivityNotes& notes,
+               const ConnectionRef& who, LinkCallbacks& callbacks)
     : settings_(settings),
       resolver_(resolver),
+      notes_(notes),
+      who_(who),
       callbacks_(callbacks),
-      watch_(base, [this](short events) { on_socket(events); }),
-      host_deadline_(scheduler.make_timer([this] {
+      watch_(loop.make_socket_watch([this](Readiness ready) { on_socket(ready); })),
+      host_deadline_(loop.make_timer([this] {
         host_failed({Cause::connect_timeout, "",
                      fmt::format("no connection within {}",
                                  std::chrono::duration_cast<std::chrono::milliseconds>(
                                      settings_.host_timeout))});
+      })),
+      report_timer_(loop.make_timer([this] {
+        auto report = std::move(report_);
+        report_ = nullptr;
+        if (report) report();  // the link's last action in this callback
       })) {}
 
 PgLink::~PgLink() {
@@ -56,15 +83,27 @@ PgLink::~PgLink() {
 }
 
 void PgLink::close() {
-  watch_.stop();
+  watch_->stop();
   host_deadline_->disarm();
+  report_timer_->disarm();
+  report_ = nullptr;
   if (lookup_) lookup_->cancel();  // not destroyed here: we may be inside its callback
   conn_.reset();                   // PQfinish; the socket is non-blocking, so this never waits
   phase_ = Phase::closed;
   ending_.reset();
   query_error_.reset();
-  notices_.clear();
-  notifications_.clear();
+  arrived_ = {};
+}
+
+void PgLink::report_later(std::function<void()> report) {
+  report_ = std::move(report);
+  report_timer_->arm(Nanos::zero());
+}
+
+Arrivals PgLink::take_arrivals() {
+  Arrivals taken = std::move(arrived_);
+  arrived_ = {};
+  return taken;
 }
 
 void PgLink::connect() {
@@ -72,7 +111,8 @@ void PgLink::connect() {
   host_index_ = 0;
   standby_pass_ = settings_.role == RoleRequirement::prefer_standby;
   host_failures_.clear();
-  try_host();
+  // From the loop: a host that fails at once (a bad address) must not report inside connect().
+  report_later([this] { try_host(); });
 }
 
 void PgLink::try_host() {
@@ -93,13 +133,13 @@ void PgLink::try_host() {
 }
 
 void PgLink::host_failed(const Failure& failure) {
-  // This host is done: close its attempt before trying the next one.
-  watch_.stop();
+  // This host is done: close its attempt before trying the next one. What it said (notices)
+  // goes along with the attempt's outcome.
+  watch_->stop();
   host_deadline_->disarm();
   if (lookup_) lookup_->cancel();
   conn_.reset();
   ending_.reset();
-  deliver_pending();
   const HostEntry& host = settings_.hosts[host_index_];
   host_failures_.push_back(host.label() + ": " + failure.message);
   // Like libpq: a wrong password or a missing database would be the same on every host.
@@ -120,7 +160,7 @@ void PgLink::host_failed(const Failure& failure) {
   Failure reported = failure;
   if (host_failures_.size() > 1)
     reported.message = fmt::format("{}", fmt::join(host_failures_, "; "));
-  callbacks_.on_connect_failed(reported);
+  callbacks_.on_connect_failed({reported, take_arrivals()});
 }
 
 void PgLink::on_resolved(Resolution resolution) {
@@ -172,19 +212,26 @@ void PgLink::start_connect(const Conninfo& conninfo) {
 }
 
 void PgLink::arm_for(PostgresPollingStatusType polling) {
-  watch_.watch(PQsocket(conn_.get()), polling == PGRES_POLLING_READING ? EV_READ : EV_WRITE);
+  watch_->watch(PQsocket(conn_.get()),
+                polling == PGRES_POLLING_READING ? Interest::read : Interest::write);
 }
 
-void PgLink::on_socket(short events) {
+void PgLink::on_socket(Readiness ready) {
   switch (phase_) {
     case Phase::polling:
+      notes_.doing(CallbackPhase::connect_poll, &who_, connect_step(PQstatus(conn_.get())));
       poll_connect();
       break;
     case Phase::setting_up:
+      notes_.doing(CallbackPhase::setup, &who_);
+      drive_query(ready);
+      break;
     case Phase::probing:
-      drive_query(events);
+      notes_.doing(CallbackPhase::probe, &who_);
+      drive_query(ready);
       break;
     case Phase::idle:
+      notes_.doing(CallbackPhase::inspect, &who_);
       callbacks_.on_readable();
       break;
     case Phase::closed:
@@ -194,7 +241,7 @@ void PgLink::on_socket(short events) {
 }
 
 void PgLink::poll_connect() {
-  watch_.stop();  // the socket may change or close inside PQconnectPoll
+  watch_->stop();  // the socket may change or close inside PQconnectPoll
   const PostgresPollingStatusType polling = PQconnectPoll(conn_.get());
   if (polling == PGRES_POLLING_OK) {
     finish_connect();
@@ -231,8 +278,7 @@ void PgLink::finish_connect() {
   }
   host_deadline_->disarm();
   phase_ = Phase::idle;
-  deliver_pending();  // startup notices
-  callbacks_.on_connected(server_info());
+  callbacks_.on_connected({server_info(), take_arrivals()});
 }
 
 ServerInfo PgLink::server_info() const {
@@ -255,39 +301,41 @@ void PgLink::watch_idle() {
   phase_ = Phase::idle;
   // Level-triggered on purpose: PQconsumeInput reads about one buffer per call and cannot say
   // whether more is waiting, so an edge-triggered watch would strand messages.
-  watch_.watch(PQsocket(conn_.get()), EV_READ | EV_PERSIST);
-  if (openssl_holds_bytes()) watch_.activate(EV_READ);
+  watch_->watch(PQsocket(conn_.get()), Interest::read);
+  if (openssl_holds_bytes()) watch_->activate_read();
 }
 
 Inspection PgLink::inspect() {
   PGconn* conn = conn_.get();
-  if (!conn) return {Inspection::Verdict::went_away, {Cause::closed, "", "not connected"}};
+  if (!conn) return {Inspection::Verdict::went_away, {Cause::closed, "", "not connected"}, {}};
   const int socket_error = pending_socket_error(PQsocket(conn));
   if (!PQconsumeInput(conn)) {
-    watch_.stop();          // libpq has already closed the fd
+    watch_->stop();         // libpq has already closed the fd
     drain_notifications();  // what was read before the end may still say why (FATAL 57P01)
     const Failure failure = ending_ ? *ending_ : connection_lost(socket_error);
-    deliver_pending();
-    return {Inspection::Verdict::went_away, failure};
+    return {Inspection::Verdict::went_away, failure, take_arrivals()};
   }
   // PQnotifies parses the input: NOTICE and the server's "terminating" message reach
   // receive_notice from inside it.
   bool explained = drain_notifications() > 0;
-  explained = !notices_.empty() || explained;
+  explained = !arrived_.notices.empty() || explained;
   explained = parameters_changed() || explained;
-  deliver_pending();
-  if (ending_) return {Inspection::Verdict::went_away, *ending_};
+  if (ending_) return {Inspection::Verdict::went_away, *ending_, take_arrivals()};
   if (PQstatus(conn) == CONNECTION_BAD) {
-    watch_.stop();
-    return {Inspection::Verdict::went_away, connection_lost(socket_error)};
+    watch_->stop();
+    return {Inspection::Verdict::went_away, connection_lost(socket_error), take_arrivals()};
   }
-  if (openssl_holds_bytes()) watch_.activate(EV_READ);
-  return {explained ? Inspection::Verdict::explained : Inspection::Verdict::unexplained, {}};
+  if (openssl_holds_bytes()) watch_->activate_read();
+  return {explained ? Inspection::Verdict::explained : Inspection::Verdict::unexplained,
+          {},
+          take_arrivals()};
 }
 
 void PgLink::probe() {
   if (!conn_) {
-    callbacks_.on_probe_failed({Cause::closed, "", "not connected"});
+    report_later([this] {
+      callbacks_.on_probe_done({Failure{Cause::closed, "", "not connected"}, {}});
+    });
     return;
   }
   phase_ = Phase::probing;
@@ -297,25 +345,25 @@ void PgLink::probe() {
 void PgLink::send_query(const std::string& sql) {
   PGconn* conn = conn_.get();
   query_error_.reset();
+  // A query that cannot even be sent is reported from the loop, not inside probe().
   if (!PQsendQuery(conn, sql.c_str())) {
-    query_done(connection_lost(0));
+    report_later([this, failure = connection_lost(0)] { query_done(failure); });
     return;
   }
   const int flushed = PQflush(conn);
   if (flushed < 0) {
-    query_done(connection_lost(0));
+    report_later([this, failure = connection_lost(0)] { query_done(failure); });
     return;
   }
-  watch_.watch(PQsocket(conn),
-               static_cast<short>(EV_READ | EV_PERSIST | (flushed == 1 ? EV_WRITE : 0)));
+  watch_->watch(PQsocket(conn), flushed == 1 ? Interest::read_write : Interest::read);
 }
 
-void PgLink::drive_query(short events) {
+void PgLink::drive_query(Readiness ready) {
   PGconn* conn = conn_.get();
-  if ((events & EV_READ) != 0) {
+  if (ready.readable) {
     const int socket_error = pending_socket_error(PQsocket(conn));
     if (!PQconsumeInput(conn)) {
-      watch_.stop();
+      watch_->stop();
       drain_notifications();
       query_done(ending_ ? *ending_ : query_error_ ? *query_error_ : connection_lost(socket_error));
       return;
@@ -344,32 +392,31 @@ void PgLink::drive_query(short events) {
     }
   }
   if (PQstatus(conn) == CONNECTION_BAD) {
-    watch_.stop();
+    watch_->stop();
     query_done(query_error_ ? *query_error_ : connection_lost(0));
     return;
   }
   if (finished) {
-    watch_.stop();
+    watch_->stop();
     query_done(ending_ ? ending_ : query_error_);
     return;
   }
-  if ((events & EV_WRITE) != 0) {
+  if (ready.writable) {
     // Still sending: keep both directions watched, reading too, so that the server never blocks
     // on us while we wait to write.
     const int flushed = PQflush(conn);
     if (flushed < 0) {
-      watch_.stop();
+      watch_->stop();
       query_done(connection_lost(0));
       return;
     }
-    if (flushed == 0) watch_.watch(PQsocket(conn), EV_READ | EV_PERSIST);
+    if (flushed == 0) watch_->watch(PQsocket(conn), Interest::read);
   }
-  if (openssl_holds_bytes()) watch_.activate(EV_READ);
-  deliver_pending();
+  // Notifications read meanwhile wait in arrived_ for the answer: they go out with it.
+  if (openssl_holds_bytes()) watch_->activate_read();
 }
 
 void PgLink::query_done(std::optional<Failure> failure) {
-  deliver_pending();
   if (phase_ == Phase::setting_up) {
     if (failure) {
       if (failure->cause == Cause::probe_failed) failure->cause = Cause::connect_failed;
@@ -378,16 +425,12 @@ void PgLink::query_done(std::optional<Failure> failure) {
     }
     host_deadline_->disarm();
     phase_ = Phase::idle;
-    callbacks_.on_connected(server_info());
+    callbacks_.on_connected({server_info(), take_arrivals()});
     return;
   }
   phase_ = Phase::idle;
-  if (failure) {
-    callbacks_.on_probe_failed(*failure);
-    return;
-  }
-  parameters_changed();  // a probe is when new ParameterStatus values become visible
-  callbacks_.on_probe_succeeded();
+  if (!failure) parameters_changed();  // a probe is when new ParameterStatus values show
+  callbacks_.on_probe_done({std::move(failure), take_arrivals()});
 }
 
 Failure PgLink::connection_lost(int socket_error) const {
@@ -403,20 +446,11 @@ Failure PgLink::connection_lost(int socket_error) const {
 std::size_t PgLink::drain_notifications() {
   std::size_t count = 0;
   while (const PgNotifyPtr note{PQnotifies(conn_.get())}) {
-    notifications_.push_back(
+    arrived_.notifications.push_back(
         {note->relname ? note->relname : "", note->extra ? note->extra : "", note->be_pid});
     ++count;
   }
   return count;
-}
-
-void PgLink::deliver_pending() {
-  auto notifications = std::move(notifications_);
-  auto notices = std::move(notices_);
-  notifications_.clear();
-  notices_.clear();
-  for (const Notification& n : notifications) callbacks_.on_notification(n);
-  for (const Notice& n : notices) callbacks_.on_notice(n);
 }
 
 bool PgLink::parameters_changed() {
@@ -456,7 +490,7 @@ void PgLink::receive_notice(void* self, const PGresult* result) {
     }
     return;
   }
-  link->notices_.push_back({severity, sqlstate, message});
+  link->arrived_.notices.push_back({severity, sqlstate, message});
 }
 
 }  // namespace pgwd

@@ -5,9 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "dns/resolver.hpp"
-#include "event/socket_watch.hpp"
-#include "event/timer.hpp"
+#include "event/activity_notes.hpp"
 #include "health/link.hpp"
 #include "health/role_requirement.hpp"
 #include "pg/conninfo.hpp"
@@ -29,15 +27,18 @@ struct LinkSettings {
   std::string dsn_for_redaction;  ///< the user's text, to strip its password from messages
 };
 
-/// A Link over libpq on libevent. Nothing here blocks: PQconnectStartParams/PQconnectPoll with the
-/// event re-armed on PQsocket() at each step, PQsendQuery/PQflush/PQconsumeInput, host names
-/// resolved with evdns and passed as hostaddr. A connect attempt walks the host list itself, one
-/// PGconn per host under its own deadline, and checks the role (target_session_attrs) itself.
-/// Not copyable or movable (registered with the loop).
+/// A Link over libpq on the Loop interface. Nothing here blocks: PQconnectStartParams/
+/// PQconnectPoll with the watch re-pointed at PQsocket() at each step, PQsendQuery/PQflush/
+/// PQconsumeInput, host names resolved by the loop's Resolver and passed as hostaddr. A connect
+/// attempt walks the host list itself, one PGconn per host under its own deadline, and checks
+/// the role (target_session_attrs) itself. It never calls back from inside a method the state
+/// machine called (see health/link.hpp): connect() starts from the loop, and a probe that
+/// cannot even be sent reports from the loop. Not copyable or movable (registered with the loop).
 class PgLink final : public Link {
  public:
-  PgLink(const LinkSettings& settings, event_base* base, Scheduler& scheduler, Resolver& resolver,
-         LinkCallbacks& callbacks);
+  /// `who` names the connection in slow-callback reports; it must outlive the link.
+  PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, ActivityNotes& notes,
+         const ConnectionRef& who, LinkCallbacks& callbacks);
   ~PgLink() override;
   PgLink(const PgLink&) = delete;
   PgLink& operator=(const PgLink&) = delete;
@@ -63,15 +64,16 @@ class PgLink final : public Link {
   void host_failed(const Failure& failure);
   void on_resolved(Resolution resolution);
   void start_connect(const Conninfo& conninfo);
-  void on_socket(short events);
+  void on_socket(Readiness ready);
   void poll_connect();
   void arm_for(PostgresPollingStatusType polling);
   void finish_connect();
   void send_query(const std::string& sql);
-  void drive_query(short events);
+  void drive_query(Readiness ready);
+  void report_later(std::function<void()> report);
+  Arrivals take_arrivals();
   void query_done(std::optional<Failure> failure);
   Failure connection_lost(int socket_error) const;
-  void deliver_pending();
   std::size_t drain_notifications();
   bool parameters_changed();
   bool openssl_holds_bytes() const;
@@ -80,20 +82,23 @@ class PgLink final : public Link {
 
   const LinkSettings& settings_;
   Resolver& resolver_;
+  ActivityNotes& notes_;
+  const ConnectionRef& who_;
   LinkCallbacks& callbacks_;
-  SocketWatch watch_;
+  SocketWatchPtr watch_;
   TimerPtr host_deadline_;
+  TimerPtr report_timer_;         ///< runs report_ from the loop
+  std::function<void()> report_;  ///< what connect()/probe() could not say inline
   Phase phase_ = Phase::closed;
   std::size_t host_index_ = 0;
   bool standby_pass_ = false;               ///< prefer-standby's first pass: standbys only
   std::vector<std::string> host_failures_;  ///< "host:port: why" for each host tried
   PgConnPtr conn_;
-  std::unique_ptr<Resolver::Lookup> lookup_;
-  std::unique_ptr<Resolver::Lookup> previous_lookup_;  ///< may still be running its callback
+  std::unique_ptr<Lookup> lookup_;
+  std::unique_ptr<Lookup> previous_lookup_;  ///< may still be running its callback
   std::optional<Failure> ending_;  ///< the server said it is ending the session (57P0x, FATAL)
   std::optional<Failure> query_error_;
-  std::vector<Notice> notices_;
-  std::vector<Notification> notifications_;
+  Arrivals arrived_;                                             ///< read and not handed over yet
   std::vector<std::pair<const char*, std::string>> parameters_;  ///< last ParameterStatus seen
 };
 

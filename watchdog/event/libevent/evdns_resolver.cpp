@@ -1,12 +1,16 @@
-#include "dns/resolver.hpp"
+#include "event/libevent/evdns_resolver.hpp"
 
 #include <event2/dns.h>
+#include <event2/event.h>
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
+#include <stdexcept>
+
+#include "event/libevent/event_ptr.hpp"
 
 namespace pgwd {
 namespace {
@@ -39,15 +43,19 @@ struct LookupState {
   Resolution result;
 };
 
-class EvdnsLookup final : public Resolver::Lookup {
+class EvdnsLookup final : public Lookup {
  public:
-  EvdnsLookup(std::shared_ptr<LookupState> state, Scheduler& scheduler)
-      : state_(std::move(state)), deliver_(scheduler.make_timer([this] { deliver(); })) {}
+  EvdnsLookup(std::shared_ptr<LookupState> state, event_base* base)
+      : state_(std::move(state)), deliver_(evtimer_new(base, &EvdnsLookup::deliver, this)) {
+    if (!deliver_) throw std::bad_alloc();
+  }
   ~EvdnsLookup() override { cancel(); }
+  EvdnsLookup(const EvdnsLookup&) = delete;
+  EvdnsLookup& operator=(const EvdnsLookup&) = delete;
 
   void cancel() noexcept override {
     state_->cancelled = true;
-    deliver_->disarm();
+    evtimer_del(deliver_.get());
     if (!state_->finished && state_->request) evdns_getaddrinfo_cancel(state_->request);
   }
 
@@ -58,11 +66,16 @@ class EvdnsLookup final : public Resolver::Lookup {
     hints.ai_protocol = IPPROTO_TCP;
     // The callback owns one reference; it takes it back when evdns calls it (always, exactly once).
     auto* ref = new std::shared_ptr<LookupState>(state_);
+    state_->answered_synchronously = true;
     state_->request =
         evdns_getaddrinfo(dns, host.c_str(), nullptr, &hints, &EvdnsLookup::answered, ref);
+    state_->answered_synchronously = false;
     // Answered before evdns_getaddrinfo returned (e.g. /etc/hosts): deliver from the loop instead,
     // so that callers never see their callback run inside resolve().
-    if (state_->finished) deliver_->arm(Nanos::zero());
+    if (state_->finished) {
+      const timeval now{0, 0};
+      evtimer_add(deliver_.get(), &now);
+    }
   }
 
  private:
@@ -86,30 +99,27 @@ class EvdnsLookup final : public Resolver::Lookup {
     }
   }
 
-  void deliver() {
-    if (state_->cancelled) return;
-    auto done = state_->done;
-    done(std::move(state_->result));
+  static void deliver(evutil_socket_t, short, void* self) {
+    const std::shared_ptr<LookupState> state = static_cast<EvdnsLookup*>(self)->state_;
+    if (state->cancelled) return;
+    auto done = state->done;  // the callback may destroy this Lookup
+    done(std::move(state->result));
   }
 
   std::shared_ptr<LookupState> state_;
-  TimerPtr deliver_;
+  EventPtr deliver_;
 };
 
 }  // namespace
 
-void Resolver::DnsBaseDeleter::operator()(evdns_base* dns) const noexcept {
+void EvdnsResolver::DnsBaseDeleter::operator()(evdns_base* dns) const noexcept {
   evdns_base_free(dns, /*fail_requests=*/1);
 }
 
-Resolver::Resolver(event_base* base, Scheduler& scheduler, std::vector<std::string> nameservers)
-    : base_(base), scheduler_(scheduler), nameservers_(std::move(nameservers)) {}
-Resolver::~Resolver() = default;
-
-evdns_base* Resolver::dns() {
-  if (dns_) return dns_.get();
+EvdnsResolver::EvdnsResolver(event_base* base, const std::vector<std::string>& nameservers)
+    : base_(base) {
   // DISABLE_WHEN_INACTIVE: an idle resolver must not keep the host's loop running.
-  if (nameservers_.empty())
+  if (nameservers.empty())
     dns_.reset(evdns_base_new(
         base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
   if (!dns_) {
@@ -117,21 +127,20 @@ evdns_base* Resolver::dns() {
     dns_.reset(evdns_base_new(base_, EVDNS_BASE_DISABLE_WHEN_INACTIVE));
     if (!dns_) throw std::bad_alloc();
     evdns_base_load_hosts(dns_.get(), nullptr);
-    for (const std::string& server : nameservers_)
+    for (const std::string& server : nameservers)
       if (evdns_base_nameserver_ip_add(dns_.get(), server.c_str()) != 0)
-        throw std::invalid_argument("bad nameserver address: " + server);
+        throw std::invalid_argument("nameservers: '" + server +
+                                    "' is not an address (IP, IP:PORT or [IPv6]:PORT)");
   }
-  return dns_.get();
 }
 
-std::unique_ptr<Resolver::Lookup> Resolver::resolve(const std::string& host, Done done) {
+EvdnsResolver::~EvdnsResolver() = default;
+
+std::unique_ptr<Lookup> EvdnsResolver::resolve(const std::string& host, Done done) {
   auto state = std::make_shared<LookupState>();
   state->done = std::move(done);
-  auto lookup = std::make_unique<EvdnsLookup>(state, scheduler_);
-  // Mark synchronous answers so the C callback leaves delivery to the loop-driven timer.
-  state->answered_synchronously = true;
-  lookup->start(dns(), host);
-  state->answered_synchronously = false;
+  auto lookup = std::make_unique<EvdnsLookup>(state, base_);
+  lookup->start(dns_.get(), host);
   return lookup;
 }
 

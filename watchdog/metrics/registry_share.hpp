@@ -1,0 +1,59 @@
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "metrics/metric_families.hpp"
+
+namespace pgwd {
+
+/// What every Watchdog on one prometheus::Registry shares: the metric families, registered
+/// once, and the names in use (targets, and the watchdogs' own names, which label their loop's
+/// series). Two watchdogs on one registry (a thread per core, or the daemon and an embedded
+/// one) therefore never write, or remove, each other's series. Thread-safe.
+class RegistryShare : public std::enable_shared_from_this<RegistryShare> {
+ public:
+  /// Releases its name when destroyed.
+  class Claim {
+   public:
+    Claim(std::shared_ptr<RegistryShare> share, std::set<std::string>& names, std::string name);
+    ~Claim();
+    Claim(const Claim&) = delete;
+    Claim& operator=(const Claim&) = delete;
+    const std::string& name() const noexcept { return name_; }
+
+   private:
+    std::shared_ptr<RegistryShare> share_;
+    std::set<std::string>& names_;
+    std::string name_;
+  };
+
+  /// The share of `registry`, made on first use; it lives while a Watchdog holds it.
+  static std::shared_ptr<RegistryShare> of(const std::shared_ptr<prometheus::Registry>& registry);
+
+  explicit RegistryShare(std::shared_ptr<prometheus::Registry> registry);
+  RegistryShare(const RegistryShare&) = delete;
+  RegistryShare& operator=(const RegistryShare&) = delete;
+
+  MetricFamilies& families() noexcept { return families_; }
+
+  /// Empty if another target on this registry has that name.
+  std::unique_ptr<Claim> claim_target(const std::string& name);
+  /// A watchdog's name: `wanted`, or if empty the first free of "watchdog", "watchdog-2", ...
+  /// Empty if `wanted` is taken.
+  std::unique_ptr<Claim> claim_watchdog(const std::string& wanted);
+
+ private:
+  std::unique_ptr<Claim> claim(std::set<std::string>& names, const std::string& name);
+
+  std::shared_ptr<prometheus::Registry> registry_;  // outlives the families
+  MetricFamilies families_;
+  std::mutex mutex_;
+  std::set<std::string> targets_;
+  std::set<std::string> watchdogs_;
+};
+
+}  // namespace pgwd
