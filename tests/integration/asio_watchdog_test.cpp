@@ -207,3 +207,18 @@ TEST_CASE_FIXTURE(AsioWatchdogFixture,
     std::this_thread::yield();
   CHECK(cluster.backend_pids("gone").empty());
 }
+
+TEST_CASE(
+    "asio: nameservers are refused by the Watchdog's constructor with a message naming them") {
+  pgwd::testing::AsioTestLoop host;
+  WatchdogOptions options;
+  options.nameservers = {"127.0.0.1:5353"};
+  try {
+    Watchdog watchdog(host.loop(), options);
+    FAIL("a Watchdog on AsioLoop accepted nameservers it cannot use");
+  } catch (const InvalidOptions& e) {
+    const std::string what = e.what();
+    CHECK(what.find("nameservers") != std::string::npos);
+    CHECK(what.find("getaddrinfo") != std::string::npos);
+  }
+}
