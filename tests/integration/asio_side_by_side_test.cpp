@@ -28,13 +28,7 @@ struct SideBySide : ClusterHolder {
   AsioWatchdogHarness asio;
 
   TargetOptions target(const std::string& name, int connections) const {
-    TargetOptions o;
-    o.name = name;
-    o.conninfo = cluster.conninfo(name);
-    o.connections = connections;
-    o.backoff_initial = 50ms;
-    o.backoff_max = 400ms;
-    return o;
+    return pgwd::testing::test_target(cluster, name, connections);
   }
 };
 

@@ -64,19 +64,26 @@ struct AsioWatchdogHarness {
   }
 };
 
+/// The targets of these tests: as WatchdogFixture::target (application_name = the target's
+/// name, to count its statements; quick backoff).
+inline TargetOptions test_target(const TestCluster& cluster, const std::string& name,
+                                 int connections) {
+  TargetOptions o;
+  o.name = name;
+  o.conninfo = cluster.conninfo(name);
+  o.connections = connections;
+  o.backoff_initial = std::chrono::milliseconds(50);
+  o.backoff_max = std::chrono::milliseconds(400);
+  return o;
+}
+
 /// A throwaway cluster and an AsioWatchdogHarness; the cluster outlives the Watchdog.
 struct AsioWatchdogFixture : ClusterHolder, AsioWatchdogHarness {
   explicit AsioWatchdogFixture(ClusterSettings settings = {})
       : ClusterHolder(std::move(settings)) {}
 
   TargetOptions target(const std::string& name, int connections) const {
-    TargetOptions o;
-    o.name = name;
-    o.conninfo = cluster.conninfo(name);  // application_name = target name
-    o.connections = connections;
-    o.backoff_initial = std::chrono::milliseconds(50);
-    o.backoff_max = std::chrono::milliseconds(400);
-    return o;
+    return test_target(cluster, name, connections);
   }
 };
 
