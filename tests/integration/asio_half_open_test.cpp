@@ -1,0 +1,86 @@
+// Half-open peer on the asio path: PostgreSQL in a network namespace goes dark (nft drops
+// everything, no FIN, no RST). With tight keepalive options the kernel reports ETIMEDOUT within
+// about tcp_user_timeout, and the AsioLoop watch must deliver it (an error condition reported
+// readable+writable) as `timed_out`; once the path is back every connection reconnects.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "integration/asio_watchdog_harness.hpp"
+#include "support/network_namespace.hpp"
+
+using namespace std::chrono_literals;
+using namespace pgwd;
+using pgwd::testing::AsioWatchdogFixture;
+using pgwd::testing::ClusterSettings;
+using pgwd::testing::NetworkNamespace;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// First base: never a silent skip; says why and exits 77 (ctest: Skipped).
+struct AsioRequireNetworkNamespaces {
+  AsioRequireNetworkNamespaces() {
+    if (const auto why = NetworkNamespace::unavailable_reason()) {
+      std::cout << "SKIPPED: network namespaces unavailable here: " << *why << std::endl;
+      std::exit(77);
+    }
+  }
+};
+
+/// The namespace exists before the cluster starts in it and outlives it.
+struct AsioNamespaceHolder : AsioRequireNetworkNamespaces {
+  NetworkNamespace ns;
+  ClusterSettings server_inside() const {
+    ClusterSettings settings;
+    settings.listen_address = ns.server_address();
+    settings.command_prefix = ns.exec_prefix();
+    settings.hba_lines = {"host all all " + ns.host_address() + "/32 scram-sha-256"};
+    return settings;
+  }
+};
+
+struct AsioHalfOpenFixture : AsioNamespaceHolder, AsioWatchdogFixture {
+  AsioHalfOpenFixture() : AsioWatchdogFixture(server_inside()) {}
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(AsioHalfOpenFixture,
+                  "asio: tight keepalive options detect a black hole in about tcp_user_timeout "
+                  "(3 s) and reconnect when it is lifted") {
+  constexpr int kConnections = 2;
+  TargetOptions o = target("dark", kConnections);
+  o.connect_timeout = 2s;
+  o.keepalives_idle = 1s;
+  o.keepalives_interval = 1s;
+  o.keepalives_count = 2;
+  o.tcp_user_timeout = 3s;
+  watchdog->add_target(o);
+  REQUIRE(run_until([&] { return all_healthy("dark", kConnections); }, 10s));
+
+  ns.black_hole();
+  const auto dark_at = Clock::now();
+  REQUIRE(run_until([&] { return observer.down.size() == static_cast<std::size_t>(kConnections); },
+                    8s));
+  for (const auto& d : observer.down) {
+    CHECK(d.event.cause == Cause::timed_out);
+    CHECK(d.at - dark_at <= 3s + 500ms);
+    CHECK(d.at - dark_at >= 1500ms);
+    MESSAGE("asio: black hole to down ",
+            std::chrono::duration_cast<std::chrono::milliseconds>(d.at - dark_at).count(), " ms (",
+            d.event.message.substr(0, d.event.message.find(" (")), ")");
+  }
+  CHECK(metric("pgwatchdog_disconnects_total", {{"target", "dark"}, {"cause", "timed_out"}}) ==
+        kConnections);
+
+  const std::size_t healthy_before = observer.healthy.size();
+  ns.restore();
+  REQUIRE(run_until([&] { return all_healthy("dark", kConnections); }, 15s));
+  CHECK(observer.healthy.size() == healthy_before + kConnections);
+  CHECK(metric("pgwatchdog_up", {{"target", "dark"}}) == 1);
+}

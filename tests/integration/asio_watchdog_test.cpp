@@ -1,0 +1,224 @@
+// The Watchdog on a host's asio io_context (pgwd::AsioLoop), against a real cluster: the
+// scenarios the libevent path is tested with (terminate, restart, NOTIFY, wrong password), and
+// that a destroyed Watchdog leaves nothing on the host's io_context.
+#include <doctest/doctest.h>
+
+#include <asio/steady_timer.hpp>
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "integration/asio_watchdog_harness.hpp"
+
+using namespace std::chrono_literals;
+using namespace pgwd;
+using pgwd::testing::AsioWatchdogFixture;
+using pgwd::testing::ShutdownMode;
+
+namespace {
+
+long long micros(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
+
+// Restarts the server on a helper thread while the io_context runs on this one.
+void restart_and_recover(AsioWatchdogFixture& f, ShutdownMode mode) {
+  constexpr std::size_t n = 3;
+  f.watchdog->add_target(f.target("restart", n));
+  REQUIRE(f.run_until([&] { return f.all_healthy("restart", n); }, 10s));
+
+  std::atomic<bool> restarted{false};
+  std::atomic<std::chrono::steady_clock::time_point::rep> ready_at{0};
+  std::thread restarter([&] {
+    f.cluster.restart(mode);  // pg_ctl restart -w: returns once the server accepts connections
+    ready_at = std::chrono::steady_clock::now().time_since_epoch().count();
+    restarted = true;
+  });
+  const bool came_back = f.run_until(
+      [&] {
+        return restarted && f.all_healthy("restart", n) && f.observer.healthy.size() >= 2 * n;
+      },
+      60s);
+  restarter.join();
+  REQUIRE(came_back);
+
+  const std::chrono::steady_clock::time_point ready{
+      std::chrono::steady_clock::duration(ready_at.load())};
+  CHECK(f.observer.down.size() == n);
+  for (const auto& d : f.observer.down) CHECK(d.event.cause == Cause::server_shutdown);
+  std::chrono::steady_clock::time_point last_healthy{};
+  for (std::size_t i = n; i < f.observer.healthy.size(); ++i)
+    last_healthy = std::max(last_healthy, f.observer.healthy[i].at);
+  MESSAGE("asio: last connection healthy ", micros(last_healthy - ready) / 1000,
+          " ms after pg_ctl reported the server ready");
+  CHECK(last_healthy - ready < 1s);
+  CHECK(f.metric("pgwatchdog_up", {{"target", "restart"}}) == 1);
+  CHECK(f.metric("pgwatchdog_reconnects_total", {{"target", "restart"}, {"result", "success"}}) ==
+        n);
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(AsioWatchdogFixture,
+                  "asio: each terminated backend is down with server_shutdown at once and then "
+                  "healthy again") {
+  constexpr std::size_t n = 4;
+  watchdog->add_target(target("term", n));
+  REQUIRE(run_until([&] { return all_healthy("term", n); }, 10s));
+  const auto before = cluster.backend_pids("term");
+  REQUIRE(before.size() == n);
+
+  const auto terminated_at = std::chrono::steady_clock::now();
+  REQUIRE(cluster.terminate_backends("term") == static_cast<int>(n));
+  REQUIRE(run_until([&] { return observer.down.size() >= n; }, 5s));
+  for (const auto& d : observer.down) {
+    CHECK(d.event.cause == Cause::server_shutdown);
+    CHECK(d.event.sqlstate == "57P01");
+    CHECK(d.at - terminated_at < 500ms);
+  }
+  const auto slowest = std::max_element(observer.down.begin(), observer.down.end(),
+                                        [](const auto& a, const auto& b) { return a.at < b.at; });
+  MESSAGE("asio: terminate-to-down latency, slowest of ", n, ": ",
+          micros(slowest->at - terminated_at), " us from calling pg_terminate_backend");
+
+  REQUIRE(
+      run_until([&] { return all_healthy("term", n) && observer.healthy.size() == 2 * n; }, 5s));
+  for (int pid : cluster.backend_pids("term"))
+    CHECK(std::find(before.begin(), before.end(), pid) == before.end());
+  CHECK(metric("pgwatchdog_disconnects_total",
+               {{"target", "term"}, {"cause", "server_shutdown"}}) == n);
+  CHECK(metric("pgwatchdog_reconnects_total", {{"target", "term"}, {"result", "success"}}) == n);
+  CHECK(metric("pgwatchdog_up", {{"target", "term"}}) == 1);
+}
+
+TEST_SUITE_BEGIN("thread");  // a helper thread restarts the server: CI runs these under TSan
+
+TEST_CASE_FIXTURE(AsioWatchdogFixture,
+                  "asio: pg_ctl restart -m fast - down with server_shutdown and back within a "
+                  "second") {
+  restart_and_recover(*this, ShutdownMode::fast);
+  CHECK(observer.connect_failures.size() >= 1);  // the server was away for a while
+}
+
+TEST_CASE_FIXTURE(AsioWatchdogFixture,
+                  "asio: pg_ctl restart -m immediate - down at once and back within a second") {
+  restart_and_recover(*this, ShutdownMode::immediate);
+}
+
+TEST_SUITE_END();
+
+TEST_CASE_FIXTURE(AsioWatchdogFixture,
+                  "asio: a NOTIFY is delivered with no probe - a burst of large ones is delivered "
+                  "whole") {
+  TargetOptions o = target("listener", 1);
+  o.listen_channels = {"jobs"};
+  watchdog->add_target(o);
+  REQUIRE(run_until([&] { return all_healthy("listener", 1); }, 10s));
+  const int setup_statements = cluster.count_statements("listener");
+
+  cluster.execute("NOTIFY jobs, 'job 42 is ready'");
+  REQUIRE(run_until([&] { return observer.notifications.size() == 1; }, 5s));
+  run_for(200ms);  // a probe or a disconnect that would follow has time to show
+  CHECK(observer.notifications[0].event.channel == "jobs");
+  CHECK(observer.notifications[0].event.payload == "job 42 is ready");
+  CHECK(observer.down.empty());
+  CHECK(observer.probes.empty());
+  CHECK(cluster.count_statements("listener") == setup_statements);
+  CHECK(metric("pgwatchdog_wakeups_total", {{"target", "listener"}}) == 1);
+
+  // 300 x 7 kB: many reads of libpq's buffer; only level-triggered readiness delivers them all.
+  cluster.execute(
+      "SELECT pg_notify('jobs', repeat('x', 7000) || i::text) FROM generate_series(1, 300) AS i");
+  REQUIRE(run_until([&] { return observer.notifications.size() == 301; }, 10s));
+  CHECK(observer.notifications.back().event.payload == std::string(7000, 'x') + "300");
+  CHECK(observer.down.empty());
+  CHECK(metric("pgwatchdog_notifications_total", {{"target", "listener"}}) == 301);
+}
+
+TEST_CASE_FIXTURE(AsioWatchdogFixture,
+                  "asio: a wrong password fails with 28P01 - attempts spaced by the backoff while "
+                  "the host's own handlers keep running") {
+  const std::string wrong_password = "not-the-password-5c1e";
+  TargetOptions o = target("badpw", 1);
+  o.conninfo = cluster.conninfo_with_password("badpw", wrong_password);
+  o.backoff_initial = 100ms;
+  o.backoff_max = 400ms;
+  watchdog->add_target(o);
+
+  // The host's own 10 ms ticker on the same io_context measures how late it runs meanwhile.
+  asio::steady_timer tick(host.io);
+  auto last = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration worst{0};
+  std::function<void()> arm_tick = [&] {
+    tick.expires_after(10ms);
+    tick.async_wait([&](const asio::error_code& ec) {
+      if (ec) return;
+      const auto now = std::chrono::steady_clock::now();
+      worst = std::max(worst, now - last);
+      last = now;
+      arm_tick();
+    });
+  };
+  arm_tick();
+  run_for(3s);
+  tick.cancel();
+
+  const auto& failures = observer.connect_failures;
+  // Delays drawn from [c/2, c] with c = 100, 200, 400, 400, ... ms: 7 to 14 attempts in 3 s.
+  CHECK(failures.size() >= 7);
+  CHECK(failures.size() <= 14);
+  for (const auto& f : failures) {
+    CHECK(f.event.cause == Cause::auth_failed);
+    CHECK(f.event.sqlstate == "28P01");
+    CHECK(f.event.message.find(wrong_password) == std::string::npos);
+  }
+  for (std::size_t i = 0; i < observer.attempts.size() && i < failures.size(); ++i)
+    CHECK(observer.attempts[i].at - failures[i].at >= failures[i].event.retry_in - 1ms);
+  CHECK(observer.healthy.empty());
+  CHECK(metric("pgwatchdog_up", {{"target", "badpw"}}) == 0);
+  CHECK(metric("pgwatchdog_connect_failures_total",
+               {{"target", "badpw"}, {"cause", "auth_failed"}}) ==
+        static_cast<double>(failures.size()));
+  MESSAGE("asio: attempts in 3 s: ", failures.size(),
+          ", worst gap of the host's 10 ms ticker: ", micros(worst) / 1000, " ms");
+  CHECK(worst < 100ms);
+  CHECK(log_text->str().find(wrong_password) == std::string::npos);
+}
+
+TEST_CASE_FIXTURE(AsioWatchdogFixture,
+                  "asio: a destroyed Watchdog leaves nothing on the host's io_context and no "
+                  "connection on the server") {
+  TargetOptions o = target("gone", 2);
+  o.heartbeat = 200ms;  // timers armed, a probe possibly in flight
+  watchdog->add_target(o);
+  REQUIRE(run_until([&] { return all_healthy("gone", 2); }, 10s));
+  REQUIRE(cluster.backend_pids("gone").size() == 2);
+  watchdog.reset();
+  // Without a work guard run() returns once no handler and no wait is left.
+  host.io.restart();
+  const auto started = std::chrono::steady_clock::now();
+  host.io.run_for(5s);
+  CHECK(host.io.stopped());
+  CHECK(std::chrono::steady_clock::now() - started < 1s);
+  // The server sees the connections closed: its backends exit within milliseconds (each check
+  // is a round trip of its own, so this waits on the server, not on a clock).
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!cluster.backend_pids("gone").empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  CHECK(cluster.backend_pids("gone").empty());
+}
+
+TEST_CASE(
+    "asio: nameservers are refused by the Watchdog's constructor with a message naming them") {
+  pgwd::testing::AsioTestLoop host;
+  WatchdogOptions options;
+  options.nameservers = {"127.0.0.1:5353"};
+  try {
+    Watchdog watchdog(host.loop(), options);
+    FAIL("a Watchdog on AsioLoop accepted nameservers it cannot use");
+  } catch (const InvalidOptions& e) {
+    const std::string what = e.what();
+    CHECK(what.find("nameservers") != std::string::npos);
+    CHECK(what.find("getaddrinfo") != std::string::npos);
+  }
+}
