@@ -360,6 +360,10 @@ std::vector<TargetOptions> parse_targets(const ErrorReporter& report, const Entr
     }
     const std::string& name = target.options.name;
     if (!target.has_dsn) report.fail(target.name_line, "target '" + name + "' needs a dsn");
+    // A URI's %XX can decode to any byte; --check-config must be able to print the result.
+    if (find_invalid_utf8(pgwd::redact_conninfo(target.options.conninfo)))
+      report.fail(target.name_line,
+                  "target '" + name + "': a DSN value is not valid UTF-8 once %-decoded");
     if (const auto first = first_line_of_name.find(name); first != first_line_of_name.end())
       report.fail(target.name_line, "target '" + name + "' is defined twice (first at line " +
                                         std::to_string(first->second) + ")");

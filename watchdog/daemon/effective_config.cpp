@@ -93,12 +93,13 @@ DaemonConfig effective_config(const CommandLine& cli) {
       throw ConfigError(fmt::format("--target: {}", e.what()));
     }
     // The file's strings are UTF-8 (the loader checks); so must these be, for --check-config's
-    // YAML. Never echo the DSN: it may carry a password.
-    if (const auto offset = find_invalid_utf8(dsn))
+    // YAML, once libpq has decoded a URI's %XX (a password aside: it is never printed). Never
+    // echo the DSN: it may carry a password.
+    if (find_invalid_utf8(redact_conninfo(dsn)))
       throw ConfigError(
-          fmt::format("--target {}: the DSN is not valid UTF-8 at byte offset {}", name, *offset));
+          fmt::format("--target {}: a DSN value is not valid UTF-8 once %-decoded", name));
     if (std::any_of(config.targets.begin(), config.targets.end(),
-                    [&](const auto& t) { return t.name == name; }))
+                    [&](const auto& t) { return t.name == target.name; }))
       throw ConfigError(
           fmt::format("--target {}: a target with this name is already defined", shown(name)));
     config.targets.push_back(std::move(target));
@@ -116,17 +117,8 @@ DaemonConfig effective_config(const CommandLine& cli) {
   return config;
 }
 
-std::string describe(const DaemonConfig& config) {
-  std::string out;
-  std::string detail;
-  if (const int error = try_bind(config.listen, detail); error == EADDRINUSE)
-    // Likely the running daemon itself, when a file is checked before a SIGHUP: not an error.
-    out += fmt::format("# listen: {} is in use right now; pgwatchdog can only start on it once "
-                       "it is free (a SIGHUP keeps the running daemon's)\n",
-                       config.listen);
-  else if (error != 0)
-    throw ConfigError(fmt::format("listen: cannot listen on {}: {}", config.listen, detail));
-  out += fmt::format("listen: {}\nlog_level: {}\nlog_format: {}\ntargets:\n",
+std::string to_yaml(const DaemonConfig& config) {
+  std::string out = fmt::format("listen: {}\nlog_level: {}\nlog_format: {}\ntargets:\n",
                      yaml_quoted(config.listen), to_string(config.log_level),
                      to_string(config.log_format));
   for (const TargetOptions& t : config.targets) {
@@ -148,6 +140,20 @@ std::string describe(const DaemonConfig& config) {
     out += fmt::format("    listen_channels: [{}]\n", fmt::join(channels, ", "));
   }
   return out;
+}
+
+std::string describe(const DaemonConfig& config) {
+  std::string detail;
+  const int error = try_bind(config.listen, detail);
+  if (error == EADDRINUSE)
+    // Likely the running daemon itself, when a file is checked before a SIGHUP: not an error.
+    return fmt::format("# listen: {} is in use right now; pgwatchdog can only start on it once "
+                       "it is free (a SIGHUP keeps the running daemon's)\n",
+                       config.listen) +
+           to_yaml(config);
+  if (error != 0)
+    throw ConfigError(fmt::format("listen: cannot listen on {}: {}", config.listen, detail));
+  return to_yaml(config);
 }
 
 }  // namespace pgwd::daemon

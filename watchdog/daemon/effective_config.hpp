@@ -12,9 +12,12 @@ namespace pgwd::daemon {
 /// target; at least one target is required, and the limits of config.hpp hold for the whole.
 DaemonConfig effective_config(const CommandLine& cli);
 
-/// The effective configuration as YAML, passwords shown as ***: what `--check-config` prints.
-/// It is valid YAML that parse_config reads back as the same targets (with the DSNs redacted).
-/// `listen` is tried first (bound and released at once): an address that cannot be bound is a
+/// The configuration as YAML, passwords shown as ***: valid YAML that parse_config reads back as
+/// the same listen, log settings and targets (each DSN as redacted here; `defaults:` are already
+/// folded into the targets). Pure: the fuzzer checks this round trip.
+std::string to_yaml(const DaemonConfig& config);
+
+/// What `--check-config` prints: to_yaml, after `listen` is tried (bound and released at once): an address that cannot be bound is a
 /// ConfigError; one that is merely in use right now (usually by the running daemon, when a file
 /// is checked before a SIGHUP) gets a comment line saying so.
 std::string describe(const DaemonConfig& config);
