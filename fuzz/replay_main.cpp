@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
   int slow = 0;
   for (const auto& path : inputs) {
     std::ifstream file(path, std::ios::binary);
-    const std::string data((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    const std::string data((std::istreambuf_iterator<char>(file)),
+                           std::istreambuf_iterator<char>());
     const auto start = std::chrono::steady_clock::now();
     LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(data.data()), data.size());
     const auto took = std::chrono::steady_clock::now() - start;

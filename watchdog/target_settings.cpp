@@ -77,14 +77,13 @@ Decoded decode_utf8(std::string_view text, std::size_t at) {
 // A name shows up in logs, in metric labels and on dashboards: nothing in it may be invisible,
 // reorder the text around it (bidi controls) or break a line.
 bool is_printable_in_name(char32_t c) {
-  if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return false;  // C0, DEL, C1
+  if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return false;    // C0, DEL, C1
   if (c == 0xad || c == 0x61c || c == 0x180e) return false;  // soft hyphen, Arabic letter mark
-  if ((c >= 0x200b && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) ||
-      (c >= 0x2060 && c <= 0x206f))
+  if ((c >= 0x200b && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x206f))
     return false;  // zero-width, line/paragraph separators, bidi embeddings and isolates
   if (c == 0xfeff || (c >= 0xfff9 && c <= 0xfffb)) return false;
   if ((c >= 0xfdd0 && c <= 0xfdef) || (c & 0xfffe) == 0xfffe) return false;  // noncharacters
-  if (c >= 0xe0000 && c <= 0xe007f) return false;                           // tag characters
+  if (c >= 0xe0000 && c <= 0xe007f) return false;                            // tag characters
   return true;
 }
 
@@ -194,7 +193,8 @@ TargetSettings prepare_target(const TargetOptions& o) {
         fmt::format("more than {} hosts ({})", kMaxHosts, s.link.hosts.size()));
   for (const HostEntry& host : s.link.hosts)
     check(host.port.empty() || is_port(host.port), o.name,
-          fmt::format("port '{}' is not a number from 1 to 65535", shown_name(host.port.substr(0, 20))));
+          fmt::format("port '{}' is not a number from 1 to 65535",
+                      shown_name(host.port.substr(0, 20))));
   if (const auto attrs = c.get("target_session_attrs")) {
     const auto role = parse_role_requirement(*attrs);
     check(role.has_value(), o.name,

@@ -81,8 +81,8 @@ std::string up(const std::string& target) {
 }  // namespace
 
 TEST_CASE("hostile config: each case exits 2 at once, at start-up and with --check-config") {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                    ("pgwd-hostile-" + std::to_string(getpid()));
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("pgwd-hostile-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   const std::string file = (dir / "pgwatchdog.yaml").string();
   const std::string fifo = (dir / "fifo.yaml").string();
@@ -133,7 +133,10 @@ TEST_CASE("hostile config: a bad listen address or --target name exits 2 with on
                 "listen: cannot listen on 192.0.2.1:10432: Cannot assign requested address"},
            Case{{"--target", "a\nb=host=x", "--check-config"},
                 "--target: target 'a\\x0ab': name contains U+000A, which is not printable"},
-           Case{{"--target", "a\xc0\xaf" "b=host=x"}, "name is not valid UTF-8 at byte offset 1"},
+           Case{{"--target",
+                 "a\xc0\xaf"
+                 "b=host=x"},
+                "name is not valid UTF-8 at byte offset 1"},
        }) {
     CAPTURE(c.message);
     DaemonProcess daemon(PGWD_DAEMON_BINARY, c.args);
@@ -180,7 +183,8 @@ TEST_CASE_FIXTURE(DaemonFixture,
   // Still detecting: the previous configuration's connections are watched as before.
   CHECK(cluster.backend_pids("live").size() == 2);
   REQUIRE(cluster.terminate_backends("live") == 2);
-  const std::string lost = "pgwatchdog_disconnects_total{cause=\"server_shutdown\",target=\"live\"}";
+  const std::string lost =
+      "pgwatchdog_disconnects_total{cause=\"server_shutdown\",target=\"live\"}";
   CHECK(wait_metric(lost, 2, 5s));
   CHECK(wait_metric(up("live"), 1, 10s));
 
@@ -199,9 +203,9 @@ TEST_CASE_FIXTURE(DaemonFixture,
 }
 
 TEST_CASE("hostile config: /metrics stays valid for any accepted target name (promtool)") {
-  const std::vector<std::string> names{"q\"uote", "back\\slash", "\\n not a newline",
-                                       "\u00e9t\u00e9 \u6771\u4eac \U0001F418", "a b {},#",
-                                       "'single'"};
+  const std::vector<std::string> names{"q\"uote",           "back\\slash",
+                                       "\\n not a newline", "\u00e9t\u00e9 \u6771\u4eac \U0001F418",
+                                       "a b {},#",          "'single'"};
   const int port = pgwd::testing::free_tcp_port();
   std::vector<std::string> args{"--listen", "127.0.0.1:" + std::to_string(port)};
   for (const std::string& name : names) {
@@ -217,8 +221,8 @@ TEST_CASE("hostile config: /metrics stays valid for any accepted target name (pr
   CHECK(text.find("pgwatchdog_up{target=\"back\\\\slash\"} 0") != std::string::npos);
   CHECK(text.find("pgwatchdog_up{target=\"\u00e9t\u00e9 \u6771\u4eac \U0001F418\"} 0") !=
         std::string::npos);
-  const std::filesystem::path scrape_file = std::filesystem::temp_directory_path() /
-                                            ("pgwd-names-" + std::to_string(getpid()) + ".prom");
+  const std::filesystem::path scrape_file =
+      std::filesystem::temp_directory_path() / ("pgwd-names-" + std::to_string(getpid()) + ".prom");
   std::ofstream(scrape_file) << text;
   const auto promtool =
       pgwd::testing::run_process({"sh", "-c", "promtool check metrics < " + scrape_file.string()});

@@ -110,16 +110,17 @@ TEST_CASE("hostile config: YAML aliases are counted at what they expand to") {
   std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
   for (int level = 1; level <= 7; ++level) {
     bomb += "a" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
-    for (int i = 0; i < 10; ++i)
-      bomb += (i ? ", *a" : "*a") + std::to_string(level - 1);
+    for (int i = 0; i < 10; ++i) bomb += (i ? ", *a" : "*a") + std::to_string(level - 1);
     bomb += "]\n";
   }
-  CHECK(contains(refusal_of_text(bomb), "the document is larger than 4 MiB once its YAML aliases "
-                                        "are expanded"));
+  CHECK(contains(refusal_of_text(bomb),
+                 "the document is larger than 4 MiB once its YAML aliases "
+                 "are expanded"));
 
   // The same list aliased into many targets is counted once per target.
   std::string channels = "defaults: {listen_channels: &c [";
-  for (int i = 0; i < 100; ++i) channels += (i ? ", c" : "c") + std::to_string(i) + std::string(50, 'x');
+  for (int i = 0; i < 100; ++i)
+    channels += (i ? ", c" : "c") + std::to_string(i) + std::string(50, 'x');
   channels += "]}\ntargets:\n";
   for (int i = 0; i < 2000; ++i)
     channels += "  - {name: t" + std::to_string(i) + ", dsn: host=x, listen_channels: *c}\n";
@@ -139,18 +140,17 @@ TEST_CASE("hostile config: durations have ranges, so nothing overflows as nanose
   struct Range {
     std::string_view key, low, high, above;
   };
-  for (const Range& r : {Range{"probe_timeout", "1ms", "1h", "61m"},
-                         Range{"connect_timeout", "1ms", "10m", "601s"},
-                         Range{"heartbeat", "0s", "24h", "25h"},
-                         Range{"keepalives_idle", "1s", "32767s", "32768s"},
-                         Range{"keepalives_interval", "1s", "32767s", "32768s"},
-                         Range{"tcp_user_timeout", "0s", "24h", "86400001ms"},
-                         Range{"backoff_initial", "1ms", "1h", "3600001ms"},
-                         Range{"backoff_max", "1ms", "24h", "2562048h"}}) {
+  for (const Range& r :
+       {Range{"probe_timeout", "1ms", "1h", "61m"}, Range{"connect_timeout", "1ms", "10m", "601s"},
+        Range{"heartbeat", "0s", "24h", "25h"}, Range{"keepalives_idle", "1s", "32767s", "32768s"},
+        Range{"keepalives_interval", "1s", "32767s", "32768s"},
+        Range{"tcp_user_timeout", "0s", "24h", "86400001ms"},
+        Range{"backoff_initial", "1ms", "1h", "3600001ms"},
+        Range{"backoff_max", "1ms", "24h", "2562048h"}}) {
     CAPTURE(r.key);
     const std::string key(r.key);
-    const std::string range = " is out of range (" + std::string(r.low) + " to " +
-                              std::string(r.high) + ")";
+    const std::string range =
+        " is out of range (" + std::string(r.low) + " to " + std::string(r.high) + ")";
     CHECK(refusal_of_text(target_with(key + ": " + std::string(r.above))) ==
           "/etc/pgwatchdog.yaml:4: " + key + ": '" + std::string(r.above) + "'" + range);
     // Past what milliseconds can count: the same message, not another one.
@@ -184,7 +184,8 @@ TEST_CASE("hostile config: connections, keepalive counts and ports have ranges")
   TargetOptions options;
   options.name = "lib";
   options.connections = 2147483647;
-  CHECK_THROWS_WITH_AS(validate(options), "target 'lib': connections must be at most 1000 (got 2147483647)",
+  CHECK_THROWS_WITH_AS(validate(options),
+                       "target 'lib': connections must be at most 1000 (got 2147483647)",
                        InvalidTarget);
 }
 
@@ -195,16 +196,18 @@ TEST_CASE("hostile config: totals over all targets are bounded") {
   CHECK(contains(refusal_of_text(many), "more than 10000 targets"));
 
   std::string connections = "defaults: {connections: 1000}\ntargets:\n";
-  for (int i = 0; i <= 10; ++i) connections += "  - {name: t" + std::to_string(i) + ", dsn: host=h}\n";
+  for (int i = 0; i <= 10; ++i)
+    connections += "  - {name: t" + std::to_string(i) + ", dsn: host=h}\n";
   CHECK(contains(refusal_of_text(connections),
                  "target 't10': more than 10000 connections in all targets together"));
 
   // The defaults' probe query, copied into every target.
-  std::string copies = "defaults: {probe_query: \"SELECT '" + std::string(4000, 'x') +
-                       "'\"}\ntargets:\n";
+  std::string copies =
+      "defaults: {probe_query: \"SELECT '" + std::string(4000, 'x') + "'\"}\ntargets:\n";
   for (int i = 0; i < 5000; ++i) copies += "  - {name: t" + std::to_string(i) + ", dsn: host=h}\n";
-  CHECK(contains(refusal_of_text(copies), "the targets take more than 16 MiB once defaults are "
-                                          "applied to each"));
+  CHECK(contains(refusal_of_text(copies),
+                 "the targets take more than 16 MiB once defaults are "
+                 "applied to each"));
   CHECK(contains(refusal_of_text(target_with("probe_query: \"" + std::string(5000, 'x') + "\"")),
                  "probe_query: longer than 4096 bytes (5000)"));
 }
@@ -214,15 +217,27 @@ TEST_CASE("hostile config: target names are printable UTF-8, refused with the by
     std::string_view yaml_name, message;
   };
   for (const Case& c : {
-           Case{"\"a\\x7fb\"", "target 'a\\x7fb': name contains U+007F, which is not printable, at byte offset 1"},
-           Case{"\"ab\\u2028\"", "target 'ab\\xe2\\x80\\xa8': name contains U+2028, which is not printable, at byte offset 2"},
-           Case{"\"x\\u202Ey\"", "target 'x\\xe2\\x80\\xaey': name contains U+202E, which is not printable, at byte offset 1"},
-           Case{"\"\\u2066x\"", "target '\\xe2\\x81\\xa6x': name contains U+2066, which is not printable, at byte offset 0"},
-           Case{"\"z\\u200B\"", "target 'z\\xe2\\x80\\x8b': name contains U+200B, which is not printable, at byte offset 1"},
-           Case{"\"c1\\x85\"", "target 'c1\\xc2\\x85': name contains U+0085, which is not printable, at byte offset 2"},
+           Case{"\"a\\x7fb\"",
+                "target 'a\\x7fb': name contains U+007F, which is not printable, at byte offset 1"},
+           Case{"\"ab\\u2028\"",
+                "target 'ab\\xe2\\x80\\xa8': name contains U+2028, which is not printable, at byte "
+                "offset 2"},
+           Case{"\"x\\u202Ey\"",
+                "target 'x\\xe2\\x80\\xaey': name contains U+202E, which is not printable, at byte "
+                "offset 1"},
+           Case{"\"\\u2066x\"",
+                "target '\\xe2\\x81\\xa6x': name contains U+2066, which is not printable, at byte "
+                "offset 0"},
+           Case{"\"z\\u200B\"",
+                "target 'z\\xe2\\x80\\x8b': name contains U+200B, which is not printable, at byte "
+                "offset 1"},
+           Case{"\"c1\\x85\"",
+                "target 'c1\\xc2\\x85': name contains U+0085, which is not printable, at byte "
+                "offset 2"},
        }) {
     CAPTURE(c.yaml_name);
-    CHECK(refusal_of_text("targets:\n  - name: " + std::string(c.yaml_name) + "\n    dsn: host=h\n") ==
+    CHECK(refusal_of_text("targets:\n  - name: " + std::string(c.yaml_name) +
+                          "\n    dsn: host=h\n") ==
           "/etc/pgwatchdog.yaml:2: " + std::string(c.message));
   }
   // Raw invalid UTF-8 never reaches yaml-cpp: the file is refused at the byte.
@@ -230,7 +245,8 @@ TEST_CASE("hostile config: target names are printable UTF-8, refused with the by
         "/etc/pgwatchdog.yaml:2: not valid UTF-8 at byte offset 20 (a config file must be UTF-8)");
   CHECK(refusal_of_text("log_level: \xc0\xaf\n") ==
         "/etc/pgwatchdog.yaml:1: not valid UTF-8 at byte offset 11 (a config file must be UTF-8)");
-  CHECK(refusal_of_text("log_level: in\x01" "fo\n") ==
+  CHECK(refusal_of_text("log_level: in\x01"
+                        "fo\n") ==
         "/etc/pgwatchdog.yaml:1: character U+0001 at byte offset 13 is not allowed in YAML (write "
         "it as an escape in a double-quoted string)");
   // The library refuses names that are not UTF-8 (they can come from --target or an embedder).
@@ -241,7 +257,8 @@ TEST_CASE("hostile config: target names are printable UTF-8, refused with the by
                        InvalidTarget);
   // What is printable passes: quotes, backslashes, accents, CJK, emoji, spaces.
   const DaemonConfig config = parse_config(
-      "targets:\n  - name: \"q\\\" b\\\\ \u00e9t\u00e9 \u6771\u4eac \U0001F418 }{=,\"\n    dsn: host=h\n",
+      "targets:\n  - name: \"q\\\" b\\\\ \u00e9t\u00e9 \u6771\u4eac \U0001F418 }{=,\"\n    dsn: "
+      "host=h\n",
       kOrigin);
   CHECK(config.targets[0].name == "q\" b\\ \u00e9t\u00e9 \u6771\u4eac \U0001F418 }{=,");
 }
@@ -274,7 +291,8 @@ TEST_CASE("hostile config: a file over 4 MiB is refused before it is parsed") {
     std::ofstream out(big.str());
     out << "targets:\n";
     const std::string comment = "# " + std::string(1000, 'x') + "\n";
-    for (std::size_t written = 0; written <= kMaxConfigBytes; written += comment.size()) out << comment;
+    for (std::size_t written = 0; written <= kMaxConfigBytes; written += comment.size())
+      out << comment;
   }
   CHECK(refusal_of([&] { (void)load_config_file(big.str()); }) ==
         big.str() + ": larger than 4 MiB, the limit for a config file");
@@ -382,4 +400,3 @@ TEST_CASE("check-config: says when listen cannot be bound, and when it is only b
   config.listen = "127.0.0.1:0";
   CHECK(describe(config).starts_with("listen: \"127.0.0.1:0\""));
 }
-

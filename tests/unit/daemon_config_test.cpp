@@ -540,9 +540,8 @@ TEST_CASE("daemon config: a missing or unreadable file") {
 }
 
 TEST_CASE("listen address: accepted forms") {
-  for (std::string_view address :
-       {"127.0.0.1:10432", "0.0.0.0:0", "localhost:9187", "db-1.internal:65535", "my_host:1",
-        "10.0.0.1:080"}) {
+  for (std::string_view address : {"127.0.0.1:10432", "0.0.0.0:0", "localhost:9187",
+                                   "db-1.internal:65535", "my_host:1", "10.0.0.1:080"}) {
     CAPTURE(address);
     CHECK(listen_error_of(address) == "(no error)");
   }
@@ -550,7 +549,8 @@ TEST_CASE("listen address: accepted forms") {
 
 TEST_CASE("listen address: IPv6 is refused with its own reason") {
   // Debian 12's civetweb is built without IPv6: such an address could never be bound.
-  for (std::string_view address : {"[::1]:10432", "[::]:80", "[2001:db8::1]:443", "[::1]", "[]:80"}) {
+  for (std::string_view address :
+       {"[::1]:10432", "[::]:80", "[2001:db8::1]:443", "[::1]", "[]:80"}) {
     CAPTURE(address);
     CHECK(listen_error_of(address).find("IPv6 addresses are not supported") != std::string::npos);
   }

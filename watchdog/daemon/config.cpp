@@ -375,7 +375,8 @@ std::vector<TargetOptions> parse_targets(const ErrorReporter& report, const Entr
 }
 
 int line_at(std::string_view text, std::size_t offset) {
-  return static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(offset), '\n')) +
+  return static_cast<int>(
+             std::count(text.begin(), text.begin() + static_cast<long>(offset), '\n')) +
          1;
 }
 

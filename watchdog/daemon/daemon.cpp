@@ -62,8 +62,7 @@ void Daemon::reload() {
   try {
     wanted = effective_config(cli_);
   } catch (const std::exception& e) {
-    log_->error("SIGHUP: reload refused, still running the previous configuration: {}",
-                e.what());
+    log_->error("SIGHUP: reload refused, still running the previous configuration: {}", e.what());
     return;
   }
   if (wanted.listen != config_.listen)

@@ -1,10 +1,9 @@
 #include "daemon/effective_config.hpp"
 
+#include <fmt/format.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -119,8 +118,8 @@ DaemonConfig effective_config(const CommandLine& cli) {
 
 std::string to_yaml(const DaemonConfig& config) {
   std::string out = fmt::format("listen: {}\nlog_level: {}\nlog_format: {}\ntargets:\n",
-                     yaml_quoted(config.listen), to_string(config.log_level),
-                     to_string(config.log_format));
+                                yaml_quoted(config.listen), to_string(config.log_level),
+                                to_string(config.log_format));
   for (const TargetOptions& t : config.targets) {
     out += fmt::format("  - name: {}\n", yaml_quoted(t.name));
     out += fmt::format("    dsn: {}\n", yaml_quoted(redact_conninfo(t.conninfo)));
@@ -147,9 +146,10 @@ std::string describe(const DaemonConfig& config) {
   const int error = try_bind(config.listen, detail);
   if (error == EADDRINUSE)
     // Likely the running daemon itself, when a file is checked before a SIGHUP: not an error.
-    return fmt::format("# listen: {} is in use right now; pgwatchdog can only start on it once "
-                       "it is free (a SIGHUP keeps the running daemon's)\n",
-                       config.listen) +
+    return fmt::format(
+               "# listen: {} is in use right now; pgwatchdog can only start on it once "
+               "it is free (a SIGHUP keeps the running daemon's)\n",
+               config.listen) +
            to_yaml(config);
   if (error != 0)
     throw ConfigError(fmt::format("listen: cannot listen on {}: {}", config.listen, detail));
