@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <chrono>
+#include <string>
 
 #include "pg/host_list.hpp"
 #include "pg/secrets.hpp"
@@ -28,31 +30,150 @@ void check(bool ok, const std::string& target, std::string_view what) {
   if (!ok) throw InvalidTarget(fmt::format("target '{}': {}", target, what));
 }
 
+// The upper bounds keep every duration far from overflowing where it is used: as nanoseconds on
+// a steady clock, multiplied by the number of hosts, or handed to libpq as an int.
+void check_at_most(milliseconds value, milliseconds limit, std::string_view limit_text,
+                   const std::string& target, std::string_view key) {
+  check(value <= limit, target,
+        fmt::format("{} must be at most {} (got {}ms)", key, limit_text, value.count()));
+}
+
+constexpr std::size_t kMaxNameBytes = 128;
+constexpr std::size_t kMaxHosts = 100;
+// PostgreSQL's NAMEDATALEN - 1: the server would silently cut a longer channel name.
+constexpr std::size_t kMaxChannelBytes = 63;
+
+struct Decoded {
+  char32_t code_point = 0;
+  std::size_t length = 0;  // 0: not a valid UTF-8 sequence (overlong, surrogate, truncated...)
+};
+
+Decoded decode_utf8(std::string_view text, std::size_t at) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(at);
+  if (lead < 0x80) return {lead, 1};
+  std::size_t length = 0;
+  char32_t code_point = 0, smallest = 0;
+  if ((lead & 0xe0) == 0xc0) {
+    length = 2, code_point = lead & 0x1fU, smallest = 0x80;
+  } else if ((lead & 0xf0) == 0xe0) {
+    length = 3, code_point = lead & 0x0fU, smallest = 0x800;
+  } else if ((lead & 0xf8) == 0xf0) {
+    length = 4, code_point = lead & 0x07U, smallest = 0x10000;
+  } else {
+    return {};
+  }
+  if (text.size() - at < length) return {};
+  for (std::size_t i = 1; i < length; ++i) {
+    if ((byte(at + i) & 0xc0) != 0x80) return {};
+    code_point = (code_point << 6) | (byte(at + i) & 0x3fU);
+  }
+  if (code_point < smallest || code_point > 0x10ffff ||
+      (code_point >= 0xd800 && code_point <= 0xdfff))
+    return {};
+  return {code_point, length};
+}
+
+// A name shows up in logs, in metric labels and on dashboards: nothing in it may be invisible,
+// reorder the text around it (bidi controls) or break a line.
+bool is_printable_in_name(char32_t c) {
+  if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return false;    // C0, DEL, C1
+  if (c == 0xad || c == 0x61c || c == 0x180e) return false;  // soft hyphen, Arabic letter mark
+  if ((c >= 0x200b && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x206f))
+    return false;  // zero-width, line/paragraph separators, bidi embeddings and isolates
+  if (c == 0xfeff || (c >= 0xfff9 && c <= 0xfffb)) return false;
+  if ((c >= 0xfdd0 && c <= 0xfdef) || (c & 0xfffe) == 0xfffe) return false;  // noncharacters
+  if (c >= 0xe0000 && c <= 0xe007f) return false;                            // tag characters
+  return true;
+}
+
+// The name as a message can show it: printable characters as they are, other bytes as \xNN.
+std::string shown_name(std::string_view name) {
+  std::string shown;
+  for (std::size_t at = 0; at < name.size() && shown.size() < 2 * kMaxNameBytes;) {
+    const Decoded next = decode_utf8(name, at);
+    if (next.length > 0 && is_printable_in_name(next.code_point)) {
+      shown.append(name.substr(at, next.length));
+      at += next.length;
+      continue;
+    }
+    for (std::size_t i = 0; i < std::max<std::size_t>(next.length, 1); ++i)
+      shown += fmt::format("\\x{:02x}", static_cast<unsigned char>(name[at + i]));
+    at += std::max<std::size_t>(next.length, 1);
+  }
+  return shown;
+}
+
+void check_name(const std::string& name) {
+  if (name.empty()) throw InvalidTarget("a target needs a name");
+  const auto refuse = [&](std::string_view why) {
+    throw InvalidTarget(fmt::format("target '{}': {}", shown_name(name), why));
+  };
+  if (name.size() > kMaxNameBytes)
+    refuse(fmt::format("name is longer than {} bytes ({})", kMaxNameBytes, name.size()));
+  for (std::size_t at = 0; at < name.size();) {
+    const Decoded next = decode_utf8(name, at);
+    if (next.length == 0) refuse(fmt::format("name is not valid UTF-8 at byte offset {}", at));
+    if (!is_printable_in_name(next.code_point))
+      refuse(fmt::format("name contains U+{:04X}, which is not printable, at byte offset {}",
+                         static_cast<unsigned>(next.code_point), at));
+    at += next.length;
+  }
+}
+
+bool is_port(std::string_view port) {
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != port.npos)
+    return false;
+  const int number = std::stoi(std::string(port));
+  return number >= 1 && number <= 65535;
+}
+
 }  // namespace
 
 TargetSettings prepare_target(const TargetOptions& o) {
-  if (o.name.empty()) throw InvalidTarget("a target needs a name");
-  for (char c : o.name)
-    check(static_cast<unsigned char>(c) >= 0x20, o.name, "name contains a control character");
+  check_name(o.name);  // first: every later message quotes the name as it is
   check(o.connections >= 1, o.name,
         fmt::format("connections must be at least 1 (got {})", o.connections));
+  check(o.connections <= 1000, o.name,
+        fmt::format("connections must be at most 1000 (got {})", o.connections));
   check(!o.probe_query.empty(), o.name, "probe_query is empty");
+  // libpq takes C strings: it would silently cut these at the NUL.
+  check(o.probe_query.find('\0') == std::string::npos, o.name, "probe_query contains a NUL");
+  check(o.conninfo.find('\0') == std::string::npos, o.name, "the conninfo contains a NUL");
   check(o.probe_timeout > milliseconds::zero(), o.name, "probe_timeout must be positive");
+  check_at_most(o.probe_timeout, std::chrono::hours(1), "1h", o.name, "probe_timeout");
   check(o.connect_timeout > milliseconds::zero(), o.name, "connect_timeout must be positive");
+  check_at_most(o.connect_timeout, std::chrono::minutes(10), "10m", o.name, "connect_timeout");
   check(o.heartbeat >= milliseconds::zero(), o.name, "heartbeat must not be negative");
+  check_at_most(o.heartbeat, std::chrono::hours(24), "24h", o.name, "heartbeat");
   // libpq takes keepalive settings in whole seconds, and 0 would mean "the system default" (2 h).
+  // Linux refuses more than 32767 s and 127 probes: every connect would fail with EINVAL.
   check(o.keepalives_idle >= std::chrono::seconds(1), o.name,
         "keepalives_idle must be at least 1s");
+  check_at_most(o.keepalives_idle, std::chrono::seconds(32767), "32767s", o.name,
+                "keepalives_idle");
   check(o.keepalives_interval >= std::chrono::seconds(1), o.name,
         "keepalives_interval must be at least 1s");
+  check_at_most(o.keepalives_interval, std::chrono::seconds(32767), "32767s", o.name,
+                "keepalives_interval");
   check(o.keepalives_count >= 1, o.name, "keepalives_count must be at least 1");
+  check(o.keepalives_count <= 127, o.name,
+        fmt::format("keepalives_count must be at most 127 (got {})", o.keepalives_count));
   check(o.tcp_user_timeout >= milliseconds::zero(), o.name,
         "tcp_user_timeout must not be negative");
+  check_at_most(o.tcp_user_timeout, std::chrono::hours(24), "24h", o.name, "tcp_user_timeout");
   check(o.backoff_initial > milliseconds::zero(), o.name, "backoff_initial must be positive");
+  check_at_most(o.backoff_initial, std::chrono::hours(1), "1h", o.name, "backoff_initial");
   check(o.backoff_max >= o.backoff_initial, o.name,
         "backoff_max must not be less than backoff_initial");
-  for (const std::string& channel : o.listen_channels)
+  check_at_most(o.backoff_max, std::chrono::hours(24), "24h", o.name, "backoff_max");
+  for (const std::string& channel : o.listen_channels) {
     check(!channel.empty(), o.name, "a listen channel is empty");
+    check(channel.size() <= kMaxChannelBytes, o.name,
+          fmt::format("listen channel '{}...' is longer than {} bytes",
+                      shown_name(channel.substr(0, 20)), kMaxChannelBytes));
+    check(channel.find('\0') == std::string::npos, o.name, "a listen channel contains a NUL");
+  }
 
   TargetSettings s;
   try {
@@ -68,6 +189,12 @@ TargetSettings prepare_target(const TargetOptions& o) {
   } catch (const InvalidTarget& e) {
     throw InvalidTarget(fmt::format("target '{}': {}", o.name, e.what()));
   }
+  check(s.link.hosts.size() <= kMaxHosts, o.name,
+        fmt::format("more than {} hosts ({})", kMaxHosts, s.link.hosts.size()));
+  for (const HostEntry& host : s.link.hosts)
+    check(host.port.empty() || is_port(host.port), o.name,
+          fmt::format("port '{}' is not a number from 1 to 65535",
+                      shown_name(host.port.substr(0, 20))));
   if (const auto attrs = c.get("target_session_attrs")) {
     const auto role = parse_role_requirement(*attrs);
     check(role.has_value(), o.name,

@@ -59,7 +59,7 @@ TEST_CASE_FIXTURE(DaemonFixture,
   SUBCASE("connections: 0") {
     write_config("targets:\n" + good + "    connections: 0\n");
     expect_refusal(run_daemon({"--config", file}),
-                   "target 'ok': connections must be at least 1 (got 0)");
+                   file + ":4: connections: '0' is out of range (1 to 1000)");
   }
   SUBCASE("missing file") {
     expect_refusal(run_daemon({"--config", file + ".missing"}),

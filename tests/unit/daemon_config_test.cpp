@@ -32,6 +32,8 @@ std::string duration_error_of(std::string_view text) {
     (void)parse_duration(text);
   } catch (const std::invalid_argument& e) {
     return e.what();
+  } catch (const std::out_of_range& e) {
+    return std::string("out of range: ") + e.what();
   }
   return "(no error)";
 }
@@ -214,8 +216,9 @@ TEST_CASE("duration: anything else is refused with the text quoted") {
 
 TEST_CASE("duration: too long to count in milliseconds") {
   CHECK(duration_error_of("99999999999999999999ms") ==
-        "duration '99999999999999999999ms' is too long");
-  CHECK(duration_error_of("9999999999999999h") == "duration '9999999999999999h' is too long");
+        "out of range: duration '99999999999999999999ms' is too long");
+  CHECK(duration_error_of("9999999999999999h") ==
+        "out of range: duration '9999999999999999h' is too long");
   CHECK(parse_duration("9223372036854775807ms").count() == 9223372036854775807);
 }
 
@@ -274,7 +277,7 @@ TEST_CASE("daemon config: a YAML syntax error gives yaml-cpp's reason and the li
 
 TEST_CASE("daemon config: a second YAML document is refused") {
   CHECK(error_of("log_level: info\n---\nlog_level: debug\n") ==
-        "/etc/pgwatchdog.yaml:3: only one YAML document is allowed (found a second one)");
+        "/etc/pgwatchdog.yaml:2: only one YAML document is allowed (found a second one)");
 }
 
 TEST_CASE("daemon config: a file that is not a map of keys") {
@@ -332,18 +335,23 @@ TEST_CASE("daemon config: a key given twice in one map is refused") {
         "/etc/pgwatchdog.yaml:3: key 'heartbeat' appears twice in defaults (first at line 2)");
 }
 
-TEST_CASE("daemon config: integers must be plain non-negative numbers that fit an int") {
+TEST_CASE("daemon config: integers must be plain numbers within their key's range") {
   const auto target_with = [](std::string_view line) {
     return "targets:\n  - name: a\n    dsn: host=x\n    " + std::string(line) + "\n";
   };
   CHECK(error_of(target_with("connections: abc")) ==
         "/etc/pgwatchdog.yaml:4: connections: expected an integer, got 'abc'");
-  for (std::string_view value :
-       {"-1", "1.5", "+2", "0x10", "2147483648", "99999999999999999999", "1e3", "\"\""}) {
+  for (std::string_view value : {"1.5", "+2", "0x10", "1e3", "--1", "\"\""}) {
     CAPTURE(value);
     const std::string shown = value == "\"\"" ? "" : std::string(value);
     CHECK(error_of(target_with("keepalives_count: " + std::string(value))) ==
           "/etc/pgwatchdog.yaml:4: keepalives_count: expected an integer, got '" + shown + "'");
+  }
+  for (std::string_view value : {"-1", "0", "128", "2147483648", "99999999999999999999"}) {
+    CAPTURE(value);
+    CHECK(error_of(target_with("keepalives_count: " + std::string(value))) ==
+          "/etc/pgwatchdog.yaml:4: keepalives_count: '" + std::string(value) +
+              "' is out of range (1 to 127)");
   }
   CHECK(error_of(target_with("connections: {a: 1}")) ==
         "/etc/pgwatchdog.yaml:4: connections: expected an integer, got a map");
@@ -351,8 +359,11 @@ TEST_CASE("daemon config: integers must be plain non-negative numbers that fit a
         "/etc/pgwatchdog.yaml:4: connections: expected an integer, got a list");
   CHECK(error_of(target_with("connections:")) ==
         "/etc/pgwatchdog.yaml:4: connections: expected an integer, got nothing");
-  CHECK(parse_config(target_with("connections: 2147483647"), kOrigin).targets[0].connections ==
-        2147483647);
+  CHECK(error_of(target_with("connections: 2147483647")) ==
+        "/etc/pgwatchdog.yaml:4: connections: '2147483647' is out of range (1 to 1000)");
+  CHECK(parse_config(target_with("connections: 1000"), kOrigin).targets[0].connections == 1000);
+  CHECK(parse_config(target_with("keepalives_count: 127"), kOrigin).targets[0].keepalives_count ==
+        127);
 }
 
 TEST_CASE("daemon config: a value of the wrong type is reported at its key") {
@@ -430,7 +441,8 @@ TEST_CASE("daemon config: a target needs a name and a dsn") {
 
 TEST_CASE("daemon config: a name with a control character is refused without echoing it") {
   CHECK(error_of("targets:\n  - name: \"a\\nb\"\n    dsn: host=x\n") ==
-        "/etc/pgwatchdog.yaml:2: targets[0]: name contains a control character");
+        "/etc/pgwatchdog.yaml:2: target 'a\\x0ab': name contains U+000A, which is not "
+        "printable, at byte offset 1");
 }
 
 TEST_CASE("daemon config: two targets with the same name") {
@@ -445,10 +457,11 @@ TEST_CASE("daemon config: two targets with the same name") {
 }
 
 TEST_CASE("daemon config: values pgwd::validate refuses are reported at the target's name") {
-  CHECK(error_of("targets:\n  - name: x\n    dsn: host=a\n    connections: 0\n") ==
-        "/etc/pgwatchdog.yaml:2: target 'x': connections must be at least 1 (got 0)");
-  CHECK(error_of("defaults:\n  backoff_initial: 0s\ntargets:\n  - {name: y, dsn: host=a}\n") ==
-        "/etc/pgwatchdog.yaml:4: target 'y': backoff_initial must be positive");
+  CHECK(error_of("defaults:\n  backoff_initial: 1s\n  backoff_max: 500ms\n"
+                 "targets:\n  - {name: y, dsn: host=a}\n") ==
+        "/etc/pgwatchdog.yaml:5: target 'y': backoff_max must not be less than backoff_initial");
+  CHECK(error_of("targets:\n  - {name: y, dsn: \"host=a port=65536\"}\n") ==
+        "/etc/pgwatchdog.yaml:2: target 'y': port '65536' is not a number from 1 to 65535");
   CHECK(error_of("targets:\n  - name: x\n    dsn: host=a\n    listen_channels: [\"\"]\n") ==
         "/etc/pgwatchdog.yaml:2: target 'x': a listen channel is empty");
 }
@@ -527,11 +540,19 @@ TEST_CASE("daemon config: a missing or unreadable file") {
 }
 
 TEST_CASE("listen address: accepted forms") {
-  for (std::string_view address :
-       {"127.0.0.1:10432", "0.0.0.0:0", "localhost:9187", "db-1.internal:65535", "my_host:1",
-        "[::1]:10432", "[::]:80", "[2001:db8::1]:443", "10.0.0.1:080"}) {
+  for (std::string_view address : {"127.0.0.1:10432", "0.0.0.0:0", "localhost:9187",
+                                   "db-1.internal:65535", "my_host:1", "10.0.0.1:080"}) {
     CAPTURE(address);
     CHECK(listen_error_of(address) == "(no error)");
+  }
+}
+
+TEST_CASE("listen address: IPv6 is refused with its own reason") {
+  // Debian 12's civetweb is built without IPv6: such an address could never be bound.
+  for (std::string_view address :
+       {"[::1]:10432", "[::]:80", "[2001:db8::1]:443", "[::1]", "[]:80"}) {
+    CAPTURE(address);
+    CHECK(listen_error_of(address).find("IPv6 addresses are not supported") != std::string::npos);
   }
 }
 
@@ -548,11 +569,6 @@ TEST_CASE("listen address: refused forms") {
                                    "127.0.0.1:+80",
                                    "127.0.0.1:-1",
                                    "::1:10432",
-                                   "[::1]",
-                                   "[::1]:",
-                                   "[]:80",
-                                   "[db1]:80",
-                                   "[::1:80",
                                    "256.1.1.1:80",
                                    "10.0.0:80",
                                    "host name:80",

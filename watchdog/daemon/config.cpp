@@ -1,6 +1,10 @@
 #include "daemon/config.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -10,8 +14,11 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
+#include <new>
+#include <sstream>
 
 #include "daemon/duration.hpp"
 #include "pgwd/watchdog.hpp"
@@ -127,42 +134,79 @@ std::vector<Entry> entries_of(const ErrorReporter& report, const YAML::Node& map
               entry.key + ": expected " + std::string(expected) + ", got " + describe(entry.value));
 }
 
+// A NUL can only come from an escape ("\0"), and libpq and the server would cut the string there.
 std::string read_string(const ErrorReporter& report, const Entry& entry) {
   if (!entry.value.IsScalar()) wrong_type(report, entry, "a string");
+  if (entry.value.Scalar().find('\0') != std::string::npos)
+    report.fail(entry.line, entry.key + ": contains a NUL character");
   return entry.value.Scalar();
 }
 
-// Plain decimal digits only: YAML's 0x/0o forms, signs and fractions are refused here, and a
-// value in range but unusable (0 connections) is left to pgwd::validate, which says why.
-int read_count(const ErrorReporter& report, const Entry& entry) {
+std::string read_bounded_string(const ErrorReporter& report, const Entry& entry,
+                                std::size_t max_bytes) {
+  std::string text = read_string(report, entry);
+  if (text.size() > max_bytes)
+    report.fail(entry.line, entry.key + ": longer than " + std::to_string(max_bytes) + " bytes (" +
+                                std::to_string(text.size()) + ")");
+  return text;
+}
+
+[[noreturn]] void out_of_range(const ErrorReporter& report, const Entry& entry,
+                               const std::string& low, const std::string& high) {
+  report.fail(entry.line, entry.key + ": " + describe(entry.value) + " is out of range (" + low +
+                              " to " + high + ")");
+}
+
+// Plain decimal digits only: YAML's 0x/0o forms, signs and fractions are refused, and so is a
+// number outside [min, max], with the range in the message.
+int read_count(const ErrorReporter& report, const Entry& entry, int min, int max) {
   if (!entry.value.IsScalar()) wrong_type(report, entry, "an integer");
   const std::string& text = entry.value.Scalar();
-  int count = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), count);
-  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos ||
-      error != std::errc() || end != text.data() + text.size())
+  const bool negative = text.size() > 1 && text.front() == '-';
+  const std::string_view digits = std::string_view(text).substr(negative ? 1 : 0);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
     wrong_type(report, entry, "an integer");
+  int count = 0;
+  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), count);
+  if (negative || error != std::errc() || end != digits.data() + digits.size() || count < min ||
+      count > max)
+    out_of_range(report, entry, std::to_string(min), std::to_string(max));
   return count;
 }
 
-Duration read_duration(const ErrorReporter& report, const Entry& entry) {
+// Every duration has a range that keeps it far from overflowing wherever it is used (as
+// nanoseconds on a steady clock, multiplied by a host count, or handed to libpq as an int).
+Duration read_duration(const ErrorReporter& report, const Entry& entry, Duration min,
+                       Duration max) {
   if (!entry.value.IsScalar()) wrong_type(report, entry, "a duration such as 10s");
+  Duration duration{};
   try {
-    return parse_duration(entry.value.Scalar());
+    duration = parse_duration(entry.value.Scalar());
+  } catch (const std::out_of_range&) {
+    out_of_range(report, entry, format_duration(min), format_duration(max));
   } catch (const std::invalid_argument& e) {
     report.fail(entry.line, entry.key + ": " + e.what());
   }
+  if (duration < min || duration > max)
+    out_of_range(report, entry, format_duration(min), format_duration(max));
+  return duration;
 }
 
-std::vector<std::string> read_string_list(const ErrorReporter& report, const Entry& entry) {
+std::vector<std::string> read_string_list(const ErrorReporter& report, const Entry& entry,
+                                          std::size_t max_items) {
   if (entry.value.IsNull()) return {};
   if (!entry.value.IsSequence()) wrong_type(report, entry, "a list of strings");
+  if (entry.value.size() > max_items)
+    report.fail(entry.line, entry.key + ": more than " + std::to_string(max_items) + " entries (" +
+                                std::to_string(entry.value.size()) + ")");
   std::vector<std::string> strings;
   for (const YAML::Node& item : entry.value) {
+    const std::string label = entry.key + "[" + std::to_string(strings.size()) + "]";
     if (!item.IsScalar())
       report.fail(item.IsNull() ? entry.line : line_of(item),
-                  entry.key + "[" + std::to_string(strings.size()) + "]: expected a string, got " +
-                      describe(item));
+                  label + ": expected a string, got " + describe(item));
+    if (item.Scalar().find('\0') != std::string::npos)
+      report.fail(line_of(item), label + ": contains a NUL character");
     strings.push_back(item.Scalar());
   }
   return strings;
@@ -174,20 +218,28 @@ struct TargetSetting {
   void (*apply)(const ErrorReporter&, const Entry&, TargetOptions&);
 };
 
+using std::chrono::hours;
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+// The ranges are the library's (pgwd::validate refuses the same values): checked here as well so
+// that the message names the key and its line. Keepalive limits are Linux's (TCP_KEEPIDLE and
+// TCP_KEEPINTVL at most 32767 s, TCP_KEEPCNT at most 127): beyond them every connect would fail.
 // clang-format off
 constexpr std::array<TargetSetting, 12> kTargetSettings{{
-    {"connections", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.connections = read_count(r, e); }},
-    {"probe_query", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.probe_query = read_string(r, e); }},
-    {"probe_timeout", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.probe_timeout = read_duration(r, e); }},
-    {"connect_timeout", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.connect_timeout = read_duration(r, e); }},
-    {"heartbeat", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.heartbeat = read_duration(r, e); }},
-    {"keepalives_idle", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_idle = read_duration(r, e); }},
-    {"keepalives_interval", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_interval = read_duration(r, e); }},
-    {"keepalives_count", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_count = read_count(r, e); }},
-    {"tcp_user_timeout", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.tcp_user_timeout = read_duration(r, e); }},
-    {"backoff_initial", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.backoff_initial = read_duration(r, e); }},
-    {"backoff_max", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.backoff_max = read_duration(r, e); }},
-    {"listen_channels", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.listen_channels = read_string_list(r, e); }},
+    {"connections", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.connections = read_count(r, e, 1, 1000); }},
+    {"probe_query", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.probe_query = read_bounded_string(r, e, kMaxProbeQueryBytes); }},
+    {"probe_timeout", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.probe_timeout = read_duration(r, e, milliseconds(1), hours(1)); }},
+    {"connect_timeout", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.connect_timeout = read_duration(r, e, milliseconds(1), minutes(10)); }},
+    {"heartbeat", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.heartbeat = read_duration(r, e, Duration::zero(), hours(24)); }},
+    {"keepalives_idle", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_idle = read_duration(r, e, seconds(1), seconds(32767)); }},
+    {"keepalives_interval", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_interval = read_duration(r, e, seconds(1), seconds(32767)); }},
+    {"keepalives_count", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_count = read_count(r, e, 1, 127); }},
+    {"tcp_user_timeout", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.tcp_user_timeout = read_duration(r, e, Duration::zero(), hours(24)); }},
+    {"backoff_initial", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.backoff_initial = read_duration(r, e, milliseconds(1), hours(1)); }},
+    {"backoff_max", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.backoff_max = read_duration(r, e, milliseconds(1), hours(24)); }},
+    {"listen_channels", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.listen_channels = read_string_list(r, e, kMaxListenChannels); }},
 }};
 // clang-format on
 
@@ -232,6 +284,7 @@ TargetOptions parse_defaults(const ErrorReporter& report, const Entry& section) 
 struct ParsedTarget {
   TargetOptions options;
   int name_line = 0;
+  bool has_dsn = false;
 };
 
 ParsedTarget parse_target(const ErrorReporter& report, const YAML::Node& map, std::size_t index,
@@ -256,13 +309,32 @@ ParsedTarget parse_target(const ErrorReporter& report, const YAML::Node& map, st
   }
   const std::string& name = target.options.name;
   if (name.empty()) report.fail(target.name_line, label + " needs a name");
-  // Checked before the name is quoted in any message, so that messages stay on one line.
-  if (std::any_of(name.begin(), name.end(),
-                  [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
-    report.fail(target.name_line, label + ": name contains a control character");
-  if (!has_dsn) report.fail(target.name_line, "target '" + name + "' needs a dsn");
+  target.has_dsn = has_dsn;
   return target;
 }
+
+// What the targets add up to once defaults are copied into each: checked target by target, so
+// that a file which would expand past the limits is refused before it takes the memory.
+class Totals {
+ public:
+  void add(const ErrorReporter& report, int line, const TargetOptions& target) {
+    connections_ += target.connections;
+    if (connections_ > kMaxTotalConnections)
+      report.fail(line, "target '" + target.name + "': more than " +
+                            std::to_string(kMaxTotalConnections) +
+                            " connections in all targets together");
+    bytes_ += target.name.size() + target.conninfo.size() + target.probe_query.size();
+    for (const std::string& channel : target.listen_channels) bytes_ += channel.size();
+    if (bytes_ > kMaxExpandedBytes)
+      report.fail(line, "target '" + target.name + "': the targets take more than " +
+                            std::to_string(kMaxExpandedBytes / (1024 * 1024)) +
+                            " MiB once defaults are applied to each");
+  }
+
+ private:
+  long connections_ = 0;
+  std::size_t bytes_ = 0;
+};
 
 std::vector<TargetOptions> parse_targets(const ErrorReporter& report, const Entry& section,
                                          const TargetOptions& defaults) {
@@ -270,41 +342,248 @@ std::vector<TargetOptions> parse_targets(const ErrorReporter& report, const Entr
   if (section.value.IsNull()) return targets;
   if (!section.value.IsSequence()) wrong_type(report, section, "a list of targets");
   std::map<std::string, int, std::less<>> first_line_of_name;
+  Totals totals;
   for (const YAML::Node& item : section.value) {
     const std::string label = "targets[" + std::to_string(targets.size()) + "]";
     if (!item.IsMap())
       report.fail(item.IsNull() ? section.line : line_of(item),
                   label + ": expected a map with name and dsn, got " + describe(item));
+    if (targets.size() == kMaxTargets)
+      report.fail(line_of(item), "more than " + std::to_string(kMaxTargets) + " targets");
     ParsedTarget target = parse_target(report, item, targets.size(), defaults);
-    const std::string& name = target.options.name;
-    if (const auto first = first_line_of_name.find(name); first != first_line_of_name.end())
-      report.fail(target.name_line, "target '" + name + "' is defined twice (first at line " +
-                                        std::to_string(first->second) + ")");
-    first_line_of_name.emplace(name, target.name_line);
+    // First, so that the name is known to be printable UTF-8 before any message quotes it.
     try {
       pgwd::validate(target.options);
     } catch (const InvalidTarget& e) {
       // Already "target 'x': ...", with any password in a conninfo error redacted.
       report.fail(target.name_line, escape_control_characters(e.what()));
     }
+    const std::string& name = target.options.name;
+    if (!target.has_dsn) report.fail(target.name_line, "target '" + name + "' needs a dsn");
+    // A URI's %XX can decode to any byte; --check-config must be able to print the result.
+    if (find_invalid_utf8(pgwd::redact_conninfo(target.options.conninfo)))
+      report.fail(target.name_line,
+                  "target '" + name + "': a DSN value is not valid UTF-8 once %-decoded");
+    if (const auto first = first_line_of_name.find(name); first != first_line_of_name.end())
+      report.fail(target.name_line, "target '" + name + "' is defined twice (first at line " +
+                                        std::to_string(first->second) + ")");
+    first_line_of_name.emplace(name, target.name_line);
+    totals.add(report, target.name_line, target.options);
     targets.push_back(std::move(target.options));
   }
   return targets;
 }
 
+int line_at(std::string_view text, std::size_t offset) {
+  return static_cast<int>(
+             std::count(text.begin(), text.begin() + static_cast<long>(offset), '\n')) +
+         1;
+}
+
+struct Decoded {
+  char32_t code_point = 0;
+  std::size_t length = 0;  // 0: not a valid UTF-8 sequence
+};
+
+Decoded decode_utf8(std::string_view text, std::size_t at) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(at);
+  if (lead < 0x80) return {lead, 1};
+  std::size_t length = 0;
+  char32_t code_point = 0, smallest = 0;
+  if ((lead & 0xe0) == 0xc0) {
+    length = 2, code_point = lead & 0x1fU, smallest = 0x80;
+  } else if ((lead & 0xf0) == 0xe0) {
+    length = 3, code_point = lead & 0x0fU, smallest = 0x800;
+  } else if ((lead & 0xf8) == 0xf0) {
+    length = 4, code_point = lead & 0x07U, smallest = 0x10000;
+  } else {
+    return {};
+  }
+  if (text.size() - at < length) return {};
+  for (std::size_t i = 1; i < length; ++i) {
+    if ((byte(at + i) & 0xc0) != 0x80) return {};
+    code_point = (code_point << 6) | (byte(at + i) & 0x3fU);
+  }
+  if (code_point < smallest || code_point > 0x10ffff ||
+      (code_point >= 0xd800 && code_point <= 0xdfff))
+    return {};
+  return {code_point, length};
+}
+
+// YAML 1.2's c-printable: what a YAML stream may contain at all.
+bool is_yaml_printable(char32_t c) {
+  return c == 0x9 || c == 0xa || c == 0xd || (c >= 0x20 && c <= 0x7e) || c == 0x85 ||
+         (c >= 0xa0 && c <= 0xd7ff) || (c >= 0xe000 && c <= 0xfffd) ||
+         (c >= 0x10000 && c <= 0x10ffff);
+}
+
+std::string code_point_name(char32_t c) {
+  char name[16];
+  std::snprintf(name, sizeof name, "U+%04X", static_cast<unsigned>(c));
+  return name;
+}
+
+// Checked before yaml-cpp sees the text: it would otherwise accept some of it silently, and echo
+// raw bytes of the rest back in its messages.
+void check_yaml_text(const ErrorReporter& report, std::string_view text) {
+  for (std::size_t at = 0; at < text.size();) {
+    const Decoded next = decode_utf8(text, at);
+    if (next.length == 0)
+      report.fail(line_at(text, at), "not valid UTF-8 at byte offset " + std::to_string(at) +
+                                         " (a config file must be UTF-8)");
+    if (!is_yaml_printable(next.code_point))
+      report.fail(line_at(text, at), "character " + code_point_name(next.code_point) +
+                                         " at byte offset " + std::to_string(at) +
+                                         " is not allowed in YAML (write it as an escape in a "
+                                         "double-quoted string)");
+    at += next.length;
+  }
+}
+
+// Walks the parser's events without building anything, to bound what the document stands for
+// before yaml-cpp builds it: each node costs 1 plus its scalar's bytes, and an alias costs what
+// its anchor's node cost (so a chain of aliases of aliases is counted at its full expansion).
+// yaml-cpp shares an aliased node rather than copying it, but whatever walks the tree later (this
+// loader, --check-config's output) pays the full expansion.
+class ExpansionMeter final : public YAML::EventHandler {
+ public:
+  explicit ExpansionMeter(std::size_t budget) : budget_(budget) {}
+
+  /// Thrown from inside the parser when the budget is exceeded; the mark says where.
+  struct TooLarge {
+    YAML::Mark mark;
+  };
+
+  void start_document() {
+    total_ = 0;
+    anchors_.clear();
+    open_.clear();
+    document_start_ = -1;
+    has_content_ = false;
+  }
+  int document_start() const { return document_start_; }
+  int document_line() const { return document_line_; }
+  bool has_content() const { return has_content_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    document_start_ = mark.pos;
+    document_line_ = mark.line;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    add(mark, 1);  // an empty document is a lone null: not content
+    remember(anchor, 1);
+  }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    node(mark, 0, anchor < anchors_.size() ? anchors_[anchor] : 1);
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                const std::string& value) override {
+    node(mark, anchor, 1 + value.size());
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    start_collection(mark, anchor);
+  }
+  void OnSequenceEnd() override { end_collection(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    start_collection(mark, anchor);
+  }
+  void OnMapEnd() override { end_collection(); }
+
+ private:
+  struct Open {
+    YAML::anchor_t anchor;
+    std::size_t total_at_start;
+  };
+
+  void add(const YAML::Mark& mark, std::size_t cost) {
+    // Saturating: costs of nested aliases grow exponentially.
+    total_ = cost > budget_ - std::min(total_, budget_) ? budget_ + 1 : total_ + cost;
+    if (total_ > budget_) throw TooLarge{mark};
+  }
+  void remember(YAML::anchor_t anchor, std::size_t cost) {
+    if (anchor == 0) return;  // 0: no anchor
+    if (anchors_.size() <= anchor) anchors_.resize(anchor + 1, 1);
+    anchors_[anchor] = cost;
+  }
+  void node(const YAML::Mark& mark, YAML::anchor_t anchor, std::size_t cost) {
+    has_content_ = true;
+    add(mark, cost);
+    remember(anchor, cost);
+  }
+  void start_collection(const YAML::Mark& mark, YAML::anchor_t anchor) {
+    has_content_ = true;
+    open_.push_back({anchor, total_});
+    add(mark, 1);
+  }
+  void end_collection() {
+    if (open_.empty()) return;
+    const Open done = open_.back();
+    open_.pop_back();
+    remember(done.anchor, total_ - done.total_at_start);
+  }
+
+  std::size_t budget_;
+  std::size_t total_ = 0;
+  std::vector<std::size_t> anchors_;
+  std::vector<Open> open_;
+  int document_start_ = -1;
+  int document_line_ = 0;
+  bool has_content_ = false;
+};
+
+// yaml-cpp 0.7's LoadAll never ends on some input (a lone ',': yaml-cpp #1040, fixed upstream
+// after 0.7): the parser reports an empty document without consuming anything, again and again.
+// So documents are walked one at a time here, and one that starts where the previous one started
+// is a syntax error. Only the first document may hold anything: a later one must be empty (a
+// trailing '---').
+constexpr int kMaxDocuments = 16;
+
+void check_documents(const ErrorReporter& report, std::string_view yaml_text) {
+  std::istringstream input{std::string(yaml_text)};
+  YAML::Parser parser(input);
+  ExpansionMeter meter(kMaxConfigBytes);
+  int previous_start = -1;
+  for (int document = 0;; ++document) {
+    meter.start_document();
+    try {
+      if (!parser.HandleNextDocument(meter)) return;
+    } catch (const ExpansionMeter::TooLarge& e) {
+      report.fail(std::max(e.mark.line, 0) + 1,
+                  "the document is larger than " + std::to_string(kMaxConfigBytes / (1024 * 1024)) +
+                      " MiB once its YAML aliases are expanded");
+    }
+    const int line = std::max(meter.document_line(), 0) + 1;
+    if (meter.document_start() <= previous_start) {
+      const auto at = static_cast<std::size_t>(std::max(meter.document_start(), 0));
+      const std::string token =
+          at < yaml_text.size() ? quoted_value(yaml_text.substr(at, 1)) : "the end";
+      report.fail(line, "YAML syntax error: unexpected " + token);
+    }
+    previous_start = meter.document_start();
+    if (document > 0 && meter.has_content())
+      report.fail(line, "only one YAML document is allowed (found a second one)");
+    if (document == kMaxDocuments)
+      report.fail(line, "more than " + std::to_string(kMaxDocuments) + " YAML documents");
+  }
+}
+
 YAML::Node load_document(const ErrorReporter& report, std::string_view yaml_text) {
-  std::vector<YAML::Node> documents;
+  if (yaml_text.size() > kMaxConfigBytes)
+    report.fail(1, "larger than " + std::to_string(kMaxConfigBytes / (1024 * 1024)) + " MiB (" +
+                       std::to_string(yaml_text.size()) + " bytes)");
+  check_yaml_text(report, yaml_text);
   try {
-    documents = YAML::LoadAll(std::string(yaml_text));
+    check_documents(report, yaml_text);
+    return YAML::Load(std::string(yaml_text));
   } catch (const YAML::Exception& e) {
     // e.what() would repeat the position in yaml-cpp's own words; the message has it already.
-    report.fail(std::max(e.mark.line, 0) + 1, "YAML syntax error: " + e.msg);
+    report.fail(std::max(e.mark.line, 0) + 1,
+                "YAML syntax error: " + escape_control_characters(e.msg));
   }
-  // Empty documents (a stray '---' or '...') carry nothing; a second real one is a mistake.
-  std::erase_if(documents, [](const YAML::Node& document) { return document.IsNull(); });
-  if (documents.size() > 1)
-    report.fail(line_of(documents[1]), "only one YAML document is allowed (found a second one)");
-  return documents.empty() ? YAML::Node() : documents.front();
 }
 
 bool is_port(std::string_view text) {
@@ -332,18 +611,34 @@ bool is_host_name(std::string_view name) {
 }
 
 bool is_listen_host(std::string_view host) {
-  in6_addr address{};
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    return inet_pton(AF_INET6, std::string(host.substr(1, host.size() - 2)).c_str(), &address) == 1;
+  in_addr address{};
   // All digits and dots: an IPv4 address or a typo (10.0.0.256), never a name.
   if (!host.empty() && host.find_first_not_of("0123456789.") == host.npos)
     return inet_pton(AF_INET, std::string(host).c_str(), &address) == 1;
   return is_host_name(host);
 }
 
-struct FileCloser {
-  void operator()(std::FILE* file) const { std::fclose(file); }
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) noexcept : fd_(fd) {}
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  int get() const noexcept { return fd_; }
+
+ private:
+  int fd_;
 };
+
+std::string file_kind(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a plain file";
+}
 
 [[noreturn]] void cannot_read(const std::string& path, int error) {
   throw ConfigError("cannot read config file '" + escape_control_characters(path) +
@@ -392,6 +687,10 @@ std::string_view to_string(LogFormat format) {
 }
 
 void check_listen_address(std::string_view address) {
+  if (address.starts_with('['))
+    throw ConfigError("listen: " + quoted_value(address) +
+                      ": IPv6 addresses are not supported (the HTTP server, Debian 12's civetweb, "
+                      "is built without IPv6); use an IPv4 address such as 127.0.0.1 or 0.0.0.0");
   const std::size_t colon = address.rfind(':');
   if (colon == address.npos || !is_listen_host(address.substr(0, colon)) ||
       !is_port(address.substr(colon + 1)))
@@ -399,8 +698,9 @@ void check_listen_address(std::string_view address) {
                       " (expected HOST:PORT, e.g. 127.0.0.1:10432)");
 }
 
-DaemonConfig parse_config(std::string_view yaml_text, std::string_view origin) {
-  const ErrorReporter report(origin);
+namespace {
+
+DaemonConfig parse_document(const ErrorReporter& report, std::string_view yaml_text) {
   const YAML::Node root = load_document(report, yaml_text);
   DaemonConfig config;
   if (root.IsNull()) return config;  // an empty file, or one with comments only
@@ -442,15 +742,92 @@ DaemonConfig parse_config(std::string_view yaml_text, std::string_view origin) {
   return config;
 }
 
+}  // namespace
+
+DaemonConfig parse_config(std::string_view yaml_text, std::string_view origin) {
+  const ErrorReporter report(origin);
+  // Whatever goes wrong in here is a configuration problem, never the end of a running daemon.
+  try {
+    return parse_document(report, yaml_text);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const YAML::Exception& e) {
+    report.fail(std::max(e.mark.line, 0) + 1, "YAML error: " + escape_control_characters(e.msg));
+  } catch (const std::bad_alloc&) {
+    report.fail(1, "out of memory while loading the configuration");
+  } catch (const std::exception& e) {
+    report.fail(1, "cannot load the configuration: " + escape_control_characters(e.what()));
+  }
+}
+
 DaemonConfig load_config_file(const std::string& path) {
-  const std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (!file) cannot_read(path, errno);
-  std::string text;
-  std::array<char, 8192> buffer;
-  while (const std::size_t read = std::fread(buffer.data(), 1, buffer.size(), file.get()))
-    text.append(buffer.data(), read);
-  if (std::ferror(file.get())) cannot_read(path, errno);  // e.g. EISDIR: fopen accepts a directory
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
+  const FileDescriptor file(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  const int fd = file.get();
+  if (fd < 0) cannot_read(path, errno);
+  struct stat status {};
+  if (::fstat(fd, &status) != 0) cannot_read(path, errno);
+  if (S_ISDIR(status.st_mode)) cannot_read(path, EISDIR);
+  if (!S_ISREG(status.st_mode))
+    throw ConfigError("cannot read config file '" + escape_control_characters(path) +
+                      "': not a regular file (" + file_kind(status.st_mode) + ")");
+  const std::string shown = escape_control_characters(path);
+  const auto too_large = [&] {
+    return ConfigError(shown + ": larger than " + std::to_string(kMaxConfigBytes / (1024 * 1024)) +
+                       " MiB, the limit for a config file");
+  };
+  if (static_cast<std::uintmax_t>(status.st_size) > kMaxConfigBytes) throw too_large();
+  // Read at most one byte past the limit: the file may have grown since fstat.
+  std::string text(kMaxConfigBytes + 1, '\0');
+  std::size_t length = 0;
+  while (length < text.size()) {
+    const ssize_t got = ::read(fd, text.data() + length, text.size() - length);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) cannot_read(path, errno);
+    if (got == 0) break;
+    length += static_cast<std::size_t>(got);
+  }
+  if (length > kMaxConfigBytes) throw too_large();
+  text.resize(length);
   return parse_config(text, path);
+}
+
+std::optional<std::size_t> find_invalid_utf8(std::string_view text) {
+  for (std::size_t at = 0; at < text.size();) {
+    const Decoded next = decode_utf8(text, at);
+    if (next.length == 0) return at;
+    at += next.length;
+  }
+  return std::nullopt;
+}
+
+std::string yaml_quoted(std::string_view text) {
+  std::string quoted = "\"";
+  for (std::size_t at = 0; at < text.size();) {
+    const Decoded next = decode_utf8(text, at);
+    const char32_t c = next.code_point;
+    char escape[16];
+    if (next.length == 0) {
+      std::snprintf(escape, sizeof escape, "\\x%02X", static_cast<unsigned char>(text[at]));
+      quoted += escape;
+      ++at;
+      continue;
+    }
+    if (c == '"' || c == '\\') {
+      quoted += '\\';
+      quoted += static_cast<char>(c);
+    } else if ((c >= 0x20 && c <= 0x7e) ||
+               (c >= 0xa0 && is_yaml_printable(c) && c != 0x2028 && c != 0x2029 && c != 0xfeff)) {
+      quoted.append(text.substr(at, next.length));  // line and paragraph separators, BOM: escaped
+    } else {
+      std::snprintf(escape, sizeof escape,
+                    c <= 0xff ? "\\x%02X" : (c <= 0xffff ? "\\u%04X" : "\\U%08X"),
+                    static_cast<unsigned>(c));
+      quoted += escape;
+    }
+    at += next.length;
+  }
+  return quoted + '"';
 }
 
 }  // namespace pgwd::daemon

@@ -16,6 +16,7 @@
 ///     connections: 2
 /// ```
 
+#include <cstddef>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -44,6 +45,18 @@ std::string_view to_string(LogFormat format);
 
 constexpr std::string_view kDefaultListen = "127.0.0.1:10432";
 
+/// Limits that keep a hostile or mistyped file from eating the machine (README "Bad input").
+/// A file is refused before yaml-cpp sees it when it is larger than this (10,000 targets take
+/// about 2 MiB); the document, with every YAML alias counted as what it stands for, must fit too.
+constexpr std::size_t kMaxConfigBytes = 4 * 1024 * 1024;
+/// What the targets take once `defaults:` is copied into each of them (names, DSNs, probe
+/// queries, channel names).
+constexpr std::size_t kMaxExpandedBytes = 16 * 1024 * 1024;
+constexpr std::size_t kMaxTargets = 10'000;
+constexpr long kMaxTotalConnections = 10'000;
+constexpr std::size_t kMaxListenChannels = 100;  ///< per target
+constexpr std::size_t kMaxProbeQueryBytes = 4096;
+
 struct DaemonConfig {
   std::string listen{kDefaultListen};
   LogLevel log_level = LogLevel::info;
@@ -64,12 +77,27 @@ struct DaemonConfig {
 DaemonConfig parse_config(std::string_view yaml_text, std::string_view origin);
 
 /// Reads and parses a file; its path is the origin of error messages. A missing or unreadable
-/// file: ConfigError "cannot read config file '<path>': <strerror>".
+/// file: ConfigError "cannot read config file '<path>': <strerror>". Only a regular file (or a
+/// link to one) of at most kMaxConfigBytes is read: a FIFO, a device or a directory is refused
+/// without reading (and without blocking: opening a FIFO does not wait for a writer), so that
+/// reading on SIGHUP never stalls the loop. Every exception on the way (yaml-cpp's, bad_alloc)
+/// arrives as a ConfigError.
 DaemonConfig load_config_file(const std::string& path);
 
+/// Offset of the first byte that does not start a valid UTF-8 sequence (overlong forms,
+/// surrogates and code points above U+10FFFF are invalid), or nullopt.
+std::optional<std::size_t> find_invalid_utf8(std::string_view text);
+
+/// `text` as a YAML double-quoted scalar that parse_config reads back as exactly `text`, with
+/// every character outside YAML's printable set escaped. `text` must be valid UTF-8 (every string
+/// parse_config returns is); an invalid byte is written as \xNN, which reads back as U+00NN.
+std::string yaml_quoted(std::string_view text);
+
 /// "HOST:PORT" as `listen` (and the CLI's --listen) takes it: HOST is an IPv4 address, a host
-/// name or a bracketed IPv6 address ([::1]); PORT is 0..65535 (0: any free port). Throws
-/// ConfigError("listen: bad address '...' (expected HOST:PORT, e.g. 127.0.0.1:10432)").
+/// name; PORT is 0..65535 (0: any free port). Throws
+/// ConfigError("listen: bad address '...' (expected HOST:PORT, e.g. 127.0.0.1:10432)"). A
+/// bracketed IPv6 address is refused with its own message: the HTTP server of Debian 12
+/// (civetweb 1.15, built without IPv6) cannot listen on one.
 void check_listen_address(std::string_view address);
 
 }  // namespace pgwd::daemon

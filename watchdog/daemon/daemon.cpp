@@ -59,11 +59,14 @@ void Daemon::reload() {
     log_->warn("SIGHUP: started without --config, nothing to reload");
     return;
   }
+  // The file is read here, on the loop: load_config_file only reads a regular file of bounded
+  // size (a FIFO or a device is refused unopened), so this cannot block. Nothing that goes wrong
+  // while loading may end the running daemon.
   DaemonConfig wanted;
   try {
     wanted = effective_config(cli_);
-  } catch (const ConfigError& e) {
-    log_->error("SIGHUP: config not reloaded, still running the previous one: {}", e.what());
+  } catch (const std::exception& e) {
+    log_->error("SIGHUP: reload refused, still running the previous configuration: {}", e.what());
     return;
   }
   if (wanted.listen != config_.listen)

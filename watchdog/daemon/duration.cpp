@@ -62,7 +62,7 @@ std::chrono::milliseconds parse_duration(std::string_view text) {
     const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), count);
     if (error != std::errc() || end != digits.data() + digits.size() ||
         count > std::numeric_limits<std::int64_t>::max() / unit.milliseconds)
-      throw std::invalid_argument("duration '" + printable(text) + "' is too long");
+      throw std::out_of_range("duration '" + printable(text) + "' is too long");
     return std::chrono::milliseconds(count * unit.milliseconds);
   }
   bad_duration(text);

@@ -1,13 +1,77 @@
 #include "daemon/effective_config.hpp"
 
 #include <fmt/format.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <numeric>
 
 #include "daemon/duration.hpp"
 #include "pgwd/watchdog.hpp"
 
 namespace pgwd::daemon {
+namespace {
+
+struct AddrinfoDeleter {
+  void operator()(addrinfo* info) const noexcept { freeaddrinfo(info); }
+};
+
+class Socket {
+ public:
+  explicit Socket(int fd) noexcept : fd_(fd) {}
+  ~Socket() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+  int get() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Binds (and at once releases) the address the way the HTTP server will: IPv4, SO_REUSEADDR.
+// 0 when it can be bound, else the errno; a name that does not resolve gives EADDRNOTAVAIL.
+int try_bind(const std::string& listen, std::string& detail) {
+  const std::size_t colon = listen.rfind(':');
+  const std::string host = listen.substr(0, colon), port = listen.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (const int error = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); error != 0) {
+    detail = gai_strerror(error);
+    return EADDRNOTAVAIL;
+  }
+  const std::unique_ptr<addrinfo, AddrinfoDeleter> owned(found);
+  const Socket socket(::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, 0));
+  if (socket.get() < 0) return errno;
+  const int on = 1;
+  ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (::bind(socket.get(), found->ai_addr, found->ai_addrlen) != 0) {
+    detail = std::strerror(errno);
+    return errno;
+  }
+  return 0;
+}
+
+// A name as a message may show it: the library has not checked it yet at this point.
+std::string shown(std::string_view text) {
+  std::string out;
+  for (char c : text.substr(0, 60)) {
+    const auto byte = static_cast<unsigned char>(c);
+    out += byte < 0x20 || byte == 0x7f ? fmt::format("\\x{:02x}", byte) : std::string(1, c);
+  }
+  return out;
+}
+
+}  // namespace
 
 DaemonConfig effective_config(const CommandLine& cli) {
   DaemonConfig config = cli.config_path ? load_config_file(*cli.config_path) : DaemonConfig{};
@@ -22,31 +86,45 @@ DaemonConfig effective_config(const CommandLine& cli) {
     TargetOptions target = config.defaults;
     target.name = name;
     target.conninfo = dsn;
-    if (std::any_of(config.targets.begin(), config.targets.end(),
-                    [&](const auto& t) { return t.name == name; }))
-      throw ConfigError(
-          fmt::format("--target {}: a target with this name is already defined", name));
     try {
       validate(target);
     } catch (const InvalidTarget& e) {
       throw ConfigError(fmt::format("--target: {}", e.what()));
     }
+    // The file's strings are UTF-8 (the loader checks); so must these be, for --check-config's
+    // YAML, once libpq has decoded a URI's %XX (a password aside: it is never printed). Never
+    // echo the DSN: it may carry a password.
+    if (find_invalid_utf8(redact_conninfo(dsn)))
+      throw ConfigError(
+          fmt::format("--target {}: a DSN value is not valid UTF-8 once %-decoded", name));
+    if (std::any_of(config.targets.begin(), config.targets.end(),
+                    [&](const auto& t) { return t.name == target.name; }))
+      throw ConfigError(
+          fmt::format("--target {}: a target with this name is already defined", shown(name)));
     config.targets.push_back(std::move(target));
   }
   if (config.targets.empty())
     throw ConfigError("no targets: give --target NAME=DSN, or targets: in the --config file");
+  if (config.targets.size() > kMaxTargets)
+    throw ConfigError(fmt::format("more than {} targets", kMaxTargets));
+  const long connections =
+      std::accumulate(config.targets.begin(), config.targets.end(), 0L,
+                      [](long sum, const TargetOptions& t) { return sum + t.connections; });
+  if (connections > kMaxTotalConnections)
+    throw ConfigError(fmt::format("more than {} connections in all targets together ({})",
+                                  kMaxTotalConnections, connections));
   return config;
 }
 
-std::string describe(const DaemonConfig& config) {
-  std::string out =
-      fmt::format("listen: \"{}\"\nlog_level: {}\nlog_format: {}\ntargets:\n", config.listen,
-                  to_string(config.log_level), to_string(config.log_format));
+std::string to_yaml(const DaemonConfig& config) {
+  std::string out = fmt::format("listen: {}\nlog_level: {}\nlog_format: {}\ntargets:\n",
+                                yaml_quoted(config.listen), to_string(config.log_level),
+                                to_string(config.log_format));
   for (const TargetOptions& t : config.targets) {
-    out += fmt::format("  - name: \"{}\"\n", t.name);
-    out += fmt::format("    dsn: \"{}\"\n", redact_conninfo(t.conninfo));
+    out += fmt::format("  - name: {}\n", yaml_quoted(t.name));
+    out += fmt::format("    dsn: {}\n", yaml_quoted(redact_conninfo(t.conninfo)));
     out += fmt::format("    connections: {}\n", t.connections);
-    out += fmt::format("    probe_query: \"{}\"\n", t.probe_query);
+    out += fmt::format("    probe_query: {}\n", yaml_quoted(t.probe_query));
     out += fmt::format("    probe_timeout: {}\n", format_duration(t.probe_timeout));
     out += fmt::format("    connect_timeout: {}\n", format_duration(t.connect_timeout));
     out += fmt::format("    heartbeat: {}\n", format_duration(t.heartbeat));
@@ -56,9 +134,26 @@ std::string describe(const DaemonConfig& config) {
     out += fmt::format("    tcp_user_timeout: {}\n", format_duration(t.tcp_user_timeout));
     out += fmt::format("    backoff_initial: {}\n", format_duration(t.backoff_initial));
     out += fmt::format("    backoff_max: {}\n", format_duration(t.backoff_max));
-    out += fmt::format("    listen_channels: [{}]\n", fmt::join(t.listen_channels, ", "));
+    std::vector<std::string> channels;
+    for (const std::string& channel : t.listen_channels) channels.push_back(yaml_quoted(channel));
+    out += fmt::format("    listen_channels: [{}]\n", fmt::join(channels, ", "));
   }
   return out;
+}
+
+std::string describe(const DaemonConfig& config) {
+  std::string detail;
+  const int error = try_bind(config.listen, detail);
+  if (error == EADDRINUSE)
+    // Likely the running daemon itself, when a file is checked before a SIGHUP: not an error.
+    return fmt::format(
+               "# listen: {} is in use right now; pgwatchdog can only start on it once "
+               "it is free (a SIGHUP keeps the running daemon's)\n",
+               config.listen) +
+           to_yaml(config);
+  if (error != 0)
+    throw ConfigError(fmt::format("listen: cannot listen on {}: {}", config.listen, detail));
+  return to_yaml(config);
 }
 
 }  // namespace pgwd::daemon

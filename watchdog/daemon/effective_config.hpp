@@ -9,10 +9,17 @@ namespace pgwd::daemon {
 
 /// The config file (if any) with the command line applied: flags override, `--target` adds
 /// targets that inherit the file's `defaults:`. Throws ConfigError naming the flag, file, line or
-/// target; at least one target is required.
+/// target; at least one target is required, and the limits of config.hpp hold for the whole.
 DaemonConfig effective_config(const CommandLine& cli);
 
-/// The effective configuration as YAML, passwords shown as ***: what `--check-config` prints.
+/// The configuration as YAML, passwords shown as ***: valid YAML that parse_config reads back as
+/// the same listen, log settings and targets (each DSN as redacted here; `defaults:` are already
+/// folded into the targets). Pure: the fuzzer checks this round trip.
+std::string to_yaml(const DaemonConfig& config);
+
+/// What `--check-config` prints: to_yaml, after `listen` is tried (bound and released at once): an
+/// address that cannot be bound is a ConfigError; one that is merely in use right now (usually by
+/// the running daemon, when a file is checked before a SIGHUP) gets a comment line saying so.
 std::string describe(const DaemonConfig& config);
 
 }  // namespace pgwd::daemon
