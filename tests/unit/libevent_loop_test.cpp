@@ -1,0 +1,44 @@
+// The loop conformance suite (loop_conformance.hpp) on pgwd::LibeventLoop, the adapter the
+// library ships compiled.
+#include <doctest/doctest.h>
+#include <event2/event.h>
+
+#include <memory>
+
+#include "event/libevent/event_ptr.hpp"
+#include "pgwd/adapters/libevent.hpp"
+#include "unit/loop_conformance.hpp"
+
+namespace {
+
+/// An event_base and a LibeventLoop on it, run from the test thread.
+struct LibeventHarness {
+  struct BaseDeleter {
+    void operator()(event_base* base) const noexcept { event_base_free(base); }
+  };
+  std::unique_ptr<event_base, BaseDeleter> base{event_base_new()};
+  std::unique_ptr<pgwd::LibeventLoop> adapter = std::make_unique<pgwd::LibeventLoop>(base.get());
+
+  pgwd::Loop& loop() { return *adapter; }
+
+  /// One loop iteration at a time, waiting in epoll until something is ready; a one-shot timer
+  /// at the deadline is the only event of the harness's own (no periodic tick).
+  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+    const pgwd::EventPtr deadline(evtimer_new(
+        base.get(), [](evutil_socket_t, short, void*) {}, nullptr));
+    const timeval tv = pgwd::to_timeval(timeout);
+    evtimer_add(deadline.get(), &tv);
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() >= end) return false;
+      event_base_loop(base.get(), EVLOOP_ONCE);
+    }
+    return true;
+  }
+
+  void destroy_loop() { adapter.reset(); }
+};
+
+}  // namespace
+
+PGWD_LOOP_CONFORMANCE_TESTS(LibeventHarness, "libevent")
