@@ -129,7 +129,7 @@ TEST_CASE("the installed package builds the examples out-of-tree, and they run")
   CHECK(fs::is_regular_file(cmake_dir / "pgwatchdog-config-version.cmake"));
   CHECK(fs::is_regular_file(cmake_dir / "pgwatchdog-targets.cmake"));
   CHECK(pkg_config(prefix, {"--modversion", "pgwatchdog"}) ==
-        std::string(PGWD_TEST_VERSION) + "\n");
+        std::string(PGWD_PROJECT_VERSION) + "\n");
 #if PGWD_TEST_SHARED
   CHECK_FALSE(fs::exists(library_dir / "libpgwatchdog.a"));
   // The ABI is the public API: every exported symbol is a pgwd:: name. (The compiler hides what
