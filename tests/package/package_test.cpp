@@ -156,6 +156,19 @@ TEST_CASE("the installed package builds the examples out-of-tree, and they run")
   CHECK_FALSE(fs::exists(library_dir / "libpgwatchdog.so"));
 #endif
 
+  // The version file: before 1.0 another minor version is another API, and is refused.
+  const fs::path other_minor = scratch.path() / "other-minor";
+  fs::create_directories(other_minor);
+  std::ofstream(other_minor / "CMakeLists.txt")
+      << "cmake_minimum_required(VERSION 3.25)\nproject(other_minor NONE)\n"
+      << "find_package(pgwatchdog " PGWD_NEXT_MINOR_VERSION " CONFIG REQUIRED)\n";
+  const pgwd::testing::ProcessResult refused = pgwd::testing::run_process(
+      {PGWD_TEST_CMAKE, "-S", other_minor.string(), "-B", (other_minor / "build").string(),
+       "-DCMAKE_PREFIX_PATH=" + prefix.string()});
+  INFO("find_package(pgwatchdog " PGWD_NEXT_MINOR_VERSION "):\n", refused.output);
+  CHECK(refused.exit_code != 0);
+  CHECK(refused.output.find("version: " PGWD_PROJECT_VERSION) != std::string::npos);
+
   // As a host's project: find_package(pgwatchdog 0.2 CONFIG REQUIRED) in examples/CMakeLists.txt.
   const fs::path examples_build = scratch.path() / "examples-build";
   run_checked({PGWD_TEST_CMAKE, "-S", PGWD_TEST_EXAMPLES_DIR, "-B", examples_build.string(),
