@@ -5,6 +5,8 @@
 
 #include <string_view>
 
+#include "pgwd/export.hpp"
+
 namespace pgwd {
 
 enum class ConnectionState {
@@ -42,7 +44,7 @@ enum class Cause {
   wrong_role,            ///< the server's role does not satisfy the DSN's target_session_attrs
 };
 
-std::string_view to_string(ConnectionState state) noexcept;
-std::string_view to_string(Cause cause) noexcept;
+PGWD_EXPORT std::string_view to_string(ConnectionState state) noexcept;
+PGWD_EXPORT std::string_view to_string(Cause cause) noexcept;
 
 }  // namespace pgwd

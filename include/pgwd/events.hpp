@@ -10,6 +10,7 @@
 #include <string>
 
 #include "pgwd/connection_state.hpp"
+#include "pgwd/export.hpp"
 
 namespace pgwd {
 
@@ -61,7 +62,7 @@ struct ConnectFailedEvent {
 };
 
 enum class ProbeResult { ok, error, timeout };
-std::string_view to_string(ProbeResult result) noexcept;
+PGWD_EXPORT std::string_view to_string(ProbeResult result) noexcept;
 
 struct ProbeEvent {
   ConnectionRef connection;

@@ -27,13 +27,15 @@
 #include <string>
 #include <vector>
 
+#include "pgwd/export.hpp"
+
 namespace pgwd {
 
 using MonotonicTime = std::chrono::steady_clock::time_point;
 using Nanos = std::chrono::nanoseconds;
 
 /// A one-shot timer. Destroying it cancels it.
-class Timer {
+class PGWD_EXPORT Timer {
  public:
   virtual ~Timer() = default;
   /// (Re)starts the countdown; a pending expiry is replaced. The callback never runs before
@@ -60,7 +62,7 @@ struct Readiness {
 /// buffer per PQconsumeInput and cannot tell whether more is waiting, so an edge-triggered watch
 /// would strand messages. The adapter never closes the socket (libpq owns it). Destroying the
 /// watch stops it.
-class SocketWatch {
+class PGWD_EXPORT SocketWatch {
  public:
   virtual ~SocketWatch() = default;
   /// Starts watching `fd` for `interest`, replacing any previous socket or interest. The
@@ -82,7 +84,7 @@ struct Resolution {
 };
 
 /// A lookup in flight. Destroying it cancels it.
-class Lookup {
+class PGWD_EXPORT Lookup {
  public:
   virtual ~Lookup() = default;
   /// After cancel() the callback never runs. Safe at any time, also after completion and from
@@ -92,7 +94,7 @@ class Lookup {
 
 /// Non-blocking host name lookups (libpq's own lookup blocks the loop). /etc/hosts is honoured.
 /// Nothing is cached: every lookup asks again. Must outlive every Lookup it hands out.
-class Resolver {
+class PGWD_EXPORT Resolver {
  public:
   using Done = std::function<void(Resolution)>;
   virtual ~Resolver() = default;
@@ -100,7 +102,7 @@ class Resolver {
   virtual std::unique_ptr<Lookup> resolve(const std::string& host, Done done) = 0;
 };
 
-class Loop {
+class PGWD_EXPORT Loop {
  public:
   virtual ~Loop() = default;
 

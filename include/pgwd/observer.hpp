@@ -7,10 +7,11 @@
 /// (even for the target the event is about): destruction is deferred to a later loop iteration.
 
 #include "pgwd/events.hpp"
+#include "pgwd/export.hpp"
 
 namespace pgwd {
 
-class Observer {
+class PGWD_EXPORT Observer {
  public:
   virtual ~Observer() = default;
 

@@ -28,6 +28,7 @@
 
 #include "pgwd/connection_state.hpp"
 #include "pgwd/loop.hpp"
+#include "pgwd/export.hpp"
 #include "pgwd/observer.hpp"
 #include "pgwd/target_options.hpp"
 
@@ -43,22 +44,22 @@ namespace pgwd {
 
 /// Bad options given to add_target: a malformed DSN, a duplicate name, a value out of range.
 /// The message names the target and what is wrong, and never contains a password.
-class InvalidTarget : public std::invalid_argument {
+class PGWD_EXPORT InvalidTarget : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
 };
 
 /// Bad WatchdogOptions given to the Watchdog's constructor; the message names the option.
-class InvalidOptions : public std::invalid_argument {
+class PGWD_EXPORT InvalidOptions : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
 };
 
 /// Checks options the way add_target does, without connecting. Throws InvalidTarget.
-void validate(const TargetOptions& options);
+PGWD_EXPORT void validate(const TargetOptions& options);
 
 /// The conninfo with any password replaced by `***`, for display (`--check-config`, logs).
-std::string redact_conninfo(std::string_view conninfo);
+PGWD_EXPORT std::string redact_conninfo(std::string_view conninfo);
 
 struct WatchdogOptions {
   /// Receives every event. Not owned; must outlive the Watchdog. May be null.
@@ -93,7 +94,7 @@ struct WatchdogOptions {
   std::size_t max_concurrent_connects = 16;
 };
 
-class Watchdog {
+class PGWD_EXPORT Watchdog {
  public:
   /// On any loop. \param loop must outlive the Watchdog. Throws InvalidOptions.
   explicit Watchdog(Loop& loop, WatchdogOptions options = {});

@@ -29,7 +29,7 @@ namespace pgwd {
 ///    itself; that is detected and ends the process with a message). The destructor stops the
 ///    loop, closes every connection on the watchdog's thread, joins it and frees the loop. No
 ///    other call may run concurrently with the destructor.
-class WatchdogThread {
+class PGWD_EXPORT WatchdogThread {
  public:
   /// `options.registry` is made here if null, so registry() is valid at once.
   explicit WatchdogThread(WatchdogOptions options = {});

@@ -92,7 +92,7 @@ TEST_CASE_FIXTURE(DaemonFixture, "bad input: help and version and a valid check-
     CHECK_MESSAGE(help.output.find(flag) != std::string::npos, flag);
   auto version = run_daemon({"--version"});
   CHECK(version.exit_code == 0);
-  CHECK(version.output == "pgwatchdog 0.1.0\n");
+  CHECK(version.output == "pgwatchdog " PGWD_PROJECT_VERSION "\n");
   write_config("targets:\n  - name: ok\n    dsn: \"" + cluster.conninfo("ok") + "\"\n");
   auto check = run_daemon(
       {"--config", config_path.string(), "--check-config", "--target", "extra=host=/tmp"});

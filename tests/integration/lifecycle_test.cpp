@@ -100,7 +100,7 @@ TEST_CASE_FIXTURE(WatchdogFixture,
   for (const char* state : {"resolving", "connecting", "healthy", "probing", "backoff"})
     CHECK(metric("pgwatchdog_connections", {{"target", "fresh"}, {"state", state}}) >= 0);
   CHECK(metric("pgwatchdog_build_info",
-               {{"version", std::string(kVersion)},
+               {{"version", PGWD_PROJECT_VERSION},
                 {"libpq", "15." + std::to_string(PQlibVersion() % 10000)}}) == 1);
   // The loop measures its own lag from the first ticks on (every 10 ms in this fixture).
   CHECK(loop.run_until(

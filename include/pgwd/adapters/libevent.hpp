@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "pgwd/export.hpp"
 #include "pgwd/loop.hpp"
 
 struct event_base;
@@ -25,7 +26,7 @@ namespace pgwd {
 /// adapter exists: end your loop with `event_base_loopbreak`, as a long-running service does
 /// anyway. While nothing is posted and no timer of the watchdog is due, it causes no wake-up.
 /// Not copyable or movable (registered with the loop).
-class LibeventLoop final : public Loop {
+class PGWD_EXPORT LibeventLoop final : public Loop {
  public:
   /// \param base the host's loop; must outlive the adapter. Throws std::invalid_argument if
   /// null, std::system_error if the wake-up eventfd cannot be made.
