@@ -1,0 +1,8 @@
+# Read by ctest after the discovered tests are defined (TEST_INCLUDE_FILES in CMakeLists.txt).
+# The two 1000-connection storm tests each restart 1000 backends on the machine's 2 cores and
+# bound how long reconnecting takes: run beside each other, or beside anything else, they measure
+# the CPU queue instead. Each runs alone.
+set_tests_properties(
+  "integration:storm: 1000 connections through pg_ctl restart -m fast - all back within seconds with jittered attempts and a responsive loop"
+  "integration:storm: 1000 connections with scram-sha-256 through pg_ctl restart -m fast"
+  PROPERTIES RUN_SERIAL TRUE)
