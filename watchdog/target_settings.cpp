@@ -10,6 +10,7 @@
 #include "pg/host_list.hpp"
 #include "pg/secrets.hpp"
 #include "pgwd/watchdog.hpp"
+#include "text/utf8.hpp"
 
 namespace pgwd {
 namespace {
@@ -43,37 +44,6 @@ constexpr std::size_t kMaxHosts = 100;
 // PostgreSQL's NAMEDATALEN - 1: the server would silently cut a longer channel name.
 constexpr std::size_t kMaxChannelBytes = 63;
 
-struct Decoded {
-  char32_t code_point = 0;
-  std::size_t length = 0;  // 0: not a valid UTF-8 sequence (overlong, surrogate, truncated...)
-};
-
-Decoded decode_utf8(std::string_view text, std::size_t at) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char lead = byte(at);
-  if (lead < 0x80) return {lead, 1};
-  std::size_t length = 0;
-  char32_t code_point = 0, smallest = 0;
-  if ((lead & 0xe0) == 0xc0) {
-    length = 2, code_point = lead & 0x1fU, smallest = 0x80;
-  } else if ((lead & 0xf0) == 0xe0) {
-    length = 3, code_point = lead & 0x0fU, smallest = 0x800;
-  } else if ((lead & 0xf8) == 0xf0) {
-    length = 4, code_point = lead & 0x07U, smallest = 0x10000;
-  } else {
-    return {};
-  }
-  if (text.size() - at < length) return {};
-  for (std::size_t i = 1; i < length; ++i) {
-    if ((byte(at + i) & 0xc0) != 0x80) return {};
-    code_point = (code_point << 6) | (byte(at + i) & 0x3fU);
-  }
-  if (code_point < smallest || code_point > 0x10ffff ||
-      (code_point >= 0xd800 && code_point <= 0xdfff))
-    return {};
-  return {code_point, length};
-}
-
 // A name shows up in logs, in metric labels and on dashboards: nothing in it may be invisible,
 // reorder the text around it (bidi controls) or break a line.
 bool is_printable_in_name(char32_t c) {
@@ -91,7 +61,7 @@ bool is_printable_in_name(char32_t c) {
 std::string shown_name(std::string_view name) {
   std::string shown;
   for (std::size_t at = 0; at < name.size() && shown.size() < 2 * kMaxNameBytes;) {
-    const Decoded next = decode_utf8(name, at);
+    const Utf8CodePoint next = decode_utf8(name, at);
     if (next.length > 0 && is_printable_in_name(next.code_point)) {
       shown.append(name.substr(at, next.length));
       at += next.length;
@@ -112,7 +82,7 @@ void check_name(const std::string& name) {
   if (name.size() > kMaxNameBytes)
     refuse(fmt::format("name is longer than {} bytes ({})", kMaxNameBytes, name.size()));
   for (std::size_t at = 0; at < name.size();) {
-    const Decoded next = decode_utf8(name, at);
+    const Utf8CodePoint next = decode_utf8(name, at);
     if (next.length == 0) refuse(fmt::format("name is not valid UTF-8 at byte offset {}", at));
     if (!is_printable_in_name(next.code_point))
       refuse(fmt::format("name contains U+{:04X}, which is not printable, at byte offset {}",

@@ -22,19 +22,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// First base: never a silent skip; says why and exits 77 (ctest: Skipped).
-struct AsioRequireNetworkNamespaces {
-  AsioRequireNetworkNamespaces() {
-    if (const auto why = NetworkNamespace::unavailable_reason()) {
-      std::cout << "SKIPPED: network namespaces unavailable here: " << *why << std::endl;
-      std::exit(77);
-    }
-  }
-};
-
 /// The namespace exists before the cluster starts in it and outlives it.
-struct AsioNamespaceHolder : AsioRequireNetworkNamespaces {
-  NetworkNamespace ns;
+struct AsioNamespaceHolder : pgwd::testing::NetworkNamespaceFirst {
   ClusterSettings server_inside() const {
     ClusterSettings settings;
     settings.listen_address = ns.server_address();

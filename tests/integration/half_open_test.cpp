@@ -27,23 +27,6 @@ long long ms(Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
-/// First base of the fixture: runs before anything is built. Never a silent skip: says why and
-/// exits 77, which ctest reports as Skipped.
-struct RequireNetworkNamespaces {
-  RequireNetworkNamespaces() {
-    if (const auto why = NetworkNamespace::unavailable_reason()) {
-      std::cout << "SKIPPED: network namespaces unavailable here: " << *why << std::endl;
-      std::exit(77);
-    }
-  }
-};
-
-/// Second base: the namespace exists before the cluster starts in it and outlives it (the
-/// cluster, a member of the WatchdogFixture base constructed after this one, is stopped first).
-struct NamespaceHolder : RequireNetworkNamespaces {
-  NetworkNamespace ns;
-};
-
 ClusterSettings inside(const NetworkNamespace& ns) {
   ClusterSettings settings;
   settings.listen_address = ns.server_address();
@@ -54,7 +37,7 @@ ClusterSettings inside(const NetworkNamespace& ns) {
 }
 
 /// PostgreSQL in a namespace, the watchdog in ours connecting to ns.server_address().
-struct HalfOpenFixture : NamespaceHolder, WatchdogFixture {
+struct HalfOpenFixture : pgwd::testing::NetworkNamespaceFirst, WatchdogFixture {
   HalfOpenFixture() : WatchdogFixture(inside(ns)) {}
 
   /// Short connect attempts: while the path is dark each attempt can only time out, and after

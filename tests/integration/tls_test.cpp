@@ -126,25 +126,9 @@ struct WrongNameTlsFixture : TlsFixture {
   WrongNameTlsFixture() : TlsFixture("wrong-name.example") {}
 };
 
-/// First base of the black-hole fixture: runs before anything is built. Never a silent skip:
-/// says why and exits 77, which ctest reports as Skipped.
-struct RequireNetworkNamespaces {
-  RequireNetworkNamespaces() {
-    if (const auto why = NetworkNamespace::unavailable_reason()) {
-      std::cout << "SKIPPED: network namespaces unavailable here: " << *why << std::endl;
-      std::exit(77);
-    }
-  }
-};
-
-/// The namespace exists before the cluster starts in it and outlives it.
-struct NamespaceFirst : RequireNetworkNamespaces {
-  NetworkNamespace ns;
-};
-
 /// PostgreSQL with TLS in a network namespace (see half_open_test.cpp), reached over a veth
 /// pair; its pg_hba.conf lets us in over TLS only (hostssl).
-struct TlsBlackHoleFixture : NamespaceFirst, TlsFixture {
+struct TlsBlackHoleFixture : pgwd::testing::NetworkNamespaceFirst, TlsFixture {
   TlsBlackHoleFixture() : TlsFixture("localhost", inside(ns)) {}
 
   static ClusterSettings inside(const NetworkNamespace& ns) {

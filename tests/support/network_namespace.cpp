@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <iostream>
 #include <stdexcept>
 #include <string_view>
 #include <utility>
@@ -181,6 +183,13 @@ std::optional<std::string> NetworkNamespace::unavailable_reason() {
     return std::nullopt;
   }();
   return reason;
+}
+
+RequireNetworkNamespaces::RequireNetworkNamespaces() {
+  if (const auto why = NetworkNamespace::unavailable_reason()) {
+    std::cout << "SKIPPED: network namespaces unavailable here: " << *why << std::endl;
+    std::exit(77);
+  }
 }
 
 }  // namespace pgwd::testing

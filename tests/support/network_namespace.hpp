@@ -59,4 +59,15 @@ class NetworkNamespace {
   bool veth_added_ = false;
 };
 
+/// The first base of a fixture that needs a namespace: checked and made before anything else of
+/// the fixture (so a cluster started inside it later is stopped before it goes). Never a silent
+/// skip: where namespaces cannot be made, it says why and exits 77, which ctest reports as
+/// Skipped.
+struct RequireNetworkNamespaces {
+  RequireNetworkNamespaces();
+};
+struct NetworkNamespaceFirst : RequireNetworkNamespaces {
+  NetworkNamespace ns;
+};
+
 }  // namespace pgwd::testing

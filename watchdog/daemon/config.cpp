@@ -22,6 +22,7 @@
 
 #include "daemon/duration.hpp"
 #include "pgwd/watchdog.hpp"
+#include "text/utf8.hpp"
 
 namespace pgwd::daemon {
 namespace {
@@ -380,37 +381,6 @@ int line_at(std::string_view text, std::size_t offset) {
          1;
 }
 
-struct Decoded {
-  char32_t code_point = 0;
-  std::size_t length = 0;  // 0: not a valid UTF-8 sequence
-};
-
-Decoded decode_utf8(std::string_view text, std::size_t at) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char lead = byte(at);
-  if (lead < 0x80) return {lead, 1};
-  std::size_t length = 0;
-  char32_t code_point = 0, smallest = 0;
-  if ((lead & 0xe0) == 0xc0) {
-    length = 2, code_point = lead & 0x1fU, smallest = 0x80;
-  } else if ((lead & 0xf0) == 0xe0) {
-    length = 3, code_point = lead & 0x0fU, smallest = 0x800;
-  } else if ((lead & 0xf8) == 0xf0) {
-    length = 4, code_point = lead & 0x07U, smallest = 0x10000;
-  } else {
-    return {};
-  }
-  if (text.size() - at < length) return {};
-  for (std::size_t i = 1; i < length; ++i) {
-    if ((byte(at + i) & 0xc0) != 0x80) return {};
-    code_point = (code_point << 6) | (byte(at + i) & 0x3fU);
-  }
-  if (code_point < smallest || code_point > 0x10ffff ||
-      (code_point >= 0xd800 && code_point <= 0xdfff))
-    return {};
-  return {code_point, length};
-}
-
 // YAML 1.2's c-printable: what a YAML stream may contain at all.
 bool is_yaml_printable(char32_t c) {
   return c == 0x9 || c == 0xa || c == 0xd || (c >= 0x20 && c <= 0x7e) || c == 0x85 ||
@@ -428,7 +398,7 @@ std::string code_point_name(char32_t c) {
 // raw bytes of the rest back in its messages.
 void check_yaml_text(const ErrorReporter& report, std::string_view text) {
   for (std::size_t at = 0; at < text.size();) {
-    const Decoded next = decode_utf8(text, at);
+    const Utf8CodePoint next = decode_utf8(text, at);
     if (next.length == 0)
       report.fail(line_at(text, at), "not valid UTF-8 at byte offset " + std::to_string(at) +
                                          " (a config file must be UTF-8)");
@@ -794,7 +764,7 @@ DaemonConfig load_config_file(const std::string& path) {
 
 std::optional<std::size_t> find_invalid_utf8(std::string_view text) {
   for (std::size_t at = 0; at < text.size();) {
-    const Decoded next = decode_utf8(text, at);
+    const Utf8CodePoint next = decode_utf8(text, at);
     if (next.length == 0) return at;
     at += next.length;
   }
@@ -804,7 +774,7 @@ std::optional<std::size_t> find_invalid_utf8(std::string_view text) {
 std::string yaml_quoted(std::string_view text) {
   std::string quoted = "\"";
   for (std::size_t at = 0; at < text.size();) {
-    const Decoded next = decode_utf8(text, at);
+    const Utf8CodePoint next = decode_utf8(text, at);
     const char32_t c = next.code_point;
     char escape[16];
     if (next.length == 0) {
