@@ -1,10 +1,13 @@
 #pragma once
 
 /// \file
-/// The host's window into the watchdog. All methods run on the loop thread, inside the
-/// watchdog's own callbacks; keep them short and never block. Every method has an empty default,
-/// so override only what you need. From inside them it is safe to call Watchdog::remove_target
-/// (even for the target the event is about): destruction is deferred to a later loop iteration.
+/// The host's window into the watchdog. All methods run on the loop's thread (for a
+/// WatchdogThread: its own thread), inside the watchdog's own callbacks; keep them short and never
+/// block. Every method has an empty default, so override only what you need.
+///
+/// From inside any of them the host may remove any target (the event's own included), add one,
+/// or destroy the Watchdog itself; an exception thrown from one is logged and ignored. The whole
+/// contract, what may and may not happen inside a callback, is in pgwd/watchdog.hpp.
 
 #include "pgwd/events.hpp"
 #include "pgwd/export.hpp"
