@@ -114,22 +114,12 @@ void Target::on_down(const DownEvent& e) {
   metrics_->disconnected(e.cause);
   log_.warn("{}[{}] down: {}: {}", name_, e.connection.index, with_sqlstate(e.cause, e.sqlstate),
             e.message);
+  // The siblings are left alone. A single backend's end (pg_terminate_backend, an idle-session
+  // timeout) says nothing about them, and a server-wide end reaches each of their sockets on its
+  // own, where the loop reports it: a quiet sibling is already an answer. Probing them cost N-1
+  // statements per terminate; after a kernel timeout a probe even delayed their own detection
+  // (Linux suspends keepalive while data is unacknowledged).
   tell(&Observer::on_down, e);
-  // A server-side end (FATAL, EOF) rarely comes alone: look at the siblings now. Not after a
-  // kernel timeout: each sibling's own keepalive timer is already counting, and a probe would
-  // stop it (Linux suspends keepalive while data is unacknowledged) and restart
-  // TCP_USER_TIMEOUT, so the sibling would be found dead seconds later, not sooner.
-  if (e.cause != Cause::timed_out) check_siblings_of(e.connection.index);
-}
-
-void Target::check_siblings_of(int index) {
-  // A sibling found dead here reports on_down, which would start a sweep of its own: one sweep
-  // (this one) covers them all.
-  if (checking_siblings_ || !metrics_) return;
-  checking_siblings_ = true;
-  for (auto& c : connections_)
-    if (c->ref().index != index) c->check_now();
-  checking_siblings_ = false;
 }
 
 void Target::on_reconnect_attempt(const ReconnectAttemptEvent& e) {

@@ -13,9 +13,8 @@
 
 namespace pgwd {
 
-/// One configured target: its connections, their metrics and logs, and the host's observer.
-/// When one connection goes down it asks the others to check themselves at once: a server-side
-/// death rarely comes alone. An observer that throws is logged and otherwise ignored: an
+/// One configured target: its connections, their metrics and logs, and the host's observer. An
+/// observer that throws is logged and otherwise ignored: an
 /// exception must never unwind through the loop. Not copyable or movable.
 class Target final : private ConnectionEvents {
  public:
@@ -48,7 +47,6 @@ class Target final : private ConnectionEvents {
   void on_state_change(const StateChangeEvent& e) override;
   void on_wakeup(const ConnectionRef& c) override;
 
-  void check_siblings_of(int index);
   /// Calls the host's observer, if any, catching what it throws.
   template <typename Event>
   void tell(void (Observer::*method)(const Event&), const Event& event);
@@ -64,7 +62,6 @@ class Target final : private ConnectionEvents {
     std::optional<Cause> last_failure;  ///< to log repeated identical failures quietly
   };
   std::vector<PerConnection> per_connection_;
-  bool checking_siblings_ = false;
   std::vector<std::unique_ptr<WatchedConnection>> connections_;  // last: they call back into us
 };
 

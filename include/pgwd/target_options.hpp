@@ -22,8 +22,8 @@ struct TargetOptions {
   std::string conninfo;
   /// Idle connections opened and watched for this target.
   int connections = 1;
-  /// Sent only when the OS reported activity that reading the input did not explain, on
-  /// heartbeat, and on siblings of a connection that just went down.
+  /// Sent only when the OS reported activity that reading the input did not explain, and on
+  /// heartbeat.
   std::string probe_query = "SELECT 1";
   /// A probe without an answer by then means the backend is hung: down with `probe_timeout`.
   Duration probe_timeout = std::chrono::seconds(5);

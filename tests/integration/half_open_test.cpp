@@ -257,7 +257,8 @@ TEST_CASE_FIXTURE(HalfOpenFixture,
   REQUIRE(all_healthy("dark", kConnections));
   const std::size_t downs_before = observer.down.size();
   REQUIRE(downs_before == 1);  // the termination
-  // Connection 0's last packet: the answer to the sibling probe sent when 1 was terminated.
+  // Connection 0's keepalive clock counts from its connect (nothing was sent to it since: a
+  // sibling's end costs it no probe), connection 1's from its reconnect.
   const auto staggered_by = observer.healthy[2].at - observer.down[downs_before - 1].at;
 
   ns.black_hole();

@@ -55,3 +55,23 @@ TEST_CASE_FIXTURE(WatchdogFixture,
   for (std::size_t i = n; i < observer.healthy.size(); ++i)
     CHECK(observer.healthy[i].event.outage.has_value());
 }
+
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "terminate: one backend's end costs its siblings nothing - no probe, no "
+                  "statement") {
+  // A single pg_terminate_backend says nothing about the other connections; a server-wide end
+  // reaches each of their sockets on its own. So none of the 19 siblings is probed.
+  constexpr std::size_t n = 20;
+  watchdog->add_target(target("alone", n));
+  REQUIRE(loop.run_until([&] { return all_healthy("alone", n); }, 10s));
+  const int victim = cluster.backend_pids("alone").front();
+  cluster.execute("SELECT pg_terminate_backend(" + std::to_string(victim) + ")");
+  REQUIRE(loop.run_until(
+      [&] { return observer.down.size() == 1 && observer.healthy.size() == n + 1; }, 5s));
+  loop.run_for(300ms);  // a probe sent to a sibling would be answered by now
+  CHECK(observer.down.size() == 1);
+  CHECK(metric("pgwatchdog_probes_total", {{"target", "alone"}, {"result", "ok"}}) == 0);
+  CHECK(metric("pgwatchdog_wakeups_total", {{"target", "alone"}}) == 1);  // the victim's own
+  CHECK(cluster.count_statements("alone") == 0);
+  CHECK(all_healthy("alone", n));
+}

@@ -278,18 +278,6 @@ TEST_CASE_FIXTURE(Fixture,
   CHECK(events.down[0].cause == Cause::probe_timeout);
 }
 
-TEST_CASE_FIXTURE(
-    Fixture, "lifecycle: check_now inspects a healthy connection and leaves the others alone") {
-  connect();
-  link->next_inspection = {Inspection::Verdict::unexplained, {}};
-  connection->check_now();
-  CHECK(link->calls == std::vector<std::string>{"inspect", "probe"});
-  CHECK(events.wakeups == 0);  // not an OS wake-up
-  link->calls.clear();
-  connection->check_now();  // already probing
-  CHECK(link->calls.empty());
-}
-
 TEST_CASE_FIXTURE(Fixture, "lifecycle: stop closes the link and cancels every timer") {
   settings.heartbeat = 1s;
   connect();

@@ -158,10 +158,6 @@ void WatchedConnection::on_readable() {
   inspect();
 }
 
-void WatchedConnection::check_now() {
-  if (state_ == ConnectionState::healthy) inspect();
-}
-
 void WatchedConnection::inspect() {
   if (!enter(ConnectionState::inspecting)) return;
   const Inspection seen = link_->inspect();  // reads; calls nothing back

@@ -48,9 +48,6 @@ class WatchedConnection final : private LinkCallbacks {
 
   /// First connect attempt (once a connect slot is free).
   void start();
-  /// A sibling just went down: if idle, look at this one as if the OS had reported activity
-  /// (read what is pending; probe if that does not settle it).
-  void check_now();
   /// Closes for good; no more events after the transition to `stopped`.
   void stop();
 
