@@ -4,11 +4,14 @@
 #include "pgwd/watchdog_thread.hpp"
 
 #include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <map>
 #include <mutex>
 #include <set>
@@ -146,6 +149,43 @@ TEST_SUITE("thread") {
     CHECK_THROWS_AS(w->add_target(target_of(cluster, "threaded", 1)), InvalidTarget);
     w.reset();  // from this thread: stops the loop, closes the connections there, joins
     CHECK(cluster.backend_pids("threaded").empty());
+  }
+
+  TEST_CASE("watchdog thread: destroying it on its own thread ends the process with a message") {
+    // A thread cannot join itself: inside a callback the destructor refuses, loudly, rather than
+    // deadlock or leave a thread behind. In a child, so that the end is observed.
+    int output[2];
+    REQUIRE(pipe(output) == 0);
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      std::signal(SIGABRT, SIG_DFL);  // not doctest's crash handler
+      dup2(output[1], 2);
+      struct Destroyer : Observer {
+        std::unique_ptr<WatchdogThread>* self = nullptr;
+        void on_state_change(const StateChangeEvent&) override { self->reset(); }
+      } destroyer;
+      auto w = std::make_unique<WatchdogThread>(
+          WatchdogOptions{.observer = &destroyer, .logger = quiet_logger()});
+      destroyer.self = &w;
+      TargetOptions o;
+      o.name = "nowhere";
+      o.conninfo = "host=127.0.0.1 port=1 dbname=x user=y";  // its first transition suffices
+      w->add_target(o);
+      pause();  // the abort comes from the watchdog's thread
+      _exit(0);
+    }
+    close(output[1]);
+    std::string said;
+    char buffer[512];
+    for (ssize_t got; (got = read(output[0], buffer, sizeof buffer)) > 0;)
+      said.append(buffer, static_cast<std::size_t>(got));
+    close(output[0]);
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    CHECK(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGABRT);
+    CHECK(said.find("pgwd::WatchdogThread destroyed on its own thread") != std::string::npos);
   }
 
   TEST_CASE("watchdog thread: bad options throw from the constructor and leave no thread") {
