@@ -13,8 +13,8 @@ struct TargetSettings {
 };
 
 /// Validates the options and prepares the conninfo: keepalive and TCP_USER_TIMEOUT defaults,
-/// `fallback_application_name=pgwatchdog`, and whether the host must be resolved with evdns.
-/// Throws InvalidTarget with a message that names the target and never contains a password.
+/// `fallback_application_name=pgwatchdog`, and whether the host must be resolved (without blocking)
+/// first. Throws InvalidTarget with a message that names the target and never contains a password.
 TargetSettings prepare_target(const TargetOptions& options);
 
 }  // namespace pgwd

@@ -14,7 +14,8 @@ struct HostEntry {
   std::string host;      ///< as written: a name, an address or a socket directory; may be empty
   std::string hostaddr;  ///< as written; may be empty
   std::string port;      ///< may be empty (libpq's default)
-  /// A host name to resolve with evdns before each attempt (libpq's own lookup blocks).
+  /// A host name to resolve with the loop's resolver before each attempt (libpq's own lookup
+  /// blocks).
   std::optional<std::string> resolve;
 
   std::string label() const;  ///< "host:port" for logs and messages

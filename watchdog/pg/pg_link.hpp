@@ -53,7 +53,7 @@ class PgLink final : public Link {
  private:
   enum class Phase {
     closed,      ///< no PGconn
-    resolving,   ///< evdns lookup in flight
+    resolving,   ///< name lookup in flight
     polling,     ///< PQconnectPoll steps
     setting_up,  ///< setup_sql in flight
     idle,        ///< connected; watched for readability (or not watched at all)
