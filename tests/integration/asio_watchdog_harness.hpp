@@ -27,7 +27,7 @@ using AsioTestLoop = AsioHarness<asio::io_context, AsioLoop>;
 
 /// A Watchdog on an AsioLoop, with a recording observer, its own registry and a readable log.
 /// `host.io` is the host's io_context; run it with host.run_until / run_for.
-struct AsioWatchdogHarness {
+struct AsioWatchdogHarness : WatchdogQueries<AsioWatchdogHarness> {
   AsioTestLoop host;  // first: outlives the Watchdog
   RecordingObserver observer;
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
@@ -51,17 +51,6 @@ struct AsioWatchdogHarness {
     host.run_until([] { return false; }, duration);
   }
 
-  double metric(const std::string& name,
-                const std::map<std::string, std::string>& labels = {}) const {
-    return metric_value(*registry, name, labels);
-  }
-  std::size_t count_in(const std::string& target, ConnectionState state) const {
-    const auto states = watchdog->connection_states(target);
-    return static_cast<std::size_t>(std::count(states.begin(), states.end(), state));
-  }
-  bool all_healthy(const std::string& target, std::size_t n) const {
-    return count_in(target, ConnectionState::healthy) == n;
-  }
 };
 
 /// The targets of these tests: as WatchdogFixture::target (application_name = the target's

@@ -20,10 +20,30 @@
 
 namespace pgwd::testing {
 
+/// What tests ask a harness (`Self`: it has `registry` and `watchdog` members) about its
+/// Watchdog. A base of each harness, whatever loop the Watchdog runs on.
+template <typename Self>
+struct WatchdogQueries {
+  double metric(const std::string& name,
+                const std::map<std::string, std::string>& labels = {}) const {
+    return metric_value(*self().registry, name, labels);
+  }
+  std::size_t count_in(const std::string& target, ConnectionState state) const {
+    const auto states = self().watchdog->connection_states(target);
+    return static_cast<std::size_t>(std::count(states.begin(), states.end(), state));
+  }
+  bool all_healthy(const std::string& target, std::size_t n) const {
+    return count_in(target, ConnectionState::healthy) == n;
+  }
+
+ private:
+  const Self& self() const { return static_cast<const Self&>(*this); }
+};
+
 /// A Watchdog on a test loop with a recording observer, its own registry, and a logger whose
 /// output the test can read. The servers are the test's: declare them before the harness (as a
 /// base listed first, or a member before it) so that they outlive the Watchdog.
-struct WatchdogHarness {
+struct WatchdogHarness : WatchdogQueries<WatchdogHarness> {
   template <typename Event>
   using Stamped = RecordingObserver::Stamped<Event>;
 
@@ -45,19 +65,6 @@ struct WatchdogHarness {
     watchdog = std::make_unique<Watchdog>(loop.base(), options);
   }
 
-  double metric(const std::string& name,
-                const std::map<std::string, std::string>& labels = {}) const {
-    return metric_value(*registry, name, labels);
-  }
-
-  std::size_t count_in(const std::string& target, ConnectionState state) const {
-    const auto states = watchdog->connection_states(target);
-    return static_cast<std::size_t>(std::count(states.begin(), states.end(), state));
-  }
-
-  bool all_healthy(const std::string& target, std::size_t n) const {
-    return count_in(target, ConnectionState::healthy) == n;
-  }
 
   /// Logs at trace level into log_text (tests read it); also to stderr with PGWD_TEST_VERBOSE=1.
   static std::shared_ptr<spdlog::logger> make_logger(

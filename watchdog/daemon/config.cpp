@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "daemon/duration.hpp"
+#include "daemon/unique_fd.hpp"
 #include "pgwd/watchdog.hpp"
 #include "text/utf8.hpp"
 
@@ -588,20 +589,6 @@ bool is_listen_host(std::string_view host) {
   return is_host_name(host);
 }
 
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) noexcept : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
-
 std::string file_kind(mode_t mode) {
   if (S_ISFIFO(mode)) return "a FIFO";
   if (S_ISCHR(mode)) return "a character device";
@@ -732,7 +719,7 @@ DaemonConfig parse_config(std::string_view yaml_text, std::string_view origin) {
 
 DaemonConfig load_config_file(const std::string& path) {
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
-  const FileDescriptor file(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  const UniqueFd file(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
   const int fd = file.get();
   if (fd < 0) cannot_read(path, errno);
   struct stat status {};

@@ -12,6 +12,7 @@
 #include <numeric>
 
 #include "daemon/duration.hpp"
+#include "daemon/unique_fd.hpp"
 #include "pgwd/watchdog.hpp"
 
 namespace pgwd::daemon {
@@ -19,20 +20,6 @@ namespace {
 
 struct AddrinfoDeleter {
   void operator()(addrinfo* info) const noexcept { freeaddrinfo(info); }
-};
-
-class Socket {
- public:
-  explicit Socket(int fd) noexcept : fd_(fd) {}
-  ~Socket() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-  int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
 };
 
 // Binds (and at once releases) the address the way the HTTP server will: IPv4, SO_REUSEADDR.
@@ -50,7 +37,7 @@ int try_bind(const std::string& listen, std::string& detail) {
     return EADDRNOTAVAIL;
   }
   const std::unique_ptr<addrinfo, AddrinfoDeleter> owned(found);
-  const Socket socket(::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, 0));
+  const UniqueFd socket(::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, 0));
   if (socket.get() < 0) return errno;
   const int on = 1;
   ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
