@@ -40,9 +40,11 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
 Daemon::~Daemon() = default;
 
 int Daemon::run() {
+  // Every target's series exist before this line announces the endpoint: a scrape that follows
+  // it sees them all (with zeros). Nothing connects before the loop runs.
+  for (const TargetOptions& target : config_.targets) watchdog_->add_target(target);
   log_->info("pgwatchdog {} serving metrics on http://{}/metrics (port {})", kVersion,
              config_.listen, endpoint_->port());
-  for (const TargetOptions& target : config_.targets) watchdog_->add_target(target);
   event_base_dispatch(base_.get());
   const auto stopping = std::chrono::steady_clock::now();
   log_->info("stopping: closing {} target(s)", config_.targets.size());
