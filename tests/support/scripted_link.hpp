@@ -1,10 +1,12 @@
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "health/link.hpp"
 #include "health/random.hpp"
+#include "health/watched_connection.hpp"
 
 namespace pgwd::testing {
 
@@ -28,6 +30,15 @@ struct ScriptedLink final : Link {
   void close() override { calls.push_back("close"); }
   ServerInfo server_info() const override { return server; }
 };
+
+/// A link factory for WatchedConnection that makes a ScriptedLink and points `made` at it.
+inline WatchedConnection::LinkFactory scripted_links(ScriptedLink*& made) {
+  return [&made](LinkCallbacks& callbacks, const ConnectionRef&) {
+    auto link = std::make_unique<ScriptedLink>(callbacks);
+    made = link.get();
+    return link;
+  };
+}
 
 /// Jitter at its lowest: every backoff delay is ceiling/2.
 struct LowestRandom final : Random {

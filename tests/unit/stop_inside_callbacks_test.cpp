@@ -74,13 +74,9 @@ struct Run {
   std::size_t armed_after_stop = 0;
 
   explicit Run(std::optional<std::size_t> stop_at) {
-    connection = std::make_unique<WatchedConnection>(
-        ConnectionRef{"primary", 0}, settings, loop, random, events,
-        [this](LinkCallbacks& cb, const ConnectionRef&) {
-          auto made = std::make_unique<ScriptedLink>(cb);
-          link = made.get();
-          return made;
-        });
+    connection =
+        std::make_unique<WatchedConnection>(ConnectionRef{"primary", 0}, settings, loop, random,
+                                            events, pgwd::testing::scripted_links(link));
     events.stop_at = stop_at;
     events.connection = connection.get();
     events.link = &link;

@@ -50,13 +50,9 @@ struct Fixture {
   std::unique_ptr<WatchedConnection> connection;
 
   void build() {
-    connection = std::make_unique<WatchedConnection>(
-        ConnectionRef{"primary", 0}, settings, loop, random, events,
-        [this](LinkCallbacks& cb, const ConnectionRef&) {
-          auto made = std::make_unique<ScriptedLink>(cb);
-          link = made.get();
-          return made;
-        });
+    connection =
+        std::make_unique<WatchedConnection>(ConnectionRef{"primary", 0}, settings, loop, random,
+                                            events, pgwd::testing::scripted_links(link));
   }
   LinkCallbacks& cb() { return link->cb; }
 

@@ -110,25 +110,16 @@ class GuardedTimer final : public Timer {
   TimerPtr timer_;  // last: its callback uses the members above
 };
 
-class GuardedLookup final : public Lookup {
- public:
-  explicit GuardedLookup(std::unique_ptr<Lookup> inner) : inner_(std::move(inner)) {}
-  void cancel() noexcept override { inner_->cancel(); }
-
- private:
-  std::unique_ptr<Lookup> inner_;
-};
-
 class GuardedResolver final : public Resolver {
  public:
   GuardedResolver(std::unique_ptr<Resolver> inner, std::shared_ptr<GuardedLoop::Scope> scope)
       : inner_(std::move(inner)), scope_(std::move(scope)) {}
 
   std::unique_ptr<Lookup> resolve(const std::string& host, Done done) override {
-    return std::make_unique<GuardedLookup>(
-        inner_->resolve(host, [scope = scope_, done = std::move(done)](Resolution resolution) {
-          GuardedLoop::Scope::run(scope, CallbackPhase::dns, [&] { done(std::move(resolution)); });
-        }));
+    // The adapter's own lookup: only its callback needs the guard.
+    return inner_->resolve(host, [scope = scope_, done = std::move(done)](Resolution resolution) {
+      GuardedLoop::Scope::run(scope, CallbackPhase::dns, [&] { done(std::move(resolution)); });
+    });
   }
 
  private:
