@@ -29,6 +29,7 @@
 #include "pgwd/connection_state.hpp"
 #include "pgwd/loop.hpp"
 #include "pgwd/export.hpp"
+#include "pgwd/lending.hpp"
 #include "pgwd/observer.hpp"
 #include "pgwd/target_options.hpp"
 
@@ -125,6 +126,12 @@ class PGWD_EXPORT Watchdog {
 
   /// The state of each connection of a target, by index; empty if the target is unknown.
   std::vector<ConnectionState> connection_states(std::string_view target) const;
+
+  /// Lends a host-owned idle connection to be watched until the Loan is taken back (see
+  /// pgwd/lending.hpp). Unlike the other methods, callable from any thread. Throws LendRefused
+  /// (nothing changed on the connection) if it is NULL, not CONNECTION_OK, in a transaction,
+  /// busy, in pipeline mode, already lent, or the options are bad.
+  Loan lend(PGconn* connection, LendOptions options);
 
   const std::shared_ptr<prometheus::Registry>& registry() const noexcept;
   /// The `loop` label of this watchdog's own series (WatchdogOptions::name).

@@ -47,6 +47,8 @@ class PGWD_EXPORT WatchdogThread {
   std::vector<ConnectionState> connection_states(std::string_view target) const;
   /// The state of every connection of every target, taken at one moment on the watchdog's thread.
   std::map<std::string, std::vector<ConnectionState>> snapshot() const;
+  /// As Watchdog::lend: from any thread, without waiting for the watchdog's thread.
+  Loan lend(PGconn* connection, LendOptions options);
   /// Thread-safe (prometheus-cpp's own guarantee): expose it, scrape it, from any thread.
   const std::shared_ptr<prometheus::Registry>& registry() const noexcept;
   /// True on the watchdog's own thread (inside the observer's callbacks).
