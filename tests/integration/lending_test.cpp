@@ -258,6 +258,25 @@ TEST_SUITE("thread") {
     CHECK(owned.usable());
   }
 
+  TEST_CASE("lending: a probe without an answer within probe_timeout is a death") {
+    TestCluster cluster;
+    WatchdogThread w(WatchdogOptions{.logger = quiet_logger()});
+    Heard heard;
+    OwnedConn owned(cluster.conninfo("lend"));
+    const int pid = PQbackendPID(owned.conn);
+    LendOptions options = heard.options("pool");
+    options.heartbeat = 20ms;
+    options.probe_timeout = 200ms;
+    Loan loan = w.lend(owned.conn, options);
+    cluster.pause_backend(pid);
+    REQUIRE(heard.wait([&] { return heard.deaths.size() == 1; }, 10s));
+    CHECK(heard.deaths[0].cause == Cause::probe_timeout);
+    const TakenBack back = loan.take_back();
+    CHECK(back.verdict == LoanVerdict::dead);
+    CHECK(back.probes == 1);
+    cluster.resume_backend(pid);
+  }
+
   TEST_CASE("lending: bad connections and options are refused, and nothing is changed") {
     TestCluster cluster;
     WatchdogThread w(WatchdogOptions{.logger = quiet_logger()});
