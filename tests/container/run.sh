@@ -90,6 +90,10 @@ echo "$(grep -c '=>' <<<"$ldd_out") libraries, none missing"
 step "Labels, user, version"
 label_version=$("${PODMAN[@]}" image inspect -f '{{index .Labels "org.opencontainers.image.version"}}' "$image")
 [[ $label_version == "$version" ]] || die "org.opencontainers.image.version is '$label_version', not $version"
+# The revision too: a stale one would mean a cached layer kept an earlier build's labels.
+label_revision=$("${PODMAN[@]}" image inspect -f '{{index .Labels "org.opencontainers.image.revision"}}' "$image")
+head=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
+[[ $label_revision == "$head" ]] || die "org.opencontainers.image.revision is '$label_revision', not $head"
 image_user=$("${PODMAN[@]}" image inspect -f '{{.Config.User}}' "$image")
 [[ $image_user == 65534:65534 ]] || die "the image's USER is '$image_user', not 65534:65534"
 daemon_version=$(podman_run --rm --network none --read-only "$image" --version)
