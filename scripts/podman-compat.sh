@@ -25,5 +25,6 @@ pgwd_nofile=$(podman_hard_limit -n)
 pgwd_nproc=$(podman_hard_limit -u)
 pgwd_pid_max=$(cat /proc/sys/kernel/pid_max 2>/dev/null || echo "$pgwd_nproc")
 (( pgwd_nproc <= pgwd_pid_max )) || pgwd_nproc=$pgwd_pid_max
+# shellcheck disable=SC2034  # used by the scripts that source this file
 PODMAN_ULIMITS=(--ulimit "nofile=$pgwd_nofile:$pgwd_nofile" --ulimit "nproc=$pgwd_nproc:$pgwd_nproc")
 unset pgwd_nofile pgwd_nproc pgwd_pid_max
