@@ -1,0 +1,48 @@
+# pgwatchdog's container image: the daemon alone, on Debian 12, run as a numeric non-root user.
+#
+#   scripts/build-image          # podman, with a bookworm base made here from Debian's packages
+#   docker build -t pgwatchdog . # anywhere a Docker engine and the Docker Hub are at hand
+#
+# VERSION, REVISION and CREATED fill the OCI labels; scripts/build-image takes VERSION from
+# CMakeLists.txt's project(VERSION), the one place it is written.
+
+# --- builder: the daemon only (Release, no tests), with the project's own dependency list ---
+FROM docker.io/library/debian:bookworm-slim AS build
+COPY scripts/install-deps /src/scripts/install-deps
+RUN /src/scripts/install-deps --quiet --daemon-build && rm -rf /var/lib/apt/lists/*
+COPY . /src
+RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=Release -DPGWD_BUILD_TESTS=OFF -DPGWD_INSTALL=OFF \
+ && cmake --build /build -j"$(nproc)" --target pgwatchdog-daemon \
+ && install -D -m 0755 -s /build/watchdog/daemon/pgwatchdog /out/usr/bin/pgwatchdog \
+ && install -D -m 0644 /src/deploy/image/pgwatchdog.yaml /out/etc/pgwatchdog/pgwatchdog.yaml \
+ && /src/deploy/image/runtime-packages /out/usr/bin/pgwatchdog >/out/runtime-packages \
+ && /out/usr/bin/pgwatchdog --config /out/etc/pgwatchdog/pgwatchdog.yaml --target check=host=db \
+      --check-config >/dev/null
+
+# --- runtime: only the packages that hold the libraries the binary links ---
+FROM docker.io/library/debian:bookworm-slim
+COPY --from=build /out/runtime-packages /tmp/runtime-packages
+RUN apt-get update -q \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends \
+      $(cat /tmp/runtime-packages) \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/runtime-packages
+COPY --from=build /out/usr/bin/pgwatchdog /usr/bin/pgwatchdog
+COPY --from=build /out/etc/pgwatchdog/pgwatchdog.yaml /etc/pgwatchdog/pgwatchdog.yaml
+# Last: the labels change with every build (CREATED, REVISION), the layers above need not.
+ARG VERSION=unknown
+ARG REVISION=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="pgwatchdog" \
+      org.opencontainers.image.description="PostgreSQL connection health watchdog and disconnect detector, exporting Prometheus metrics" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
+# Numeric, so that Kubernetes' runAsNonRoot can verify it (a user name cannot be checked):
+# 65534 is nobody/nogroup. pgwatchdog writes no file: a read-only root filesystem works.
+USER 65534:65534
+EXPOSE 10432
+# No HEALTHCHECK: Kubernetes ignores it (its probes are in deploy/kubernetes), and podman's
+# default OCI image format cannot even store one.
+ENTRYPOINT ["/usr/bin/pgwatchdog"]
+CMD ["--config", "/etc/pgwatchdog/pgwatchdog.yaml"]
