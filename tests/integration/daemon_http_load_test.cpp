@@ -139,7 +139,7 @@ TEST_CASE_FIXTURE(DaemonFixture,
   CHECK(open_at_end >= 90);
 }
 
-TEST_CASE_FIXTURE(DaemonFixture, "http load: 50 concurrent scrapers, p99 under 50 ms") {
+TEST_CASE_FIXTURE(DaemonFixture, "http load: 50 concurrent scrapers keep p99 under 50 ms") {
   // One target: a few KiB per scrape, as in the report this test answers (p99 116 ms).
   constexpr int kTargets = 1;
   std::string targets = "targets:\n";

@@ -1,6 +1,5 @@
 // End-to-end: the daemon's HTTP port (issue 10, parts 2, 3 and 7): health endpoints, the status
 // page, and --web.config.file (TLS, client certificates, basic auth) checked with Debian's curl.
-#include <crypt.h>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -12,6 +11,7 @@
 #include <fstream>
 #include <regex>
 
+#include "support/bcrypt_hash.hpp"
 #include "support/daemon_fixture.hpp"
 #include "support/subprocess.hpp"
 #include "support/tls_certificates.hpp"
@@ -37,14 +37,6 @@ Curl curl(std::vector<std::string> args) {
   return {result.exit_code, result.output};
 }
 
-std::string bcrypt(const std::string& password) {
-  char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-  REQUIRE(crypt_gensalt_rn("$2y$", 10, nullptr, 0, salt, sizeof salt) != nullptr);
-  crypt_data data{};
-  const char* hash = crypt_rn(password.c_str(), salt, &data, sizeof data);
-  REQUIRE(hash != nullptr);
-  return hash;
-}
 
 /// A TCP port that accepts connections (the kernel completes the handshake) and never answers:
 /// a connect attempt to it ends only at its connect_timeout.
@@ -81,7 +73,7 @@ struct WebFixture : DaemonFixture {
 }  // namespace
 
 TEST_CASE_FIXTURE(DaemonFixture,
-                  "http: /-/ready is 503 until every target has made its first attempt, then 200") {
+                  "http: /-/ready is 503 until every target has made its first attempt and then 200") {
   SilentListener silent;
   write_config("targets:\n" + target_yaml("main", 1) +
                "  - name: silent\n    dsn: \"host=127.0.0.1 port=" + std::to_string(silent.port) +
@@ -112,7 +104,7 @@ TEST_CASE_FIXTURE(DaemonFixture,
 }
 
 TEST_CASE_FIXTURE(DaemonFixture,
-                  "http: the status page lists every target as /metrics does, names escaped") {
+                  "http: the status page lists every target as /metrics does with names escaped") {
   const std::string hostile = "<img src=x onerror=alert(1)>&'\\\"";
   write_config("defaults:\n  backoff_max: 300ms\ntargets:\n" + target_yaml("alpha", 2) +
                "  - name: '" + std::string("<img src=x onerror=alert(1)>&''\\\"") +
@@ -148,10 +140,11 @@ TEST_CASE_FIXTURE(DaemonFixture,
   CHECK(page.body.find("<td class=\"name\">refused</td><td class=\"down\">down</td>") !=
         std::string::npos);
   CHECK(page.body.find("<td>primary</td>") != std::string::npos);
+  CHECK(page.body.find("<td>connect_failed, ") != std::string::npos);  // `refused`'s attempts
 }
 
-TEST_CASE_FIXTURE(WebFixture, "http: basic auth: none or wrong credentials 401, right ones 200") {
-  write_web("basic_auth_users:\n  prometheus: " + bcrypt("scrape-secret") + "\n");
+TEST_CASE_FIXTURE(WebFixture, "http: basic auth: none or wrong credentials 401 and right ones 200") {
+  write_web("basic_auth_users:\n  prometheus: " + pgwd::testing::bcrypt_hash("scrape-secret") + "\n");
   start_web();
   const std::string metrics = url("http", "/metrics");
   CHECK(curl({metrics}).status == "401");
@@ -167,7 +160,7 @@ TEST_CASE_FIXTURE(WebFixture, "http: basic auth: none or wrong credentials 401, 
 }
 
 TEST_CASE_FIXTURE(WebFixture, "http: --web.health-without-auth opens only the health endpoints") {
-  write_web("basic_auth_users:\n  prometheus: " + bcrypt("pw") + "\n");
+  write_web("basic_auth_users:\n  prometheus: " + pgwd::testing::bcrypt_hash("pw") + "\n");
   start_web({"--web.health-without-auth"});
   CHECK(curl({url("http", "/-/healthy")}).status == "200");
   CHECK(curl({url("http", "/-/ready")}).status == "200");
@@ -175,7 +168,7 @@ TEST_CASE_FIXTURE(WebFixture, "http: --web.health-without-auth opens only the he
   CHECK(curl({url("http", "/")}).status == "401");
 }
 
-TEST_CASE_FIXTURE(WebFixture, "http: TLS verified against the CA; plain HTTP is refused") {
+TEST_CASE_FIXTURE(WebFixture, "http: TLS verified against the CA and plain HTTP refused") {
   TlsCertificates certs("localhost");
   write_web("tls_server_config:\n  cert_file: " + certs.cert_file() +
             "\n  key_file: " + certs.key_file() + "\n");
@@ -236,7 +229,7 @@ TEST_CASE_FIXTURE(WebFixture, "http: VerifyClientCertIfGiven lets a client witho
 }
 
 TEST_CASE_FIXTURE(WebFixture,
-                  "http: SIGHUP serves a new certificate; a broken web config keeps the old one") {
+                  "http: SIGHUP serves a new certificate and a broken web config keeps the old one") {
   TlsCertificates first("localhost");
   TlsCertificates second("localhost");
   const auto tls_yaml = [](const TlsCertificates& c) {
@@ -263,7 +256,7 @@ TEST_CASE_FIXTURE(WebFixture,
   CHECK(daemon->running());
 }
 
-TEST_CASE_FIXTURE(WebFixture, "http: a bad web config is exit 2 naming the key, --check-config too") {
+TEST_CASE_FIXTURE(WebFixture, "http: a bad web config is exit 2 naming the key - with --check-config too") {
   const auto run = [&](const std::string& yaml, std::vector<std::string> extra = {}) {
     write_web(yaml);
     std::vector<std::string> argv = {PGWD_DAEMON_BINARY, "--target",
@@ -359,7 +352,7 @@ TEST_CASE_FIXTURE(DaemonFixture, "http: the status page in headless Chromium mat
   const std::string png = keep ? keep : (config_path.parent_path() / "status-page.png").string();
   auto shot_argv = chromium;
   shot_argv.insert(shot_argv.end(),
-                   {"--hide-scrollbars", "--window-size=1100,300", "--screenshot=" + png, page_url});
+                   {"--hide-scrollbars", "--window-size=1280,240", "--screenshot=" + png, page_url});
   const auto shot = run_process(shot_argv);
   REQUIRE_MESSAGE(shot.exit_code == 0, shot.output);
   std::ifstream file(png, std::ios::binary);

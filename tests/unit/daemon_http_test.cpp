@@ -1,6 +1,5 @@
 // The daemon's HTTP pieces that need no network: the web config loader, bcrypt basic auth, the
 // health verdicts and the status page.
-#include <crypt.h>
 #include <doctest/doctest.h>
 #include <prometheus/registry.h>
 
@@ -14,6 +13,7 @@
 #include "daemon/status_board.hpp"
 #include "daemon/status_page.hpp"
 #include "daemon/web_config.hpp"
+#include "support/bcrypt_hash.hpp"
 
 using namespace std::chrono_literals;
 using pgwd::daemon::ConfigError;
@@ -30,14 +30,6 @@ std::string error_of(const std::string& yaml) {
   return "";
 }
 
-std::string bcrypt(const std::string& password) {
-  char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-  REQUIRE(crypt_gensalt_rn("$2y$", 5, nullptr, 0, salt, sizeof salt) != nullptr);
-  crypt_data data{};
-  const char* hash = crypt_rn(password.c_str(), salt, &data, sizeof data);
-  REQUIRE(hash != nullptr);
-  return hash;
-}
 
 }  // namespace
 
@@ -47,7 +39,7 @@ TEST_CASE("web config: an empty file means plain HTTP without authentication") {
   CHECK(config.basic_auth_users.empty());
 }
 
-TEST_CASE("web config: bad keys and values name the file, the line and the key") {
+TEST_CASE("web config: bad keys and values name the file and line and key") {
   CHECK(error_of("tls_server_config:\n  cert_file: a\n  bogus: 1\n") ==
         "web.yml:3: tls_server_config: unknown key 'bogus' (known keys: cert_file, key_file, "
         "client_auth_type, client_ca_file, min_version)");
@@ -72,7 +64,7 @@ TEST_CASE("web config: bad keys and values name the file, the line and the key")
 }
 
 TEST_CASE("web config: basic_auth_users takes bcrypt hashes and never echoes one") {
-  const std::string hash = bcrypt("secret");
+  const std::string hash = pgwd::testing::bcrypt_hash("secret", 5);
   const auto config = parse_web_config("basic_auth_users:\n  prometheus: " + hash + "\n", "w", "/");
   CHECK(config.basic_auth_users.at("prometheus") == hash);
   const std::string plain = error_of("basic_auth_users:\n  alice: hunter2hunter2\n");
@@ -84,8 +76,8 @@ TEST_CASE("web config: basic_auth_users takes bcrypt hashes and never echoes one
         "web.yml:1: basic_auth_users: expected a map of user: bcrypt hash");
 }
 
-TEST_CASE("basic auth: right password passes, wrong password and unknown user fail") {
-  pgwd::daemon::BasicAuth auth({{"prometheus", bcrypt("s3cret")}});
+TEST_CASE("basic auth: right password passes - wrong password and unknown user fail") {
+  pgwd::daemon::BasicAuth auth({{"prometheus", pgwd::testing::bcrypt_hash("s3cret", 5)}});
   CHECK(auth.enabled());
   CHECK(auth.verify("prometheus", "s3cret"));
   CHECK(auth.verify("prometheus", "s3cret"));  // from the cache now
@@ -96,7 +88,7 @@ TEST_CASE("basic auth: right password passes, wrong password and unknown user fa
 }
 
 TEST_CASE("basic auth: a cached success costs far less than a bcrypt check") {
-  pgwd::daemon::BasicAuth auth({{"u", bcrypt("p")}});
+  pgwd::daemon::BasicAuth auth({{"u", pgwd::testing::bcrypt_hash("p", 5)}});
   const auto first_start = std::chrono::steady_clock::now();
   REQUIRE(auth.verify("u", "p"));
   const auto first = std::chrono::steady_clock::now() - first_start;
@@ -108,7 +100,7 @@ TEST_CASE("basic auth: a cached success costs far less than a bcrypt check") {
   CHECK(ten_cached < first);
 }
 
-TEST_CASE("health: healthy while the loop beats, 503 after 5 s without a beat; ready needs all") {
+TEST_CASE("health: healthy while the loop beats - 503 after 5 s without a beat - ready needs all") {
   pgwd::daemon::HealthState health;
   pgwd::daemon::StatusBoard board(health);
   const auto handler = pgwd::daemon::daemon_routes(std::make_shared<prometheus::Registry>(),
@@ -141,7 +133,7 @@ TEST_CASE("health: healthy while the loop beats, 503 after 5 s without a beat; r
   CHECK(handler("/metrics").status == 200);
 }
 
-TEST_CASE("status page: names are escaped, every target has a row, and 1000 render quickly") {
+TEST_CASE("status page: names are escaped - every target has a row - 1000 render quickly") {
   std::vector<pgwd::daemon::TargetStatus> targets;
   for (int i = 0; i < 1000; ++i) {
     pgwd::daemon::TargetStatus t;
@@ -158,6 +150,9 @@ TEST_CASE("status page: names are escaped, every target has a row, and 1000 rend
   const auto now = std::chrono::steady_clock::now();
   targets[7].down_since = now - 75s;
   targets[8].in_hot_standby = "on";
+  targets[9].connections = {pgwd::ConnectionState::backoff};
+  targets[9].last_connect_failure = pgwd::Cause::auth_failed;
+  targets[9].last_connect_failure_at = std::chrono::system_clock::now() - 3s;
 
   const auto start = std::chrono::steady_clock::now();
   const std::string page =
@@ -182,5 +177,8 @@ TEST_CASE("status page: names are escaped, every target has a row, and 1000 rend
                   "<td>server_shutdown (57P01) at ") != std::string::npos);
   CHECK(page.find("1m30s ago") != std::string::npos);
   CHECK(page.find("<td>standby</td>") != std::string::npos);
-  CHECK(page.find("1000 targets: 999 up, 1 down") != std::string::npos);
+  CHECK(page.find("<td class=\"name\">db-9</td><td class=\"down\">down</td><td>1 backoff</td>") !=
+        std::string::npos);
+  CHECK(page.find("<td>auth_failed, 3s ago</td></tr>") != std::string::npos);
+  CHECK(page.find("1000 targets: 998 up, 2 down") != std::string::npos);
 }

@@ -79,7 +79,11 @@ void StatusBoard::on_down(const DownEvent& event) {
 
 void StatusBoard::on_connect_failed(const ConnectFailedEvent& event) {
   const std::lock_guard lock(mutex_);
-  if (TargetStatus* target = find(event.connection.target)) attempted(*target);
+  if (TargetStatus* target = find(event.connection.target)) {
+    attempted(*target);
+    target->last_connect_failure = event.cause;
+    target->last_connect_failure_at = std::chrono::system_clock::now();
+  }
 }
 
 void StatusBoard::on_role_change(const RoleChangeEvent& event) {

@@ -20,6 +20,9 @@ struct TargetStatus {
   std::optional<Cause> last_disconnect;
   std::string last_disconnect_sqlstate;
   std::chrono::system_clock::time_point last_disconnect_at{};
+  /// The last failed connect attempt: why a target that is down stays down.
+  std::optional<Cause> last_connect_failure;
+  std::chrono::system_clock::time_point last_connect_failure_at{};
   /// While no connection is connected: since when (the target's start, or the loss).
   std::optional<std::chrono::steady_clock::time_point> down_since;
   std::string in_hot_standby;  ///< "on", "off", or empty (not known yet, PostgreSQL < 14)

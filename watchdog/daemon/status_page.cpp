@@ -101,7 +101,8 @@ std::string render_status_page(std::vector<TargetStatus> targets, std::string_vi
       utc_text(now_wall));
   page +=
       "<table id=\"targets\"><thead><tr><th>target</th><th>status</th><th>connections</th>"
-      "<th>role</th><th>outage</th><th>last disconnect</th></tr></thead><tbody>\n";
+      "<th>role</th><th>outage</th><th>last disconnect</th><th>last connect failure</th></tr>"
+      "</thead><tbody>\n";
   for (const TargetStatus& t : targets) {
     const bool is_up = t.up();
     const std::string_view status = is_up ? "up" : (t.attempted ? "down" : "pending");
@@ -114,11 +115,15 @@ std::string render_status_page(std::vector<TargetStatus> targets, std::string_vi
       last += " at " + utc_text(t.last_disconnect_at) + ", " +
               duration_text(now_wall - t.last_disconnect_at) + " ago";
     }
+    std::string failure = "-";
+    if (t.last_connect_failure)
+      failure = std::string(to_string(*t.last_connect_failure)) + ", " +
+                duration_text(now_wall - t.last_connect_failure_at) + " ago";
     page += fmt::format(
         "<tr><td class=\"name\">{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td>"
-        "<td>{}</td></tr>\n",
+        "<td>{}</td><td>{}</td></tr>\n",
         html_escaped(t.name), status, status, connections_text(t.connections),
-        role_text(t.in_hot_standby), outage, html_escaped(last));
+        role_text(t.in_hot_standby), outage, html_escaped(last), failure);
   }
   page += "</tbody></table>\n</body></html>\n";
   return page;
