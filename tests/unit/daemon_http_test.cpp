@@ -3,8 +3,11 @@
 #include <doctest/doctest.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
 #include <chrono>
 #include <regex>
+#include <thread>
+#include <vector>
 
 #include "daemon/basic_auth.hpp"
 #include "daemon/config.hpp"
@@ -181,4 +184,46 @@ TEST_CASE("status page: names are escaped - every target has a row - 1000 render
         std::string::npos);
   CHECK(page.find("<td>auth_failed, 3s ago</td></tr>") != std::string::npos);
   CHECK(page.find("1000 targets: 998 up, 2 down") != std::string::npos);
+}
+
+// The HTTP threads read what the loop thread writes: CI runs these under ThreadSanitizer.
+TEST_CASE("status board and basic auth: HTTP threads read while the loop writes" *
+          doctest::test_suite("thread")) {
+  pgwd::daemon::HealthState health;
+  pgwd::daemon::StatusBoard board(health);
+  pgwd::daemon::BasicAuth auth({{"u", pgwd::testing::bcrypt_hash("p", 4)}});
+  const auto handler = pgwd::daemon::daemon_routes(std::make_shared<prometheus::Registry>(),
+                                                   health, board);
+  pgwd::TargetOptions target;
+  target.name = "t";
+  target.connections = 2;
+  board.set_targets({target});
+  std::atomic<bool> stop{false};
+  std::atomic<int> pages{0};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 3; ++i)
+    readers.emplace_back([&] {
+      while (!stop) {
+        if (handler("/").status == 200 && handler("/-/ready").status != 0 &&
+            handler("/-/healthy").status == 200 && auth.verify("u", "p"))
+          ++pages;
+      }
+    });
+  // The loop's side: events and reloads, as the watchdog delivers them.
+  for (int i = 0; i < 2000; ++i) {
+    health.beat(std::chrono::steady_clock::now());
+    board.on_state_change({{"t", i % 2}, pgwd::ConnectionState::connecting,
+                           i % 3 ? pgwd::ConnectionState::healthy : pgwd::ConnectionState::backoff});
+    board.on_down({{"t", 0}, pgwd::Cause::closed});
+    board.on_healthy({{"t", 1}});
+    if (i % 500 == 0) board.set_targets({target});
+  }
+  // Wait (with a deadline, not a sleep) until the readers have been through the pages at least
+  // a few times while the writer ran, then stop them.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (pages < 10 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  stop = true;
+  for (auto& reader : readers) reader.join();
+  CHECK(pages >= 10);
+  CHECK(health.every_target_attempted());
 }
