@@ -18,6 +18,15 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using pgwd::testing::DaemonFixture;
 
+// A sanitizer makes every scrape several times dearer in CPU (measured under ASan: 50 concurrent
+// scrapers p99 160 ms against 23 ms): there the tests still check that no scrape fails, but no
+// latency bound holds.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
 namespace {
 
 /// Clients that each connect, send half a request and then nothing, and reconnect as soon as
@@ -134,7 +143,7 @@ TEST_CASE_FIXTURE(DaemonFixture,
           " ms, max ", ms(percentile(latencies, 1.0)), " ms; ", failures, " failed; hostile clients "
           "reopened ", hostile.reopened(), " times, ", open_at_end, " open at the end");
   CHECK(failures == 0);
-  CHECK(percentile(latencies, 0.99) < 50ms);
+  if (!kSanitized) CHECK(percentile(latencies, 0.99) < 50ms);
   CHECK(hostile.reopened() >= 100);  // the server dropped them (and they came back)
   CHECK(open_at_end >= 90);
 }
@@ -179,5 +188,5 @@ TEST_CASE_FIXTURE(DaemonFixture, "http load: 50 concurrent scrapers keep p99 und
           ms_exact(percentile(latencies, 0.5)), " ms, p99 ", ms_exact(percentile(latencies, 0.99)),
           " ms, max ", ms(percentile(latencies, 1.0)), " ms; ", failures.load(), " failed");
   CHECK(failures == 0);
-  CHECK(percentile(latencies, 0.99) < 50ms);
+  if (!kSanitized) CHECK(percentile(latencies, 0.99) < 50ms);
 }

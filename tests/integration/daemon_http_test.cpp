@@ -111,8 +111,11 @@ TEST_CASE_FIXTURE(DaemonFixture,
                "'\n    dsn: \"" + cluster.conninfo("hostile") + "\"\n" +
                "  - name: refused\n    dsn: \"host=127.0.0.1 port=1 dbname=x user=x\"\n");
   start_with_config();
-  REQUIRE(wait_metric("pgwatchdog_up{target=\"alpha\"}", 1, 10s));
+  REQUIRE(wait_metric("pgwatchdog_connections{state=\"healthy\",target=\"alpha\"}", 2, 10s));
   REQUIRE(cluster.terminate_backends("alpha") == 2);
+  // Healthy is still 2 until the watchdog has seen the terminations: wait for them first.
+  REQUIRE(wait_metric(
+      "pgwatchdog_disconnects_total{cause=\"server_shutdown\",target=\"alpha\"}", 2, 10s));
   REQUIRE(wait_metric("pgwatchdog_connections{state=\"healthy\",target=\"alpha\"}", 2, 10s));
   const auto page = pgwd::testing::http_get("127.0.0.1", metrics_port, "/");
   REQUIRE(page.status == 200);
@@ -154,7 +157,11 @@ TEST_CASE_FIXTURE(WebFixture, "http: basic auth: none or wrong credentials 401 a
   // Every path, the health endpoints included (no --web.health-without-auth).
   CHECK(curl({url("http", "/-/healthy")}).status == "401");
   CHECK(curl({url("http", "/")}).status == "401");
-  CHECK(curl({"-u", "prometheus:scrape-secret", url("http", "/-/ready")}).status == "200");
+  CHECK(waiter.run_until(
+      [&] {
+        return curl({"-u", "prometheus:scrape-secret", url("http", "/-/ready")}).status == "200";
+      },
+      10s));
   CHECK(daemon->output().find("scrape-secret") == std::string::npos);
   CHECK(daemon->output().find("$2y$") == std::string::npos);
 }
@@ -163,7 +170,8 @@ TEST_CASE_FIXTURE(WebFixture, "http: --web.health-without-auth opens only the he
   write_web("basic_auth_users:\n  prometheus: " + pgwd::testing::bcrypt_hash("pw") + "\n");
   start_web({"--web.health-without-auth"});
   CHECK(curl({url("http", "/-/healthy")}).status == "200");
-  CHECK(curl({url("http", "/-/ready")}).status == "200");
+  // Ready once `main` has made its first attempt.
+  CHECK(waiter.run_until([&] { return curl({url("http", "/-/ready")}).status == "200"; }, 10s));
   CHECK(curl({url("http", "/metrics")}).status == "401");
   CHECK(curl({url("http", "/")}).status == "401");
 }
@@ -313,8 +321,10 @@ TEST_CASE_FIXTURE(DaemonFixture, "http: the status page in headless Chromium mat
   start_with_config();
   REQUIRE(wait_metric("pgwatchdog_connections{state=\"healthy\",target=\"orders\"}", 3, 10s));
   REQUIRE(wait_metric("pgwatchdog_up{target=\"reports\"}", 1, 10s));
-  REQUIRE(wait_metric("pgwatchdog_up{target=\"billing\"}", 1, 10s));
+  REQUIRE(wait_metric("pgwatchdog_connections{state=\"healthy\",target=\"billing\"}", 2, 10s));
   REQUIRE(cluster.terminate_backends("billing") == 2);
+  REQUIRE(wait_metric(
+      "pgwatchdog_disconnects_total{cause=\"server_shutdown\",target=\"billing\"}", 2, 10s));
   REQUIRE(wait_metric("pgwatchdog_connections{state=\"healthy\",target=\"billing\"}", 2, 10s));
 
   const auto profile = config_path.parent_path() / "chromium-profile";
