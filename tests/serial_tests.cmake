@@ -6,3 +6,9 @@ set_tests_properties(
   "integration:storm: 1000 connections through pg_ctl restart -m fast - all back within seconds with jittered attempts and a responsive loop"
   "integration:storm: 1000 connections with scram-sha-256 through pg_ctl restart -m fast"
   PROPERTIES RUN_SERIAL TRUE)
+# The HTTP load tests measure scrape latency percentiles: beside other tests they would measure
+# the CPU queue.
+set_tests_properties(
+  "integration:http load: 100 half-open clients do not starve scrapes (p99 under 50 ms)"
+  "integration:http load: 50 concurrent scrapers keep p99 under 50 ms"
+  PROPERTIES RUN_SERIAL TRUE)

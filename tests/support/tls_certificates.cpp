@@ -155,6 +155,27 @@ void TlsCertificates::generate() {
   }
 }
 
+std::pair<std::string, std::string> TlsCertificates::issue_client_certificate(
+    const std::string& common_name) const {
+  if (!valid_host_name(common_name))
+    throw std::invalid_argument("issue_client_certificate: not a plain name: " + common_name);
+  const std::string base = dir_ + "/client-" + common_name;
+  const std::string cnf = base + ".cnf";
+  write_text(cnf, "[req]\nprompt = no\ndistinguished_name = dn\n[dn]\nCN = " + common_name +
+                      "\n[v3_client]\nbasicConstraints = critical,CA:FALSE\n"
+                      "keyUsage = critical,digitalSignature\nextendedKeyUsage = clientAuth\n");
+  run_checked({"openssl", "req", "-new", "-config", cnf, "-newkey", "ec", "-pkeyopt",
+               "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", base + ".key", "-out",
+               base + ".csr"},
+              dir_);
+  run_checked({"openssl", "x509", "-req", "-in", base + ".csr", "-CA", ca_file_, "-CAkey",
+               dir_ + "/ca.key", "-set_serial", random_serial(), "-days", "2", "-extfile", cnf,
+               "-extensions", "v3_client", "-out", base + ".crt"},
+              dir_);
+  set_mode(base + ".key", 0600);
+  return {base + ".crt", base + ".key"};
+}
+
 std::vector<std::string> TlsCertificates::server_config() const {
   return {
       "ssl = on",

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pgwd::testing {
@@ -36,6 +37,11 @@ class TlsCertificates {
   /// The server's certificate and key: ssl_cert_file and ssl_key_file.
   const std::string& cert_file() const noexcept { return cert_file_; }
   const std::string& key_file() const noexcept { return key_file_; }
+
+  /// A client certificate (CN = common_name, extendedKeyUsage clientAuth) that this CA signed,
+  /// and its key (mode 0600), in the same directory: for servers that verify client
+  /// certificates. Returns {certificate path, key path}. Throws std::runtime_error.
+  std::pair<std::string, std::string> issue_client_certificate(const std::string& common_name) const;
 
   /// postgresql.conf lines enabling TLS with these files (ssl = on, ssl_cert_file,
   /// ssl_key_file), for ClusterSettings::extra_config.

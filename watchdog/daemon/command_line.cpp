@@ -24,6 +24,10 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_option("--log-format", cli.log_format, "text|json (default text)")
       ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--web.config.file", cli.web_config_path,
+                 "exporter-toolkit web config: TLS, client certificates, basic auth (see README)");
+  app.add_flag("--web.health-without-auth", cli.health_without_auth,
+               "Serve /-/healthy and /-/ready without basic auth or client certificate");
   app.add_flag(
       "--check-config", cli.check_config,
       "Validate the configuration, print the effective targets (passwords redacted) and exit");

@@ -17,6 +17,8 @@ struct CommandLine {
   std::optional<std::string> log_level;
   std::optional<std::string> log_format;
   bool check_config = false;
+  std::optional<std::string> web_config_path;  ///< --web.config.file (TLS, basic auth)
+  bool health_without_auth = false;            ///< --web.health-without-auth
 };
 
 /// Parsed flags, or the exit code to leave with at once (--help, --version: 0; a usage error: 2,

@@ -9,9 +9,13 @@
 #include "daemon/effective_config.hpp"
 #include "daemon/exit_codes.hpp"
 #include "daemon/logging.hpp"
-#include "daemon/metrics_endpoint.hpp"
+#include "daemon/http_routes.hpp"
+#include "daemon/http_server.hpp"
+#include "daemon/loop_heartbeat.hpp"
 #include "daemon/signal_handlers.hpp"
+#include "daemon/status_board.hpp"
 #include "daemon/target_reload.hpp"
+#include "daemon/web_config.hpp"
 #include "pgwd/version.hpp"
 #include "pgwd/watchdog.hpp"
 
@@ -24,8 +28,17 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
       base_(event_base_new()),
       registry_(std::make_shared<prometheus::Registry>()) {
   if (!base_) throw std::runtime_error("cannot create the event loop");
-  endpoint_ = std::make_unique<MetricsEndpoint>(config_.listen, registry_);
+  health_.set_config_loaded();
+  board_ = std::make_unique<StatusBoard>(health_);
+  WebConfig web = cli_.web_config_path ? load_web_config(*cli_.web_config_path) : WebConfig{};
+  std::vector<std::string> open_paths;
+  if (cli_.health_without_auth) open_paths = {"/-/healthy", "/-/ready"};
+  http_ = std::make_unique<HttpServer>(config_.listen, std::move(web), std::move(open_paths),
+                                       daemon_routes(registry_, health_, *board_));
+  health_.set_listening();
+  heartbeat_ = std::make_unique<LoopHeartbeat>(base_.get(), health_);
   WatchdogOptions options;
+  options.observer = board_.get();
   options.registry = registry_;
   options.logger = log_;
   options.name = "daemon";
@@ -42,9 +55,10 @@ Daemon::~Daemon() = default;
 int Daemon::run() {
   // Every target's series exist before this line announces the endpoint: a scrape that follows
   // it sees them all (with zeros). Nothing connects before the loop runs.
+  board_->set_targets(config_.targets);
   for (const TargetOptions& target : config_.targets) watchdog_->add_target(target);
-  log_->info("pgwatchdog {} serving metrics on http://{}/metrics (port {})", kVersion,
-             config_.listen, endpoint_->port());
+  log_->info("pgwatchdog {} serving metrics on {}://{}/metrics (port {})", kVersion,
+             http_->tls() ? "https" : "http", config_.listen, http_->port());
   event_base_dispatch(base_.get());
   const auto stopping = std::chrono::steady_clock::now();
   log_->info("stopping: closing {} target(s)", config_.targets.size());
@@ -56,7 +70,21 @@ int Daemon::run() {
   return kExitOk;
 }
 
+void Daemon::reload_web_config() {
+  if (!cli_.web_config_path) return;
+  // Like the config file, a broken web config changes nothing: the running TLS and auth settings
+  // keep serving. The message names the key or file, never a hash or a key's content.
+  try {
+    http_->reconfigure(load_web_config(*cli_.web_config_path));
+    log_->info("SIGHUP: web config reloaded from {}", *cli_.web_config_path);
+  } catch (const std::exception& e) {
+    log_->error("SIGHUP: web config reload refused, still serving the previous one: {}",
+                e.what());
+  }
+}
+
 void Daemon::reload() {
+  reload_web_config();
   if (!cli_.config_path) {
     log_->warn("SIGHUP: started without --config, nothing to reload");
     return;
@@ -75,6 +103,7 @@ void Daemon::reload() {
     log_->warn("SIGHUP: listen changed to {}; restart pgwatchdog to apply it (still on {})",
                wanted.listen, config_.listen);
   configure_logger(*log_, wanted.log_format, wanted.log_level);
+  board_->set_targets(wanted.targets);
   apply_reload(plan_reload(config_.targets, wanted.targets), *watchdog_, *log_);
   wanted.listen = config_.listen;
   config_ = std::move(wanted);

@@ -6,6 +6,7 @@
 
 #include "daemon/command_line.hpp"
 #include "daemon/config.hpp"
+#include "daemon/health_state.hpp"
 
 namespace spdlog {
 class logger;
@@ -20,12 +21,15 @@ class Watchdog;
 
 namespace pgwd::daemon {
 
-class MetricsEndpoint;
+class HttpServer;
+class LoopHeartbeat;
 class SignalHandlers;
+class StatusBoard;
 
-/// The running daemon: its own event loop with the library's Watchdog on it, the /metrics endpoint
-/// and the signal handlers. Construction binds the endpoint before anything connects, so a busy
-/// port fails start-up (ConfigError) with no connection opened.
+/// The running daemon: its own event loop with the library's Watchdog on it, the HTTP port
+/// (/metrics, health, status page) and the signal handlers. Construction loads the web config and
+/// binds the port before anything connects, so a bad web config or a busy port fails start-up
+/// (ConfigError) with no connection opened.
 class Daemon {
  public:
   Daemon(CommandLine cli, DaemonConfig config);
@@ -39,6 +43,7 @@ class Daemon {
 
  private:
   void reload();
+  void reload_web_config();
 
   struct BaseDeleter {
     void operator()(event_base* base) const noexcept { event_base_free(base); }
@@ -49,7 +54,10 @@ class Daemon {
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<event_base, BaseDeleter> base_;
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<MetricsEndpoint> endpoint_;
+  HealthState health_;                   // read by the HTTP threads: outlives the server
+  std::unique_ptr<StatusBoard> board_;   // the Watchdog's observer; read by the HTTP threads
+  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<LoopHeartbeat> heartbeat_;
   std::unique_ptr<Watchdog> watchdog_;  // after the base: closed before it is freed
   std::unique_ptr<SignalHandlers> signals_;
 };

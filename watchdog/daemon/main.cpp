@@ -8,6 +8,7 @@
 #include "daemon/daemon.hpp"
 #include "daemon/effective_config.hpp"
 #include "daemon/exit_codes.hpp"
+#include "daemon/web_config.hpp"
 
 int main(int argc, char** argv) {
   using namespace pgwd::daemon;
@@ -19,14 +20,14 @@ int main(int argc, char** argv) {
   try {
     DaemonConfig config = effective_config(cli);
     if (cli.check_config) {
+      if (cli.web_config_path) (void)load_web_config(*cli.web_config_path);
       std::fputs(describe(config).c_str(), stdout);
       return kExitOk;
     }
     Daemon daemon(std::move(cli), std::move(config));
     const int exit_code = daemon.run();
-    // Connections are closed and the log is flushed. Tearing down the metrics endpoint would
-    // take up to 2 s (civetweb's accept thread checks for a stop once per 2 s poll), and nothing
-    // in it needs an orderly end, so leave now: SIGTERM must stop us within a second.
+    // Connections are closed and the log is flushed. Nothing in the HTTP server needs an orderly
+    // end (a scrape in flight is cut either way), so leave now: SIGTERM must stop us at once.
     std::fflush(nullptr);
     std::_Exit(exit_code);
   } catch (const ConfigError& e) {

@@ -1,0 +1,52 @@
+#include "daemon/http_routes.hpp"
+
+#include <fmt/format.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "daemon/status_page.hpp"
+#include "pgwd/version.hpp"
+
+namespace pgwd::daemon {
+namespace {
+
+constexpr std::string_view kText = "text/plain; charset=utf-8";
+
+HttpReply healthy(const HealthState& health) {
+  const auto silent = health.since_last_beat(std::chrono::steady_clock::now());
+  if (silent < HealthState::kStallThreshold) return {200, std::string(kText), "healthy\n"};
+  return {503, std::string(kText),
+          fmt::format("event loop stalled: no heartbeat for {} ms (threshold {} ms)\n",
+                      std::chrono::duration_cast<std::chrono::milliseconds>(silent).count(),
+                      HealthState::kStallThreshold.count())};
+}
+
+HttpReply ready(const HealthState& health) {
+  if (health.ready()) return {200, std::string(kText), "ready\n"};
+  std::string why = "not ready:";
+  if (!health.config_loaded()) why += " configuration not loaded;";
+  if (!health.listening()) why += " listener not up;";
+  if (!health.every_target_attempted()) why += " not every target has made its first attempt;";
+  why.back() = '\n';
+  return {503, std::string(kText), why};
+}
+
+}  // namespace
+
+HttpHandler daemon_routes(std::shared_ptr<prometheus::Registry> registry, const HealthState& health,
+                          const StatusBoard& board) {
+  return [registry = std::move(registry), &health, &board](std::string_view path) -> HttpReply {
+    if (path == "/metrics")
+      return {200, "text/plain; version=0.0.4; charset=utf-8",
+              prometheus::TextSerializer().Serialize(registry->Collect())};
+    if (path == "/-/healthy") return healthy(health);
+    if (path == "/-/ready") return ready(health);
+    if (path == "/")
+      return {200, "text/html; charset=utf-8",
+              render_status_page(board.snapshot(), kVersion, std::chrono::system_clock::now(),
+                                 std::chrono::steady_clock::now())};
+    return {404, std::string(kText), "not found: try /metrics, /-/healthy, /-/ready or /\n"};
+  };
+}
+
+}  // namespace pgwd::daemon

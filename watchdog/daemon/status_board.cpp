@@ -1,0 +1,108 @@
+#include "daemon/status_board.hpp"
+
+#include <algorithm>
+
+namespace pgwd::daemon {
+
+bool TargetStatus::up() const {
+  return std::any_of(connections.begin(), connections.end(), [](ConnectionState s) {
+    return s == ConnectionState::healthy || s == ConnectionState::inspecting ||
+           s == ConnectionState::probing;
+  });
+}
+
+StatusBoard::StatusBoard(HealthState& health) : health_(health) {}
+
+void StatusBoard::set_targets(const std::vector<TargetOptions>& targets) {
+  const auto now = std::chrono::steady_clock::now();
+  const std::lock_guard lock(mutex_);
+  std::vector<TargetStatus> next;
+  next.reserve(targets.size());
+  std::size_t unattempted = 0;
+  for (const TargetOptions& options : targets) {
+    const auto old = std::find_if(targets_.begin(), targets_.end(),
+                                  [&](const TargetStatus& t) { return t.name == options.name; });
+    TargetStatus status;
+    if (old != targets_.end()) status = std::move(*old);
+    status.name = options.name;
+    // A restarted target (changed settings) starts its connections afresh.
+    const auto count = static_cast<std::size_t>(std::max(options.connections, 1));
+    if (status.connections.size() != count) status.connections.assign(count, ConnectionState::waiting);
+    if (!status.up() && !status.down_since) status.down_since = now;
+    if (!status.attempted) ++unattempted;
+    next.push_back(std::move(status));
+  }
+  targets_ = std::move(next);
+  unattempted_ = unattempted;
+  if (unattempted_ == 0 && !readiness_latched_) {
+    readiness_latched_ = true;
+    health_.set_every_target_attempted();
+  }
+}
+
+std::vector<TargetStatus> StatusBoard::snapshot() const {
+  const std::lock_guard lock(mutex_);
+  return targets_;
+}
+
+TargetStatus* StatusBoard::find(const std::string& name) {
+  const auto it = std::find_if(targets_.begin(), targets_.end(),
+                               [&](const TargetStatus& t) { return t.name == name; });
+  return it == targets_.end() ? nullptr : &*it;
+}
+
+void StatusBoard::attempted(TargetStatus& target) {
+  if (target.attempted) return;
+  target.attempted = true;
+  if (unattempted_ > 0 && --unattempted_ == 0 && !readiness_latched_) {
+    readiness_latched_ = true;
+    health_.set_every_target_attempted();
+  }
+}
+
+void StatusBoard::on_healthy(const HealthyEvent& event) {
+  const std::lock_guard lock(mutex_);
+  if (TargetStatus* target = find(event.connection.target)) {
+    attempted(*target);
+    if (!event.server.in_hot_standby.empty()) target->in_hot_standby = event.server.in_hot_standby;
+  }
+}
+
+void StatusBoard::on_down(const DownEvent& event) {
+  const std::lock_guard lock(mutex_);
+  if (TargetStatus* target = find(event.connection.target)) {
+    target->last_disconnect = event.cause;
+    target->last_disconnect_sqlstate = event.sqlstate;
+    target->last_disconnect_at = std::chrono::system_clock::now();
+  }
+}
+
+void StatusBoard::on_connect_failed(const ConnectFailedEvent& event) {
+  const std::lock_guard lock(mutex_);
+  if (TargetStatus* target = find(event.connection.target)) {
+    attempted(*target);
+    target->last_connect_failure = event.cause;
+    target->last_connect_failure_at = std::chrono::system_clock::now();
+  }
+}
+
+void StatusBoard::on_role_change(const RoleChangeEvent& event) {
+  const std::lock_guard lock(mutex_);
+  if (TargetStatus* target = find(event.connection.target))
+    target->in_hot_standby = event.in_hot_standby;
+}
+
+void StatusBoard::on_state_change(const StateChangeEvent& event) {
+  const std::lock_guard lock(mutex_);
+  TargetStatus* target = find(event.connection.target);
+  if (!target || event.connection.index < 0) return;
+  const auto index = static_cast<std::size_t>(event.connection.index);
+  if (index >= target->connections.size()) target->connections.resize(index + 1);
+  const bool was_up = target->up();
+  target->connections[index] = event.to;
+  const bool is_up = target->up();
+  if (was_up && !is_up) target->down_since = std::chrono::steady_clock::now();
+  if (is_up) target->down_since.reset();
+}
+
+}  // namespace pgwd::daemon

@@ -1,0 +1,67 @@
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/health_state.hpp"
+#include "pgwd/observer.hpp"
+#include "pgwd/target_options.hpp"
+
+namespace pgwd::daemon {
+
+/// One target as the status page shows it.
+struct TargetStatus {
+  std::string name;
+  std::vector<ConnectionState> connections;  ///< by index
+  bool attempted = false;                     ///< a first connect attempt has ended
+  std::optional<Cause> last_disconnect;
+  std::string last_disconnect_sqlstate;
+  std::chrono::system_clock::time_point last_disconnect_at{};
+  /// The last failed connect attempt: why a target that is down stays down.
+  std::optional<Cause> last_connect_failure;
+  std::chrono::system_clock::time_point last_connect_failure_at{};
+  /// While no connection is connected: since when (the target's start, or the loss).
+  std::optional<std::chrono::steady_clock::time_point> down_since;
+  std::string in_hot_standby;  ///< "on", "off", or empty (not known yet, PostgreSQL < 14)
+
+  bool up() const;
+};
+
+/// The daemon's Observer: keeps, for the status page, what each target is doing, and tells
+/// HealthState when every target has made its first connect attempt (readiness).
+///
+/// The loop thread writes it (observer callbacks, set_targets) and the HTTP threads copy it
+/// (snapshot) under one mutex that is only ever held for a copy or an update of one entry: a page
+/// waits at most for one such update, never for the loop to come round.
+class StatusBoard final : public Observer {
+ public:
+  explicit StatusBoard(HealthState& health);
+
+  /// The targets now configured (start-up, reload): new ones are added, gone ones dropped,
+  /// the others keep their history. Loop thread.
+  void set_targets(const std::vector<TargetOptions>& targets);
+
+  /// A copy, in configuration order. Any thread.
+  std::vector<TargetStatus> snapshot() const;
+
+  void on_healthy(const HealthyEvent& event) override;
+  void on_down(const DownEvent& event) override;
+  void on_connect_failed(const ConnectFailedEvent& event) override;
+  void on_role_change(const RoleChangeEvent& event) override;
+  void on_state_change(const StateChangeEvent& event) override;
+
+ private:
+  TargetStatus* find(const std::string& name);
+  void attempted(TargetStatus& target);
+
+  HealthState& health_;
+  mutable std::mutex mutex_;
+  std::vector<TargetStatus> targets_;
+  std::size_t unattempted_ = 0;  // of the first set_targets' targets
+  bool readiness_latched_ = false;
+};
+
+}  // namespace pgwd::daemon
