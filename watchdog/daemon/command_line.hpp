@@ -17,6 +17,9 @@ struct CommandLine {
   std::optional<std::string> log_level;
   std::optional<std::string> log_format;
   bool check_config = false;
+  /// As given: checked by parse_shard_flags (sharding.hpp), which needs the host name for "auto".
+  std::optional<std::string> shard;
+  std::optional<std::string> total_shards;
 };
 
 /// Parsed flags, or the exit code to leave with at once (--help, --version: 0; a usage error: 2,

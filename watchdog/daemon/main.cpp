@@ -24,10 +24,11 @@ int main(int argc, char** argv) {
     }
     Daemon daemon(std::move(cli), std::move(config));
     const int exit_code = daemon.run();
-    // Connections are closed and the log is flushed. Tearing down the metrics endpoint would
+    // Connections are closed and the log is drained. Tearing down the metrics endpoint would
     // take up to 2 s (civetweb's accept thread checks for a stop once per 2 s poll), and nothing
-    // in it needs an orderly end, so leave now: SIGTERM must stop us within a second.
-    std::fflush(nullptr);
+    // in it needs an orderly end, so leave now: SIGTERM must stop us within a second. Only stdout
+    // is flushed: the log's thread may still hold stderr's lock, blocked on a full pipe.
+    std::fflush(stdout);
     std::_Exit(exit_code);
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "pgwatchdog: error: %s\n", e.what());
