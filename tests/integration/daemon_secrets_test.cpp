@@ -157,7 +157,7 @@ TEST_CASE_FIXTURE(SecretsFixture,
 }
 
 TEST_CASE_FIXTURE(SecretsFixture,
-                  "secrets: libpq's passfile= and PGPASSFILE work; a passfile readable by others "
+                  "secrets: libpq's passfile= and PGPASSFILE work, and a passfile readable by others "
                   "is ignored by libpq") {
   const std::string pgpass = write_file("pgpass", pgpass_line(cluster.password()));  // 0600
   const std::string open_pgpass = write_file(
