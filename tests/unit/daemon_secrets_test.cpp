@@ -283,3 +283,14 @@ TEST_CASE("reload: a rotated password_file restarts its target, an untouched one
   std::filesystem::remove(b);
   CHECK_THROWS_AS(parse_config(yaml, "w.yaml"), ConfigError);
 }
+
+TEST_CASE("password_file: a malformed dsn is reported as such, with or without a password file") {
+  const SecretsDir dir;
+  const std::string file = dir.write("pw", "pw\n");
+  CHECK(error_of("defaults:\n  password_file: " + file +
+                 "\ntargets:\n  - name: a\n    dsn: \"host=h oops\"\n")
+            .starts_with("w.yaml:4: target 'a': malformed conninfo"));
+  CHECK(error_of("targets:\n  - name: a\n    dsn: \"host=h oops\"\n    password_file: " + file +
+                 "\n")
+            .starts_with("w.yaml:2: target 'a': malformed conninfo"));
+}

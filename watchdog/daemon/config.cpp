@@ -370,7 +370,8 @@ ParsedTarget parse_target(const ErrorReporter& report, const YAML::Node& map, st
     password = defaults.password;
     password_file_line = target.name_line;
   }
-  if (!password.empty() && has_dsn) {
+  // A DSN libpq cannot parse is left to pgwd::validate, which reports it the usual way.
+  if (!password.empty() && has_dsn && parses_as_conninfo(target.options.conninfo)) {
     try {
       target.options.conninfo = conninfo_with_password(target.options.conninfo, password);
     } catch (const ConfigError& e) {

@@ -78,7 +78,8 @@ DaemonConfig effective_config(const CommandLine& cli) {
     TargetOptions target = config.defaults;
     target.name = name;
     target.conninfo = dsn;
-    if (!config.default_sources.password_file.empty() && !sets_password(dsn)) {
+    if (!config.default_sources.password_file.empty() && parses_as_conninfo(dsn) &&
+        !sets_password(dsn)) {
       try {
         if (!default_password)
           default_password =
