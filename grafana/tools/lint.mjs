@@ -15,7 +15,7 @@ const UNITS = new Set(['none', 'short', 'percent', 'percentunit', 'string', 'boo
 const DATASOURCE_REFS = new Set(['${datasource}', '$datasource']);
 const FILTER_VARIABLES = ['job', 'instance', 'target'];
 // Metrics without a target label: the watchdog's own.
-const WATCHDOG_WIDE = /^pgwatchdog_(build_info|event_loop_lag_seconds|slow_callbacks_total)/;
+const WATCHDOG_WIDE = /^pgwatchdog_(build_info|event_loop_lag_seconds|slow_callbacks_total|shard_info|shard_targets|log_messages_dropped_total)/;
 const COUNTER_SERIES = /(_total|_bucket|_count|_sum)$/;
 
 function checkExpr(where, expr, problems, { dashboard }) {

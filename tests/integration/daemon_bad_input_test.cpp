@@ -14,8 +14,8 @@ struct Outcome {
   std::string output;
 };
 
-Outcome run_daemon(std::vector<std::string> args) {
-  DaemonProcess daemon(PGWD_DAEMON_BINARY, std::move(args));
+Outcome run_daemon(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+  DaemonProcess daemon(PGWD_DAEMON_BINARY, std::move(args), std::move(env));
   const auto code = daemon.wait_exit(10s);
   REQUIRE_MESSAGE(code.has_value(), "pgwatchdog did not exit:\n", daemon.output());
   return {*code, daemon.output()};
@@ -80,6 +80,42 @@ TEST_CASE_FIXTURE(DaemonFixture,
     CHECK(o.exit_code == 2);
     CHECK(o.output.find("--log-level") != std::string::npos);
   }
+  SUBCASE("a password_file that does not exist") {
+    write_config("targets:\n" + good + "    password_file: " + file + ".pw\n");
+    expect_refusal(run_daemon({"--config", file}),
+                   file + ":4: target 'ok': cannot read password_file '" + file +
+                       ".pw': No such file or directory");
+  }
+  SUBCASE("dsn and dsn_file together") {
+    write_config("targets:\n" + good + "    dsn_file: " + file + "\n");
+    expect_refusal(run_daemon({"--config", file}),
+                   file + ":4: target 'ok': dsn and dsn_file are mutually exclusive");
+  }
+  SUBCASE("an environment variable that is not set") {
+    write_config("targets:\n  - name: ok\n    dsn: \"host=${PGWD_NO_SUCH_VARIABLE}\"\n");
+    expect_refusal(run_daemon({"--config", file}),
+                   file + ":3: dsn: environment variable 'PGWD_NO_SUCH_VARIABLE' is not set");
+  }
+  SUBCASE("--shard not below --total-shards") {
+    expect_refusal(run_daemon({"--target", "ok=" + cluster.conninfo("ok"), "--shard", "2",
+                               "--total-shards", "2"}),
+                   "--shard: 2 is not below --total-shards 2 (shards are 0 to 1)");
+  }
+  SUBCASE("--total-shards 0 or not a number, --shard alone") {
+    const std::string target = "ok=" + cluster.conninfo("ok");
+    expect_refusal(run_daemon({"--target", target, "--shard", "0", "--total-shards", "0"}),
+                   "--total-shards: expected a number from 1 to 1000, got '0'");
+    expect_refusal(run_daemon({"--target", target, "--shard", "one", "--total-shards", "2"}),
+                   "--shard: expected a shard number (0, 1, ...) or 'auto', got 'one'");
+    expect_refusal(run_daemon({"--target", target, "--shard", "0"}),
+                   "--shard needs --total-shards N");
+  }
+  SUBCASE("--shard auto on a host name without an ordinal") {
+    expect_refusal(run_daemon({"--target", "ok=" + cluster.conninfo("ok"), "--shard", "auto",
+                               "--total-shards", "3"},
+                              {{"PGWATCHDOG_HOSTNAME", "watchdog-host"}}),
+                   "--shard auto: the host name 'watchdog-host' does not end in -<ordinal>");
+  }
   // Nothing connected in any case (the listen case's holder is another app name).
   CHECK(cluster.backend_pids("ok").empty());
 }
@@ -88,7 +124,7 @@ TEST_CASE_FIXTURE(DaemonFixture, "bad input: help and version and a valid check-
   auto help = run_daemon({"--help"});
   CHECK(help.exit_code == 0);
   for (const char* flag : {"--config", "--target", "--listen", "--log-level", "--log-format",
-                           "--check-config", "--version"})
+                           "--check-config", "--version", "--shard", "--total-shards"})
     CHECK_MESSAGE(help.output.find(flag) != std::string::npos, flag);
   auto version = run_daemon({"--version"});
   CHECK(version.exit_code == 0);

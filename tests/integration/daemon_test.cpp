@@ -136,6 +136,8 @@ TEST_CASE_FIXTURE(DaemonFixture,
   CHECK(took < 1s);
   CHECK(waiter.run_until(
       [&] { return cluster.backend_pids("a").empty() && cluster.backend_pids("b").empty(); }, 2s));
+  // The log is drained before the exit: its last line is there.
+  CHECK(daemon->output().find("stopped in") != std::string::npos);
 
   // SIGINT (Ctrl-C) does the same.
   start_with_config();

@@ -297,7 +297,7 @@ TEST_CASE("daemon config: unknown keys at the top level - in defaults and in a t
         "/etc/pgwatchdog.yaml:3: unknown key 'probe_timout' in defaults (known keys: "
         "connections, probe_query, probe_timeout, connect_timeout, heartbeat, keepalives_idle, "
         "keepalives_interval, keepalives_count, tcp_user_timeout, backoff_initial, backoff_max, "
-        "listen_channels)");
+        "listen_channels, password_file)");
   CHECK(error_of(R"(targets:
   - name: a
     dsn: host=x
@@ -306,7 +306,7 @@ TEST_CASE("daemon config: unknown keys at the top level - in defaults and in a t
 
     probe_timout: 5s
 )") == "/etc/pgwatchdog.yaml:7: unknown key 'probe_timout' in targets[1] (known keys: name, "
-       "dsn, connections, probe_query, probe_timeout, connect_timeout, heartbeat, "
+       "dsn, dsn_file, password_file, connections, probe_query, probe_timeout, connect_timeout, heartbeat, "
        "keepalives_idle, keepalives_interval, keepalives_count, tcp_user_timeout, "
        "backoff_initial, backoff_max, listen_channels)");
 }

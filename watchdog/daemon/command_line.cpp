@@ -28,6 +28,13 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
                  "exporter-toolkit web config: TLS, client certificates, basic auth (see README)");
   app.add_flag("--web.health-without-auth", cli.health_without_auth,
                "Serve /-/healthy and /-/ready without basic auth or client certificate");
+  app.add_option("--shard", cli.shard,
+                 "I (0-based) or auto (the -<ordinal> ending the host name, as in a StatefulSet): "
+                 "watch only the targets that hash to shard I")
+      ->type_name("I|auto");
+  app.add_option("--total-shards", cli.total_shards,
+                 "N: the number of shards (replicas) the targets are spread over")
+      ->type_name("N");
   app.add_flag(
       "--check-config", cli.check_config,
       "Validate the configuration, print the effective targets (passwords redacted) and exit");

@@ -19,6 +19,9 @@ struct CommandLine {
   bool check_config = false;
   std::optional<std::string> web_config_path;  ///< --web.config.file (TLS, basic auth)
   bool health_without_auth = false;            ///< --web.health-without-auth
+  /// As given: checked by parse_shard_flags (sharding.hpp), which needs the host name for "auto".
+  std::optional<std::string> shard;
+  std::optional<std::string> total_shards;
 };
 
 /// Parsed flags, or the exit code to leave with at once (--help, --version: 0; a usage error: 2,

@@ -21,33 +21,13 @@
 #include <sstream>
 
 #include "daemon/duration.hpp"
-#include "os/unique_fd.hpp"
+#include "daemon/file_reading.hpp"
+#include "daemon/secret_sources.hpp"
 #include "pgwd/watchdog.hpp"
 #include "text/utf8.hpp"
 
 namespace pgwd::daemon {
 namespace {
-
-// Messages must stay on one line whatever a value holds (a block scalar, an escaped "\n").
-std::string escape_control_characters(std::string_view text) {
-  std::string escaped;
-  for (char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '\n') {
-      escaped += "\\n";
-    } else if (c == '\t') {
-      escaped += "\\t";
-    } else if (byte < 0x20 || byte == 0x7f) {
-      constexpr std::string_view kHex = "0123456789abcdef";
-      escaped += "\\x";
-      escaped += kHex[byte >> 4];
-      escaped += kHex[byte & 0xf];
-    } else {
-      escaped += c;
-    }
-  }
-  return escaped;
-}
 
 // A value echoed back to the user: short enough that the message still fits on a screen line.
 std::string quoted_value(std::string_view value) {
@@ -87,16 +67,29 @@ std::string describe(const YAML::Node& node) {
   return "nothing";
 }
 
+// Reports problems at their place, and expands ${NAME} references in values (every value passes
+// through it, so it also knows the environment).
 class ErrorReporter {
  public:
-  explicit ErrorReporter(std::string_view origin) : origin_(escape_control_characters(origin)) {}
+  ErrorReporter(std::string_view origin, const EnvironmentLookup& environment)
+      : origin_(escape_control_characters(origin)), environment_(environment) {}
 
   [[noreturn]] void fail(int line, std::string_view problem) const {
     throw ConfigError(origin_ + ":" + std::to_string(line) + ": " + std::string(problem));
   }
 
+  /// A value with its ${NAME} references expanded; `label` (the key) starts the message.
+  std::string expand(int line, std::string_view label, std::string_view value) const {
+    try {
+      return expand_env_references(value, environment_);
+    } catch (const std::invalid_argument& e) {
+      fail(line, std::string(label) + ": " + e.what());
+    }
+  }
+
  private:
   std::string origin_;
+  const EnvironmentLookup& environment_;
 };
 
 // One `key: value` of a map, with the key already checked against the section's known keys.
@@ -141,7 +134,7 @@ std::string read_string(const ErrorReporter& report, const Entry& entry) {
   if (!entry.value.IsScalar()) wrong_type(report, entry, "a string");
   if (entry.value.Scalar().find('\0') != std::string::npos)
     report.fail(entry.line, entry.key + ": contains a NUL character");
-  return entry.value.Scalar();
+  return report.expand(entry.line, entry.key, entry.value.Scalar());
 }
 
 std::string read_bounded_string(const ErrorReporter& report, const Entry& entry,
@@ -163,7 +156,7 @@ std::string read_bounded_string(const ErrorReporter& report, const Entry& entry,
 // number outside [min, max], with the range in the message.
 int read_count(const ErrorReporter& report, const Entry& entry, int min, int max) {
   if (!entry.value.IsScalar()) wrong_type(report, entry, "an integer");
-  const std::string& text = entry.value.Scalar();
+  const std::string text = report.expand(entry.line, entry.key, entry.value.Scalar());
   const bool negative = text.size() > 1 && text.front() == '-';
   const std::string_view digits = std::string_view(text).substr(negative ? 1 : 0);
   if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
@@ -183,7 +176,7 @@ Duration read_duration(const ErrorReporter& report, const Entry& entry, Duration
   if (!entry.value.IsScalar()) wrong_type(report, entry, "a duration such as 10s");
   Duration duration{};
   try {
-    duration = parse_duration(entry.value.Scalar());
+    duration = parse_duration(report.expand(entry.line, entry.key, entry.value.Scalar()));
   } catch (const std::out_of_range&) {
     out_of_range(report, entry, format_duration(min), format_duration(max));
   } catch (const std::invalid_argument& e) {
@@ -209,7 +202,7 @@ std::vector<std::string> read_string_list(const ErrorReporter& report, const Ent
                   label + ": expected a string, got " + describe(item));
     if (item.Scalar().find('\0') != std::string::npos)
       report.fail(line_of(item), label + ": contains a NUL character");
-    strings.push_back(item.Scalar());
+    strings.push_back(report.expand(line_of(item), label, item.Scalar()));
   }
   return strings;
 }
@@ -255,6 +248,7 @@ const std::vector<std::string_view>& defaults_keys() {
   static const std::vector<std::string_view> keys = [] {
     std::vector<std::string_view> names;
     for (const TargetSetting& setting : kTargetSettings) names.push_back(setting.key);
+    names.push_back("password_file");
     return names;
   }();
   return keys;
@@ -262,8 +256,8 @@ const std::vector<std::string_view>& defaults_keys() {
 
 const std::vector<std::string_view>& target_keys() {
   static const std::vector<std::string_view> keys = [] {
-    std::vector<std::string_view> names{"name", "dsn"};
-    names.insert(names.end(), defaults_keys().begin(), defaults_keys().end());
+    std::vector<std::string_view> names{"name", "dsn", "dsn_file", "password_file"};
+    for (const TargetSetting& setting : kTargetSettings) names.push_back(setting.key);
     return names;
   }();
   return keys;
@@ -274,12 +268,37 @@ void apply_setting(const ErrorReporter& report, const Entry& entry, TargetOption
     if (setting.key == entry.key) return setting.apply(report, entry, options);
 }
 
-TargetOptions parse_defaults(const ErrorReporter& report, const Entry& section) {
-  TargetOptions defaults;
+// A password_file's content, read where the key is, so that the message has its line.
+std::string read_password_file(const ErrorReporter& report, int line, const std::string& path,
+                               const std::string& target_label) {
+  try {
+    return read_secret_file(path, "password_file");
+  } catch (const ConfigError& e) {
+    report.fail(line, target_label + e.what());
+  }
+}
+
+// `defaults:`, with its password_file read once for all the targets that inherit it.
+struct Defaults {
+  TargetOptions options;
+  std::string password_file;
+  std::string password;
+};
+
+Defaults parse_defaults(const ErrorReporter& report, const Entry& section) {
+  Defaults defaults;
   if (section.value.IsNull()) return defaults;  // `defaults:` with everything commented out
   if (!section.value.IsMap()) wrong_type(report, section, "a map of target settings");
-  for (const Entry& entry : entries_of(report, section.value, defaults_keys(), " in defaults"))
-    apply_setting(report, entry, defaults);
+  for (const Entry& entry : entries_of(report, section.value, defaults_keys(), " in defaults")) {
+    if (entry.key == "password_file") {
+      defaults.password_file = read_string(report, entry);
+      if (!defaults.password_file.empty())
+        defaults.password =
+            read_password_file(report, entry.line, defaults.password_file, "defaults: ");
+    } else {
+      apply_setting(report, entry, defaults.options);
+    }
+  }
   return defaults;
 }
 
@@ -287,13 +306,15 @@ struct ParsedTarget {
   TargetOptions options;
   int name_line = 0;
   bool has_dsn = false;
+  SecretSources sources;
 };
 
 ParsedTarget parse_target(const ErrorReporter& report, const YAML::Node& map, std::size_t index,
-                          const TargetOptions& defaults) {
+                          const Defaults& defaults) {
   const std::string label = "targets[" + std::to_string(index) + "]";
-  ParsedTarget target{defaults, line_of(map)};
+  ParsedTarget target{defaults.options, line_of(map)};
   bool has_dsn = false;
+  int dsn_line = 0, dsn_file_line = 0, password_file_line = 0;
   for (const Entry& entry : entries_of(report, map, target_keys(), " in " + label)) {
     if (entry.key == "name") {
       if (entry.value.IsNull()) continue;  // reported below as a missing name
@@ -305,13 +326,58 @@ ParsedTarget parse_target(const ErrorReporter& report, const YAML::Node& map, st
       // as "a map" or "a list", so a password in it never reaches the message.
       target.options.conninfo = read_string(report, entry);
       has_dsn = true;
+      dsn_line = entry.line;
+    } else if (entry.key == "dsn_file") {
+      if (entry.value.IsNull()) continue;
+      target.sources.dsn_file = read_string(report, entry);
+      dsn_file_line = entry.line;
+    } else if (entry.key == "password_file") {
+      // "" on a target: no password_file, not even the defaults' one.
+      target.sources.password_file = read_string(report, entry);
+      password_file_line = entry.line;
     } else {
       apply_setting(report, entry, target.options);
     }
   }
   const std::string& name = target.options.name;
   if (name.empty()) report.fail(target.name_line, label + " needs a name");
+  // Not validated yet: shown escaped.
+  const std::string who = "target '" + escape_control_characters(name) + "': ";
+  if (has_dsn && dsn_file_line != 0)
+    report.fail(std::max(dsn_line, dsn_file_line),
+                who + "dsn and dsn_file are mutually exclusive; give one of them");
+  if (dsn_file_line != 0 && !target.sources.dsn_file.empty()) {
+    try {
+      target.options.conninfo = read_secret_file(target.sources.dsn_file, "dsn_file");
+    } catch (const ConfigError& e) {
+      report.fail(dsn_file_line, who + e.what());
+    }
+    // libpq's complaint quotes the text it could not parse, and all of this file is secret.
+    if (!parses_as_conninfo(target.options.conninfo))
+      report.fail(dsn_file_line, who + "the content of dsn_file '" +
+                                     escape_control_characters(target.sources.dsn_file) +
+                                     "' is not a valid libpq conninfo (not shown: it is secret)");
+    has_dsn = true;
+  }
   target.has_dsn = has_dsn;
+  // The target's own password_file, else the defaults' one where the DSN sets no password.
+  std::string password;
+  if (password_file_line != 0) {
+    if (!target.sources.password_file.empty())
+      password = read_password_file(report, password_file_line, target.sources.password_file, who);
+  } else if (!defaults.password_file.empty() && !sets_password(target.options.conninfo)) {
+    target.sources.password_file = defaults.password_file;
+    password = defaults.password;
+    password_file_line = target.name_line;
+  }
+  // A DSN libpq cannot parse is left to pgwd::validate, which reports it the usual way.
+  if (!password.empty() && has_dsn && parses_as_conninfo(target.options.conninfo)) {
+    try {
+      target.options.conninfo = conninfo_with_password(target.options.conninfo, password);
+    } catch (const ConfigError& e) {
+      report.fail(password_file_line, who + e.what());
+    }
+  }
   return target;
 }
 
@@ -339,7 +405,8 @@ class Totals {
 };
 
 std::vector<TargetOptions> parse_targets(const ErrorReporter& report, const Entry& section,
-                                         const TargetOptions& defaults) {
+                                         const Defaults& defaults,
+                                         std::map<std::string, SecretSources, std::less<>>& sources) {
   std::vector<TargetOptions> targets;
   if (section.value.IsNull()) return targets;
   if (!section.value.IsSequence()) wrong_type(report, section, "a list of targets");
@@ -371,6 +438,7 @@ std::vector<TargetOptions> parse_targets(const ErrorReporter& report, const Entr
                                         std::to_string(first->second) + ")");
     first_line_of_name.emplace(name, target.name_line);
     totals.add(report, target.name_line, target.options);
+    if (!(target.sources == SecretSources{})) sources.emplace(name, target.sources);
     targets.push_back(std::move(target.options));
   }
   return targets;
@@ -589,19 +657,6 @@ bool is_listen_host(std::string_view host) {
   return is_host_name(host);
 }
 
-std::string file_kind(mode_t mode) {
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  if (S_ISSOCK(mode)) return "a socket";
-  return "not a plain file";
-}
-
-[[noreturn]] void cannot_read(const std::string& path, int error) {
-  throw ConfigError("cannot read config file '" + escape_control_characters(path) +
-                    "': " + std::strerror(error));
-}
-
 }  // namespace
 
 std::optional<LogLevel> parse_log_level(std::string_view name) {
@@ -667,6 +722,7 @@ DaemonConfig parse_document(const ErrorReporter& report, std::string_view yaml_t
 
   // `defaults:` may come after `targets:` in the file, yet every target inherits it.
   std::optional<Entry> targets_section;
+  Defaults defaults;
   for (Entry& entry : entries_of(report, root, top_level_keys(), "")) {
     if (entry.key == "listen") {
       config.listen = read_string(report, entry);
@@ -690,19 +746,24 @@ DaemonConfig parse_document(const ErrorReporter& report, std::string_view yaml_t
                     "log_format: unknown format " + quoted_value(name) + " (text, json)");
       config.log_format = *format;
     } else if (entry.key == "defaults") {
-      config.defaults = parse_defaults(report, entry);
+      defaults = parse_defaults(report, entry);
     } else {
       targets_section = std::move(entry);
     }
   }
-  if (targets_section) config.targets = parse_targets(report, *targets_section, config.defaults);
+  config.defaults = defaults.options;
+  config.default_sources.password_file = defaults.password_file;
+  if (targets_section)
+    config.targets = parse_targets(report, *targets_section, defaults, config.sources);
+  config.targets_in_all_shards = config.targets.size();
   return config;
 }
 
 }  // namespace
 
-DaemonConfig parse_config(std::string_view yaml_text, std::string_view origin) {
-  const ErrorReporter report(origin);
+DaemonConfig parse_config(std::string_view yaml_text, std::string_view origin,
+                          const EnvironmentLookup& environment) {
+  const ErrorReporter report(origin, environment);
   // Whatever goes wrong in here is a configuration problem, never the end of a running daemon.
   try {
     return parse_document(report, yaml_text);
@@ -718,35 +779,7 @@ DaemonConfig parse_config(std::string_view yaml_text, std::string_view origin) {
 }
 
 DaemonConfig load_config_file(const std::string& path) {
-  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
-  const UniqueFd file(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
-  const int fd = file.get();
-  if (fd < 0) cannot_read(path, errno);
-  struct stat status {};
-  if (::fstat(fd, &status) != 0) cannot_read(path, errno);
-  if (S_ISDIR(status.st_mode)) cannot_read(path, EISDIR);
-  if (!S_ISREG(status.st_mode))
-    throw ConfigError("cannot read config file '" + escape_control_characters(path) +
-                      "': not a regular file (" + file_kind(status.st_mode) + ")");
-  const std::string shown = escape_control_characters(path);
-  const auto too_large = [&] {
-    return ConfigError(shown + ": larger than " + std::to_string(kMaxConfigBytes / (1024 * 1024)) +
-                       " MiB, the limit for a config file");
-  };
-  if (static_cast<std::uintmax_t>(status.st_size) > kMaxConfigBytes) throw too_large();
-  // Read at most one byte past the limit: the file may have grown since fstat.
-  std::string text(kMaxConfigBytes + 1, '\0');
-  std::size_t length = 0;
-  while (length < text.size()) {
-    const ssize_t got = ::read(fd, text.data() + length, text.size() - length);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) cannot_read(path, errno);
-    if (got == 0) break;
-    length += static_cast<std::size_t>(got);
-  }
-  if (length > kMaxConfigBytes) throw too_large();
-  text.resize(length);
-  return parse_config(text, path);
+  return parse_config(read_regular_file(path, {"config file", kMaxConfigBytes, "4 MiB"}), path);
 }
 
 std::optional<std::size_t> find_invalid_utf8(std::string_view text) {

@@ -17,12 +17,15 @@
 /// ```
 
 #include <cstddef>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "daemon/env_references.hpp"
+#include "daemon/sharding.hpp"
 #include "pgwd/target_options.hpp"
 
 namespace pgwd::daemon {
@@ -57,6 +60,14 @@ constexpr long kMaxTotalConnections = 10'000;
 constexpr std::size_t kMaxListenChannels = 100;  ///< per target
 constexpr std::size_t kMaxProbeQueryBytes = 4096;
 
+/// Where a target's secrets came from: paths only, never what the files hold. --check-config
+/// prints them; the secrets themselves are already in the target's conninfo.
+struct SecretSources {
+  std::string password_file;  ///< "" when the password (if any) is in the dsn
+  std::string dsn_file;       ///< "" when the dsn is in the config file or on the command line
+  bool operator==(const SecretSources&) const = default;
+};
+
 struct DaemonConfig {
   std::string listen{kDefaultListen};
   LogLevel log_level = LogLevel::info;
@@ -67,6 +78,14 @@ struct DaemonConfig {
   /// In file order, each one `defaults` with the target's own keys applied over it. A list
   /// (listen_channels) set on a target replaces the default list rather than extending it.
   std::vector<TargetOptions> targets;
+  /// `defaults: password_file:`, which --target targets inherit as the file's targets do.
+  SecretSources default_sources;
+  /// By target name; only targets with a password_file or dsn_file have an entry.
+  std::map<std::string, SecretSources, std::less<>> sources;
+  /// Set by --shard/--total-shards: `targets` then holds only this shard's targets (every target
+  /// of the file was validated first), out of `targets_in_all_shards`.
+  std::optional<Shard> shard;
+  std::size_t targets_in_all_shards = 0;
 };
 
 /// Parses YAML text. `origin` (usually the file path) starts every error message:
@@ -74,7 +93,11 @@ struct DaemonConfig {
 /// referred to as `targets[i]` (0-based, as yq and JSON paths count) until their name is known.
 /// Throws ConfigError. Every target passes pgwd::validate and names are unique. No targets at
 /// all (an empty file, `targets: []`) is valid here: whether that is an error is the caller's call.
-DaemonConfig parse_config(std::string_view yaml_text, std::string_view origin);
+/// `${NAME}` references in values are expanded through `environment` (env_references.hpp);
+/// `password_file:` and `dsn_file:` are read here (secret_sources.hpp), so a missing or empty file
+/// is a ConfigError at the key's line.
+DaemonConfig parse_config(std::string_view yaml_text, std::string_view origin,
+                          const EnvironmentLookup& environment = process_environment);
 
 /// Reads and parses a file; its path is the origin of error messages. A missing or unreadable
 /// file: ConfigError "cannot read config file '<path>': <strerror>". Only a regular file (or a

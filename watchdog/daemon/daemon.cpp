@@ -6,6 +6,7 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "daemon/daemon_metrics.hpp"
 #include "daemon/effective_config.hpp"
 #include "daemon/exit_codes.hpp"
 #include "daemon/logging.hpp"
@@ -20,11 +21,18 @@
 #include "pgwd/watchdog.hpp"
 
 namespace pgwd::daemon {
+namespace {
+
+// A clean stop writes the log's last lines first; a stderr that nobody reads gets this long.
+constexpr std::chrono::milliseconds kLogDrainTimeout{500};
+
+}  // namespace
 
 Daemon::Daemon(CommandLine cli, DaemonConfig config)
     : cli_(std::move(cli)),
       config_(std::move(config)),
-      log_(make_logger(config_.log_format, config_.log_level)),
+      log_owner_(std::make_unique<DaemonLog>(config_.log_format, config_.log_level)),
+      log_(log_owner_->logger()),
       base_(event_base_new()),
       registry_(std::make_shared<prometheus::Registry>()) {
   if (!base_) throw std::runtime_error("cannot create the event loop");
@@ -37,6 +45,9 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
                                        daemon_routes(registry_, health_, *board_));
   health_.set_listening();
   heartbeat_ = std::make_unique<LoopHeartbeat>(base_.get(), health_);
+  daemon_metrics_ = std::make_unique<DaemonMetrics>(*registry_, base_.get(), config_.shard,
+                                                    [this] { return log_owner_->dropped(); });
+  daemon_metrics_->set_shard_targets(config_.targets.size());
   WatchdogOptions options;
   options.observer = board_.get();
   options.registry = registry_;
@@ -57,6 +68,9 @@ int Daemon::run() {
   // it sees them all (with zeros). Nothing connects before the loop runs.
   board_->set_targets(config_.targets);
   for (const TargetOptions& target : config_.targets) watchdog_->add_target(target);
+  if (config_.shard)
+    log_->info("shard {} of {}: watching {} of the config's {} targets", config_.shard->index,
+               config_.shard->total, config_.targets.size(), config_.targets_in_all_shards);
   log_->info("pgwatchdog {} serving metrics on {}://{}/metrics (port {})", kVersion,
              http_->tls() ? "https" : "http", config_.listen, http_->port());
   event_base_dispatch(base_.get());
@@ -66,7 +80,8 @@ int Daemon::run() {
   log_->info("stopped in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::steady_clock::now() - stopping)
                                      .count());
-  log_->flush();
+  // Nothing reports a drain that timed out: stderr is the one place it could go.
+  log_owner_->drain(kLogDrainTimeout);
   return kExitOk;
 }
 
@@ -102,9 +117,10 @@ void Daemon::reload() {
   if (wanted.listen != config_.listen)
     log_->warn("SIGHUP: listen changed to {}; restart pgwatchdog to apply it (still on {})",
                wanted.listen, config_.listen);
-  configure_logger(*log_, wanted.log_format, wanted.log_level);
+  log_owner_->configure(wanted.log_format, wanted.log_level);
   board_->set_targets(wanted.targets);
   apply_reload(plan_reload(config_.targets, wanted.targets), *watchdog_, *log_);
+  daemon_metrics_->set_shard_targets(wanted.targets.size());
   wanted.listen = config_.listen;
   config_ = std::move(wanted);
 }

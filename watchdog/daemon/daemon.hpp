@@ -21,6 +21,8 @@ class Watchdog;
 
 namespace pgwd::daemon {
 
+class DaemonLog;
+class DaemonMetrics;
 class HttpServer;
 class LoopHeartbeat;
 class SignalHandlers;
@@ -37,8 +39,10 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  /// Runs until SIGTERM/SIGINT, then closes every connection; returns the exit code. The metrics
-  /// endpoint is still up: see main.cpp for why the process then leaves without tearing it down.
+  /// Runs until SIGTERM/SIGINT, then closes every connection and drains the log (for at most
+  /// kLogDrainTimeout: a stderr nobody reads must not keep the process from exiting); returns the
+  /// exit code. The metrics endpoint is still up: see main.cpp for why the process then leaves
+  /// without tearing it down.
   int run();
 
  private:
@@ -51,6 +55,7 @@ class Daemon {
 
   CommandLine cli_;
   DaemonConfig config_;
+  std::unique_ptr<DaemonLog> log_owner_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<event_base, BaseDeleter> base_;
   std::shared_ptr<prometheus::Registry> registry_;
@@ -58,6 +63,7 @@ class Daemon {
   std::unique_ptr<StatusBoard> board_;   // the Watchdog's observer; read by the HTTP threads
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<LoopHeartbeat> heartbeat_;
+  std::unique_ptr<DaemonMetrics> daemon_metrics_;
   std::unique_ptr<Watchdog> watchdog_;  // after the base: closed before it is freed
   std::unique_ptr<SignalHandlers> signals_;
 };

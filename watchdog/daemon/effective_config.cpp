@@ -12,6 +12,7 @@
 #include <numeric>
 
 #include "daemon/duration.hpp"
+#include "daemon/secret_sources.hpp"
 #include "os/unique_fd.hpp"
 #include "pgwd/watchdog.hpp"
 
@@ -61,6 +62,8 @@ std::string shown(std::string_view text) {
 }  // namespace
 
 DaemonConfig effective_config(const CommandLine& cli) {
+  // Checked before the file is read: a bad flag is reported as such, whatever the file holds.
+  const std::optional<Shard> shard = parse_shard_flags(cli.shard, cli.total_shards);
   DaemonConfig config = cli.config_path ? load_config_file(*cli.config_path) : DaemonConfig{};
   if (cli.listen) {
     check_listen_address(*cli.listen);
@@ -69,10 +72,24 @@ DaemonConfig effective_config(const CommandLine& cli) {
   if (cli.log_level) config.log_level = parse_log_level(*cli.log_level).value_or(config.log_level);
   if (cli.log_format)
     config.log_format = parse_log_format(*cli.log_format).value_or(config.log_format);
+  // The defaults' password_file, read once for every --target that inherits it.
+  std::optional<std::string> default_password;
   for (const auto& [name, dsn] : cli.targets) {
     TargetOptions target = config.defaults;
     target.name = name;
     target.conninfo = dsn;
+    if (!config.default_sources.password_file.empty() && parses_as_conninfo(dsn) &&
+        !sets_password(dsn)) {
+      try {
+        if (!default_password)
+          default_password =
+              read_secret_file(config.default_sources.password_file, "password_file");
+        target.conninfo = conninfo_with_password(dsn, *default_password);
+      } catch (const ConfigError& e) {
+        throw ConfigError(fmt::format("--target {}: defaults: {}", shown(name), e.what()));
+      }
+      config.sources[name].password_file = config.default_sources.password_file;
+    }
     try {
       validate(target);
     } catch (const InvalidTarget& e) {
@@ -100,18 +117,43 @@ DaemonConfig effective_config(const CommandLine& cli) {
   if (connections > kMaxTotalConnections)
     throw ConfigError(fmt::format("more than {} connections in all targets together ({})",
                                   kMaxTotalConnections, connections));
+  // Every replica validates every target (above and in the loader) before it keeps its own: a
+  // file is valid on all shards or on none, so replicas never disagree about a reload.
+  config.targets_in_all_shards = config.targets.size();
+  config.shard = shard;
+  if (shard)
+    std::erase_if(config.targets, [&](const TargetOptions& t) {
+      return shard_of(t.name, shard->total) != shard->index;
+    });
   return config;
 }
 
 std::string to_yaml(const DaemonConfig& config) {
-  std::string out = fmt::format("listen: {}\nlog_level: {}\nlog_format: {}\ntargets:\n",
-                                yaml_quoted(config.listen), to_string(config.log_level),
-                                to_string(config.log_format));
+  // Every string is printed with its `${` escaped: loading this back expands nothing.
+  const auto quoted = [](std::string_view text) {
+    return yaml_quoted(escape_env_references(text));
+  };
+  std::string out;
+  if (config.shard)
+    out += fmt::format("# shard {} of --total-shards {}: {} of the {} targets\n",
+                       config.shard->index, config.shard->total, config.targets.size(),
+                       config.targets_in_all_shards);
+  out += fmt::format("listen: {}\nlog_level: {}\nlog_format: {}\ntargets:\n",
+                     quoted(config.listen), to_string(config.log_level),
+                     to_string(config.log_format));
   for (const TargetOptions& t : config.targets) {
-    out += fmt::format("  - name: {}\n", yaml_quoted(t.name));
-    out += fmt::format("    dsn: {}\n", yaml_quoted(redact_conninfo(t.conninfo)));
+    out += fmt::format("  - name: {}\n", quoted(t.name));
+    // Where the secrets came from, as comments: the paths, never the files' content (the dsn
+    // below shows the password as ***).
+    if (const auto sources = config.sources.find(t.name); sources != config.sources.end()) {
+      if (!sources->second.dsn_file.empty())
+        out += fmt::format("    # dsn_file: {}\n", quoted(sources->second.dsn_file));
+      if (!sources->second.password_file.empty())
+        out += fmt::format("    # password_file: {}\n", quoted(sources->second.password_file));
+    }
+    out += fmt::format("    dsn: {}\n", quoted(redact_conninfo(t.conninfo)));
     out += fmt::format("    connections: {}\n", t.connections);
-    out += fmt::format("    probe_query: {}\n", yaml_quoted(t.probe_query));
+    out += fmt::format("    probe_query: {}\n", quoted(t.probe_query));
     out += fmt::format("    probe_timeout: {}\n", format_duration(t.probe_timeout));
     out += fmt::format("    connect_timeout: {}\n", format_duration(t.connect_timeout));
     out += fmt::format("    heartbeat: {}\n", format_duration(t.heartbeat));
@@ -122,7 +164,7 @@ std::string to_yaml(const DaemonConfig& config) {
     out += fmt::format("    backoff_initial: {}\n", format_duration(t.backoff_initial));
     out += fmt::format("    backoff_max: {}\n", format_duration(t.backoff_max));
     std::vector<std::string> channels;
-    for (const std::string& channel : t.listen_channels) channels.push_back(yaml_quoted(channel));
+    for (const std::string& channel : t.listen_channels) channels.push_back(quoted(channel));
     out += fmt::format("    listen_channels: [{}]\n", fmt::join(channels, ", "));
   }
   return out;

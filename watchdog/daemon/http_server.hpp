@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/unique_fd.hpp"
+#include "os/unique_fd.hpp"
 #include "daemon/web_config.hpp"
 
 namespace pgwd::daemon {

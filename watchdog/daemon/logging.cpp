@@ -1,9 +1,13 @@
 #include "daemon/logging.hpp"
 
+#include <spdlog/async.h>
+#include <spdlog/async_logger.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
 #include <cstdio>
+#include <future>
+#include <thread>
 
 namespace pgwd::daemon {
 namespace {
@@ -81,6 +85,43 @@ std::shared_ptr<spdlog::logger> make_logger(LogFormat format, LogLevel level) {
                                                  std::make_shared<spdlog::sinks::stderr_sink_mt>());
   configure_logger(*logger, format, level);
   return logger;
+}
+
+DaemonLog::DaemonLog(LogFormat format, LogLevel level)
+    : pool_(std::make_shared<spdlog::details::thread_pool>(kLogQueueLines, 1)),
+      logger_(std::make_shared<spdlog::async_logger>(
+          "pgwatchdog", std::make_shared<spdlog::sinks::stderr_sink_mt>(), pool_,
+          spdlog::async_overflow_policy::overrun_oldest)),
+      format_(format) {
+  configure_logger(*logger_, format, level);
+}
+
+DaemonLog::~DaemonLog() = default;
+
+void DaemonLog::configure(LogFormat format, LogLevel level) {
+  if (format == format_) {
+    logger_->set_level(to_spdlog(level));
+    return;
+  }
+  format_ = format;
+  configure_logger(*logger_, format, level);
+}
+
+std::uint64_t DaemonLog::dropped() const {
+  return pool_ ? pool_->overrun_counter() : 0;
+}
+
+bool DaemonLog::drain(std::chrono::milliseconds timeout) {
+  if (!pool_) return true;
+  // The pool's destructor queues a stop behind every line and joins the writer once it has
+  // written them: done on a thread of its own, so that a blocked stderr only costs `timeout`.
+  std::promise<void> drained;
+  std::future<void> done = drained.get_future();
+  std::thread([pool = std::move(pool_), drained = std::move(drained)]() mutable {
+    pool.reset();
+    drained.set_value();
+  }).detach();
+  return done.wait_for(timeout) == std::future_status::ready;
 }
 
 }  // namespace pgwd::daemon

@@ -26,9 +26,11 @@ int main(int argc, char** argv) {
     }
     Daemon daemon(std::move(cli), std::move(config));
     const int exit_code = daemon.run();
-    // Connections are closed and the log is flushed. Nothing in the HTTP server needs an orderly
+    // Connections are closed and the log is drained. Nothing in the HTTP server needs an orderly
     // end (a scrape in flight is cut either way), so leave now: SIGTERM must stop us at once.
-    std::fflush(nullptr);
+    // Only stdout is flushed: the log's thread may still hold stderr's lock, blocked on a full
+    // pipe.
+    std::fflush(stdout);
     std::_Exit(exit_code);
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "pgwatchdog: error: %s\n", e.what());

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "daemon/config.hpp"
-#include "daemon/unique_fd.hpp"
+#include "os/unique_fd.hpp"
 
 namespace pgwd::daemon {
 namespace {

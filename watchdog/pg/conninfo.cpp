@@ -58,13 +58,13 @@ ConnectParams Conninfo::params() const {
   return p;
 }
 
-std::string Conninfo::redacted() const {
+std::string Conninfo::render(bool hide_password) const {
   std::string out;
   for (const auto& [k, v] : entries_) {
     if (!out.empty()) out += ' ';
     out += k;
     out += "='";
-    if (k == "password") {
+    if (k == "password" && hide_password) {
       out += "***";
     } else {
       for (char c : v) {
@@ -76,5 +76,9 @@ std::string Conninfo::redacted() const {
   }
   return out;
 }
+
+std::string Conninfo::redacted() const { return render(true); }
+
+std::string Conninfo::text() const { return render(false); }
 
 }  // namespace pgwd

@@ -31,8 +31,12 @@ class Conninfo {
   ConnectParams params() const;
   /// `key='value' ...` with the password shown as ***: safe to print.
   std::string redacted() const;
+  /// `key='value' ...` with every value, the password included: a conninfo libpq parses back to
+  /// the same settings. Never for printing.
+  std::string text() const;
 
  private:
+  std::string render(bool hide_password) const;
   std::vector<std::pair<std::string, std::string>> entries_;
 };
 

@@ -1,0 +1,113 @@
+// End-to-end: a stderr that nobody reads (a stuck log shipper) never stops detection, and
+// SIGTERM still exits 0 promptly (issue 10, section 8).
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <vector>
+
+#include "support/daemon_fixture.hpp"
+
+using namespace std::chrono_literals;
+using pgwd::testing::DaemonFixture;
+
+namespace {
+
+constexpr int kConnections = 4;
+
+// A FIFO held open for reading and writing by the test and never read: full before the daemon
+// writes its first line, so every write the daemon makes to it would block.
+class BlockedPipe {
+ public:
+  explicit BlockedPipe(std::string path) : path_(std::move(path)) {
+    REQUIRE(mkfifo(path_.c_str(), 0600) == 0);
+    fd_ = ::open(path_.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    REQUIRE(fd_ >= 0);
+    const std::vector<char> chunk(4096, '#');
+    while (::write(fd_, chunk.data(), chunk.size()) > 0) {
+    }
+    REQUIRE(errno == EAGAIN);
+  }
+  ~BlockedPipe() {
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  BlockedPipe(const BlockedPipe&) = delete;
+  BlockedPipe& operator=(const BlockedPipe&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+std::string series(const std::string& name, const std::string& label, const std::string& value) {
+  return name + "{" + label + "=\"" + value + "\",target=\"blk\"}";
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(DaemonFixture,
+                  "blocked log: with stderr never read, disconnects are still detected at once "
+                  "and lines are dropped, counted") {
+  const BlockedPipe pipe((config_path.parent_path() / "stderr.fifo").string());
+  write_config("defaults:\n  backoff_initial: 10ms\n  backoff_max: 100ms\ntargets:\n" +
+               target_yaml("blk", kConnections, "    listen_channels: [chatter]\n"));
+  // stderr into the full FIFO; stdout stays the harness's file.
+  daemon.emplace("sh",
+                 std::vector<std::string>{"-c", "exec \"$0\" \"$@\" 2>\"$PGWD_STDERR_FIFO\"",
+                                          PGWD_DAEMON_BINARY, "--config", config_path.string(),
+                                          "--listen", listen(), "--log-level", "trace"},
+                 std::map<std::string, std::string>{{"PGWD_STDERR_FIFO", pipe.path()}});
+  // Its log is not readable: the scrape says when it is up.
+  const auto sample_now = [&](const std::string& name) -> std::optional<double> {
+    try {
+      return metric(name);
+    } catch (const std::runtime_error&) {
+      return std::nullopt;  // not listening yet
+    }
+  };
+  const std::string healthy = series("pgwatchdog_connections", "state", "healthy");
+  const std::string terminated =
+      series("pgwatchdog_disconnects_total", "cause", "server_shutdown");
+  REQUIRE(waiter.run_until([&] { return sample_now(healthy) == kConnections; }, 15s));
+
+  std::chrono::steady_clock::duration slowest{};
+  for (int round = 1; round <= 3; ++round) {
+    CAPTURE(round);
+    // Thousands of NOTIFYs, each logged at debug on every connection: far more lines than the
+    // log's queue holds, all while stderr is blocked.
+    cluster.execute(
+        "SELECT pg_notify('chatter', g::text) FROM generate_series(1, 10000) AS g");
+    REQUIRE(waiter.run_until([&] { return cluster.backend_pids("blk").size() == kConnections; },
+                             5s));
+    const auto terminating = std::chrono::steady_clock::now();
+    REQUIRE(cluster.terminate_backends("blk") == kConnections);
+    REQUIRE(waiter.run_until([&] { return metric(terminated) == round * kConnections; }, 5s));
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - terminating);
+    REQUIRE(waiter.run_until([&] { return metric(healthy) == kConnections; }, 5s));
+  }
+  MESSAGE("slowest detection of a terminate with stderr blocked: ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count(), " ms");
+  CHECK(slowest < 2s);
+  CHECK(metric("pgwatchdog_notifications_total{target=\"blk\"}").value_or(0) >= kConnections);
+  REQUIRE(waiter.run_until(
+      [&] { return metric("pgwatchdog_log_messages_dropped_total").value_or(0) > 0; }, 5s));
+  MESSAGE("log lines dropped: ", *metric("pgwatchdog_log_messages_dropped_total"));
+
+  // SIGTERM: the drain gives up on the blocked pipe after a bounded wait, and the exit is clean.
+  const auto signalled = std::chrono::steady_clock::now();
+  daemon->send_signal(SIGTERM);
+  const auto code = daemon->wait_exit(10s);
+  const auto took = std::chrono::steady_clock::now() - signalled;
+  REQUIRE(code.has_value());
+  CHECK(*code == 0);
+  MESSAGE("SIGTERM to exit with stderr blocked: ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(took).count(), " ms");
+  CHECK(took < 3s);
+  CHECK(waiter.run_until([&] { return cluster.backend_pids("blk").empty(); }, 2s));
+}

@@ -1,0 +1,47 @@
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+
+#include "daemon/sharding.hpp"
+#include "event/libevent/event_ptr.hpp"
+
+namespace pgwd::daemon {
+
+/// The daemon's own metric families (the library's are in metrics/metric_families.hpp):
+///   pgwatchdog_shard_info{shard, total_shards}  1; shard="0", total_shards="1" without sharding
+///   pgwatchdog_shard_targets                    the targets this process watches
+///   pgwatchdog_log_messages_dropped_total       log lines dropped because stderr did not keep up
+/// The dropped count is sampled from the log on a loop timer (every kDropSampleInterval), so a
+/// scrape never touches the log. Loop-bound: every method on the loop thread.
+class DaemonMetrics {
+ public:
+  static constexpr std::chrono::milliseconds kDropSampleInterval{250};
+
+  DaemonMetrics(prometheus::Registry& registry, event_base* base,
+                const std::optional<Shard>& shard, std::function<std::uint64_t()> dropped_lines);
+  DaemonMetrics(const DaemonMetrics&) = delete;
+  DaemonMetrics& operator=(const DaemonMetrics&) = delete;
+
+  void set_shard_targets(std::size_t count);
+
+ private:
+  static void on_sample(evutil_socket_t, short, void* self);
+  void sample();
+
+  prometheus::Gauge& shard_info_;
+  prometheus::Gauge& shard_targets_;
+  prometheus::Counter& log_dropped_;
+  std::function<std::uint64_t()> dropped_lines_;
+  std::uint64_t dropped_seen_ = 0;
+  EventPtr sampler_;
+};
+
+}  // namespace pgwd::daemon
