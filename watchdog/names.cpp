@@ -1,6 +1,7 @@
 // Names of the public enums as they appear in metrics labels, logs and events (DESIGN §5).
 #include "pgwd/connection_state.hpp"
 #include "pgwd/events.hpp"
+#include "pgwd/lending.hpp"
 
 namespace pgwd {
 
@@ -72,6 +73,20 @@ std::string_view to_string(ProbeResult result) noexcept {
       return "error";
     case ProbeResult::timeout:
       return "timeout";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(LoanVerdict verdict) noexcept {
+  switch (verdict) {
+    case LoanVerdict::alive:
+      return "alive";
+    case LoanVerdict::dead:
+      return "dead";
+    case LoanVerdict::busy:
+      return "busy";
+    case LoanVerdict::watchdog_stopped:
+      return "watchdog_stopped";
   }
   return "unknown";
 }

@@ -10,6 +10,8 @@
 #include "event/guarded_loop.hpp"
 #include "health/attempt_gate.hpp"
 #include "health/random.hpp"
+#include "lending/lending_desk.hpp"
+#include "lending/lending_ledger.hpp"
 #include "metrics/loop_metrics.hpp"
 #include "metrics/registry_share.hpp"
 #include "pgwd/adapters/libevent.hpp"
@@ -64,7 +66,11 @@ class Watchdog::Impl {
                           [this](const SlowCallback& slow) { report_slow(slow); },
                           options.slow_callback_threshold}),
         resolver_(make_resolver(loop_, options.nameservers)),
-        gate_(loop_, options.max_concurrent_connects) {
+        gate_(loop_, options.max_concurrent_connects),
+        ledger_(std::make_shared<LendingLedger>(
+            [this](std::function<void()> task) { loop_.post(std::move(task)); },
+            share_->families(), logger_)),
+        desk_(std::make_unique<LendingDesk>(loop_, ledger_, *logger_)) {
     if (options.loop_lag_interval > std::chrono::milliseconds::zero()) {
       // Each tick is a timer like any other: the guard measures how late it runs.
       ticker_ = loop_.make_timer(
@@ -81,6 +87,7 @@ class Watchdog::Impl {
   void shut_down() {
     observer_ = nullptr;
     ticker_.reset();
+    desk_->shut_down();
     for (auto& target : targets_) target->retire();
   }
 
@@ -128,6 +135,11 @@ class Watchdog::Impl {
   const std::shared_ptr<prometheus::Registry>& registry() const noexcept { return registry_; }
   const std::string& name() const noexcept { return name_->name(); }
 
+  /// Any thread: the ledger is thread-safe, and the ledger_ pointer never changes.
+  Loan lend(PGconn* connection, LendOptions options) {
+    return ledger_->lend(connection, std::move(options));
+  }
+
  private:
   using Targets = std::vector<std::unique_ptr<Target>>;
 
@@ -163,6 +175,8 @@ class Watchdog::Impl {
   AttemptGate gate_;  // outlives every target's connections
   TimerPtr ticker_;
   Targets targets_;
+  std::shared_ptr<LendingLedger> ledger_;  // outlives the Watchdog while a Loan holds it
+  std::unique_ptr<LendingDesk> desk_;      // last: destroyed first, letting go of lent connections
 };
 
 namespace {
@@ -203,6 +217,9 @@ std::vector<std::string> Watchdog::target_names() const {
 }
 std::vector<ConnectionState> Watchdog::connection_states(std::string_view target) const {
   return impl_->connection_states(target);
+}
+Loan Watchdog::lend(PGconn* connection, LendOptions options) {
+  return impl_->lend(connection, std::move(options));
 }
 const std::shared_ptr<prometheus::Registry>& Watchdog::registry() const noexcept {
   return impl_->registry();

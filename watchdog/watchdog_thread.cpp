@@ -97,6 +97,11 @@ class WatchdogThread::Impl {
   event_base* base_ = nullptr;
   LibeventLoop* loop_ = nullptr;
   std::unique_ptr<Watchdog> watchdog_;  // made, used and destroyed on the thread
+
+ public:
+  /// Set before the constructor returns and reset only by the destructor, so any thread may
+  /// reach the Watchdog's thread-safe part (lending) through it meanwhile.
+  Watchdog& watchdog() noexcept { return *watchdog_; }
 };
 
 WatchdogThread::WatchdogThread(WatchdogOptions options)
@@ -127,6 +132,10 @@ std::map<std::string, std::vector<ConnectionState>> WatchdogThread::snapshot() c
     for (const std::string& name : w.target_names()) states[name] = w.connection_states(name);
     return states;
   });
+}
+
+Loan WatchdogThread::lend(PGconn* connection, LendOptions options) {
+  return impl_->watchdog().lend(connection, std::move(options));
 }
 
 const std::shared_ptr<prometheus::Registry>& WatchdogThread::registry() const noexcept {

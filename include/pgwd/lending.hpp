@@ -30,6 +30,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pgwd/connection_state.hpp"
@@ -67,6 +68,8 @@ enum class LoanVerdict {
   watchdog_stopped,  ///< the Watchdog was destroyed while lent; the connection is intact but
                      ///< was not watched since: treat it as unknown (e.g. ping it)
 };
+
+PGWD_EXPORT std::string_view to_string(LoanVerdict verdict) noexcept;
 
 struct TakenBack {
   LoanVerdict verdict = LoanVerdict::alive;
@@ -106,7 +109,7 @@ struct LendOptions {
   std::optional<void*> notice_receiver_arg;
 };
 
-class LendingDesk;  // internal
+class LendingLedger;  // internal
 struct LoanState;   // internal
 
 /// A lent connection. Move-only. Destroying it takes the connection back and drops the verdict
@@ -136,7 +139,7 @@ class PGWD_EXPORT Loan {
   LoanVerdict peek() const;
 
  private:
-  friend class LendingDesk;
+  friend class LendingLedger;
   explicit Loan(std::shared_ptr<LoanState> state) noexcept;
   std::shared_ptr<LoanState> state_;
 };

@@ -21,7 +21,7 @@
 #include <sstream>
 
 #include "daemon/duration.hpp"
-#include "daemon/unique_fd.hpp"
+#include "os/unique_fd.hpp"
 #include "pgwd/watchdog.hpp"
 #include "text/utf8.hpp"
 

@@ -12,7 +12,7 @@
 #include <numeric>
 
 #include "daemon/duration.hpp"
-#include "daemon/unique_fd.hpp"
+#include "os/unique_fd.hpp"
 #include "pgwd/watchdog.hpp"
 
 namespace pgwd::daemon {

@@ -102,7 +102,35 @@ MetricFamilies::MetricFamilies(prometheus::Registry& registry)
       build_info(BuildGauge()
                      .Name("pgwatchdog_build_info")
                      .Help("Version of pgwatchdog and of the libpq it runs with; always 1")
-                     .Register(registry)) {
+                     .Register(registry)),
+      lent_connections(BuildGauge()
+                           .Name("pgwatchdog_lent_connections")
+                           .Help("Host-owned connections lent to the watchdog and not taken "
+                                 "back yet, by target (dead ones included)")
+                           .Register(registry)),
+      lent_deaths(BuildCounter()
+                      .Name("pgwatchdog_lent_deaths_total")
+                      .Help("Lent connections found dead while lent, by target and cause")
+                      .Register(registry)),
+      lent_take_backs(BuildCounter()
+                          .Name("pgwatchdog_lent_take_backs_total")
+                          .Help("Take-backs of lent connections, by target and verdict (alive, "
+                                "dead, busy, watchdog_stopped)")
+                          .Register(registry)),
+      lent_probes(BuildCounter()
+                      .Name("pgwatchdog_lent_probes_total")
+                      .Help("Probe queries sent on lent connections, by target")
+                      .Register(registry)),
+      lent_notifications(BuildCounter()
+                             .Name("pgwatchdog_lent_notifications_total")
+                             .Help("NOTIFY messages read on lent connections and handed back "
+                                   "with the take-back verdict, by target")
+                             .Register(registry)),
+      server_lost(BuildCounter()
+                      .Name("pgwatchdog_server_lost_total")
+                      .Help("Times the evidence said a target's server as a whole went away "
+                            "(the lenders were told to drop every idle connection), by target")
+                      .Register(registry)) {
   build_info.Add({{"version", std::string(kVersion)}, {"libpq", libpq_version()}}).Set(1);
 }
 

@@ -33,6 +33,13 @@ class MetricFamilies {
   prometheus::Family<prometheus::Histogram>& event_loop_lag;
   prometheus::Family<prometheus::Counter>& slow_callbacks;
   prometheus::Family<prometheus::Gauge>& build_info;
+  // Connections hosts lend (pgwd/lending.hpp), by the loans' target; see LendingMetrics.
+  prometheus::Family<prometheus::Gauge>& lent_connections;
+  prometheus::Family<prometheus::Counter>& lent_deaths;
+  prometheus::Family<prometheus::Counter>& lent_take_backs;
+  prometheus::Family<prometheus::Counter>& lent_probes;
+  prometheus::Family<prometheus::Counter>& lent_notifications;
+  prometheus::Family<prometheus::Counter>& server_lost;
 
   static const prometheus::Histogram::BucketBoundaries& probe_duration_buckets();
   static const prometheus::Histogram::BucketBoundaries& outage_buckets();

@@ -9,7 +9,11 @@
 namespace pgwd {
 
 struct PgConnDeleter {
-  void operator()(PGconn* conn) const noexcept { PQfinish(conn); }
+  /// False for a connection the host owns and lent us (pgwd/lending.hpp): never ours to finish.
+  bool finish = true;
+  void operator()(PGconn* conn) const noexcept {
+    if (finish) PQfinish(conn);
+  }
 };
 using PgConnPtr = std::unique_ptr<PGconn, PgConnDeleter>;
 

@@ -78,6 +78,17 @@ PgLink::PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, Act
         if (report) report();  // the link's last action in this callback
       })) {}
 
+PgLink::PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, ActivityNotes& notes,
+               const ConnectionRef& who, LinkCallbacks& callbacks, Adopted adopted)
+    : PgLink(settings, loop, resolver, notes, who, callbacks) {
+  conn_ = PgConnPtr(adopted.conn, PgConnDeleter{.finish = false});
+  forward_notice_ = adopted.forward;
+  forward_notice_arg_ = adopted.forward_arg;
+  PQsetNoticeReceiver(adopted.conn, &PgLink::receive_notice, this);
+  remember_parameters();
+  phase_ = Phase::idle;
+}
+
 PgLink::~PgLink() {
   close();
 }
@@ -261,11 +272,7 @@ void PgLink::finish_connect() {
     host_failed({Cause::connect_failed, "", clean(PQerrorMessage(conn))});
     return;
   }
-  parameters_.clear();
-  for (const char* name : kTrackedParameters) {
-    const char* value = PQparameterStatus(conn, name);
-    parameters_.emplace_back(name, value ? value : "");
-  }
+  remember_parameters();
   const RoleRequirement wanted = standby_pass_ ? RoleRequirement::standby : settings_.role;
   if (const auto mismatch = role_mismatch(wanted, server_info())) {
     host_failed({Cause::wrong_role, "", *mismatch});
@@ -279,6 +286,14 @@ void PgLink::finish_connect() {
   host_deadline_->disarm();
   phase_ = Phase::idle;
   callbacks_.on_connected({server_info(), take_arrivals()});
+}
+
+void PgLink::remember_parameters() {
+  parameters_.clear();
+  for (const char* name : kTrackedParameters) {
+    const char* value = PQparameterStatus(conn_.get(), name);
+    parameters_.emplace_back(name, value ? value : "");
+  }
 }
 
 ServerInfo PgLink::server_info() const {
@@ -478,6 +493,8 @@ std::string PgLink::clean(std::string_view message) const {
 
 void PgLink::receive_notice(void* self, const PGresult* result) {
   auto* link = static_cast<PgLink*>(self);
+  // The owner of a lent connection hears everything it would have heard had it not lent it.
+  if (link->forward_notice_) link->forward_notice_(link->forward_notice_arg_, result);
   const std::string severity = field(result, PG_DIAG_SEVERITY_NONLOCALIZED);
   const std::string sqlstate = field(result, PG_DIAG_SQLSTATE);
   const std::string message = link->clean(field(result, PG_DIAG_MESSAGE_PRIMARY));

@@ -39,6 +39,18 @@ class PgLink final : public Link {
   /// `who` names the connection in slow-callback reports; it must outlive the link.
   PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, ActivityNotes& notes,
          const ConnectionRef& who, LinkCallbacks& callbacks);
+
+  /// A connection the host owns and lent us, already connected: the link starts idle, never
+  /// connects, and close() lets go of it without PQfinish. Its notice receiver becomes the
+  /// link's, which passes every notice on to `forward` (the owner's) after reading it; the
+  /// lender restores the owner's receiver at take-back.
+  struct Adopted {
+    PGconn* conn = nullptr;
+    PQnoticeReceiver forward = nullptr;
+    void* forward_arg = nullptr;
+  };
+  PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, ActivityNotes& notes,
+         const ConnectionRef& who, LinkCallbacks& callbacks, Adopted adopted);
   ~PgLink() override;
   PgLink(const PgLink&) = delete;
   PgLink& operator=(const PgLink&) = delete;
@@ -68,6 +80,7 @@ class PgLink final : public Link {
   void poll_connect();
   void arm_for(PostgresPollingStatusType polling);
   void finish_connect();
+  void remember_parameters();
   void send_query(const std::string& sql);
   void drive_query(Readiness ready);
   void report_later(std::function<void()> report);
@@ -100,6 +113,8 @@ class PgLink final : public Link {
   std::optional<Failure> query_error_;
   Arrivals arrived_;                                             ///< read and not handed over yet
   std::vector<std::pair<const char*, std::string>> parameters_;  ///< last ParameterStatus seen
+  PQnoticeReceiver forward_notice_ = nullptr;  ///< an adopted connection's owner's receiver
+  void* forward_notice_arg_ = nullptr;
 };
 
 }  // namespace pgwd
