@@ -117,7 +117,7 @@ struct PooledConnection;  // internal
 /// max_lifetime, else lent to the watchdog while idle.
 class PGWD_EXPORT Lease {
  public:
-  Lease() = default;
+  Lease() noexcept;
   ~Lease();
   Lease(Lease&&) noexcept;
   Lease& operator=(Lease&&) noexcept;

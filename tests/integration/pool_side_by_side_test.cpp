@@ -11,9 +11,9 @@ using namespace pgwd;
 using namespace pgwd::comparison;
 using pgwd::testing::PoolFixture;
 
-TEST_CASE_FIXTURE(PoolFixture, "pool side by side: after every idle backend is terminated, the "
-                               "naive pool hands out dead connections, ping-on-checkout pays a "
-                               "round trip per checkout, pgwatchdog's pool neither") {
+TEST_CASE_FIXTURE(PoolFixture, "pool side by side: after every idle backend is terminated the "
+                               "naive pool hands out dead connections - ping-on-checkout pays a "
+                               "round trip per checkout - pgwatchdog's pool neither") {
   ScenarioResult naive;
   ScenarioResult pinging;
   ScenarioResult ours;

@@ -53,7 +53,7 @@ TEST_CASE_FIXTURE(PoolFixture, "pool: a connection given back is lent while idle
 }
 
 TEST_CASE_FIXTURE(PoolFixture, "pool: idle connections whose backends are terminated are dropped "
-                               "at once (on_death), replaced, and never handed out") {
+                               "at once (on_death) and replaced and never handed out") {
   PoolOptions o = options("pool_terminate", 3);
   o.min_idle = 3;
   Pool pool(watchdog, o);
@@ -97,7 +97,7 @@ TEST_CASE_FIXTURE(PoolFixture, "pool: a terminated backend not yet reported is f
   CHECK(stats.dropped_while_idle + stats.checkouts_found_dead == 2);
 }
 
-TEST_CASE_FIXTURE(PoolFixture, "pool: acquire timeout names the pool, its size and the time "
+TEST_CASE_FIXTURE(PoolFixture, "pool: acquire timeout names the pool - its size and the time "
                                "waited") {
   PoolOptions o = options("pool_full", 1);
   o.acquire_timeout = 200ms;
@@ -119,7 +119,7 @@ TEST_CASE_FIXTURE(PoolFixture, "pool: acquire timeout names the pool, its size a
   CHECK(select_one(pool.acquire().get()));  // and nothing else broke
 }
 
-TEST_CASE_FIXTURE(PoolFixture, "pool: when connecting fails, the timeout says why and never "
+TEST_CASE_FIXTURE(PoolFixture, "pool: when connecting fails the timeout says why and never "
                                "shows the password") {
   PoolOptions o = options("pool_badpw", 1);
   o.dsn = cluster.conninfo_with_password("pool_badpw", "not-the-Secret-42");
@@ -138,7 +138,7 @@ TEST_CASE_FIXTURE(PoolFixture, "pool: when connecting fails, the timeout says wh
 }
 
 TEST_CASE_FIXTURE(PoolFixture, "pool: connections given back in a transaction are rolled back "
-                               "and reused; broken or busy ones are closed") {
+                               "and reused - broken or busy ones are closed") {
   PoolOptions o = options("pool_return", 1);
   Pool pool(watchdog, o);
   int pid = 0;
@@ -246,7 +246,7 @@ TEST_CASE_FIXTURE(PoolFixture, "pool: bad options are refused with a message nam
 }
 
 TEST_CASE_FIXTURE(PoolFixture, "pool: LISTEN on a pooled connection keeps its notifications "
-                               "while idle, handed to the next lease") {
+                               "while idle - handed to the next lease") {
   PoolOptions o = options("pool_listen", 1);
   Pool pool(watchdog, o);
   {
@@ -314,7 +314,7 @@ TEST_CASE_FIXTURE(PoolFixture, "pool: keeps working through pg_ctl restart -m fa
 }
 
 TEST_CASE_FIXTURE(PoolFixture, "pool: destroyed with connections idle and leased: the idle are "
-                               "closed, a lease outliving the pool closes its own") {
+                               "closed - a lease outliving the pool closes its own") {
   auto pool = std::make_unique<Pool>(watchdog, options("pool_close", 3));
   Lease kept = pool->acquire();
   { Lease other = pool->acquire(); }

@@ -19,7 +19,7 @@ using pgwd::testing::PoolFixture;
 
 TEST_SUITE("thread") {
   TEST_CASE_FIXTURE(PoolFixture, "pool: acquire from 8 threads with probes in flight and "
-                                 "backends terminated; leases given back on other threads") {
+                                 "backends terminated - leases given back on other threads") {
     PoolOptions o = options("pool_threads", 4);
     o.min_idle = 2;
     o.heartbeat = 5ms;  // idle connections are probed all the time: checkouts meet `busy`

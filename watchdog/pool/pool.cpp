@@ -85,6 +85,8 @@ Lease::Lease(std::shared_ptr<PoolCore> core, std::unique_ptr<PooledConnection> c
       connection_(std::move(connection)),
       notifications_(std::move(notifications)) {}
 
+Lease::Lease() noexcept = default;
+
 Lease::~Lease() { release(); }
 
 Lease::Lease(Lease&& other) noexcept

@@ -103,7 +103,7 @@ std::optional<Lease> PoolCore::checkout_locked(std::unique_lock<std::mutex>& loc
       case LoanVerdict::alive:
         counters_.notifications += verdict.notifications.size();
         if (expired(*connection, now)) {
-          doomed_.push_back({std::move(connection), "max_lifetime"});
+          doom_locked(std::move(connection), "max_lifetime");
           work_.notify_one();
           break;
         }
@@ -120,14 +120,14 @@ std::optional<Lease> PoolCore::checkout_locked(std::unique_lock<std::mutex>& loc
       case LoanVerdict::dead:
         ++counters_.checkouts_found_dead;
         metrics_.count_found_dead();
-        doomed_.push_back({std::move(connection),
-                           verdict.death ? std::string(to_string(verdict.death->cause))
-                                         : std::string("closed")});
+        doom_locked(std::move(connection), verdict.death
+                                               ? std::string(to_string(verdict.death->cause))
+                                               : std::string("closed"));
         work_.notify_one();
         break;
       case LoanVerdict::watchdog_stopped:
         // Not watched since the watchdog went away: unknown, so not handed out.
-        doomed_.push_back({std::move(connection), "watchdog_stopped"});
+        doom_locked(std::move(connection), "watchdog_stopped");
         work_.notify_one();
         break;
     }
@@ -263,7 +263,7 @@ void PoolCore::on_death(std::uint64_t id, const LoanDeath& death) {
   // Not idle: a checkout is taking it back right now, and will see the verdict.
   if (found == idle_.end()) return;
   ++counters_.dropped_while_idle;
-  doomed_.push_back({std::move(*found), std::string(to_string(death.cause))});
+  doom_locked(std::move(*found), std::string(to_string(death.cause)));
   idle_.erase(found);
   publish_sizes_locked();
   work_.notify_one();
@@ -274,7 +274,7 @@ void PoolCore::on_server_lost(const ServerLost& lost) {
   logger_->warn("pool '{}': the server went away ({}): dropping {} idle connections",
                 options_.name, lost.reason, idle_.size());
   counters_.dropped_while_idle += idle_.size();
-  for (auto& connection : idle_) doomed_.push_back({std::move(connection), "server_lost"});
+  for (auto& connection : idle_) doom_locked(std::move(connection), "server_lost");
   idle_.clear();
   publish_sizes_locked();
   work_.notify_one();
@@ -300,6 +300,13 @@ std::size_t PoolCore::deficit_locked() const {
 
 void PoolCore::publish_sizes_locked() {
   metrics_.set_sizes(idle_.size(), in_use_, opening_, sync_waiters_ + async_waiters_.size());
+}
+
+void PoolCore::doom_locked(std::unique_ptr<PooledConnection> connection, std::string cause) {
+  // Counted now, when it stops being usable; closed when the housekeeper gets to it (it may be
+  // inside a connect attempt meanwhile).
+  count_closed_locked(cause);
+  doomed_.push_back(std::move(connection));
 }
 
 void PoolCore::count_closed_locked(std::string_view cause) {

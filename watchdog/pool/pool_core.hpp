@@ -66,10 +66,6 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     Clock::time_point started;
     Clock::time_point deadline;
   };
-  struct Doomed {
-    std::unique_ptr<PooledConnection> connection;
-    std::string cause;
-  };
 
   // --- checkout (pool_core.cpp) ---
   /// Takes idle connections (most recently returned first) until the watchdog vouches for one;
@@ -88,6 +84,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void publish_sizes_locked();
   std::string timeout_message_locked(std::chrono::nanoseconds waited) const;
   void count_closed_locked(std::string_view cause);
+  /// Out of use for `cause` (counted now): the housekeeper takes it back and closes it.
+  void doom_locked(std::unique_ptr<PooledConnection> connection, std::string cause);
 
   // --- background work (pool_housekeeping.cpp) ---
   void housekeeping_loop();
@@ -104,7 +102,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::condition_variable available_;  // sync acquirers: a connection is idle, or stopping
   std::condition_variable work_;       // the housekeeper: something to open, close or expire
   std::vector<std::unique_ptr<PooledConnection>> idle_;  // back: most recently returned
-  std::vector<Doomed> doomed_;  // taken out of idle_: to take back and close (housekeeper)
+  std::vector<std::unique_ptr<PooledConnection>> doomed_;  // taken out of idle_: to take back and close (housekeeper)
   std::deque<AsyncWaiter> async_waiters_;
   std::size_t live_ = 0;         // connections that exist: idle, in use, being checked, doomed
   std::size_t in_use_ = 0;       // leased

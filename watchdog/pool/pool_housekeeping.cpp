@@ -38,16 +38,15 @@ void PoolCore::housekeeping_loop() {
   for (;;) {
     const auto now = Clock::now();
     if (!doomed_.empty()) {
-      std::vector<Doomed> closing;
+      std::vector<std::unique_ptr<PooledConnection>> closing;
       closing.swap(doomed_);
       lock.unlock();
       for (auto& doomed : closing) {
-        doomed.connection->loan = Loan{};  // takes it back if still lent (waits for a probe)
-        doomed.connection->connection.reset();
+        doomed->loan = Loan{};  // takes it back if still lent (waits for a probe in flight)
+        doomed->connection.reset();
       }
       lock.lock();
       live_ -= closing.size();
-      for (const auto& doomed : closing) count_closed_locked(doomed.cause);
       publish_sizes_locked();
       continue;
     }
@@ -80,7 +79,7 @@ void PoolCore::housekeeping_loop() {
       if (old != idle_.end()) {
         for (auto it = old; it != idle_.end(); ++it) {
           ++counters_.dropped_while_idle;
-          doomed_.push_back({std::move(*it), "max_lifetime"});
+          doom_locked(std::move(*it), "max_lifetime");
         }
         idle_.erase(old, idle_.end());
         publish_sizes_locked();
@@ -163,7 +162,7 @@ void PoolCore::stop() {
     const std::lock_guard lock(mutex_);
     if (stopping_) return;
     stopping_ = true;
-    for (auto& connection : idle_) doomed_.push_back({std::move(connection), "pool_closed"});
+    for (auto& connection : idle_) doom_locked(std::move(connection), "pool_closed");
     idle_.clear();
     waiters.assign(std::make_move_iterator(async_waiters_.begin()),
                    std::make_move_iterator(async_waiters_.end()));
