@@ -80,9 +80,10 @@ struct TakenBack {
   std::chrono::nanoseconds lent_for{0};
 };
 
-/// The server behind a target went away as a whole (fast/immediate shutdown, a crash, a server
-/// that refuses connections while it starts or stops): drop every idle connection of it. Told
-/// once per target, until a connection of it is lent again. A single pg_terminate_backend or
+/// The server behind a target went away as a whole: drop every idle connection of it. The
+/// evidence: a 57P02 (a server process crashed: every session ends), or every lent connection of
+/// the target dying within 1 s, two or more of them (a fast or immediate shutdown). Told once per
+/// target, until a connection of it is lent again. A single pg_terminate_backend or
 /// idle_session_timeout is a single death and signals nothing.
 struct ServerLost {
   std::string target;

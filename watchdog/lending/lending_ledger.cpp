@@ -15,8 +15,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 /// Deaths of a target's lent connections this close together, with none of them left alive,
-/// mean its server went away as a whole (a fast shutdown ends every session with the 57P01 a
-/// single pg_terminate_backend also sends: only their number tells them apart).
+/// mean its server went away as a whole (a fast or immediate shutdown ends every session with
+/// the 57P01 a single pg_terminate_backend also sends: only their number tells them apart).
 constexpr auto kServerLostWindow = std::chrono::seconds(1);
 /// How much longer than probe_timeout a take-back waits for a probe's answer, for a loop that
 /// is late to run the probe's deadline.
@@ -308,9 +308,7 @@ std::optional<LendingLedger::ServerLostReport> LendingLedger::record_death(LoanS
     g.recent_deaths.pop_front();
   std::string reason;
   if (death.sqlstate == "57P02")
-    reason = "57P02 on a lent connection (the server crashed or shut down immediately)";
-  else if (death.sqlstate == "57P03")
-    reason = "57P03 on a lent connection (the server is starting up or shutting down)";
+    reason = "57P02 on a lent connection (another server process crashed: every session ends)";
   else if (g.alive == 0 && g.recent_deaths.size() >= 2)
     reason = fmt::format("all {} of its lent connections died within {}s",
                          g.recent_deaths.size(), kServerLostWindow.count());
