@@ -271,6 +271,7 @@ void PoolCore::on_death(std::uint64_t id, const LoanDeath& death) {
 
 void PoolCore::on_server_lost(const ServerLost& lost) {
   const std::lock_guard lock(mutex_);
+  if (idle_.empty()) return;  // on_death dropped them one by one already
   logger_->warn("pool '{}': the server went away ({}): dropping {} idle connections",
                 options_.name, lost.reason, idle_.size());
   counters_.dropped_while_idle += idle_.size();
