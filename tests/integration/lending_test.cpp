@@ -18,6 +18,7 @@
 #include "support/metrics_reader.hpp"
 #include "support/test_cluster.hpp"
 #include "support/test_loop.hpp"
+#include "support/tls_certificates.hpp"
 #include "support/watchdog_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -275,6 +276,34 @@ TEST_SUITE("thread") {
     CHECK(back.verdict == LoanVerdict::dead);
     CHECK(back.probes == 1);
     cluster.resume_backend(pid);
+  }
+
+  TEST_CASE("lending: over TLS, NOTIFY and a terminate are read through libpq") {
+    testing::TlsCertificates certs;
+    testing::ClusterSettings settings;
+    for (std::string& line : certs.server_config()) settings.extra_config.push_back(line);
+    TestCluster cluster(settings);
+    WatchdogThread w(WatchdogOptions{.logger = quiet_logger()});
+    Heard heard;
+    OwnedConn owned(cluster.conninfo("lend") + " sslmode=require");
+    REQUIRE(PQsslInUse(owned.conn) == 1);
+    owned.exec("LISTEN jobs");
+    Loan loan = w.lend(owned.conn, heard.options("pool"));
+    cluster.execute("NOTIFY jobs, 'over tls'");
+    std::vector<LentNotification> got;
+    const auto deadline = Clock::now() + 10s;
+    while (got.empty() && Clock::now() < deadline) {
+      const TakenBack back = loan.take_back();
+      CHECK(back.verdict == LoanVerdict::alive);
+      got = back.notifications;
+      loan = w.lend(owned.conn, heard.options("pool"));
+    }
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].payload == "over tls");
+    cluster.terminate_backends("lend");
+    REQUIRE(heard.wait([&] { return heard.deaths.size() == 1; }, 10s));
+    CHECK(heard.deaths[0].sqlstate == "57P01");
+    CHECK(loan.take_back().verdict == LoanVerdict::dead);
   }
 
   TEST_CASE("lending: bad connections and options are refused, and nothing is changed") {
