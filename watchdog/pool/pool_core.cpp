@@ -207,7 +207,7 @@ void PoolCore::make_available(std::unique_ptr<PooledConnection> connection) {
   lock.unlock();
   try {
     connection->loan = lend_(connection->connection.get(), lend_options(connection->id));
-  } catch (const LendRefused& refused) {
+  } catch (const std::exception& refused) {  // LendRefused, or the watchdog out of memory
     logger_->warn("pool '{}': the watchdog refused a connection: {}", options_.name,
                   refused.what());
     lock.lock();
