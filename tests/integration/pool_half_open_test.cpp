@@ -1,0 +1,78 @@
+// pgwd::Pool when the server's host goes dark (network namespace + nft DROP: no FIN, no RST):
+// with tight keepalives in the pool's DSN the kernel reports the idle connections dead, the
+// watchdog tells the pool, and acquire() hands out none of them; once the path is back, new
+// connections are opened and handed out.
+#include <doctest/doctest.h>
+
+#include "pgwd/pool.hpp"
+#include "support/network_namespace.hpp"
+#include "support/pool_fixture.hpp"
+
+using namespace std::chrono_literals;
+using namespace pgwd;
+using pgwd::testing::ClusterSettings;
+using pgwd::testing::NetworkNamespace;
+using pgwd::testing::eventually;
+using pgwd::testing::PoolFixture;
+
+namespace {
+
+ClusterSettings inside(const NetworkNamespace& ns) {
+  ClusterSettings settings;
+  settings.listen_address = ns.server_address();
+  settings.command_prefix = ns.exec_prefix();
+  settings.hba_lines = {"host all all " + ns.host_address() + "/32 scram-sha-256"};
+  return settings;
+}
+
+struct PoolHalfOpenFixture : pgwd::testing::NetworkNamespaceFirst, PoolFixture {
+  PoolHalfOpenFixture() : PoolFixture(inside(ns)) {}
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(PoolHalfOpenFixture, "pool: a black hole drops every idle connection within "
+                                       "tcp_user_timeout - none is handed out - new ones after") {
+  PoolOptions o = options("pool_dark", 3);
+  o.min_idle = 3;
+  // Tight keepalives through libpq's own options: the pool's connections are the host's.
+  o.dsn += " keepalives=1 keepalives_idle=1 keepalives_interval=1 keepalives_count=2"
+           " tcp_user_timeout=3000 connect_timeout=2";
+  o.acquire_timeout = 500ms;
+  Pool pool(watchdog, o);
+  REQUIRE(eventually([&] { return pool.stats().idle == 3; }, 10s));
+
+  ns.black_hole();
+  const auto dark_at = std::chrono::steady_clock::now();
+  REQUIRE(eventually([&] { return pool.stats().dropped_while_idle == 3; }, 8s));
+  MESSAGE("all 3 dropped ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::steady_clock::now() - dark_at).count(),
+          " ms after the black hole");
+  // The kernel's ETIMEDOUT (timed_out), whichever way the watchdog told it: each death
+  // (on_death), or the server as a whole (on_server_lost, once all of them died).
+  double replaced = 0;
+  std::string by_cause;
+  for (const char* cause : {"timed_out", "server_lost", "closed"}) {
+    const double n = metric("pgwatchdog_pool_replaced_total", {{"pool", "pool_dark"}, {"cause", cause}});
+    if (n > 0) replaced += n;  // -1: no such series
+    by_cause += std::string(cause) + "=" + std::to_string(n) + " ";
+  }
+  CHECK_MESSAGE(replaced == 3, by_cause);
+  // While dark: nothing to hand out, and the timeout says so (never a dead connection).
+  CHECK_THROWS_AS((void)pool.acquire(), PoolTimeout);
+
+  ns.restore();
+  Lease lease;
+  REQUIRE(eventually(
+      [&] {
+        try {
+          lease = pool.acquire();
+          return true;
+        } catch (const PoolTimeout&) {
+          return false;
+        }
+      },
+      30s));
+  CHECK(select_one(lease.get()));
+}

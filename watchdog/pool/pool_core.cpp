@@ -1,0 +1,338 @@
+#include "pool/pool_core.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "pool/session_reset.hpp"
+
+namespace pgwd {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string millis(std::chrono::nanoseconds duration) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(duration).count()) +
+         " ms";
+}
+
+}  // namespace
+
+PoolCore::PoolCore(LendFunction lend, PoolOptions options,
+                   std::shared_ptr<prometheus::Registry> registry)
+    : lend_(std::move(lend)),
+      options_(std::move(options)),
+      logger_(options_.logger ? options_.logger : spdlog::default_logger()),
+      metrics_(std::move(registry), options_.name),
+      backoff_(options_.backoff_initial, options_.backoff_max, random_) {
+  publish_sizes_locked();
+}
+
+PoolCore::~PoolCore() = default;
+
+void PoolCore::start() {
+  housekeeper_ = std::thread([this] { housekeeping_loop(); });
+}
+
+// --- checkout ---------------------------------------------------------------------------------
+
+Lease PoolCore::acquire() {
+  const auto started = Clock::now();
+  const auto deadline = started + options_.acquire_timeout;
+  std::unique_lock lock(mutex_);
+  ++sync_waiters_;
+  struct Unwait {
+    PoolCore& core;
+    ~Unwait() {
+      --core.sync_waiters_;
+      core.publish_sizes_locked();
+    }
+  } unwait{*this};  // under the lock: every exit below holds it
+  for (;;) {
+    if (stopping_) throw PoolClosed("pool '" + options_.name + "' is closing");
+    bool saw_busy = false;
+    if (auto lease = checkout_locked(lock, saw_busy)) {
+      metrics_.observe_acquire(seconds_since(started));
+      return std::move(*lease);
+    }
+    if (deficit_locked() > 0) work_.notify_one();
+    publish_sizes_locked();
+    const auto now = Clock::now();
+    if (now >= deadline) throw PoolTimeout(timeout_message_locked(now - started));
+    // No event says when a probe ends: with only busy connections idle, look again shortly.
+    const auto wake = saw_busy ? std::min(deadline, now + std::chrono::milliseconds(1)) : deadline;
+    available_.wait_until(lock, wake);
+  }
+}
+
+void PoolCore::acquire_async(AsyncDone done) {
+  const auto started = Clock::now();
+  std::unique_lock lock(mutex_);
+  if (stopping_) {
+    lock.unlock();
+    complete_async({std::move(done), started, started}, Lease{},
+                   std::make_exception_ptr(PoolClosed("pool '" + options_.name + "' is closing")));
+    return;
+  }
+  bool saw_busy = false;
+  if (auto lease = checkout_locked(lock, saw_busy)) {
+    lock.unlock();
+    metrics_.observe_acquire(seconds_since(started));
+    complete_async({std::move(done), started, started}, std::move(*lease), nullptr);
+    return;
+  }
+  async_waiters_.push_back({std::move(done), started, started + options_.acquire_timeout});
+  publish_sizes_locked();
+  work_.notify_one();  // open one, expire it at its deadline, retry the busy ones
+}
+
+std::optional<Lease> PoolCore::checkout_locked(std::unique_lock<std::mutex>& lock,
+                                               bool& saw_busy) {
+  std::vector<std::unique_ptr<PooledConnection>> busy;
+  std::optional<Lease> handed;
+  while (!handed && !idle_.empty() && !stopping_) {
+    auto connection = std::move(idle_.back());
+    idle_.pop_back();
+    lock.unlock();
+    TakenBack verdict = connection->loan.try_take_back();
+    const auto now = Clock::now();
+    lock.lock();
+    switch (verdict.verdict) {
+      case LoanVerdict::alive:
+        counters_.notifications += verdict.notifications.size();
+        if (expired(*connection, now)) {
+          doom_locked(std::move(connection), "max_lifetime");
+          work_.notify_one();
+          break;
+        }
+        ++counters_.checkouts;
+        ++in_use_;
+        connection->loan = Loan{};
+        handed.emplace(Lease(shared_from_this(), std::move(connection),
+                             std::move(verdict.notifications)));
+        break;
+      case LoanVerdict::busy:
+        ++counters_.checkouts_found_busy;
+        busy.push_back(std::move(connection));
+        break;
+      case LoanVerdict::dead:
+        ++counters_.checkouts_found_dead;
+        metrics_.count_found_dead();
+        doom_locked(std::move(connection), verdict.death
+                                               ? std::string(to_string(verdict.death->cause))
+                                               : std::string("closed"));
+        work_.notify_one();
+        break;
+      case LoanVerdict::watchdog_stopped:
+        // Not watched since the watchdog went away: unknown, so not handed out.
+        doom_locked(std::move(connection), "watchdog_stopped");
+        work_.notify_one();
+        break;
+    }
+  }
+  // Still lent, their probe still running: back where the next checkout finds them.
+  saw_busy = !busy.empty();
+  for (auto& connection : busy) idle_.push_back(std::move(connection));
+  publish_sizes_locked();
+  return handed;
+}
+
+// --- return -----------------------------------------------------------------------------------
+
+void PoolCore::give_back(std::unique_ptr<PooledConnection> connection, bool discard) noexcept {
+  try {
+    std::string cause;
+    if (discard) {
+      cause = "discarded";
+    } else {
+      switch (reset_for_reuse(connection->connection.get(), options_.rollback_timeout)) {
+        case ReturnedState::reusable:
+          break;
+        case ReturnedState::rolled_back: {
+          const std::lock_guard lock(mutex_);
+          ++counters_.rollbacks;
+          break;
+        }
+        case ReturnedState::broken:
+          cause = "broken";
+          break;
+        case ReturnedState::rollback_failed:
+          cause = "rollback_failed";
+          break;
+      }
+    }
+    if (cause.empty() && expired(*connection, Clock::now())) cause = "max_lifetime";
+    {
+      const std::lock_guard lock(mutex_);
+      --in_use_;
+      if (stopping_ && cause.empty()) cause = "pool_closed";
+      if (cause.empty()) {
+        publish_sizes_locked();
+      } else {
+        // Closed here, on the releasing thread (PQfinish sends one Terminate message).
+        --live_;
+        count_closed_locked(cause);
+        publish_sizes_locked();
+        work_.notify_one();  // a replacement, if waiters or min_idle want one
+      }
+    }
+    if (!cause.empty()) {
+      connection.reset();
+      return;
+    }
+    make_available(std::move(connection));
+  } catch (const std::exception& error) {
+    logger_->error("pool '{}': giving a connection back failed: {}", options_.name, error.what());
+  }
+}
+
+void PoolCore::make_available(std::unique_ptr<PooledConnection> connection) {
+  std::unique_lock lock(mutex_);
+  if (!async_waiters_.empty() && !stopping_) {
+    // Straight to a waiter: it was just in use or just opened, so the watchdog has nothing to
+    // say about it yet.
+    AsyncWaiter waiter = std::move(async_waiters_.front());
+    async_waiters_.pop_front();
+    ++counters_.checkouts;
+    ++in_use_;
+    publish_sizes_locked();
+    lock.unlock();
+    metrics_.observe_acquire(seconds_since(waiter.started));
+    Lease lease(shared_from_this(), std::move(connection), {});
+    complete_async(std::move(waiter), std::move(lease), nullptr);
+    return;
+  }
+  lock.unlock();
+  try {
+    connection->loan = lend_(connection->connection.get(), lend_options(connection->id));
+  } catch (const std::exception& refused) {  // LendRefused, or the watchdog out of memory
+    logger_->warn("pool '{}': the watchdog refused a connection: {}", options_.name,
+                  refused.what());
+    lock.lock();
+    --live_;
+    count_closed_locked("lend_refused");
+    publish_sizes_locked();
+    work_.notify_one();
+    lock.unlock();
+    connection.reset();
+    return;
+  }
+  lock.lock();
+  if (stopping_) {
+    // The housekeeper may be gone already: close it here (not the watchdog's thread).
+    lock.unlock();
+    connection->loan = Loan{};
+    connection.reset();
+    lock.lock();
+    --live_;
+    count_closed_locked("pool_closed");
+  } else {
+    idle_.push_back(std::move(connection));
+  }
+  publish_sizes_locked();
+  lock.unlock();
+  available_.notify_one();
+  work_.notify_one();  // an async waiter may have come in meanwhile
+}
+
+LendOptions PoolCore::lend_options(std::uint64_t id) {
+  LendOptions lend;
+  lend.target = options_.name;
+  lend.probe_query = options_.probe_query;
+  lend.probe_timeout = options_.probe_timeout;
+  lend.heartbeat = options_.heartbeat;
+  // The callbacks hold the core weakly: a death reported after the pool is gone is dropped.
+  std::weak_ptr<PoolCore> weak = weak_from_this();
+  lend.on_death = [weak, id](const LoanDeath& death) {
+    if (auto core = weak.lock()) core->on_death(id, death);
+  };
+  lend.on_server_lost = [weak](const ServerLost& lost) {
+    if (auto core = weak.lock()) core->on_server_lost(lost);
+  };
+  return lend;
+}
+
+// --- the watchdog's callbacks (its thread): move out of idle_, nothing more ----------------------
+
+void PoolCore::on_death(std::uint64_t id, const LoanDeath& death) {
+  const std::lock_guard lock(mutex_);
+  const auto found = std::find_if(idle_.begin(), idle_.end(),
+                                  [id](const auto& connection) { return connection->id == id; });
+  // Not idle: a checkout is taking it back right now, and will see the verdict.
+  if (found == idle_.end()) return;
+  ++counters_.dropped_while_idle;
+  doom_locked(std::move(*found), std::string(to_string(death.cause)));
+  idle_.erase(found);
+  publish_sizes_locked();
+  work_.notify_one();
+}
+
+void PoolCore::on_server_lost(const ServerLost& lost) {
+  const std::lock_guard lock(mutex_);
+  if (idle_.empty()) return;  // on_death dropped them one by one already
+  logger_->warn("pool '{}': the server went away ({}): dropping {} idle connections",
+                options_.name, lost.reason, idle_.size());
+  counters_.dropped_while_idle += idle_.size();
+  for (auto& connection : idle_) doom_locked(std::move(connection), "server_lost");
+  idle_.clear();
+  publish_sizes_locked();
+  work_.notify_one();
+}
+
+// --- bookkeeping ------------------------------------------------------------------------------
+
+bool PoolCore::expired(const PooledConnection& connection, Clock::time_point now) const {
+  return options_.max_lifetime.count() > 0 && now - connection.opened_at >= options_.max_lifetime;
+}
+
+std::size_t PoolCore::deficit_locked() const {
+  if (stopping_) return 0;
+  const std::size_t total = live_ + opening_;
+  if (total >= options_.max_size) return 0;
+  const std::size_t short_of_min_idle =
+      idle_.size() < options_.min_idle ? options_.min_idle - idle_.size() : 0;
+  const std::size_t waiting = sync_waiters_ + async_waiters_.size();
+  const std::size_t wanted = std::max(short_of_min_idle, waiting);
+  if (wanted <= opening_) return 0;
+  return std::min(wanted - opening_, options_.max_size - total);
+}
+
+void PoolCore::publish_sizes_locked() {
+  metrics_.set_sizes(idle_.size(), in_use_, opening_, sync_waiters_ + async_waiters_.size());
+}
+
+void PoolCore::doom_locked(std::unique_ptr<PooledConnection> connection, std::string cause) {
+  // Counted now, when it stops being usable; closed when the housekeeper gets to it (it may be
+  // inside a connect attempt meanwhile).
+  count_closed_locked(cause);
+  doomed_.push_back(std::move(connection));
+}
+
+void PoolCore::count_closed_locked(std::string_view cause) {
+  ++counters_.replaced;
+  metrics_.count_replaced(cause);
+}
+
+std::string PoolCore::timeout_message_locked(std::chrono::nanoseconds waited) const {
+  std::string message = "pool '" + options_.name + "': no connection within " + millis(waited) +
+                        " (acquire_timeout " + millis(options_.acquire_timeout) + "); " +
+                        std::to_string(in_use_) + " in use, " + std::to_string(idle_.size()) +
+                        " idle, " + std::to_string(opening_) + " opening, max_size " +
+                        std::to_string(options_.max_size);
+  if (!last_connect_error_.empty()) message += "; last connect error: " + last_connect_error_;
+  return message;
+}
+
+PoolStats PoolCore::stats() const {
+  const std::lock_guard lock(mutex_);
+  PoolStats stats = counters_;
+  stats.idle = idle_.size();
+  stats.in_use = in_use_;
+  stats.opening = opening_;
+  stats.waiters = sync_waiters_ + async_waiters_.size();
+  return stats;
+}
+
+}  // namespace pgwd
