@@ -77,6 +77,15 @@ void Target::retire() {
   for (auto& c : connections_) c->stop();
 }
 
+void Target::retire_together(std::span<Target* const> targets) {
+  std::vector<TargetMetrics*> metrics;
+  metrics.reserve(targets.size());
+  for (Target* t : targets)
+    if (t->metrics_) metrics.push_back(t->metrics_.get());
+  TargetMetrics::remove_together(metrics);
+  for (Target* t : targets) t->retire();
+}
+
 std::vector<ConnectionState> Target::states() const {
   std::vector<ConnectionState> out;
   for (const auto& c : connections_) out.push_back(c->state());

@@ -11,6 +11,7 @@ LoopMetrics::LoopMetrics(MetricFamilies& families, const std::string& loop)
 }
 
 LoopMetrics::~LoopMetrics() {
+  if (families_.dropping()) return;  // they go whole
   families_.event_loop_lag.Remove(&lag_);
   for (prometheus::Counter* c : slow_) families_.slow_callbacks.Remove(c);
 }
