@@ -22,7 +22,8 @@ class Target final : private ConnectionEvents {
   /// `name` is this target's claim on its name in the registry, released by retire().
   Target(const TargetOptions& options, TargetSettings settings, Loop& loop, Resolver& resolver,
          ActivityNotes& notes, Random& random, AttemptGate& gate, MetricFamilies& families,
-         std::unique_ptr<RegistryShare::Claim> name, Observer* observer, spdlog::logger& log);
+         std::unique_ptr<RegistryShare::Claim> name, Observer* observer, spdlog::logger& log,
+         const SharedHistograms* shared_histograms = nullptr);
   ~Target() override;
   Target(const Target&) = delete;
   Target& operator=(const Target&) = delete;

@@ -62,7 +62,7 @@ class Watchdog::Impl {
         registry_(options.registry ? options.registry : std::make_shared<prometheus::Registry>()),
         share_(RegistryShare::of(registry_)),
         name_(claim_name(*share_, options.name)),
-        loop_metrics_(share_->families(), name_->name()),
+        loop_metrics_(share_->families(), name_->name(), !options.per_target_histograms),
         loop_(host_loop, {[this](Nanos late) { loop_metrics_.timer_late(late); },
                           [this](const SlowCallback& slow) { report_slow(slow); },
                           options.slow_callback_threshold}),
@@ -103,9 +103,9 @@ class Watchdog::Impl {
       throw InvalidTarget("target '" + options.name +
                           "': another Watchdog on the same metrics registry watches a target "
                           "with this name");
-    auto target =
-        std::make_unique<Target>(options, std::move(settings), loop_, *resolver_, loop_, random_,
-                                 gate_, share_->families(), std::move(claim), observer_, *logger_);
+    auto target = std::make_unique<Target>(options, std::move(settings), loop_, *resolver_, loop_,
+                                           random_, gate_, share_->families(), std::move(claim),
+                                           observer_, *logger_, loop_metrics_.shared_histograms());
     Target& added = *target;
     targets_.push_back(std::move(target));
     by_name_.emplace(added.name(), std::prev(targets_.end()));

@@ -172,3 +172,35 @@ TEST_CASE("watchdog: one going away while another joins the same registry on ano
   other.join();
   CHECK(registry->Collect().empty());
 }
+
+TEST_CASE("watchdog: with per-target histograms off, its targets share one of each, by loop") {
+  pgwd::testing::FakeLoop loop;
+  auto registry = std::make_shared<prometheus::Registry>();
+  pgwd::Watchdog w(loop, pgwd::WatchdogOptions{.registry = registry,
+                                               .logger = silent(),
+                                               .name = "fleet",
+                                               .per_target_histograms = false});
+  pgwd::TargetOptions o;
+  o.conninfo = "host=127.0.0.1 port=1 dbname=x user=y";
+  for (const char* name : {"a", "b", "c"}) {
+    o.name = name;
+    w.add_target(o);
+  }
+  for (const char* family : {"pgwatchdog_probe_duration_seconds", "pgwatchdog_outage_seconds"}) {
+    CAPTURE(family);
+    CHECK(series_in(*registry, family) == 1);
+    CHECK(metric_value(*registry, std::string(family) + "_count", {{"loop", "fleet"}}) == 0);
+    CHECK(metric_value(*registry, std::string(family) + "_count", {{"target", "a"}}) == -1);
+  }
+  CHECK(series_in(*registry, "pgwatchdog_up") == 3);  // the rest stays per target
+  CHECK(w.remove_target("a"));
+  CHECK(series_in(*registry, "pgwatchdog_outage_seconds") == 1);  // not a's to remove
+  {
+    // Another watchdog on the registry makes the first one's end a sweep, not a drop.
+    pgwd::Watchdog other(loop, pgwd::WatchdogOptions{.registry = registry, .logger = silent()});
+    o.name = "d";
+    other.add_target(o);
+    CHECK(series_in(*registry, "pgwatchdog_outage_seconds") == 2);
+  }
+  CHECK(series_in(*registry, "pgwatchdog_outage_seconds") == 1);
+}

@@ -36,6 +36,7 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
   // The daemon keeps a ticker, so that a stalled loop shows in event_loop_lag_seconds even while
   // every connection is idle (the library's default arms none).
   options.loop_lag_interval = std::chrono::milliseconds(100);
+  options.per_target_histograms = config_.per_target_histograms;
   watchdog_ = std::make_unique<Watchdog>(*loop_, options);
   signals_ = std::make_unique<SignalHandlers>(
       base_.get(), [this] { event_base_loopbreak(base_.get()); }, [this] { reload(); });
@@ -102,6 +103,10 @@ void Daemon::reloaded(DaemonConfig wanted) {
   if (wanted.listen != config_.listen)
     log_->warn("SIGHUP: listen changed to {}; restart pgwatchdog to apply it (still on {})",
                wanted.listen, config_.listen);
+  if (wanted.per_target_histograms != config_.per_target_histograms)
+    log_->warn("SIGHUP: per_target_histograms changed to {}; restart pgwatchdog to apply it",
+               wanted.per_target_histograms);
+  wanted.per_target_histograms = config_.per_target_histograms;
   configure_logger(*log_, wanted.log_format, wanted.log_level);
   ReloadPlan plan = plan_reload(config_.targets, wanted.targets);
   for (auto& step : reload_steps(plan, *watchdog_)) reload_steps_.push_back(std::move(step));

@@ -104,9 +104,10 @@ DaemonConfig effective_config(const CommandLine& cli) {
 }
 
 std::string to_yaml(const DaemonConfig& config) {
-  std::string out = fmt::format("listen: {}\nlog_level: {}\nlog_format: {}\ntargets:\n",
-                                yaml_quoted(config.listen), to_string(config.log_level),
-                                to_string(config.log_format));
+  std::string out = fmt::format(
+      "listen: {}\nlog_level: {}\nlog_format: {}\nper_target_histograms: {}\ntargets:\n",
+      yaml_quoted(config.listen), to_string(config.log_level), to_string(config.log_format),
+      config.per_target_histograms);
   for (const TargetOptions& t : config.targets) {
     out += fmt::format("  - name: {}\n", yaml_quoted(t.name));
     out += fmt::format("    dsn: {}\n", yaml_quoted(redact_conninfo(t.conninfo)));

@@ -30,9 +30,11 @@ bool TargetMetrics::shown(ConnectionState state) noexcept {
          state != ConnectionState::stopped;
 }
 
-TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target)
+TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target,
+                             const SharedHistograms* shared)
     : families_(families),
       target_(target),
+      own_histograms_(shared == nullptr),
       up_(families.up.Add({{"target", target}})),
       in_hot_standby_(families.in_hot_standby.Add({{"target", target}})),
       reconnect_success_(families.reconnects.Add({{"target", target}, {"result", "success"}})),
@@ -41,9 +43,11 @@ TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target
       probe_ok_(families.probes.Add({{"target", target}, {"result", "ok"}})),
       probe_error_(families.probes.Add({{"target", target}, {"result", "error"}})),
       probe_timeout_(families.probes.Add({{"target", target}, {"result", "timeout"}})),
-      probe_duration_(families.probe_duration.Add({{"target", target}},
-                                                  MetricFamilies::probe_duration_buckets())),
-      outage_(families.outage.Add({{"target", target}}, MetricFamilies::outage_buckets())),
+      probe_duration_(shared ? *shared->probe_duration
+                             : families.probe_duration.Add(
+                                   {{"target", target}}, MetricFamilies::probe_duration_buckets())),
+      outage_(shared ? *shared->outage
+                     : families.outage.Add({{"target", target}}, MetricFamilies::outage_buckets())),
       notifications_(families.notifications.Add({{"target", target}})),
       notices_(families.notices.Add({{"target", target}})) {
   for (std::size_t i = 0; i < kStates; ++i) {
@@ -104,8 +108,10 @@ void TargetMetrics::each_series(Visit&& visit) {
   visit(families_.probes, "result", "ok", &probe_ok_);
   visit(families_.probes, "result", "error", &probe_error_);
   visit(families_.probes, "result", "timeout", &probe_timeout_);
-  visit(families_.probe_duration, "", "", &probe_duration_);
-  visit(families_.outage, "", "", &outage_);
+  if (own_histograms_) {
+    visit(families_.probe_duration, "", "", &probe_duration_);
+    visit(families_.outage, "", "", &outage_);
+  }
   visit(families_.notifications, "", "", &notifications_);
   visit(families_.notices, "", "", &notices_);
 }

@@ -5,6 +5,7 @@
 #include <span>
 #include <string>
 
+#include "metrics/loop_metrics.hpp"
 #include "metrics/metric_families.hpp"
 #include "pgwd/connection_state.hpp"
 #include "pgwd/events.hpp"
@@ -16,7 +17,10 @@ namespace pgwd {
 /// (or before, by remove_together).
 class TargetMetrics {
  public:
-  TargetMetrics(MetricFamilies& families, const std::string& target);
+  /// With `shared` (per-target histograms off), probe durations and outages are recorded in
+  /// its histograms, which this target does not own.
+  TargetMetrics(MetricFamilies& families, const std::string& target,
+                const SharedHistograms* shared = nullptr);
   ~TargetMetrics();
 
   /// Removes the series of many targets in O(their series + their families' size), where destroying
@@ -59,6 +63,7 @@ class TargetMetrics {
   MetricFamilies& families_;
   std::string target_;
   bool removed_ = false;  // by remove_together
+  bool own_histograms_;
   prometheus::Gauge& up_;
   prometheus::Gauge& in_hot_standby_;
   std::array<prometheus::Gauge*, kStates> connections_{};
