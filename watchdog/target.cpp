@@ -22,13 +22,13 @@ std::chrono::milliseconds ms(std::chrono::nanoseconds d) {
 Target::Target(const TargetOptions& options, TargetSettings settings, Loop& loop,
                Resolver& resolver, ActivityNotes& notes, Random& random, AttemptGate& gate,
                MetricFamilies& families, std::unique_ptr<RegistryShare::Claim> name,
-               Observer* observer, spdlog::logger& log)
+               Observer* observer, spdlog::logger& log, const SharedHistograms* shared_histograms)
     : name_(options.name),
       settings_(std::move(settings)),
       observer_(observer),
       log_(log),
       claim_(std::move(name)),
-      metrics_(std::make_unique<TargetMetrics>(families, name_)),
+      metrics_(std::make_unique<TargetMetrics>(families, name_, shared_histograms)),
       per_connection_(static_cast<std::size_t>(options.connections)) {
   const WatchedConnection::LinkFactory make_link = [&](LinkCallbacks& callbacks,
                                                        const ConnectionRef& who) {
@@ -75,6 +75,15 @@ void Target::retire() {
   claim_.reset();
   observer_ = nullptr;
   for (auto& c : connections_) c->stop();
+}
+
+void Target::retire_together(std::span<Target* const> targets) {
+  std::vector<TargetMetrics*> metrics;
+  metrics.reserve(targets.size());
+  for (Target* t : targets)
+    if (t->metrics_) metrics.push_back(t->metrics_.get());
+  TargetMetrics::remove_together(metrics);
+  for (Target* t : targets) t->retire();
 }
 
 std::vector<ConnectionState> Target::states() const {

@@ -5,7 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <iterator>
+#include <list>
 #include <optional>
+#include <unordered_map>
 
 #include "event/guarded_loop.hpp"
 #include "health/attempt_gate.hpp"
@@ -61,7 +64,7 @@ class Watchdog::Impl {
         registry_(options.registry ? options.registry : std::make_shared<prometheus::Registry>()),
         share_(RegistryShare::of(registry_)),
         name_(claim_name(*share_, options.name)),
-        loop_metrics_(share_->families(), name_->name()),
+        loop_metrics_(share_->families(), name_->name(), !options.per_target_histograms),
         loop_(host_loop, {[this](Nanos late) { loop_metrics_.timer_late(late); },
                           [this](const SlowCallback& slow) { report_slow(slow); },
                           options.slow_callback_threshold}),
@@ -79,7 +82,17 @@ class Watchdog::Impl {
     }
   }
 
-  ~Impl() { targets_.clear(); }
+  ~Impl() {
+    // Lent connections first: their series go with the ledger's own removal, before the
+    // families may be dropped whole below.
+    desk_.reset();
+    // Alone on its registry, the watchdog drops the metric families whole; else it removes its
+    // targets' series together. Either is linear (one by one, 10,000 targets took 71.5 s).
+    const bool drop = share_->close_if_sole();
+    if (!drop) retire_all();
+    targets_.clear();
+    if (drop) share_->drop_families();
+  }
 
   GuardedLoop& loop() noexcept { return loop_; }
 
@@ -88,29 +101,32 @@ class Watchdog::Impl {
     observer_ = nullptr;
     ticker_.reset();
     desk_->shut_down();
-    for (auto& target : targets_) target->retire();
+    retire_all();
   }
 
   void add_target(TargetOptions options) {
     TargetSettings settings = prepare_target(options);
-    if (find(options.name) != targets_.end())
+    if (by_name_.contains(options.name))
       throw InvalidTarget("target '" + options.name + "': a target with this name already exists");
     auto claim = share_->claim_target(options.name);
     if (!claim)
       throw InvalidTarget("target '" + options.name +
                           "': another Watchdog on the same metrics registry watches a target "
                           "with this name");
-    auto target =
-        std::make_unique<Target>(options, std::move(settings), loop_, *resolver_, loop_, random_,
-                                 gate_, share_->families(), std::move(claim), observer_, *logger_);
+    auto target = std::make_unique<Target>(options, std::move(settings), loop_, *resolver_, loop_,
+                                           random_, gate_, share_->families(), std::move(claim),
+                                           observer_, *logger_, loop_metrics_.shared_histograms());
     Target& added = *target;
     targets_.push_back(std::move(target));
+    by_name_.emplace(added.name(), std::prev(targets_.end()));
     added.start();
   }
 
   bool remove_target(std::string_view name) {
-    const auto it = find(name);
-    if (it == targets_.end()) return false;
+    const auto found = by_name_.find(name);
+    if (found == by_name_.end()) return false;
+    const auto it = found->second;
+    by_name_.erase(found);
     // We may be inside one of this target's callbacks: silence it and close its connections
     // now, free it once the watchdog's code has left the stack.
     (*it)->retire();
@@ -128,8 +144,8 @@ class Watchdog::Impl {
   }
 
   std::vector<ConnectionState> connection_states(std::string_view name) const {
-    const auto it = find(name);
-    return it == targets_.end() ? std::vector<ConnectionState>{} : (*it)->states();
+    const auto it = by_name_.find(name);
+    return it == by_name_.end() ? std::vector<ConnectionState>{} : (*it->second)->states();
   }
 
   const std::shared_ptr<prometheus::Registry>& registry() const noexcept { return registry_; }
@@ -141,15 +157,15 @@ class Watchdog::Impl {
   }
 
  private:
-  using Targets = std::vector<std::unique_ptr<Target>>;
+  // A list, so that the index's iterators stay valid; in the order added (target_names()).
+  using Targets = std::list<std::unique_ptr<Target>>;
 
-  Targets::const_iterator find(std::string_view name) const {
-    return std::find_if(targets_.begin(), targets_.end(),
-                        [&](const auto& t) { return t->name() == name; });
-  }
-  Targets::iterator find(std::string_view name) {
-    return std::find_if(targets_.begin(), targets_.end(),
-                        [&](const auto& t) { return t->name() == name; });
+  /// Retires every target with their series removed together (TargetMetrics::remove_together).
+  void retire_all() {
+    std::vector<Target*> all;
+    all.reserve(targets_.size());
+    for (const auto& t : targets_) all.push_back(t.get());
+    Target::retire_together(all);
   }
 
   void report_slow(const SlowCallback& slow) {
@@ -175,6 +191,7 @@ class Watchdog::Impl {
   AttemptGate gate_;  // outlives every target's connections
   TimerPtr ticker_;
   Targets targets_;
+  std::unordered_map<std::string_view, Targets::iterator> by_name_;  // keys: the targets' names
   std::shared_ptr<LendingLedger> ledger_;  // outlives the Watchdog while a Loan holds it
   std::unique_ptr<LendingDesk> desk_;      // last: destroyed first, letting go of lent connections
 };

@@ -27,9 +27,9 @@
 #include <vector>
 
 #include "pgwd/connection_state.hpp"
-#include "pgwd/loop.hpp"
 #include "pgwd/export.hpp"
 #include "pgwd/lending.hpp"
+#include "pgwd/loop.hpp"
 #include "pgwd/observer.hpp"
 #include "pgwd/target_options.hpp"
 
@@ -93,6 +93,11 @@ struct WatchdogOptions {
   /// CPU per attempt), so a thousand connections returning together would otherwise stall the
   /// loop for a second.
   std::size_t max_concurrent_connects = 16;
+  /// true: each target has its own `probe_duration_seconds` and `outage_seconds` histograms
+  /// (label `target`). false: all targets of this watchdog record into one of each, labelled
+  /// `loop` (the watchdog's name) instead: 32 fewer lines of /metrics per target, for fleets
+  /// of thousands of targets. The counters and gauges stay per target either way.
+  bool per_target_histograms = true;
 };
 
 class PGWD_EXPORT Watchdog {

@@ -154,6 +154,7 @@ TEST_CASE("daemon config: keys left out keep the documented defaults") {
   CHECK(config.listen == kDefaultListen);
   CHECK(config.log_level == LogLevel::info);
   CHECK(config.log_format == LogFormat::text);
+  CHECK(config.per_target_histograms);
   CHECK(config.defaults == TargetOptions{});
   REQUIRE(config.targets.size() == 1);
   TargetOptions expected;
@@ -283,16 +284,16 @@ TEST_CASE("daemon config: a second YAML document is refused") {
 TEST_CASE("daemon config: a file that is not a map of keys") {
   CHECK(error_of("\n- name: a\n") ==
         "/etc/pgwatchdog.yaml:2: expected a map with the keys listen, log_level, log_format, "
-        "defaults, targets, got a list");
+        "per_target_histograms, defaults, targets, got a list");
   CHECK(error_of("hello\n") ==
         "/etc/pgwatchdog.yaml:1: expected a map with the keys listen, log_level, log_format, "
-        "defaults, targets, got 'hello'");
+        "per_target_histograms, defaults, targets, got 'hello'");
 }
 
 TEST_CASE("daemon config: unknown keys at the top level - in defaults and in a target") {
   CHECK(error_of("log_level: info\nlisten_address: \"x:1\"\n") ==
         "/etc/pgwatchdog.yaml:2: unknown key 'listen_address' (known keys: listen, log_level, "
-        "log_format, defaults, targets)");
+        "log_format, per_target_histograms, defaults, targets)");
   CHECK(error_of("defaults:\n  connections: 1\n  probe_timout: 5s\n") ==
         "/etc/pgwatchdog.yaml:3: unknown key 'probe_timout' in defaults (known keys: "
         "connections, probe_query, probe_timeout, connect_timeout, heartbeat, keepalives_idle, "
@@ -583,4 +584,11 @@ TEST_CASE("listen address: refused forms") {
     CHECK(listen_error_of(address) == "listen: bad address '" + std::string(address) +
                                           "' (expected HOST:PORT, e.g. 127.0.0.1:10432)");
   }
+}
+
+TEST_CASE("daemon config: per_target_histograms is true or false, nothing else") {
+  CHECK_FALSE(parse_config("per_target_histograms: false\n", kOrigin).per_target_histograms);
+  CHECK(parse_config("per_target_histograms: true\n", kOrigin).per_target_histograms);
+  CHECK(error_of("per_target_histograms: maybe\n") ==
+        "/etc/pgwatchdog.yaml:1: per_target_histograms: expected true or false, got 'maybe'");
 }

@@ -239,8 +239,8 @@ constexpr std::array<TargetSetting, 12> kTargetSettings{{
 // clang-format on
 
 const std::vector<std::string_view>& top_level_keys() {
-  static const std::vector<std::string_view> keys{"listen", "log_level", "log_format", "defaults",
-                                                  "targets"};
+  static const std::vector<std::string_view> keys{
+      "listen", "log_level", "log_format", "per_target_histograms", "defaults", "targets"};
   return keys;
 }
 
@@ -745,6 +745,12 @@ DaemonConfig parse_document(const ErrorReporter& report, std::string_view yaml_t
         report.fail(entry.line,
                     "log_format: unknown format " + quoted_value(name) + " (text, json)");
       config.log_format = *format;
+    } else if (entry.key == "per_target_histograms") {
+      const std::string value = read_string(report, entry);
+      if (value != "true" && value != "false")
+        report.fail(entry.line,
+                    "per_target_histograms: expected true or false, got " + quoted_value(value));
+      config.per_target_histograms = value == "true";
     } else if (entry.key == "defaults") {
       defaults = parse_defaults(report, entry);
     } else {

@@ -8,6 +8,7 @@
 /// listen: "127.0.0.1:10432"
 /// log_level: info            # trace|debug|info|warn|error
 /// log_format: text           # text|json
+/// per_target_histograms: true  # false: one probe_duration/outage histogram for all targets
 /// defaults:                  # any per-target key except name and dsn; targets inherit them
 ///   probe_timeout: 5s
 /// targets:
@@ -72,6 +73,8 @@ struct DaemonConfig {
   std::string listen{kDefaultListen};
   LogLevel log_level = LogLevel::info;
   LogFormat log_format = LogFormat::text;
+  /// WatchdogOptions::per_target_histograms; read at start-up only.
+  bool per_target_histograms = true;
   /// The `defaults:` section applied over TargetOptions' own defaults; name and conninfo empty.
   /// Kept so that targets added on the command line inherit it too.
   TargetOptions defaults;

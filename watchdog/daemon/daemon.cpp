@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <stdexcept>
+#include <system_error>
+#include <utility>
 
 #include "daemon/daemon_metrics.hpp"
 #include "daemon/effective_config.hpp"
@@ -17,6 +19,7 @@
 #include "daemon/status_board.hpp"
 #include "daemon/target_reload.hpp"
 #include "daemon/web_config.hpp"
+#include "pgwd/adapters/libevent.hpp"
 #include "pgwd/version.hpp"
 #include "pgwd/watchdog.hpp"
 
@@ -36,6 +39,7 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
       base_(event_base_new()),
       registry_(std::make_shared<prometheus::Registry>()) {
   if (!base_) throw std::runtime_error("cannot create the event loop");
+  loop_ = std::make_unique<LibeventLoop>(base_.get());
   health_.set_config_loaded();
   board_ = std::make_unique<StatusBoard>(health_);
   WebConfig web = cli_.web_config_path ? load_web_config(*cli_.web_config_path) : WebConfig{};
@@ -56,12 +60,15 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
   // The daemon keeps a ticker, so that a stalled loop shows in event_loop_lag_seconds even while
   // every connection is idle (the library's default arms none).
   options.loop_lag_interval = std::chrono::milliseconds(100);
-  watchdog_ = std::make_unique<Watchdog>(base_.get(), options);
+  options.per_target_histograms = config_.per_target_histograms;
+  watchdog_ = std::make_unique<Watchdog>(*loop_, options);
   signals_ = std::make_unique<SignalHandlers>(
       base_.get(), [this] { event_base_loopbreak(base_.get()); }, [this] { reload(); });
 }
 
-Daemon::~Daemon() = default;
+Daemon::~Daemon() {
+  if (reader_.joinable()) reader_.join();  // before the loop it posts to goes
+}
 
 int Daemon::run() {
   // Every target's series exist before this line announces the endpoint: a scrape that follows
@@ -75,6 +82,8 @@ int Daemon::run() {
              http_->tls() ? "https" : "http", config_.listen, http_->port());
   event_base_dispatch(base_.get());
   const auto stopping = std::chrono::steady_clock::now();
+  if (reader_.joinable()) reader_.join();  // it only reads a bounded file: done at once
+  reload_steps_.clear();                   // a reload half-applied stays so
   log_->info("stopping: closing {} target(s)", config_.targets.size());
   watchdog_.reset();  // closes every connection (Terminate sent); nothing blocks
   log_->info("stopped in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -104,25 +113,79 @@ void Daemon::reload() {
     log_->warn("SIGHUP: started without --config, nothing to reload");
     return;
   }
-  // The file is read here, on the loop: load_config_file only reads a regular file of bounded
-  // size (a FIFO or a device is refused unopened), so this cannot block. Nothing that goes wrong
-  // while loading may end the running daemon.
-  DaemonConfig wanted;
-  try {
-    wanted = effective_config(cli_);
-  } catch (const std::exception& e) {
-    log_->error("SIGHUP: reload refused, still running the previous configuration: {}", e.what());
+  if (reloading_) {
+    reload_again_ = true;  // the file may have changed again since this reload read it
     return;
   }
+  if (reader_.joinable()) reader_.join();  // the previous one, finished: it posted its result
+  reloading_ = true;
+  try {
+    // Nothing that goes wrong while loading may end the running daemon. load_config_file only
+    // reads a regular file of bounded size (a FIFO or a device is refused unopened); the thread
+    // touches nothing but its own copy of the command line, and its result reaches the loop
+    // through post().
+    reader_ = std::thread([this, cli = cli_] {
+      try {
+        DaemonConfig wanted = effective_config(cli);
+        loop_->post([this, wanted = std::move(wanted)]() mutable { reloaded(std::move(wanted)); });
+      } catch (const std::exception& e) {
+        loop_->post([this, why = std::string(e.what())] { reload_failed(why); });
+      }
+    });
+  } catch (const std::system_error& e) {
+    reload_failed(std::string("cannot start a thread to read the file: ") + e.what());
+  }
+}
+
+void Daemon::reload_failed(const std::string& why) {
+  log_->error("SIGHUP: reload refused, still running the previous configuration: {}", why);
+  reload_done();
+}
+
+void Daemon::reloaded(DaemonConfig wanted) {
   if (wanted.listen != config_.listen)
     log_->warn("SIGHUP: listen changed to {}; restart pgwatchdog to apply it (still on {})",
                wanted.listen, config_.listen);
+  if (wanted.per_target_histograms != config_.per_target_histograms)
+    log_->warn("SIGHUP: per_target_histograms changed to {}; restart pgwatchdog to apply it",
+               wanted.per_target_histograms);
+  wanted.per_target_histograms = config_.per_target_histograms;
   log_owner_->configure(wanted.log_format, wanted.log_level);
   board_->set_targets(wanted.targets);
-  apply_reload(plan_reload(config_.targets, wanted.targets), *watchdog_, *log_);
   daemon_metrics_->set_shard_targets(wanted.targets.size());
+  ReloadPlan plan = plan_reload(config_.targets, wanted.targets);
+  for (auto& step : reload_steps(plan, *watchdog_)) reload_steps_.push_back(std::move(step));
   wanted.listen = config_.listen;
-  config_ = std::move(wanted);
+  after_steps_ = [this, plan = std::move(plan), wanted = std::move(wanted)]() mutable {
+    log_reload(plan, *log_);
+    config_ = std::move(wanted);
+  };
+  apply_some();
+}
+
+void Daemon::apply_some() {
+  const auto until = std::chrono::steady_clock::now() + kReloadStep;
+  while (!reload_steps_.empty()) {
+    const std::function<void()> step = std::move(reload_steps_.front());
+    reload_steps_.pop_front();
+    try {
+      step();
+    } catch (const std::exception& e) {  // validated already: not expected
+      log_->error("SIGHUP: applying the reload: {}", e.what());
+    }
+    if (std::chrono::steady_clock::now() >= until) break;
+  }
+  if (!reload_steps_.empty()) {
+    loop_->post([this] { apply_some(); });  // runs at the loop's next iteration
+    return;
+  }
+  if (after_steps_) std::exchange(after_steps_, nullptr)();
+  reload_done();
+}
+
+void Daemon::reload_done() {
+  reloading_ = false;
+  if (std::exchange(reload_again_, false)) reload();
 }
 
 }  // namespace pgwd::daemon

@@ -2,7 +2,11 @@
 
 #include <event2/event.h>
 
+#include <chrono>
+#include <deque>
+#include <functional>
 #include <memory>
+#include <thread>
 
 #include "daemon/command_line.hpp"
 #include "daemon/config.hpp"
@@ -16,8 +20,9 @@ class Registry;
 }
 
 namespace pgwd {
+class LibeventLoop;
 class Watchdog;
-}
+}  // namespace pgwd
 
 namespace pgwd::daemon {
 
@@ -46,8 +51,17 @@ class Daemon {
   int run();
 
  private:
+  /// SIGHUP: the file is read and parsed on a thread of its own (10,000 targets' YAML took
+  /// over a second on the loop); the result comes back through the loop's post(), and the
+  /// changes are applied in steps of about kReloadStep, so the loop keeps serving meanwhile.
   void reload();
   void reload_web_config();
+  void reloaded(DaemonConfig wanted);
+  void reload_failed(const std::string& why);
+  static constexpr std::chrono::milliseconds kReloadStep{10};
+  /// Runs queued reload steps for up to kReloadStep, then yields to the loop.
+  void apply_some();
+  void reload_done();
 
   struct BaseDeleter {
     void operator()(event_base* base) const noexcept { event_base_free(base); }
@@ -58,6 +72,7 @@ class Daemon {
   std::unique_ptr<DaemonLog> log_owner_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<event_base, BaseDeleter> base_;
+  std::unique_ptr<LibeventLoop> loop_;  // the Watchdog's, and post() for the reload reader
   std::shared_ptr<prometheus::Registry> registry_;
   HealthState health_;                   // read by the HTTP threads: outlives the server
   std::unique_ptr<StatusBoard> board_;   // the Watchdog's observer; read by the HTTP threads
@@ -66,6 +81,11 @@ class Daemon {
   std::unique_ptr<DaemonMetrics> daemon_metrics_;
   std::unique_ptr<Watchdog> watchdog_;  // after the base: closed before it is freed
   std::unique_ptr<SignalHandlers> signals_;
+  std::thread reader_;         // reads a reloaded config; joined before the loop goes
+  bool reloading_ = false;     // a read or its steps are under way
+  bool reload_again_ = false;  // SIGHUP while reloading: once more when done
+  std::deque<std::function<void()>> reload_steps_;
+  std::function<void()> after_steps_;
 };
 
 }  // namespace pgwd::daemon

@@ -138,9 +138,10 @@ std::string to_yaml(const DaemonConfig& config) {
     out += fmt::format("# shard {} of --total-shards {}: {} of the {} targets\n",
                        config.shard->index, config.shard->total, config.targets.size(),
                        config.targets_in_all_shards);
-  out += fmt::format("listen: {}\nlog_level: {}\nlog_format: {}\ntargets:\n",
-                     quoted(config.listen), to_string(config.log_level),
-                     to_string(config.log_format));
+  out += fmt::format(
+      "listen: {}\nlog_level: {}\nlog_format: {}\nper_target_histograms: {}\ntargets:\n",
+      quoted(config.listen), to_string(config.log_level), to_string(config.log_format),
+      config.per_target_histograms);
   for (const TargetOptions& t : config.targets) {
     out += fmt::format("  - name: {}\n", quoted(t.name));
     // Where the secrets came from, as comments: the paths, never the files' content (the dsn

@@ -2,6 +2,7 @@
 
 #include <spdlog/logger.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,15 @@ struct ReloadPlan {
 ReloadPlan plan_reload(const std::vector<TargetOptions>& running,
                        const std::vector<TargetOptions>& wanted);
 
-/// Carries out a plan whose targets were all validated already, so it cannot fail half-way.
+/// The steps that carry out a plan whose targets were all validated already, so none can fail:
+/// one per target (remove, restart or add), each to run on the watchdog's loop, in order. The
+/// caller may run them across several loop iterations.
+std::vector<std::function<void()>> reload_steps(const ReloadPlan& plan, Watchdog& watchdog);
+
+/// Carries out a plan at once (every step of reload_steps, then the summary log line).
 void apply_reload(const ReloadPlan& plan, Watchdog& watchdog, spdlog::logger& log);
+
+/// The summary line of a reload.
+void log_reload(const ReloadPlan& plan, spdlog::logger& log);
 
 }  // namespace pgwd::daemon

@@ -10,14 +10,14 @@ AttemptGate::AttemptGate(Loop& loop, std::size_t limit)
 
 AttemptGate::Ticket AttemptGate::enter(std::function<void()> admit) {
   const Ticket ticket = ++next_;
-  waiting_.emplace_back(ticket, std::move(admit));
+  waiting_.emplace_hint(waiting_.end(), ticket, std::move(admit));
   if (running_.size() < limit_ && !admit_timer_->armed()) admit_timer_->arm(Nanos::zero());
   return ticket;
 }
 
 void AttemptGate::leave(Ticket ticket) {
   if (running_.erase(ticket) == 0) {
-    std::erase_if(waiting_, [&](const auto& w) { return w.first == ticket; });
+    waiting_.erase(ticket);
     return;
   }
   if (!waiting_.empty() && !admit_timer_->armed()) admit_timer_->arm(Nanos::zero());
@@ -25,8 +25,9 @@ void AttemptGate::leave(Ticket ticket) {
 
 void AttemptGate::admit_waiting() {
   while (running_.size() < limit_ && !waiting_.empty()) {
-    auto [ticket, admit] = std::move(waiting_.front());
-    waiting_.pop_front();
+    auto node = waiting_.extract(waiting_.begin());
+    const Ticket ticket = node.key();
+    std::function<void()> admit = std::move(node.mapped());
     running_.insert(ticket);
     admit();  // may leave() at once (a synchronous failure): the loop condition sees it
   }

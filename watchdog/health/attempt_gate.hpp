@@ -1,8 +1,8 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
+#include <map>
 #include <set>
 
 #include "pgwd/loop.hpp"
@@ -24,7 +24,8 @@ class AttemptGate {
   AttemptGate& operator=(const AttemptGate&) = delete;
 
   /// Queues `admit`, which runs once a slot is free. Call leave(ticket) when the attempt ends
-  /// (or to give up waiting).
+  /// (or to give up waiting). Both are O(log n) in the attempts running and waiting: stopping
+  /// 40,000 waiting connections must not scan the queue once each.
   Ticket enter(std::function<void()> admit);
   void leave(Ticket ticket);
 
@@ -37,7 +38,8 @@ class AttemptGate {
   std::size_t limit_;
   Ticket next_ = 0;
   std::set<Ticket> running_;
-  std::deque<std::pair<Ticket, std::function<void()>>> waiting_;
+  // Tickets grow with each enter(), so key order is arrival order.
+  std::map<Ticket, std::function<void()>> waiting_;
   TimerPtr admit_timer_;
 };
 

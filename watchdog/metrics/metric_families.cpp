@@ -134,4 +134,15 @@ MetricFamilies::MetricFamilies(prometheus::Registry& registry)
   build_info.Add({{"version", std::string(kVersion)}, {"libpq", libpq_version()}}).Set(1);
 }
 
+void MetricFamilies::unregister(prometheus::Registry& registry) {
+  for (auto* f : {&up, &connections, &in_hot_standby, &build_info}) registry.Remove(*f);
+  for (auto* f : {&disconnects, &reconnects, &connect_failures, &wakeups, &probes, &notifications,
+                  &notices, &slow_callbacks})
+    registry.Remove(*f);
+  for (auto* f : {&probe_duration, &outage, &event_loop_lag}) registry.Remove(*f);
+  registry.Remove(lent_connections);
+  for (auto* f : {&lent_deaths, &lent_take_backs, &lent_probes, &lent_notifications, &server_lost})
+    registry.Remove(*f);
+}
+
 }  // namespace pgwd

@@ -6,6 +6,8 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
+
 namespace pgwd {
 
 /// Every metric pgwatchdog exports, declared in one place (DESIGN §5 is the contract: names,
@@ -41,9 +43,19 @@ class MetricFamilies {
   prometheus::Family<prometheus::Counter>& lent_notifications;
   prometheus::Family<prometheus::Counter>& server_lost;
 
+  /// The families are about to be removed from the registry whole (RegistryShare::
+  /// close_if_sole): series need not, and must not, be removed one by one any more.
+  void begin_dropping() noexcept { dropping_.store(true, std::memory_order_relaxed); }
+  bool dropping() const noexcept { return dropping_.load(std::memory_order_relaxed); }
+  /// Removes every family from `registry`, which frees them and their series.
+  void unregister(prometheus::Registry& registry);
+
   static const prometheus::Histogram::BucketBoundaries& probe_duration_buckets();
   static const prometheus::Histogram::BucketBoundaries& outage_buckets();
   static const prometheus::Histogram::BucketBoundaries& loop_lag_buckets();
+
+ private:
+  std::atomic<bool> dropping_{false};
 };
 
 }  // namespace pgwd

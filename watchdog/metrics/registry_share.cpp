@@ -1,5 +1,6 @@
 #include "metrics/registry_share.hpp"
 
+#include <condition_variable>
 #include <map>
 
 namespace pgwd {
@@ -13,20 +14,59 @@ RegistryShare::Claim::~Claim() {
   names_.erase(name_);
 }
 
+namespace {
+
+// Every registry's share, by address: while a share lives it holds its registry, so the
+// address stays unique. Guarded by share_mutex; share_dropped wakes of() waiting on a closed one.
+std::mutex share_mutex;
+std::condition_variable share_dropped;
+std::map<const prometheus::Registry*, std::weak_ptr<RegistryShare>>& shares() {
+  static std::map<const prometheus::Registry*, std::weak_ptr<RegistryShare>> all;
+  return all;
+}
+
+}  // namespace
+
 std::shared_ptr<RegistryShare> RegistryShare::of(
     const std::shared_ptr<prometheus::Registry>& registry) {
-  // Keyed by address: while a share lives it holds its registry, so the address stays unique.
-  static std::mutex mutex;
-  static std::map<const prometheus::Registry*, std::weak_ptr<RegistryShare>> shares;
-  const std::lock_guard lock(mutex);
-  std::erase_if(shares, [](const auto& entry) { return entry.second.expired(); });
-  auto& slot = shares[registry.get()];
-  std::shared_ptr<RegistryShare> share = slot.lock();
-  if (!share) {
-    share = std::make_shared<RegistryShare>(registry);
-    slot = share;
+  std::unique_lock lock(share_mutex);
+  for (;;) {
+    std::erase_if(shares(), [](const auto& entry) { return entry.second.expired(); });
+    auto& slot = shares()[registry.get()];
+    std::shared_ptr<RegistryShare> share = slot.lock();
+    if (!share) {
+      share = std::make_shared<RegistryShare>(registry);
+      slot = share;
+    }
+    if (!share->closed_) {
+      const std::lock_guard own(share->mutex_);
+      ++share->joining_;
+      return share;
+    }
+    // Its Watchdog is dropping the families: a fresh share would get the same ones from the
+    // registry. That takes no user code, so this wait ends.
+    share_dropped.wait(lock, [&] { return !share->closed_; });
   }
-  return share;
+}
+
+bool RegistryShare::close_if_sole() {
+  const std::lock_guard lock(share_mutex);
+  const std::lock_guard own(mutex_);
+  if (watchdogs_.size() != 1 || joining_ != 0) return false;
+  closed_ = true;
+  families_.begin_dropping();
+  return true;
+}
+
+void RegistryShare::drop_families() {
+  {
+    const std::lock_guard lock(share_mutex);
+    families_.unregister(*registry_);
+    shares().erase(registry_.get());  // the next Watchdog on the registry makes a fresh share
+    const std::lock_guard own(mutex_);
+    closed_ = false;
+  }
+  share_dropped.notify_all();
 }
 
 RegistryShare::RegistryShare(std::shared_ptr<prometheus::Registry> registry)
@@ -46,6 +86,7 @@ std::unique_ptr<RegistryShare::Claim> RegistryShare::claim_target(const std::str
 
 std::unique_ptr<RegistryShare::Claim> RegistryShare::claim_watchdog(const std::string& wanted) {
   const std::lock_guard lock(mutex_);
+  if (joining_ > 0) --joining_;
   if (!wanted.empty()) return claim(watchdogs_, wanted);
   for (int n = 1;; ++n) {
     const std::string name = n == 1 ? "watchdog" : "watchdog-" + std::to_string(n);

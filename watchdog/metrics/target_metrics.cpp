@@ -1,6 +1,10 @@
 #include "metrics/target_metrics.hpp"
 
 #include <chrono>
+#include <map>
+#include <type_traits>
+
+#include "metrics/series_sweep.hpp"
 
 namespace pgwd {
 namespace {
@@ -26,9 +30,11 @@ bool TargetMetrics::shown(ConnectionState state) noexcept {
          state != ConnectionState::stopped;
 }
 
-TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target)
+TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target,
+                             const SharedHistograms* shared)
     : families_(families),
       target_(target),
+      own_histograms_(shared == nullptr),
       up_(families.up.Add({{"target", target}})),
       in_hot_standby_(families.in_hot_standby.Add({{"target", target}})),
       reconnect_success_(families.reconnects.Add({{"target", target}, {"result", "success"}})),
@@ -37,9 +43,11 @@ TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target
       probe_ok_(families.probes.Add({{"target", target}, {"result", "ok"}})),
       probe_error_(families.probes.Add({{"target", target}, {"result", "error"}})),
       probe_timeout_(families.probes.Add({{"target", target}, {"result", "timeout"}})),
-      probe_duration_(families.probe_duration.Add({{"target", target}},
-                                                  MetricFamilies::probe_duration_buckets())),
-      outage_(families.outage.Add({{"target", target}}, MetricFamilies::outage_buckets())),
+      probe_duration_(shared ? *shared->probe_duration
+                             : families.probe_duration.Add(
+                                   {{"target", target}}, MetricFamilies::probe_duration_buckets())),
+      outage_(shared ? *shared->outage
+                     : families.outage.Add({{"target", target}}, MetricFamilies::outage_buckets())),
       notifications_(families.notifications.Add({{"target", target}})),
       notices_(families.notices.Add({{"target", target}})) {
   for (std::size_t i = 0; i < kStates; ++i) {
@@ -73,24 +81,97 @@ prometheus::Counter& TargetMetrics::disconnected_series(Cause cause) {
 }
 
 TargetMetrics::~TargetMetrics() {
-  families_.up.Remove(&up_);
-  families_.in_hot_standby.Remove(&in_hot_standby_);
-  for (prometheus::Gauge* g : connections_)
-    if (g) families_.connections.Remove(g);
-  for (prometheus::Counter* c : disconnects_)
-    if (c) families_.disconnects.Remove(c);
-  for (prometheus::Counter* c : connect_failures_)
-    if (c) families_.connect_failures.Remove(c);
-  families_.reconnects.Remove(&reconnect_success_);
-  families_.reconnects.Remove(&reconnect_failure_);
-  families_.wakeups.Remove(&wakeups_);
-  families_.probes.Remove(&probe_ok_);
-  families_.probes.Remove(&probe_error_);
-  families_.probes.Remove(&probe_timeout_);
-  families_.probe_duration.Remove(&probe_duration_);
-  families_.outage.Remove(&outage_);
-  families_.notifications.Remove(&notifications_);
-  families_.notices.Remove(&notices_);
+  if (removed_ || families_.dropping()) return;  // the latter: they go whole
+  each_series([](auto& family, std::string_view, std::string_view, auto* series) {
+    family.Remove(series);
+  });
+}
+
+template <typename Visit>
+void TargetMetrics::each_series(Visit&& visit) {
+  // visit(family, name of the second label or empty, its value, series)
+  visit(families_.up, "", "", &up_);
+  visit(families_.in_hot_standby, "", "", &in_hot_standby_);
+  for (std::size_t i = 0; i < kStates; ++i)
+    if (connections_[i])
+      visit(families_.connections, "state", to_string(static_cast<ConnectionState>(i)),
+            connections_[i]);
+  for (std::size_t i = 0; i < kCauses; ++i) {
+    const std::string_view cause = to_string(static_cast<Cause>(i));
+    if (disconnects_[i]) visit(families_.disconnects, "cause", cause, disconnects_[i]);
+    if (connect_failures_[i])
+      visit(families_.connect_failures, "cause", cause, connect_failures_[i]);
+  }
+  visit(families_.reconnects, "result", "success", &reconnect_success_);
+  visit(families_.reconnects, "result", "failure", &reconnect_failure_);
+  visit(families_.wakeups, "", "", &wakeups_);
+  visit(families_.probes, "result", "ok", &probe_ok_);
+  visit(families_.probes, "result", "error", &probe_error_);
+  visit(families_.probes, "result", "timeout", &probe_timeout_);
+  if (own_histograms_) {
+    visit(families_.probe_duration, "", "", &probe_duration_);
+    visit(families_.outage, "", "", &outage_);
+  }
+  visit(families_.notifications, "", "", &notifications_);
+  visit(families_.notices, "", "", &notices_);
+}
+
+namespace {
+
+/// One SeriesSweep per family a target has series in.
+class Sweeps {
+ public:
+  template <typename T>
+  void add(prometheus::Family<T>& family, std::string_view target, std::string_view label,
+           std::string_view value, T* series) {
+    auto& sweeps = of<T>();
+    auto it = sweeps.find(&family);
+    if (it == sweeps.end()) it = sweeps.try_emplace(&family, family).first;
+    if (label.empty())
+      it->second.add({{"target", target}}, series);
+    else
+      it->second.add({{"target", target}, {label, value}}, series);
+  }
+
+  std::size_t run() {
+    std::size_t in_order = 0;
+    for (auto& [family, sweep] : gauges_) in_order += sweep.run();
+    for (auto& [family, sweep] : counters_) in_order += sweep.run();
+    for (auto& [family, sweep] : histograms_) in_order += sweep.run();
+    return in_order;
+  }
+
+ private:
+  template <typename T>
+  using SweepOf = std::map<prometheus::Family<T>*, SeriesSweep<T>>;
+
+  template <typename T>
+  SweepOf<T>& of() {
+    if constexpr (std::is_same_v<T, prometheus::Gauge>)
+      return gauges_;
+    else if constexpr (std::is_same_v<T, prometheus::Counter>)
+      return counters_;
+    else
+      return histograms_;
+  }
+
+  SweepOf<prometheus::Gauge> gauges_;
+  SweepOf<prometheus::Counter> counters_;
+  SweepOf<prometheus::Histogram> histograms_;
+};
+
+}  // namespace
+
+std::size_t TargetMetrics::remove_together(std::span<TargetMetrics* const> targets) {
+  Sweeps sweeps;
+  for (TargetMetrics* t : targets) {
+    if (t->removed_ || t->families_.dropping()) continue;
+    t->each_series([&](auto& family, std::string_view label, std::string_view value, auto* series) {
+      sweeps.add(family, t->target_, label, value, series);
+    });
+    t->removed_ = true;
+  }
+  return sweeps.run();
 }
 
 void TargetMetrics::connection_moved(std::optional<ConnectionState> from,

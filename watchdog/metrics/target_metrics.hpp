@@ -2,8 +2,10 @@
 
 #include <array>
 #include <optional>
+#include <span>
 #include <string>
 
+#include "metrics/loop_metrics.hpp"
 #include "metrics/metric_families.hpp"
 #include "pgwd/connection_state.hpp"
 #include "pgwd/events.hpp"
@@ -11,11 +13,22 @@
 namespace pgwd {
 
 /// The series of one target. All exist from construction (zeros, not absent series), so that
-/// dashboards and `rate()` see a target before its first event; all are removed on destruction.
+/// dashboards and `rate()` see a target before its first event; all are removed on destruction
+/// (or before, by remove_together).
 class TargetMetrics {
  public:
-  TargetMetrics(MetricFamilies& families, const std::string& target);
+  /// With `shared` (per-target histograms off), probe durations and outages are recorded in
+  /// its histograms, which this target does not own.
+  TargetMetrics(MetricFamilies& families, const std::string& target,
+                const SharedHistograms* shared = nullptr);
   ~TargetMetrics();
+
+  /// Removes the series of many targets in O(their series + their families' size), where destroying
+  /// them one by one costs O(series × families' size) (see SeriesSweep): what a Watchdog does when
+  /// it goes, or drops many targets. Their destructors then remove nothing; nothing may be recorded
+  /// on them after this. Returns how many series were found in the families' iteration order (all
+  /// of them, unless another Watchdog added series to the same families meanwhile).
+  static std::size_t remove_together(std::span<TargetMetrics* const> targets);
   TargetMetrics(const TargetMetrics&) = delete;
   TargetMetrics& operator=(const TargetMetrics&) = delete;
 
@@ -42,8 +55,15 @@ class TargetMetrics {
   static constexpr std::size_t kStates = static_cast<std::size_t>(ConnectionState::stopped) + 1;
   static constexpr std::size_t kCauses = static_cast<std::size_t>(Cause::wrong_role) + 1;
 
+  /// Calls visit(family, second label name or "", its value, series) for each series; the
+  /// first label is always `target`.
+  template <typename Visit>
+  void each_series(Visit&& visit);
+
   MetricFamilies& families_;
   std::string target_;
+  bool removed_ = false;  // by remove_together
+  bool own_histograms_;
   prometheus::Gauge& up_;
   prometheus::Gauge& in_hot_standby_;
   std::array<prometheus::Gauge*, kStates> connections_{};
