@@ -8,7 +8,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -24,6 +23,7 @@
 #include "support/process_stats.hpp"
 #include "support/quiet_logger.hpp"
 #include "support/raw_connection.hpp"
+#include "support/targets.hpp"
 #include "support/test_cluster.hpp"
 
 using namespace std::chrono_literals;
@@ -34,7 +34,6 @@ using testing::TestCluster;
 namespace {
 
 constexpr const char* kApplication = "bench_idle";
-constexpr int kPerTarget = 1000;
 
 /// RSS growth per connection of `count` bare blocking PGconns, in a child process (so the
 /// parent's heap is not grown by them). -1 on failure.
@@ -108,16 +107,7 @@ int main(int argc, char** argv) {
     options.logger = quiet_logger();
     const std::int64_t rss_before = rss_bytes();
     LoopHost host(options);
-    // A target has at most 1000 connections: bigger sizes are several targets of 1000.
-    host.call([&](Watchdog& w) {
-      for (int first = 0, k = 0; first < connections; first += kPerTarget, ++k) {
-        TargetOptions target;
-        target.name = "idle" + std::to_string(k);
-        target.conninfo = conninfo;
-        target.connections = std::min(kPerTarget, connections - first);
-        w.add_target(target);
-      }
-    });
+    host.call([&](Watchdog& w) { add_connections(w, "idle", conninfo, connections); });
     if (!tracker.wait_healthy(connections, 300s))
       throw std::runtime_error("only " + std::to_string(tracker.healthy_count()) + " of " +
                                std::to_string(connections) + " connections came up");
