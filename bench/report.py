@@ -22,9 +22,10 @@ EXPECTED = {
                   "stop_immediate.floor.p50", "stop_immediate.embedded.p50"],
     "idle": ["idle."],
     "statements": ["statements."],
-    "storm": ["storm."],
+    "storm": ["storm.trust.", "storm.scram."],
     "metrics": ["metrics."],
-    "scale": ["scale."],
+    "scale": ["scale.startup_s.", "scale.sigterm_exit_s.", "scale.reload_unchanged_stall_s.",
+              "scale.remove_half_s.", "scale.library_startup_s.", "scale.library_destroy_s."],
 }
 
 WATCHERS = ["floor", "embedded", "thread", "daemon", "poll_1s", "poll_1s_model", "poll_10s_model"]
@@ -161,7 +162,8 @@ def plots(samples, figures, out_dir):
     curves = {}
     for name, entry in scale.items():
         parts = name.split(".")  # scale.<what>.<size>
-        if len(parts) == 3 and parts[2].isdigit() and entry.get("value") is not None:
+        if (len(parts) == 3 and parts[2].isdigit() and parts[1].endswith("_s")
+                and entry.get("value") is not None):
             curves.setdefault(parts[1], []).append((int(parts[2]), entry["value"]))
     if curves:
         fig, ax = plt.subplots(figsize=(7, 4))

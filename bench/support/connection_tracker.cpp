@@ -51,6 +51,19 @@ bool ConnectionTracker::wait_until(
   return changed_.wait_for(lock, timeout, [&] { return done(connections_[target]); });
 }
 
+void ConnectionTracker::on_connect_failed(const ConnectFailedEvent&) {
+  {
+    const std::lock_guard lock(mutex_);
+    ++connect_failures_;
+  }
+  changed_.notify_all();
+}
+
+bool ConnectionTracker::wait_connect_failures(std::uint64_t count, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return connect_failures_ >= count; });
+}
+
 bool ConnectionTracker::wait_downs_above(std::uint64_t count, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   return changed_.wait_for(lock, timeout, [&] { return downs_ > count; });

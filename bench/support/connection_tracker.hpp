@@ -35,6 +35,7 @@ class ConnectionTracker final : public Observer {
   void on_healthy(const HealthyEvent& event) override;
   void on_down(const DownEvent& event) override;
   void on_probe(const ProbeEvent& event) override;
+  void on_connect_failed(const ConnectFailedEvent& event) override;
 
   /// Waits until `done` holds on the connections of `target` (under the tracker's lock) or
   /// `timeout` passes; returns whether it held.
@@ -43,6 +44,8 @@ class ConnectionTracker final : public Observer {
                   std::chrono::milliseconds timeout);
   /// Waits until more than `count` downs were seen in all.
   bool wait_downs_above(std::uint64_t count, std::chrono::milliseconds timeout);
+  /// Waits until at least `count` connect attempts failed in all.
+  bool wait_connect_failures(std::uint64_t count, std::chrono::milliseconds timeout);
   /// Waits until `count` connections are healthy.
   bool wait_healthy(int count, std::chrono::milliseconds timeout);
   /// A copy of the record of connection `index` of `target`.
@@ -61,6 +64,7 @@ class ConnectionTracker final : public Observer {
   int healthy_ = 0;
   std::uint64_t probes_ = 0;
   std::uint64_t downs_ = 0;
+  std::uint64_t connect_failures_ = 0;
 };
 
 }  // namespace pgwd::bench
