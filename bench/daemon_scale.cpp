@@ -28,6 +28,7 @@
 #include "support/process_stats.hpp"
 #include "support/raw_connection.hpp"
 #include "support/test_cluster.hpp"
+#include "support/trusted_cluster.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
@@ -123,13 +124,8 @@ int main(int argc, char** argv) {
   try {
     if (daemon_binary.empty()) throw std::runtime_error("--daemon PATH is required");
     const std::int64_t files = raise_open_files(20000);
-    testing::ClusterSettings settings;
-    settings.hba_lines = {"host all bench_trust 127.0.0.1/32 trust"};
-    settings.extra_config = {"max_connections = 1100", "log_statement = 'none'"};
-    TestCluster cluster(settings);
-    cluster.execute("CREATE ROLE bench_trust LOGIN");
-    const std::string server_dsn = "host=127.0.0.1 port=" + std::to_string(cluster.port()) +
-                                   " user=bench_trust dbname=postgres application_name=bench_scale";
+    const auto cluster = start_trusted_cluster(1100, {"log_statement = 'none'"});
+    const std::string server_dsn = trusted_conninfo(cluster->port(), "bench_scale");
     for (const int size : sizes) {
       const std::string n = std::to_string(size);
       std::unique_ptr<PgBouncer> bouncer;
@@ -148,10 +144,9 @@ int main(int argc, char** argv) {
           continue;
         }
         bouncer = std::make_unique<PgBouncer>(PgBouncerSettings{
-            .server_port = cluster.port(), .server_user = "bench_trust", .user = "bench_trust",
+            .server_port = cluster->port(), .server_user = kTrustedRole, .user = kTrustedRole,
             .max_clients = size + 1000});
-        layout.dsn = "host=127.0.0.1 port=" + std::to_string(bouncer->port()) +
-                     " user=bench_trust dbname=postgres application_name=bench_scale";
+        layout.dsn = trusted_conninfo(bouncer->port(), "bench_scale");
         layout.how = "PgBouncer";
       }
       note("size " + n + ": " + std::to_string(layout.targets) + " targets x " +

@@ -29,6 +29,7 @@
 #include "support/quiet_logger.hpp"
 #include "support/raw_connection.hpp"
 #include "support/test_cluster.hpp"
+#include "support/trusted_cluster.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
@@ -40,11 +41,6 @@ namespace {
 
 double micros(Clock::duration d) {
   return std::chrono::duration<double, std::micro>(d).count();
-}
-
-std::string admin_conninfo(const TestCluster& cluster) {
-  return "host='" + cluster.socket_dir() + "' port=" + std::to_string(cluster.port()) +
-         " user=postgres dbname=postgres application_name=bench_admin";
 }
 
 TargetOptions watched_target(const TestCluster& cluster, const std::string& name, int connections) {

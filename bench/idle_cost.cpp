@@ -25,6 +25,7 @@
 #include "support/raw_connection.hpp"
 #include "support/targets.hpp"
 #include "support/test_cluster.hpp"
+#include "support/trusted_cluster.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
@@ -81,22 +82,16 @@ int main(int argc, char** argv) {
     const std::int64_t limit = raise_open_files(2 * connections + 500);
     if (limit < connections + 100)
       throw std::runtime_error("open-files limit " + std::to_string(limit) + " too low");
-    testing::ClusterSettings settings;
-    settings.hba_lines = {"host all bench_trust 127.0.0.1/32 trust"};
-    settings.extra_config = {"max_connections = " +
-                             std::to_string(via == "direct" ? 2 * connections + 50 : 100)};
-    TestCluster cluster(settings);
-    cluster.execute("CREATE ROLE bench_trust LOGIN");
+    const auto cluster = start_trusted_cluster(via == "direct" ? 2 * connections + 50 : 100);
     std::unique_ptr<PgBouncer> bouncer;
-    int port = cluster.port();
+    int port = cluster->port();
     if (via == "pgbouncer") {
       bouncer = std::make_unique<PgBouncer>(PgBouncerSettings{
-          .server_port = cluster.port(), .server_user = "bench_trust", .user = "bench_trust",
+          .server_port = cluster->port(), .server_user = kTrustedRole, .user = kTrustedRole,
           .max_clients = connections * 2 + 100});
       port = bouncer->port();
     }
-    const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port) +
-                                 " user=bench_trust dbname=postgres application_name=" + kApplication;
+    const std::string conninfo = trusted_conninfo(port, kApplication);
 
     const double bare = bare_pgconn_bytes(conninfo + "_bare", connections);
     if (bare < 0) throw std::runtime_error("could not measure bare PGconns");
@@ -116,7 +111,7 @@ int main(int argc, char** argv) {
          std::to_string(window_s) + " s");
 
     const auto count_statements = [&]() -> long long {
-      return bouncer ? bouncer->total_queries() : cluster.count_statements(kApplication);
+      return bouncer ? bouncer->total_queries() : cluster->count_statements(kApplication);
     };
     const long long statements_before = count_statements();
     const std::int64_t switches_before = thread_context_switches(host.loop_tid());

@@ -15,6 +15,7 @@
 #include "support/process_stats.hpp"
 #include "support/raw_connection.hpp"
 #include "support/test_cluster.hpp"
+#include "support/trusted_cluster.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
@@ -28,8 +29,7 @@ double millis(Clock::duration d) { return std::chrono::duration<double, std::mil
 std::string targets_yaml(int targets, int port) {
   std::string yaml = "defaults:\n  backoff_initial: 50ms\n  backoff_max: 1s\ntargets:\n";
   for (int i = 0; i < targets; ++i)
-    yaml += "  - name: t" + std::to_string(i) + "\n    dsn: \"host=127.0.0.1 port=" +
-            std::to_string(port) + " user=bench_trust dbname=postgres application_name=bench_metrics\"\n";
+    yaml += "  - name: t" + std::to_string(i) + "\n    dsn: \"" + trusted_conninfo(port, "bench_metrics") + "\"\n";
   return yaml;
 }
 
@@ -53,13 +53,8 @@ int main(int argc, char** argv) {
   try {
     if (daemon_binary.empty()) throw std::runtime_error("--daemon PATH is required");
     raise_open_files(2 * targets + 500);
-    testing::ClusterSettings settings;
-    settings.hba_lines = {"host all bench_trust 127.0.0.1/32 trust"};
-    settings.extra_config = {"max_connections = " + std::to_string(targets + 50),
-                             "log_statement = 'none'"};
-    TestCluster cluster(settings);
-    cluster.execute("CREATE ROLE bench_trust LOGIN");
-    BenchDaemon daemon(daemon_binary, targets_yaml(targets, cluster.port()));
+    const auto cluster = start_trusted_cluster(targets + 50, {"log_statement = 'none'"});
+    BenchDaemon daemon(daemon_binary, targets_yaml(targets, cluster->port()));
     const auto deadline = Clock::now() + 300s;
     while (metric_sum(daemon.scrape(), "pgwatchdog_up") < targets) {
       if (Clock::now() > deadline) throw std::runtime_error("not every target came up");
@@ -86,9 +81,7 @@ int main(int argc, char** argv) {
     std::atomic<bool> churning{true};
     std::atomic<long long> terminated{0};
     std::thread churn([&] {
-      const PgConn admin = connect_blocking("host='" + cluster.socket_dir() + "' port=" +
-                                            std::to_string(cluster.port()) +
-                                            " user=postgres dbname=postgres");
+      const PgConn admin = connect_blocking(admin_conninfo(*cluster));
       while (churning.load()) {
         terminated += std::stoll("0" + exec_value(admin.get(),
                                                    "SELECT count(pg_terminate_backend(pid)) FROM "

@@ -30,6 +30,7 @@
 #include "support/raw_connection.hpp"
 #include "support/targets.hpp"
 #include "support/test_cluster.hpp"
+#include "support/trusted_cluster.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
@@ -46,9 +47,7 @@ double seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 /// The SCRAM verifier of kPassword for `role`, computed by libpq (so only the verifier reaches
 /// the server's log and PgBouncer's userlist).
 std::string scram_verifier(TestCluster& cluster, const std::string& role) {
-  const PgConn admin = connect_blocking("host='" + cluster.socket_dir() + "' port=" +
-                                        std::to_string(cluster.port()) +
-                                        " user=postgres dbname=postgres");
+  const PgConn admin = connect_blocking(admin_conninfo(cluster));
   char* verifier = PQencryptPasswordConn(admin.get(), kPassword, role.c_str(), "scram-sha-256");
   if (verifier == nullptr) throw std::runtime_error("PQencryptPasswordConn failed");
   std::string out = verifier;
@@ -69,21 +68,16 @@ int main(int argc, char** argv) {
     if (auth != "trust" && auth != "scram") throw std::runtime_error("--auth is trust or scram");
     if (via != "direct" && via != "pgbouncer") throw std::runtime_error("--via is direct or pgbouncer");
     raise_open_files(2 * connections + 500);
-    testing::ClusterSettings settings;
-    settings.hba_lines = {"host all bench_trust 127.0.0.1/32 trust"};
-    settings.extra_config = {"max_connections = " +
-                             std::to_string(via == "direct" ? connections + 50 : 100)};
-    TestCluster cluster(settings);
-    cluster.execute("CREATE ROLE bench_trust LOGIN");
-    const std::string verifier = scram_verifier(cluster, "bench_scram");
-    cluster.execute("CREATE ROLE bench_scram LOGIN PASSWORD '" + verifier + "'");
-    const std::string user = auth == "trust" ? "bench_trust" : "bench_scram";
+    const auto cluster = start_trusted_cluster(via == "direct" ? connections + 50 : 100);
+    const std::string verifier = scram_verifier(*cluster, "bench_scram");
+    cluster->execute("CREATE ROLE bench_scram LOGIN PASSWORD '" + verifier + "'");
+    const std::string user = auth == "trust" ? kTrustedRole : "bench_scram";
 
     std::unique_ptr<PgBouncer> bouncer;
-    int port = cluster.port();
+    int port = cluster->port();
     if (via == "pgbouncer") {
       bouncer = std::make_unique<PgBouncer>(PgBouncerSettings{
-          .server_port = cluster.port(), .server_user = "bench_trust", .user = user,
+          .server_port = cluster->port(), .server_user = kTrustedRole, .user = user,
           .scram_verifier = auth == "scram" ? verifier : "", .max_clients = connections * 2 + 100});
       port = bouncer->port();
     }
@@ -116,7 +110,7 @@ int main(int argc, char** argv) {
     if (bouncer)
       bouncer->restart();
     else
-      cluster.restart(ShutdownMode::immediate);
+      cluster->restart(ShutdownMode::immediate);
     const Clock::time_point restarted = Clock::now();
     if (!tracker.wait_healthy(connections, 300s))
       throw std::runtime_error("only " + std::to_string(tracker.healthy_count()) + " of " +

@@ -174,7 +174,7 @@ def plots(samples, figures, out_dir):
         ax.set_yscale("log")
         ax.set_xlabel("targets / connections")
         ax.set_ylabel("seconds (log scale)")
-        ax.set_title("Daemon scale curves")
+        ax.set_title("Scale curves: daemon (1k, 10k) and library (to 100k)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
         path = os.path.join(out_dir, "scale.png")

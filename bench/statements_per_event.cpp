@@ -20,6 +20,7 @@
 #include "support/quiet_logger.hpp"
 #include "support/raw_connection.hpp"
 #include "support/test_cluster.hpp"
+#include "support/trusted_cluster.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
@@ -41,21 +42,16 @@ int main(int argc, char** argv) {
   const std::string prefix = "statements." + std::to_string(connections) + ".";
   try {
     raise_open_files(2 * connections + 200);
-    testing::ClusterSettings settings;
-    settings.hba_lines = {"host all bench_stmt 127.0.0.1/32 trust"};
-    settings.extra_config = {"max_connections = " + std::to_string(connections + 50)};
-    TestCluster cluster(settings);
-    cluster.execute("CREATE ROLE bench_stmt LOGIN");
+    const auto cluster = start_trusted_cluster(connections + 50);
     {
       // Calibration: one statement sent under the application name must be counted as one, or
       // a count of zero below would mean nothing.
-      const int before = cluster.count_statements(kApplication);
+      const int before = cluster->count_statements(kApplication);
       const PgConn probe = connect_blocking(
-          "host=127.0.0.1 port=" + std::to_string(cluster.port()) +
-          " user=bench_stmt dbname=postgres application_name=" + kApplication);
+          trusted_conninfo(cluster->port(), kApplication));
       exec_value(probe.get(), "SELECT 1");
       const auto deadline = Clock::now() + 10s;
-      while (cluster.count_statements(kApplication) != before + 1) {
+      while (cluster->count_statements(kApplication) != before + 1) {
         if (Clock::now() > deadline)
           throw std::runtime_error("the server log does not count statements by application_name");
         std::this_thread::sleep_for(10ms);  // the log is a file: nothing to wait on
@@ -68,8 +64,7 @@ int main(int argc, char** argv) {
     LoopHost host(options);
     TargetOptions target;
     target.name = "stmt";
-    target.conninfo = "host=127.0.0.1 port=" + std::to_string(cluster.port()) +
-                      " user=bench_stmt dbname=postgres application_name=" + kApplication;
+    target.conninfo = trusted_conninfo(cluster->port(), kApplication);
     target.connections = connections;
     target.backoff_initial = 50ms;
     target.backoff_max = 1s;
@@ -82,18 +77,18 @@ int main(int argc, char** argv) {
     };
     const auto count_event = [&](const std::function<void()>& cause) {
       if (!tracker.wait_healthy(connections, 120s)) throw std::runtime_error("not all healthy");
-      const int statements_before = cluster.count_statements(kApplication);
+      const int statements_before = cluster->count_statements(kApplication);
       const std::uint64_t probes_before = tracker.probes();
       const std::uint64_t downs_before = tracker.downs();
       cause();
       if (!tracker.wait_downs_above(downs_before, 120s)) throw std::runtime_error("the event was never seen");
       if (!tracker.wait_healthy(connections, 120s)) throw std::runtime_error("not all healthy again");
       std::this_thread::sleep_for(1s);  // settle: the server writes the log lines of what was sent
-      return Counted{static_cast<double>(cluster.count_statements(kApplication) - statements_before),
+      return Counted{static_cast<double>(cluster->count_statements(kApplication) - statements_before),
                      static_cast<double>(tracker.probes() - probes_before)};
     };
     const auto terminate = [&](int index) {
-      cluster.execute("SELECT pg_terminate_backend(" +
+      cluster->execute("SELECT pg_terminate_backend(" +
                       std::to_string(tracker.connection("stmt", index).backend_pid) + ")");
     };
     const auto report = [&](const std::string& event, const std::vector<Counted>& runs,
@@ -118,7 +113,7 @@ int main(int argc, char** argv) {
       // Only the session that reconnects now gets the timeout: set it, replace one session, reset.
       const int index = (i + 1) % connections;
       if (!tracker.wait_healthy(connections, 120s)) throw std::runtime_error("not all healthy");
-      cluster.execute("ALTER ROLE bench_stmt SET idle_session_timeout = '2s'");
+      cluster->execute("ALTER ROLE bench_trust SET idle_session_timeout = '2s'");
       const int old_pid = tracker.connection("stmt", index).backend_pid;
       terminate(index);
       if (!tracker.wait_until(
@@ -128,7 +123,7 @@ int main(int argc, char** argv) {
               },
               30s))
         throw std::runtime_error("the replaced session did not come back");
-      cluster.execute("ALTER ROLE bench_stmt RESET idle_session_timeout");
+      cluster->execute("ALTER ROLE bench_trust RESET idle_session_timeout");
       // The window starts now and the timeout ends the session within 2 s.
       runs.push_back(count_event([] {}));
       if (tracker.connection("stmt", index).last_cause != Cause::idle_session_timeout)
@@ -137,7 +132,7 @@ int main(int argc, char** argv) {
     report("idle_session_timeout", runs, "per session ended by idle_session_timeout, server log");
 
     runs.clear();
-    for (int i = 0; i < repeat; ++i) runs.push_back(count_event([&] { cluster.restart(ShutdownMode::fast); }));
+    for (int i = 0; i < repeat; ++i) runs.push_back(count_event([&] { cluster->restart(ShutdownMode::fast); }));
     report("restart", runs, "per pg_ctl restart -m fast (all connections), server log");
     return 0;
   } catch (const std::exception& e) {
