@@ -1,0 +1,312 @@
+// Detection latency: from the fault (the instant just before the terminate is sent, or pg_ctl
+// stop is started) to the moment each watcher knows. Measured side by side on one server:
+//  - floor:    a raw libpq connection's socket in epoll, on a thread doing nothing else;
+//  - embedded: pgwatchdog on a host's libevent loop (Watchdog(Loop&), on a host thread);
+//  - thread:   pgwatchdog's WatchdogThread;
+//  - daemon:   the daemon, as a scraper sees it (the first /metrics that shows the disconnect);
+//  - poll_1s:  a real poller sending SELECT 1 every second (terminate only);
+//  - poll_*_model: polling computed as a uniform phase over the period plus the floor's sample.
+// Terminate samples are interleaved (floor, embedded, thread, floor, ...) so drift in the
+// machine's load hits every watcher alike.
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pgwd/watchdog_thread.hpp"
+#include "support/bench_args.hpp"
+#include "support/bench_daemon.hpp"
+#include "support/connection_tracker.hpp"
+#include "support/figures.hpp"
+#include "support/loop_host.hpp"
+#include "support/process_stats.hpp"
+#include "support/quiet_logger.hpp"
+#include "support/raw_connection.hpp"
+#include "support/test_cluster.hpp"
+#include "support/trusted_cluster.hpp"
+
+using namespace std::chrono_literals;
+using namespace pgwd;
+using namespace pgwd::bench;
+using testing::ShutdownMode;
+using testing::TestCluster;
+
+namespace {
+
+double micros(Clock::duration d) {
+  return std::chrono::duration<double, std::micro>(d).count();
+}
+
+TargetOptions watched_target(const TestCluster& cluster, const std::string& name, int connections) {
+  TargetOptions target;
+  target.name = name;
+  target.conninfo = cluster.conninfo("bench_det_" + name);
+  target.connections = connections;
+  target.backoff_initial = 20ms;
+  target.backoff_max = 500ms;
+  return target;
+}
+
+/// One watched variant (embedded or thread): its tracker and the connections it keeps.
+struct Watched {
+  std::string name;
+  ConnectionTracker* tracker;
+  int connections;
+};
+
+void terminate(PGconn* admin, int pid) {
+  exec_value(admin, "SELECT pg_terminate_backend(" + std::to_string(pid) + ")");
+}
+
+/// One terminate of connection `index` of a watched variant; its latency in µs.
+double terminate_watched(PGconn* admin, Watched& w, int index) {
+  if (!w.tracker->wait_healthy(w.connections, 20s))
+    throw std::runtime_error(w.name + ": not all connections healthy before a sample");
+  const TrackedConnection before = w.tracker->connection(w.name, index);
+  const Clock::time_point t0 = Clock::now();
+  terminate(admin, before.backend_pid);
+  if (!w.tracker->wait_until(
+          w.name, [&](const std::vector<TrackedConnection>& c) {
+            return c[static_cast<std::size_t>(index)].downs > before.downs;
+          },
+          10s))
+    throw std::runtime_error(w.name + ": a terminated connection was not reported down");
+  return micros(w.tracker->connection(w.name, index).last_down - t0);
+}
+
+double terminate_floor(PGconn* admin, FloorWatcher& floor, int index) {
+  const int pid = floor.backend_pid(index);
+  const Clock::time_point t0 = Clock::now();
+  terminate(admin, pid);
+  Clock::time_point when{};
+  if (!floor.wait_detected(index, 10s, when))
+    throw std::runtime_error("floor: a terminated connection was not reported readable");
+  floor.reconnect(index);
+  return micros(when - t0);
+}
+
+/// The daemon: time until a scrape shows one more disconnect of target "daemon".
+class DaemonWatch {
+ public:
+  DaemonWatch(const std::string& binary, const TestCluster& cluster)
+      : daemon_(binary, "defaults:\n  backoff_initial: 20ms\n  backoff_max: 500ms\ntargets:\n"
+                        "  - name: daemon\n    dsn: \"" +
+                            cluster.conninfo("bench_det_daemon") + "\"\n") {}
+
+  double disconnects() const {
+    return metric_sum(daemon_.scrape(), "pgwatchdog_disconnects_total", "target=\"daemon\"");
+  }
+  bool up() const { return metric_sum(daemon_.scrape(), "pgwatchdog_up", "target=\"daemon\"") == 1; }
+  /// Scrapes back to back until the count passes `before`; the end of that scrape, or nullopt.
+  std::optional<Clock::time_point> scrape_until_more_than(double before, Clock::duration timeout) const {
+    const Clock::time_point deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      const double now_count = disconnects();
+      if (now_count > before) return Clock::now();
+    }
+    return std::nullopt;
+  }
+  void wait_up(Clock::duration timeout) const {
+    const Clock::time_point deadline = Clock::now() + timeout;
+    while (!up()) {
+      if (Clock::now() > deadline) throw std::runtime_error("daemon: target not up again in time");
+      std::this_thread::sleep_for(2ms);  // nothing to wait on across processes but the scrape
+    }
+  }
+
+ private:
+  BenchDaemon daemon_;
+};
+
+/// A real poller: SELECT 1 every `period` on its own connection; the instant a poll failed.
+class Poller {
+ public:
+  Poller(const std::string& conninfo, Clock::duration period)
+      : conn_(connect_blocking(conninfo)), pid_(PQbackendPID(conn_.get())) {
+    thread_ = std::thread([this, period] {
+      Clock::time_point next = Clock::now() + period;
+      for (;;) {
+        std::this_thread::sleep_until(next);  // the poller's own period, the thing measured
+        next += period;
+        PGresult* result = PQexec(conn_.get(), "SELECT 1");
+        const bool ok = PQresultStatus(result) == PGRES_TUPLES_OK;
+        PQclear(result);
+        if (!ok) {
+          failed_at_ = Clock::now();
+          return;
+        }
+      }
+    });
+  }
+  ~Poller() { thread_.join(); }
+  int pid() const { return pid_; }
+  /// Joins the poller (it ends at its first failed poll) and returns when that was.
+  Clock::time_point wait_failure() {
+    thread_.join();
+    thread_ = std::thread([] {});
+    return failed_at_;
+  }
+
+ private:
+  PgConn conn_;
+  int pid_;
+  Clock::time_point failed_at_{};
+  std::thread thread_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  set_bench_name("detection");
+  const BenchArgs args(argc, argv,
+                       {"samples", "connections", "stops", "poll-samples", "daemon", "daemon-samples"});
+  const int samples = args.integer("samples", 100);
+  const int connections = args.integer("connections", 100);
+  const int stops = args.integer("stops", 3);
+  const int poll_samples = args.integer("poll-samples", 10);
+  const int daemon_samples = args.integer("daemon-samples", 30);
+  const std::string daemon_binary = args.text("daemon", "");
+  try {
+    raise_open_files(4 * connections + 200);
+    TestCluster cluster({{"max_connections = " + std::to_string(3 * connections + 50)}});
+    const PgConn admin = connect_blocking(admin_conninfo(cluster));
+    exec_value(admin.get(), "SET log_statement = 'none'");
+
+    ConnectionTracker embedded_tracker;
+    ConnectionTracker thread_tracker;
+    WatchdogOptions embedded_options;
+    embedded_options.observer = &embedded_tracker;
+    embedded_options.logger = quiet_logger();
+    LoopHost embedded(embedded_options);
+    WatchdogOptions thread_options;
+    thread_options.observer = &thread_tracker;
+    thread_options.logger = quiet_logger();
+    WatchdogThread on_thread(thread_options);
+    embedded.call([&](Watchdog& w) { w.add_target(watched_target(cluster, "embedded", connections)); });
+    on_thread.add_target(watched_target(cluster, "thread", connections));
+    FloorWatcher floor(cluster.conninfo("bench_det_floor"), connections);
+    std::vector<Watched> watched = {{"embedded", &embedded_tracker, connections},
+                                    {"thread", &thread_tracker, connections}};
+    for (Watched& w : watched)
+      if (!w.tracker->wait_healthy(connections, 60s))
+        throw std::runtime_error(w.name + ": connections did not come up");
+    note("watching " + std::to_string(connections) + " connections per watcher; " +
+         std::to_string(samples) + " terminate samples each");
+
+    // --- single terminate, interleaved --------------------------------------------------------
+    std::map<std::string, std::vector<double>> terminate_us;
+    for (int i = 0; i < samples; ++i) {
+      const int index = i % connections;
+      terminate_us["floor"].push_back(terminate_floor(admin.get(), floor, index));
+      for (Watched& w : watched) terminate_us[w.name].push_back(terminate_watched(admin.get(), w, index));
+    }
+
+    std::unique_ptr<DaemonWatch> daemon;
+    if (daemon_binary.empty()) {
+      emit_skipped("terminate.daemon", "no --daemon binary given");
+    } else {
+      daemon = std::make_unique<DaemonWatch>(daemon_binary, cluster);
+      daemon->wait_up(30s);
+      for (int i = 0; i < daemon_samples; ++i) {
+        const double before = daemon->disconnects();
+        const std::string pid = exec_value(
+            admin.get(), "SELECT pid FROM pg_stat_activity WHERE application_name = 'bench_det_daemon'");
+        if (pid.empty()) throw std::runtime_error("daemon: its connection is not in pg_stat_activity");
+        const Clock::time_point t0 = Clock::now();
+        terminate(admin.get(), std::stoi(pid));
+        const auto seen = daemon->scrape_until_more_than(before, 10s);
+        if (!seen) throw std::runtime_error("daemon: the disconnect never showed in /metrics");
+        terminate_us["daemon"].push_back(micros(*seen - t0));
+        daemon->wait_up(10s);
+      }
+    }
+
+    // A real 1 s poller: the terminate lands at a random phase of its period.
+    std::mt19937_64 random(12345);
+    std::uniform_real_distribution<double> phase(0.0, 1.0);
+    for (int i = 0; i < poll_samples; ++i) {
+      Poller poller(cluster.conninfo("bench_det_poller"), 1s);
+      std::this_thread::sleep_for(std::chrono::duration<double>(phase(random)));  // random phase
+      const Clock::time_point t0 = Clock::now();
+      terminate(admin.get(), poller.pid());
+      terminate_us["poll_1s"].push_back(micros(poller.wait_failure() - t0));
+    }
+    // Polling every 10 s, computed: a uniform phase over the period plus the floor (the server's
+    // own time to end the backend). Measuring it for real would take 10 s a sample.
+    const auto model = [&](const std::vector<double>& floor_us, double period_s) {
+      std::vector<double> out;
+      std::uniform_real_distribution<double> wait(0.0, period_s * 1e6);
+      for (int k = 0; k < 1000; ++k) out.push_back(wait(random) + floor_us[static_cast<std::size_t>(k) % floor_us.size()]);
+      return out;
+    };
+    terminate_us["poll_10s_model"] = model(terminate_us["floor"], 10);
+    for (const auto& [name, values] : terminate_us)
+      emit_samples("terminate." + name, values, "us",
+                   name == "poll_10s_model" ? "computed: uniform phase over 10 s + floor sample" : "");
+
+    // --- the whole server going away -----------------------------------------------------------
+    for (const ShutdownMode mode : {ShutdownMode::fast, ShutdownMode::immediate}) {
+      const std::string mode_name = mode == ShutdownMode::fast ? "stop_fast" : "stop_immediate";
+      std::map<std::string, std::vector<double>> stop_us;
+      for (int round = 0; round < stops; ++round) {
+        std::vector<std::vector<TrackedConnection>> before;
+        for (Watched& w : watched) {
+          if (!w.tracker->wait_healthy(connections, 60s))
+            throw std::runtime_error(w.name + ": not all healthy before a stop");
+          before.push_back(w.tracker->connections(w.name));
+        }
+        double daemon_before = 0;
+        if (daemon) daemon_before = daemon->disconnects();
+        std::optional<Clock::time_point> daemon_seen;
+        std::thread scraper;
+        const Clock::time_point t0 = Clock::now();
+        if (daemon)
+          scraper = std::thread([&] { daemon_seen = daemon->scrape_until_more_than(daemon_before, 30s); });
+        cluster.stop(mode);
+        for (std::size_t v = 0; v < watched.size(); ++v) {
+          Watched& w = watched[v];
+          const auto& b = before[v];
+          if (!w.tracker->wait_until(
+                  w.name, [&](const std::vector<TrackedConnection>& c) {
+                    for (std::size_t k = 0; k < b.size(); ++k)
+                      if (c[k].downs <= b[k].downs) return false;
+                    return true;
+                  },
+                  30s))
+            throw std::runtime_error(w.name + ": not every connection saw the server stop");
+          for (const TrackedConnection& c : w.tracker->connections(w.name))
+            stop_us[w.name].push_back(micros(c.last_down - t0));
+        }
+        std::vector<Clock::time_point> floor_seen;
+        if (!floor.wait_all_detected(30s, floor_seen))
+          throw std::runtime_error("floor: not every socket saw the server stop");
+        for (const Clock::time_point& when : floor_seen) stop_us["floor"].push_back(micros(when - t0));
+        if (scraper.joinable()) {
+          scraper.join();
+          if (!daemon_seen) throw std::runtime_error("daemon: the stop never showed in /metrics");
+          stop_us["daemon"].push_back(micros(*daemon_seen - t0));
+        }
+        cluster.start();
+        floor.reconnect_all();
+        if (daemon) daemon->wait_up(30s);
+      }
+      stop_us["poll_1s_model"] = model(stop_us["floor"], 1);
+      stop_us["poll_10s_model"] = model(stop_us["floor"], 10);
+      for (const auto& [name, values] : stop_us)
+        emit_samples(mode_name + "." + name, values, "us",
+                     name.find("model") != std::string::npos
+                         ? "computed: uniform phase over the period + floor sample"
+                         : "");
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "detection benchmark failed: %s\n", e.what());
+    return 1;
+  }
+}

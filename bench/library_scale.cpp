@@ -1,0 +1,93 @@
+// The library at growing sizes, embedded (LoopHost), every connection to a closed port (nothing
+// listens there: each attempt is refused at once and backs off), so that 100,000 connections fit
+// on this machine and what is measured is the watchdog's own bookkeeping:
+//  - startup:     add_target of all of them (targets of 1000) until every connection has made
+//                 its first attempt;
+//  - remove_half: remove_target of half the targets, on the loop;
+//  - destroy:     destroying the Watchdog with the other half (what SIGTERM costs the daemon).
+// Sizes run in ascending order; a size whose remove + destroy is predicted, from the previous
+// size and a quadratic growth, to take longer than --budget seconds is skipped with the
+// prediction printed (the landed code is quadratic in both; the fixed code will not be skipped).
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include "support/bench_args.hpp"
+#include "support/connection_tracker.hpp"
+#include "support/figures.hpp"
+#include "support/loop_host.hpp"
+#include "support/process_stats.hpp"
+#include "support/quiet_logger.hpp"
+#include "support/targets.hpp"
+#include "support/daemon_process.hpp"
+
+using namespace std::chrono_literals;
+using namespace pgwd;
+using namespace pgwd::bench;
+
+namespace {
+
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  set_bench_name("scale");
+  const BenchArgs args(argc, argv, {"sizes", "budget"});
+  const std::vector<int> sizes = args.integers("sizes", {1000, 10000, 100000});
+  const double budget = args.number("budget", 120);
+  try {
+    std::optional<std::pair<int, double>> previous;  // size, remove + destroy seconds
+    for (const int size : sizes) {
+      const std::string n = std::to_string(size);
+      if (previous) {
+        const double ratio = static_cast<double>(size) / previous->first;
+        const double predicted = previous->second * ratio * ratio;
+        if (predicted > budget) {
+          char reason[200];
+          std::snprintf(reason, sizeof reason,
+                        "predicted %.0f s for remove + destroy (quadratic from %d: %.2f s) > budget %.0f s",
+                        predicted, previous->first, previous->second, budget);
+          for (const char* f : {"library_startup_s", "library_remove_half_s", "library_destroy_s"})
+            emit_skipped(std::string("scale.") + f + "." + n, reason);
+          continue;
+        }
+      }
+      const int closed_port = testing::free_tcp_port();  // bound a moment ago, now nobody's
+      const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(closed_port) +
+                                   " user=nobody dbname=postgres connect_timeout=5";
+      ConnectionTracker tracker;
+      WatchdogOptions options;
+      options.observer = &tracker;
+      options.logger = quiet_logger();
+      LoopHost host(options);
+      const Clock::time_point start = Clock::now();
+      host.call([&](Watchdog& w) {
+        add_connections(w, "lib", conninfo, size);  // default backoff: attempts keep queueing
+      });
+      const Clock::time_point added = Clock::now();
+      if (!tracker.wait_connect_failures(static_cast<std::uint64_t>(size), 600s))
+        throw std::runtime_error("size " + n + ": not every connection made its first attempt");
+      emit_value("scale.library_startup_s." + n, seconds(Clock::now() - start), "s",
+                 "add_target until every connection attempted once (closed port)");
+      emit_value("scale.library_add_targets_s." + n, seconds(added - start), "s");
+      const int targets = (size + kConnectionsPerTarget - 1) / kConnectionsPerTarget;
+      const Clock::time_point remove_start = Clock::now();
+      host.call([&](Watchdog& w) {
+        for (int k = 0; k < targets / 2; ++k) w.remove_target("lib" + std::to_string(k));
+      });
+      const double removed = seconds(Clock::now() - remove_start);
+      emit_value("scale.library_remove_half_s." + n, removed, "s", "remove_target of half the targets");
+      const Clock::time_point destroy_start = Clock::now();
+      host.destroy_watchdog();
+      const double destroyed = seconds(Clock::now() - destroy_start);
+      emit_value("scale.library_destroy_s." + n, destroyed, "s", "~Watchdog with the other half");
+      previous = std::pair(size, removed + destroyed);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "library scale benchmark failed: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,102 @@
+#include "support/connection_tracker.hpp"
+
+namespace pgwd::bench {
+
+TrackedConnection& ConnectionTracker::slot(const ConnectionRef& ref) {
+  std::vector<TrackedConnection>& target = connections_[ref.target];
+  if (static_cast<std::size_t>(ref.index) >= target.size())
+    target.resize(static_cast<std::size_t>(ref.index) + 1);
+  return target[static_cast<std::size_t>(ref.index)];
+}
+
+void ConnectionTracker::on_healthy(const HealthyEvent& event) {
+  {
+    const std::lock_guard lock(mutex_);
+    TrackedConnection& c = slot(event.connection);
+    if (!c.healthy) ++healthy_;
+    c.healthy = true;
+    c.backend_pid = event.server.backend_pid;
+  }
+  changed_.notify_all();
+}
+
+void ConnectionTracker::on_down(const DownEvent& event) {
+  const Clock::time_point now = Clock::now();  // first thing: this is the detection instant
+  {
+    const std::lock_guard lock(mutex_);
+    TrackedConnection& c = slot(event.connection);
+    if (c.healthy) --healthy_;
+    c.healthy = false;
+    ++c.downs;
+    ++downs_;
+    c.last_down = now;
+    c.last_cause = event.cause;
+  }
+  changed_.notify_all();
+}
+
+void ConnectionTracker::on_probe(const ProbeEvent&) {
+  {
+    const std::lock_guard lock(mutex_);
+    ++probes_;
+  }
+  changed_.notify_all();
+}
+
+bool ConnectionTracker::wait_until(
+    const std::string& target,
+    const std::function<bool(const std::vector<TrackedConnection>&)>& done,
+    std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return done(connections_[target]); });
+}
+
+void ConnectionTracker::on_connect_failed(const ConnectFailedEvent&) {
+  {
+    const std::lock_guard lock(mutex_);
+    ++connect_failures_;
+  }
+  changed_.notify_all();
+}
+
+bool ConnectionTracker::wait_connect_failures(std::uint64_t count, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return connect_failures_ >= count; });
+}
+
+bool ConnectionTracker::wait_downs_above(std::uint64_t count, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return downs_ > count; });
+}
+
+bool ConnectionTracker::wait_healthy(int count, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return healthy_ >= count; });
+}
+
+TrackedConnection ConnectionTracker::connection(const std::string& target, int index) {
+  const std::lock_guard lock(mutex_);
+  return slot(ConnectionRef{target, index});
+}
+
+std::vector<TrackedConnection> ConnectionTracker::connections(const std::string& target) {
+  const std::lock_guard lock(mutex_);
+  return connections_[target];
+}
+
+int ConnectionTracker::healthy_count() {
+  const std::lock_guard lock(mutex_);
+  return healthy_;
+}
+
+std::uint64_t ConnectionTracker::probes() {
+  const std::lock_guard lock(mutex_);
+  return probes_;
+}
+
+std::uint64_t ConnectionTracker::downs() {
+  const std::lock_guard lock(mutex_);
+  return downs_;
+}
+
+}  // namespace pgwd::bench

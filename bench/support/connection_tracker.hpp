@@ -1,0 +1,70 @@
+#pragma once
+
+/// \file
+/// An Observer that keeps, per watched connection, what a benchmark waits on and times: its
+/// backend pid, whether it is healthy, when it last went down and why, and how many probes the
+/// watchdog sent. The callbacks run on the loop thread; the benchmark's driver thread reads and
+/// waits (with a deadline, never a fixed sleep) from its own.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pgwd/observer.hpp"
+
+namespace pgwd::bench {
+
+using Clock = std::chrono::steady_clock;
+
+struct TrackedConnection {
+  int backend_pid = 0;
+  bool healthy = false;
+  int downs = 0;
+  Clock::time_point last_down{};
+  Cause last_cause = Cause::closed;
+};
+
+class ConnectionTracker final : public Observer {
+ public:
+  void on_healthy(const HealthyEvent& event) override;
+  void on_down(const DownEvent& event) override;
+  void on_probe(const ProbeEvent& event) override;
+  void on_connect_failed(const ConnectFailedEvent& event) override;
+
+  /// Waits until `done` holds on the connections of `target` (under the tracker's lock) or
+  /// `timeout` passes; returns whether it held.
+  bool wait_until(const std::string& target,
+                  const std::function<bool(const std::vector<TrackedConnection>&)>& done,
+                  std::chrono::milliseconds timeout);
+  /// Waits until more than `count` downs were seen in all.
+  bool wait_downs_above(std::uint64_t count, std::chrono::milliseconds timeout);
+  /// Waits until at least `count` connect attempts failed in all.
+  bool wait_connect_failures(std::uint64_t count, std::chrono::milliseconds timeout);
+  /// Waits until `count` connections are healthy.
+  bool wait_healthy(int count, std::chrono::milliseconds timeout);
+  /// A copy of the record of connection `index` of `target`.
+  TrackedConnection connection(const std::string& target, int index);
+  std::vector<TrackedConnection> connections(const std::string& target);
+  int healthy_count();
+  std::uint64_t probes();
+  std::uint64_t downs();
+
+ private:
+  TrackedConnection& slot(const ConnectionRef& ref);  // caller holds mutex_
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::string, std::vector<TrackedConnection>> connections_;  // by target
+  int healthy_ = 0;
+  std::uint64_t probes_ = 0;
+  std::uint64_t downs_ = 0;
+  std::uint64_t connect_failures_ = 0;
+};
+
+}  // namespace pgwd::bench
