@@ -13,9 +13,10 @@
 /// neither waits for the watchdog's loop (take-back is one mutex and one non-blocking read on
 /// the caller's thread; only a take_back() that finds a probe in flight waits for its answer,
 /// bounded by probe_timeout). The callbacks (on_death, on_server_lost) run on the watchdog's
-/// loop thread, right after the evidence was read; inside them the Loan may be taken back (it
-/// then runs inline) or destroyed, and the Watchdog's callback contract applies (watchdog.hpp).
-/// They must not block.
+/// loop thread, right after the evidence was read, holding no lock of the watchdog's: inside
+/// them any Loan (the one the event is about, or any other) may be taken back (it then runs
+/// inline) or destroyed, connections may be lent, and the Watchdog's callback contract applies
+/// (watchdog.hpp). They must not block.
 ///
 /// What the watchdog changes on a lent connection, and restores at take-back: the notice
 /// receiver (the owner's keeps receiving while lent: every notice is passed on to it, on the
