@@ -143,6 +143,13 @@ LendingLedger::Group& LendingLedger::group(const std::string& target) {
 Loan LendingLedger::lend(PGconn* conn, LendOptions options) {
   if (!conn) throw LendRefused("lend: the connection is NULL");
   check(options);
+  {
+    // First, before anything reads the connection: a lent one is the loop's to read.
+    const std::lock_guard lock(mutex_);
+    if (lent_.count(conn))
+      throw LendRefused(fmt::format("lend to target '{}': refused, the connection is already lent",
+                                    options.target));
+  }
   if (const char* why = why_not_lendable(conn))
     throw LendRefused(fmt::format("lend to target '{}': refused, {}", options.target, why));
   // PQsetNoticeReceiver with no receiver only reports the current one.
