@@ -97,7 +97,8 @@ TEST_CASE_FIXTURE(AsioWatchdogFixture,
                   "asio: pg_ctl restart -m fast - down with server_shutdown and back within a "
                   "second") {
   restart_and_recover(*this, ShutdownMode::fast);
-  CHECK(observer.connect_failures.size() >= 1);  // the server was away for a while
+  // Whether a reconnect attempt fails depends on the backoff's jitter against the restart's
+  // length (a quick restart can be back before the first attempt), so none is asserted.
 }
 
 TEST_CASE_FIXTURE(AsioWatchdogFixture,

@@ -61,8 +61,8 @@ TEST_CASE_FIXTURE(
     "restart: pg_ctl restart -m fast - down with server_shutdown and back within a second") {
   restart_and_recover(*this, ShutdownMode::fast);
   for (const auto& d : observer.down) CHECK(d.event.cause == Cause::server_shutdown);
-  // While the server was away the attempts failed and were spaced by the backoff.
-  CHECK(observer.connect_failures.size() >= 1);
+  // Attempts made while the server was away failed and were counted. Whether any was made
+  // depends on the backoff's jitter against the restart's length, so none is asserted.
   CHECK(metric("pgwatchdog_reconnects_total", {{"target", "restart"}, {"result", "failure"}}) ==
         static_cast<double>(observer.connect_failures.size()));
 }
