@@ -7,13 +7,24 @@
 //  - poll_1s:  a real poller sending SELECT 1 every second (terminate only);
 //  - poll_*_model: polling computed as a uniform phase over the period plus the floor's sample.
 // Terminate samples are interleaved (floor, embedded, thread, floor, ...) so drift in the
-// machine's load hits every watcher alike.
+// machine's load hits every watcher alike, and each starts with every watcher's connections
+// healthy: a watchdog's reconnect after the previous sample (a backend forked, SCRAM on its loop
+// thread) no longer lands on the next watcher's sample (--settle 0 measures the old order).
+// terminate.embedded_path is the library's own part of the embedded figure: from the start of
+// the loop callback that reported the down (TimingLoop) to on_down.
+//
+// --bystanders N: each watchdog also watches N idle connections through a PgBouncer (10,000 do
+// not fit as backends here), one watchdog after the other (two of 10,000 exceed the 20,000 file
+// descriptors a process may have here), the floor interleaved with both; only the terminate
+// samples run, named terminate_<total>.*, and the terminated connections are still the
+// `connections` direct ones.
 #include <chrono>
 #include <cstdio>
 #include <exception>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -25,10 +36,12 @@
 #include "support/connection_tracker.hpp"
 #include "support/figures.hpp"
 #include "support/loop_host.hpp"
+#include "support/pgbouncer.hpp"
 #include "support/process_stats.hpp"
 #include "support/quiet_logger.hpp"
 #include "support/raw_connection.hpp"
 #include "support/test_cluster.hpp"
+#include "support/targets.hpp"
 #include "support/trusted_cluster.hpp"
 
 using namespace std::chrono_literals;
@@ -57,16 +70,23 @@ TargetOptions watched_target(const TestCluster& cluster, const std::string& name
 struct Watched {
   std::string name;
   ConnectionTracker* tracker;
-  int connections;
+  int connections;    ///< of target `name`, the ones terminated
+  int healthy_total;  ///< with the bystanders
 };
 
 void terminate(PGconn* admin, int pid) {
   exec_value(admin, "SELECT pg_terminate_backend(" + std::to_string(pid) + ")");
 }
 
-/// One terminate of connection `index` of a watched variant; its latency in µs.
-double terminate_watched(PGconn* admin, Watched& w, int index) {
-  if (!w.tracker->wait_healthy(w.connections, 20s))
+/// One terminate of connection `index` of a watched variant: its latency in µs, and (where the
+/// tracker has a callback clock) when the loop callback that reported it began.
+struct WatchedSample {
+  double latency_us;
+  std::optional<double> woken_us;
+};
+
+WatchedSample terminate_watched(PGconn* admin, Watched& w, int index) {
+  if (!w.tracker->wait_healthy(w.healthy_total, 20s))
     throw std::runtime_error(w.name + ": not all connections healthy before a sample");
   const TrackedConnection before = w.tracker->connection(w.name, index);
   const Clock::time_point t0 = Clock::now();
@@ -77,7 +97,10 @@ double terminate_watched(PGconn* admin, Watched& w, int index) {
           },
           10s))
     throw std::runtime_error(w.name + ": a terminated connection was not reported down");
-  return micros(w.tracker->connection(w.name, index).last_down - t0);
+  const TrackedConnection after = w.tracker->connection(w.name, index);
+  WatchedSample sample{micros(after.last_down - t0), std::nullopt};
+  if (after.last_down_woken != Clock::time_point{}) sample.woken_us = micros(after.last_down_woken - t0);
+  return sample;
 }
 
 double terminate_floor(PGconn* admin, FloorWatcher& floor, int index) {
@@ -165,47 +188,107 @@ class Poller {
 int main(int argc, char** argv) {
   set_bench_name("detection");
   const BenchArgs args(argc, argv,
-                       {"samples", "connections", "stops", "poll-samples", "daemon", "daemon-samples"});
+                       {"samples", "connections", "stops", "poll-samples", "daemon", "daemon-samples", "settle",
+                        "bystanders"});
   const int samples = args.integer("samples", 100);
   const int connections = args.integer("connections", 100);
   const int stops = args.integer("stops", 3);
   const int poll_samples = args.integer("poll-samples", 10);
   const int daemon_samples = args.integer("daemon-samples", 30);
   const std::string daemon_binary = args.text("daemon", "");
+  const bool settle = args.integer("settle", 1) != 0;
+  const int bystanders = args.integer("bystanders", 0);
+  const std::string terminate_event =
+      bystanders > 0 ? "terminate_" + std::to_string(connections + bystanders) : "terminate";
   try {
-    raise_open_files(4 * connections + 200);
-    TestCluster cluster({{"max_connections = " + std::to_string(3 * connections + 50)}});
+    const std::int64_t files = raise_open_files(4 * connections + bystanders + 200);
+    if (files < 3 * connections + bystanders + 100)
+      throw std::runtime_error("open-files limit " + std::to_string(files) + " too low");
+    const auto cluster_owner = start_trusted_cluster(3 * connections + 50);
+    TestCluster& cluster = *cluster_owner;
     const PgConn admin = connect_blocking(admin_conninfo(cluster));
     exec_value(admin.get(), "SET log_statement = 'none'");
+    std::unique_ptr<PgBouncer> bouncer;
+    if (bystanders > 0)
+      bouncer = std::make_unique<PgBouncer>(
+          PgBouncerSettings{.server_port = cluster.port(), .server_user = kTrustedRole,
+                            .user = kTrustedRole, .max_clients = bystanders + 100});
+    const auto bystander_conninfo = [&] { return trusted_conninfo(bouncer->port(), "bench_det_idle"); };
+    FloorWatcher floor(cluster.conninfo("bench_det_floor"), connections);
 
     ConnectionTracker embedded_tracker;
     ConnectionTracker thread_tracker;
-    WatchdogOptions embedded_options;
-    embedded_options.observer = &embedded_tracker;
-    embedded_options.logger = quiet_logger();
-    LoopHost embedded(embedded_options);
-    WatchdogOptions thread_options;
-    thread_options.observer = &thread_tracker;
-    thread_options.logger = quiet_logger();
-    WatchdogThread on_thread(thread_options);
-    embedded.call([&](Watchdog& w) { w.add_target(watched_target(cluster, "embedded", connections)); });
-    on_thread.add_target(watched_target(cluster, "thread", connections));
-    FloorWatcher floor(cluster.conninfo("bench_det_floor"), connections);
-    std::vector<Watched> watched = {{"embedded", &embedded_tracker, connections},
-                                    {"thread", &thread_tracker, connections}};
-    for (Watched& w : watched)
-      if (!w.tracker->wait_healthy(connections, 60s))
-        throw std::runtime_error(w.name + ": connections did not come up");
-    note("watching " + std::to_string(connections) + " connections per watcher; " +
-         std::to_string(samples) + " terminate samples each");
+    std::unique_ptr<LoopHost> embedded;
+    std::unique_ptr<WatchdogThread> on_thread;
+    std::vector<Watched> watched;
+    const auto start_embedded = [&] {
+      WatchdogOptions options;
+      options.observer = &embedded_tracker;
+      options.logger = quiet_logger();
+      embedded = std::make_unique<LoopHost>(options);
+      TimingLoop& timing = embedded->timing();
+      embedded_tracker.set_callback_clock([&timing] { return timing.callback_began(); });
+      embedded->call([&](Watchdog& w) {
+        w.add_target(watched_target(cluster, "embedded", connections));
+        if (bouncer) add_connections(w, "embedded_idle", bystander_conninfo(), bystanders);
+      });
+      watched.push_back({"embedded", &embedded_tracker, connections, connections + bystanders});
+    };
+    const auto start_thread = [&] {
+      WatchdogOptions options;
+      options.observer = &thread_tracker;
+      options.logger = quiet_logger();
+      on_thread = std::make_unique<WatchdogThread>(options);
+      on_thread->add_target(watched_target(cluster, "thread", connections));
+      if (bouncer) add_connections(*on_thread, "thread_idle", bystander_conninfo(), bystanders);
+      watched.push_back({"thread", &thread_tracker, connections, connections + bystanders});
+    };
+    const auto all_healthy = [&](Clock::duration timeout) {
+      for (Watched& w : watched)
+        if (!w.tracker->wait_healthy(w.healthy_total, std::chrono::duration_cast<std::chrono::milliseconds>(timeout)))
+          throw std::runtime_error(w.name + ": not all connections healthy (" +
+                                   std::to_string(w.tracker->healthy_count()) + " of " +
+                                   std::to_string(w.healthy_total) + ")");
+    };
 
     // --- single terminate, interleaved --------------------------------------------------------
     std::map<std::string, std::vector<double>> terminate_us;
-    for (int i = 0; i < samples; ++i) {
-      const int index = i % connections;
-      terminate_us["floor"].push_back(terminate_floor(admin.get(), floor, index));
-      for (Watched& w : watched) terminate_us[w.name].push_back(terminate_watched(admin.get(), w, index));
+    const auto sample_terminates = [&] {
+      note("watching " + std::to_string(connections + bystanders) + " connections per watchdog (" +
+           std::to_string(bystanders) + " of them idle through PgBouncer); " +
+           std::to_string(samples) + " terminate samples each");
+      for (int i = 0; i < samples; ++i) {
+        const int index = i % connections;
+        if (settle) all_healthy(20s);
+        terminate_us["floor"].push_back(terminate_floor(admin.get(), floor, index));
+        for (Watched& w : watched) {
+          if (settle) all_healthy(20s);
+          const WatchedSample sample = terminate_watched(admin.get(), w, index);
+          terminate_us[w.name].push_back(sample.latency_us);
+          if (sample.woken_us) terminate_us[w.name + "_path"].push_back(sample.latency_us - *sample.woken_us);
+        }
+      }
+    };
+    if (bystanders > 0) {
+      // Two watchdogs of 10,000 connections do not fit in one process's descriptors here
+      // (20,000): each has its turn, the floor interleaved with both.
+      for (const auto& start : {std::function<void()>(start_embedded), std::function<void()>(start_thread)}) {
+        start();
+        all_healthy(300s);
+        sample_terminates();
+        embedded.reset();
+        on_thread.reset();
+        watched.clear();
+      }
+      for (const auto& [name, values] : terminate_us)
+        emit_samples(terminate_event + "." + name, values, "us",
+                     name == "floor" ? "the floor watches the terminated connections only" : "");
+      return 0;
     }
+    start_embedded();
+    start_thread();
+    all_healthy(60s);
+    sample_terminates();
 
     std::unique_ptr<DaemonWatch> daemon;
     if (daemon_binary.empty()) {
@@ -241,6 +324,7 @@ int main(int argc, char** argv) {
     // own time to end the backend). Measuring it for real would take 10 s a sample.
     const auto model = [&](const std::vector<double>& floor_us, double period_s) {
       std::vector<double> out;
+      if (floor_us.empty()) return out;
       std::uniform_real_distribution<double> wait(0.0, period_s * 1e6);
       for (int k = 0; k < 1000; ++k) out.push_back(wait(random) + floor_us[static_cast<std::size_t>(k) % floor_us.size()]);
       return out;
@@ -248,7 +332,9 @@ int main(int argc, char** argv) {
     terminate_us["poll_10s_model"] = model(terminate_us["floor"], 10);
     for (const auto& [name, values] : terminate_us)
       emit_samples("terminate." + name, values, "us",
-                   name == "poll_10s_model" ? "computed: uniform phase over 10 s + floor sample" : "");
+                   name == "poll_10s_model"  ? "computed: uniform phase over 10 s + floor sample"
+                   : name == "embedded_path" ? "loop callback start to on_down: the library's part"
+                                             : "");
 
     // --- the whole server going away -----------------------------------------------------------
     for (const ShutdownMode mode : {ShutdownMode::fast, ShutdownMode::immediate}) {

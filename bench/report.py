@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 
 # Figures each benchmark must produce (a prefix matches any size), when it ran at all.
@@ -19,7 +20,8 @@ EXPECTED = {
     "detection": ["terminate.floor.p50", "terminate.embedded.p50", "terminate.thread.p50",
                   "terminate.daemon.p50", "terminate.poll_1s.p50", "terminate.poll_10s_model.p50",
                   "stop_fast.floor.p50", "stop_fast.embedded.p50", "stop_fast.thread.p50",
-                  "stop_immediate.floor.p50", "stop_immediate.embedded.p50"],
+                  "stop_immediate.floor.p50", "stop_immediate.embedded.p50",
+                  "terminate.embedded_path.p50", "terminate_"],
     "idle": ["idle."],
     "statements": ["statements."],
     "storm": ["storm.trust.", "storm.scram."],
@@ -30,6 +32,13 @@ EXPECTED = {
 
 WATCHERS = ["floor", "embedded", "thread", "daemon", "poll_1s", "poll_1s_model", "poll_10s_model"]
 EVENTS = ["terminate", "stop_fast", "stop_immediate"]
+
+
+def events(names):
+    """EVENTS, and after `terminate` the runs with more watched connections (terminate_10000)."""
+    sized = sorted({n.split(".")[0] for n in names if re.match(r"terminate_\d+\.", n)},
+                   key=lambda e: int(e.split("_")[1]))
+    return EVENTS[:1] + sized + EVENTS[1:]
 
 
 def load(raw_dir):
@@ -100,13 +109,19 @@ def table(figures, skipped):
         lines.append("Detection latency, p50 / p99 (from the fault to the watcher knowing)")
         header = "| event | " + " | ".join(present) + " |"
         lines += [header, "|" + "---|" * (len(present) + 1)]
-        for event in EVENTS:
+        for event in events(det):
             cells = []
             for w in present:
                 p50 = det.get(f"{event}.{w}.p50", {}).get("value")
                 p99 = det.get(f"{event}.{w}.p99", {}).get("value")
                 cells.append("–" if p50 is None else f"{fmt(p50, 'us')} / {fmt(p99, 'us')}")
             lines.append(f"| {event} | " + " | ".join(cells) + " |")
+        for event in events(det):
+            p50 = det.get(f"{event}.embedded_path.p50", {}).get("value")
+            if p50 is not None:
+                p99 = det.get(f"{event}.embedded_path.p99", {}).get("value")
+                lines.append(f"{event}: the library's part of embedded (loop callback to on_down): "
+                             f"{fmt(p50, 'us')} / {fmt(p99, 'us')}")
         lines.append("")
     for bench in ["idle", "statements", "storm", "metrics", "scale"]:
         entries = figures.get(bench, {})
@@ -135,7 +150,7 @@ def plots(samples, figures, out_dir):
         return []
     written = []
     det = samples.get("detection", {})
-    for event in EVENTS:
+    for event in events(det):
         series = {w: det[f"{event}.{w}"]["samples"] for w in WATCHERS if f"{event}.{w}" in det}
         if not series:
             continue

@@ -22,6 +22,7 @@ void ConnectionTracker::on_healthy(const HealthyEvent& event) {
 
 void ConnectionTracker::on_down(const DownEvent& event) {
   const Clock::time_point now = Clock::now();  // first thing: this is the detection instant
+  const Clock::time_point woken = callback_began_ ? callback_began_() : Clock::time_point{};
   {
     const std::lock_guard lock(mutex_);
     TrackedConnection& c = slot(event.connection);
@@ -30,6 +31,7 @@ void ConnectionTracker::on_down(const DownEvent& event) {
     ++c.downs;
     ++downs_;
     c.last_down = now;
+    c.last_down_woken = woken;
     c.last_cause = event.cause;
   }
   changed_.notify_all();

@@ -27,11 +27,17 @@ struct TrackedConnection {
   bool healthy = false;
   int downs = 0;
   Clock::time_point last_down{};
+  /// When the loop callback that reported the last down began (set_callback_clock), else {}.
+  Clock::time_point last_down_woken{};
   Cause last_cause = Cause::closed;
 };
 
 class ConnectionTracker final : public Observer {
  public:
+  /// A clock of the loop thread that on_down reads too: when the callback now running began
+  /// (TimingLoop::callback_began). Set before the watchdog runs.
+  void set_callback_clock(std::function<Clock::time_point()> began) { callback_began_ = std::move(began); }
+
   void on_healthy(const HealthyEvent& event) override;
   void on_down(const DownEvent& event) override;
   void on_probe(const ProbeEvent& event) override;
@@ -58,6 +64,7 @@ class ConnectionTracker final : public Observer {
  private:
   TrackedConnection& slot(const ConnectionRef& ref);  // caller holds mutex_
 
+  std::function<Clock::time_point()> callback_began_;
   std::mutex mutex_;
   std::condition_variable changed_;
   std::map<std::string, std::vector<TrackedConnection>> connections_;  // by target

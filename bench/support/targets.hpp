@@ -2,7 +2,7 @@
 
 /// \file
 /// N connections as targets of at most 1000 connections each (a target's limit): "name0",
-/// "name1", ... all with the same conninfo. Runs on the loop thread (inside LoopHost::call).
+/// "name1", ... all with the same conninfo.
 
 #include <algorithm>
 #include <functional>
@@ -14,9 +14,10 @@ namespace pgwd::bench {
 
 inline constexpr int kConnectionsPerTarget = 1000;
 
-inline void add_connections(Watchdog& watchdog, const std::string& name, const std::string& conninfo,
-                            int connections,
-                            const std::function<void(TargetOptions&)>& customize = {}) {
+/// `watchdog` is a Watchdog (on its loop thread) or a WatchdogThread (from any thread).
+template <typename AnyWatchdog>
+void add_connections(AnyWatchdog& watchdog, const std::string& name, const std::string& conninfo,
+                     int connections, const std::function<void(TargetOptions&)>& customize = {}) {
   for (int first = 0, k = 0; first < connections; first += kConnectionsPerTarget, ++k) {
     TargetOptions target;
     target.name = name + std::to_string(k);

@@ -7,6 +7,10 @@
 /// server restarted on the other does not count. It also counts the callbacks (the loop's
 /// wake-ups on the watchdog's behalf). Nested callbacks are counted once, in the outermost.
 ///
+/// It also keeps the instant the outermost callback now running began (callback_began()): an
+/// observer called from inside it can split "fault to the watchdog knowing" into the loop's
+/// wake-up and the library's own path from readiness to the observer.
+///
 /// Everything but post() runs on the loop thread; the figures are atomics, readable anywhere.
 
 #include <atomic>
@@ -42,6 +46,9 @@ class TimingLoop final : public Loop {
   }
   /// Thread-safe (a measurement window starts from another thread).
   void reset() noexcept;
+  /// When the outermost callback now running began (steady_clock). Loop thread only, from
+  /// inside a callback.
+  std::chrono::steady_clock::time_point callback_began() const noexcept { return began_; }
 
   /// Runs `body` as one measured callback; public for the wrappers in the .cpp.
   template <typename F>
@@ -52,6 +59,7 @@ class TimingLoop final : public Loop {
 
   Loop& inner_;
   int depth_ = 0;  // loop thread only
+  std::chrono::steady_clock::time_point began_{};  // loop thread only
   std::atomic<std::uint64_t> callbacks_{0};
   std::atomic<std::int64_t> longest_cpu_ns_{0};
   std::atomic<std::int64_t> total_cpu_ns_{0};
@@ -66,6 +74,7 @@ void TimingLoop::measured(F&& body) {
     return;
   }
   ++depth_;
+  began_ = std::chrono::steady_clock::now();
   const std::int64_t start = thread_cpu_ns();
   try {
     body();
