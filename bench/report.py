@@ -207,10 +207,24 @@ def main():
     parser.add_argument("--mode", default="full")
     parser.add_argument("--seconds", type=int, default=0)
     parser.add_argument("--commit", default="unknown")
+    parser.add_argument("--previous", help="an earlier latest.json: the benchmarks that did not "
+                        "run now keep its figures (scripts/bench --only)")
     args = parser.parse_args()
     figures, samples, skipped, problems = load(args.raw)
     ran = [os.path.basename(p)[:-6] for p in glob.glob(os.path.join(args.raw, "*.jsonl"))]
     problems += check(ran, figures, skipped)
+    kept = {}
+    if args.previous and os.path.exists(args.previous):
+        with open(args.previous) as f:
+            previous = json.load(f)
+        for bench in set(previous.get("figures", {})) | set(previous.get("skipped", {})):
+            if bench in ran:
+                continue
+            for mine, theirs in ((figures, "figures"), (samples, "samples"), (skipped, "skipped")):
+                if bench in previous.get(theirs, {}):
+                    mine[bench] = previous[theirs][bench]
+            kept[bench] = previous.get("meta", {}).get("kept", {}).get(bench) or {
+                k: previous.get("meta", {}).get(k) for k in ("commit", "date", "mode")}
     text = table(figures, skipped)
     print(text)
     with open(os.path.join(args.out, "latest.txt"), "w") as f:
@@ -221,6 +235,7 @@ def main():
             "mode": args.mode, "commit": args.commit, "seconds": args.seconds,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "cpus": os.cpu_count(), "machine": platform.machine(), "kernel": platform.release(),
+            "ran": sorted(ran), "kept": kept,
         },
         "figures": figures, "samples": samples, "skipped": skipped, "problems": problems,
         "plots": [os.path.basename(p) for p in written],
