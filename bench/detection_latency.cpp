@@ -40,8 +40,8 @@
 #include "support/process_stats.hpp"
 #include "support/quiet_logger.hpp"
 #include "support/raw_connection.hpp"
-#include "support/test_cluster.hpp"
 #include "support/targets.hpp"
+#include "support/test_cluster.hpp"
 #include "support/trusted_cluster.hpp"
 
 using namespace std::chrono_literals;
@@ -92,14 +92,16 @@ WatchedSample terminate_watched(PGconn* admin, Watched& w, int index) {
   const Clock::time_point t0 = Clock::now();
   terminate(admin, before.backend_pid);
   if (!w.tracker->wait_until(
-          w.name, [&](const std::vector<TrackedConnection>& c) {
+          w.name,
+          [&](const std::vector<TrackedConnection>& c) {
             return c[static_cast<std::size_t>(index)].downs > before.downs;
           },
           10s))
     throw std::runtime_error(w.name + ": a terminated connection was not reported down");
   const TrackedConnection after = w.tracker->connection(w.name, index);
   WatchedSample sample{micros(after.last_down - t0), std::nullopt};
-  if (after.last_down_woken != Clock::time_point{}) sample.woken_us = micros(after.last_down_woken - t0);
+  if (after.last_down_woken != Clock::time_point{})
+    sample.woken_us = micros(after.last_down_woken - t0);
   return sample;
 }
 
@@ -118,16 +120,20 @@ double terminate_floor(PGconn* admin, FloorWatcher& floor, int index) {
 class DaemonWatch {
  public:
   DaemonWatch(const std::string& binary, const TestCluster& cluster)
-      : daemon_(binary, "defaults:\n  backoff_initial: 20ms\n  backoff_max: 500ms\ntargets:\n"
-                        "  - name: daemon\n    dsn: \"" +
-                            cluster.conninfo("bench_det_daemon") + "\"\n") {}
+      : daemon_(binary,
+                "defaults:\n  backoff_initial: 20ms\n  backoff_max: 500ms\ntargets:\n"
+                "  - name: daemon\n    dsn: \"" +
+                    cluster.conninfo("bench_det_daemon") + "\"\n") {}
 
   double disconnects() const {
     return metric_sum(daemon_.scrape(), "pgwatchdog_disconnects_total", "target=\"daemon\"");
   }
-  bool up() const { return metric_sum(daemon_.scrape(), "pgwatchdog_up", "target=\"daemon\"") == 1; }
+  bool up() const {
+    return metric_sum(daemon_.scrape(), "pgwatchdog_up", "target=\"daemon\"") == 1;
+  }
   /// Scrapes back to back until the count passes `before`; the end of that scrape, or nullopt.
-  std::optional<Clock::time_point> scrape_until_more_than(double before, Clock::duration timeout) const {
+  std::optional<Clock::time_point> scrape_until_more_than(double before,
+                                                          Clock::duration timeout) const {
     const Clock::time_point deadline = Clock::now() + timeout;
     while (Clock::now() < deadline) {
       const double now_count = disconnects();
@@ -188,8 +194,8 @@ class Poller {
 int main(int argc, char** argv) {
   set_bench_name("detection");
   const BenchArgs args(argc, argv,
-                       {"samples", "connections", "stops", "poll-samples", "daemon", "daemon-samples", "settle",
-                        "bystanders"});
+                       {"samples", "connections", "stops", "poll-samples", "daemon",
+                        "daemon-samples", "settle", "bystanders"});
   const int samples = args.integer("samples", 100);
   const int connections = args.integer("connections", 100);
   const int stops = args.integer("stops", 3);
@@ -210,10 +216,13 @@ int main(int argc, char** argv) {
     exec_value(admin.get(), "SET log_statement = 'none'");
     std::unique_ptr<PgBouncer> bouncer;
     if (bystanders > 0)
-      bouncer = std::make_unique<PgBouncer>(
-          PgBouncerSettings{.server_port = cluster.port(), .server_user = kTrustedRole,
-                            .user = kTrustedRole, .max_clients = bystanders + 100});
-    const auto bystander_conninfo = [&] { return trusted_conninfo(bouncer->port(), "bench_det_idle"); };
+      bouncer = std::make_unique<PgBouncer>(PgBouncerSettings{.server_port = cluster.port(),
+                                                              .server_user = kTrustedRole,
+                                                              .user = kTrustedRole,
+                                                              .max_clients = bystanders + 100});
+    const auto bystander_conninfo = [&] {
+      return trusted_conninfo(bouncer->port(), "bench_det_idle");
+    };
     FloorWatcher floor(cluster.conninfo("bench_det_floor"), connections);
 
     ConnectionTracker embedded_tracker;
@@ -245,7 +254,8 @@ int main(int argc, char** argv) {
     };
     const auto all_healthy = [&](Clock::duration timeout) {
       for (Watched& w : watched)
-        if (!w.tracker->wait_healthy(w.healthy_total, std::chrono::duration_cast<std::chrono::milliseconds>(timeout)))
+        if (!w.tracker->wait_healthy(
+                w.healthy_total, std::chrono::duration_cast<std::chrono::milliseconds>(timeout)))
           throw std::runtime_error(w.name + ": not all connections healthy (" +
                                    std::to_string(w.tracker->healthy_count()) + " of " +
                                    std::to_string(w.healthy_total) + ")");
@@ -265,14 +275,16 @@ int main(int argc, char** argv) {
           if (settle) all_healthy(20s);
           const WatchedSample sample = terminate_watched(admin.get(), w, index);
           terminate_us[w.name].push_back(sample.latency_us);
-          if (sample.woken_us) terminate_us[w.name + "_path"].push_back(sample.latency_us - *sample.woken_us);
+          if (sample.woken_us)
+            terminate_us[w.name + "_path"].push_back(sample.latency_us - *sample.woken_us);
         }
       }
     };
     if (bystanders > 0) {
       // Two watchdogs of 10,000 connections do not fit in one process's descriptors here
       // (20,000): each has its turn, the floor interleaved with both.
-      for (const auto& start : {std::function<void()>(start_embedded), std::function<void()>(start_thread)}) {
+      for (const auto& start :
+           {std::function<void()>(start_embedded), std::function<void()>(start_thread)}) {
         start();
         all_healthy(300s);
         sample_terminates();
@@ -299,8 +311,10 @@ int main(int argc, char** argv) {
       for (int i = 0; i < daemon_samples; ++i) {
         const double before = daemon->disconnects();
         const std::string pid = exec_value(
-            admin.get(), "SELECT pid FROM pg_stat_activity WHERE application_name = 'bench_det_daemon'");
-        if (pid.empty()) throw std::runtime_error("daemon: its connection is not in pg_stat_activity");
+            admin.get(),
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'bench_det_daemon'");
+        if (pid.empty())
+          throw std::runtime_error("daemon: its connection is not in pg_stat_activity");
         const Clock::time_point t0 = Clock::now();
         terminate(admin.get(), std::stoi(pid));
         const auto seen = daemon->scrape_until_more_than(before, 10s);
@@ -326,7 +340,8 @@ int main(int argc, char** argv) {
       std::vector<double> out;
       if (floor_us.empty()) return out;
       std::uniform_real_distribution<double> wait(0.0, period_s * 1e6);
-      for (int k = 0; k < 1000; ++k) out.push_back(wait(random) + floor_us[static_cast<std::size_t>(k) % floor_us.size()]);
+      for (int k = 0; k < 1000; ++k)
+        out.push_back(wait(random) + floor_us[static_cast<std::size_t>(k) % floor_us.size()]);
       return out;
     };
     terminate_us["poll_10s_model"] = model(terminate_us["floor"], 10);
@@ -353,13 +368,15 @@ int main(int argc, char** argv) {
         std::thread scraper;
         const Clock::time_point t0 = Clock::now();
         if (daemon)
-          scraper = std::thread([&] { daemon_seen = daemon->scrape_until_more_than(daemon_before, 30s); });
+          scraper = std::thread(
+              [&] { daemon_seen = daemon->scrape_until_more_than(daemon_before, 30s); });
         cluster.stop(mode);
         for (std::size_t v = 0; v < watched.size(); ++v) {
           Watched& w = watched[v];
           const auto& b = before[v];
           if (!w.tracker->wait_until(
-                  w.name, [&](const std::vector<TrackedConnection>& c) {
+                  w.name,
+                  [&](const std::vector<TrackedConnection>& c) {
                     for (std::size_t k = 0; k < b.size(); ++k)
                       if (c[k].downs <= b[k].downs) return false;
                     return true;
@@ -372,7 +389,8 @@ int main(int argc, char** argv) {
         std::vector<Clock::time_point> floor_seen;
         if (!floor.wait_all_detected(30s, floor_seen))
           throw std::runtime_error("floor: not every socket saw the server stop");
-        for (const Clock::time_point& when : floor_seen) stop_us["floor"].push_back(micros(when - t0));
+        for (const Clock::time_point& when : floor_seen)
+          stop_us["floor"].push_back(micros(when - t0));
         if (scraper.joinable()) {
           scraper.join();
           if (!daemon_seen) throw std::runtime_error("daemon: the stop never showed in /metrics");

@@ -61,7 +61,8 @@ void ConnectionTracker::on_connect_failed(const ConnectFailedEvent&) {
   changed_.notify_all();
 }
 
-bool ConnectionTracker::wait_connect_failures(std::uint64_t count, std::chrono::milliseconds timeout) {
+bool ConnectionTracker::wait_connect_failures(std::uint64_t count,
+                                              std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   return changed_.wait_for(lock, timeout, [&] { return connect_failures_ >= count; });
 }

@@ -36,7 +36,9 @@ class ConnectionTracker final : public Observer {
  public:
   /// A clock of the loop thread that on_down reads too: when the callback now running began
   /// (TimingLoop::callback_began). Set before the watchdog runs.
-  void set_callback_clock(std::function<Clock::time_point()> began) { callback_began_ = std::move(began); }
+  void set_callback_clock(std::function<Clock::time_point()> began) {
+    callback_began_ = std::move(began);
+  }
 
   void on_healthy(const HealthyEvent& event) override;
   void on_down(const DownEvent& event) override;

@@ -58,7 +58,7 @@ class TimingLoop final : public Loop {
   void account(std::int64_t cpu_ns) noexcept;
 
   Loop& inner_;
-  int depth_ = 0;  // loop thread only
+  int depth_ = 0;                                  // loop thread only
   std::chrono::steady_clock::time_point began_{};  // loop thread only
   std::atomic<std::uint64_t> callbacks_{0};
   std::atomic<std::int64_t> longest_cpu_ns_{0};
