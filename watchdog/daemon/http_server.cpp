@@ -72,16 +72,28 @@ struct ResponseDeleter {
 };
 using Response = std::unique_ptr<MHD_Response, ResponseDeleter>;
 
-Response make_response(const HttpReply& reply) {
-  Response response(MHD_create_response_from_buffer(reply.body.size(),
-                                                    const_cast<char*>(reply.body.data()),
-                                                    MHD_RESPMEM_MUST_COPY));
-  if (response) MHD_add_response_header(response.get(), "Content-Type", reply.content_type.c_str());
+// What a response owns until libmicrohttpd has sent it and releases it.
+struct SentBody {
+  std::string body;
+  std::shared_ptr<const void> keep_until_sent;
+};
+
+void free_body(void* body) { delete static_cast<SentBody*>(body); }
+
+// The body is handed over to libmicrohttpd, not copied (a scrape is megabytes).
+Response make_response(HttpReply&& reply) {
+  auto body = std::make_unique<SentBody>(
+      SentBody{std::move(reply.body), std::move(reply.keep_until_sent)});
+  Response response(MHD_create_response_from_buffer_with_free_callback_cls(
+      body->body.size(), body->body.data(), &free_body, body.get()));
+  if (!response) return response;
+  (void)body.release();
+  MHD_add_response_header(response.get(), "Content-Type", reply.content_type.c_str());
   return response;
 }
 
-MHD_Result send(MHD_Connection* connection, const HttpReply& reply) {
-  const Response response = make_response(reply);
+MHD_Result send(MHD_Connection* connection, HttpReply&& reply) {
+  const Response response = make_response(std::move(reply));
   if (!response) return MHD_NO;
   return MHD_queue_response(connection, reply.status, response.get());
 }
