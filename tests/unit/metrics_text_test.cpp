@@ -9,6 +9,7 @@
 #include <prometheus/summary.h>
 #include <prometheus/text_serializer.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daemon/metrics_text.hpp"
@@ -25,6 +27,7 @@
 #include "metrics/target_metrics.hpp"
 
 using namespace std::chrono_literals;
+using pgwd::daemon::append_registry_text;
 using pgwd::daemon::append_text_exposition;
 
 namespace {
@@ -37,6 +40,13 @@ std::string ours(const std::vector<prometheus::MetricFamily>& families) {
 
 std::string theirs(const std::vector<prometheus::MetricFamily>& families) {
   return prometheus::TextSerializer().Serialize(families);
+}
+
+/// What /metrics serves: the registry read in place, without Collect().
+std::string live(const prometheus::Registry& registry) {
+  std::string out;
+  append_registry_text(registry, out);
+  return out;
 }
 
 /// One gauge family holding `values`, one series each.
@@ -85,7 +95,11 @@ TEST_CASE("exposition: the daemon's own registry is written as TextSerializer wr
     const std::string expected = theirs(collected);
     CHECK(expected.find("pgwatchdog_outage_seconds_bucket") != std::string::npos);
     CHECK(ours(collected) == expected);
+    CHECK(live(*registry) == expected);
   }
+  // Every series removed again (the targets and loops are gone): the families write nothing.
+  CHECK(live(*registry) == theirs(registry->Collect()));
+  CHECK(live(*registry).find("pgwatchdog_up") == std::string::npos);
 }
 
 TEST_CASE("exposition: every metric type, odd label values and empty families match") {
@@ -133,6 +147,7 @@ TEST_CASE("exposition: every metric type, odd label values and empty families ma
   CHECK(expected.find("+Inf") != std::string::npos);
   CHECK(expected.find("empty_total") == std::string::npos);
   CHECK(ours(collected) == expected);
+  CHECK(live(registry) == expected);
 }
 
 TEST_CASE("exposition: timestamps and an untyped family match") {
@@ -194,4 +209,36 @@ TEST_CASE("exposition: appends to what the buffer holds, and an empty registry w
   prometheus::BuildGauge().Name("g").Help("h").Register(registry).Add({}).Set(1);
   append_text_exposition(registry.Collect(), out);
   CHECK(out == "kept\n# HELP g h\n# TYPE g gauge\ng 1\n");
+  append_registry_text(prometheus::Registry{}, out);
+  append_registry_text(registry, out);
+  CHECK(out == "kept\n# HELP g h\n# TYPE g gauge\ng 1\n# HELP g h\n# TYPE g gauge\ng 1\n");
+}
+
+TEST_CASE("exposition: the registry is read safely while other threads add, change and remove" *
+          doctest::test_suite("thread")) {
+  // Run under TSan and ASan in CI: reading in place takes the mutexes Collect() takes.
+  prometheus::Registry registry;
+  auto& counters = prometheus::BuildCounter().Name("c_total").Help("h").Register(registry);
+  auto& histograms = prometheus::BuildHistogram().Name("h_seconds").Help("h").Register(registry);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int round = 0; !stop.load(); ++round) {
+      const std::string name = "s" + std::to_string(round % 50);
+      auto& counter = counters.Add({{"series", name}});
+      counter.Increment();
+      auto& histogram = histograms.Add({{"series", name}}, prometheus::Histogram::BucketBoundaries{1, 2});
+      histogram.Observe(round % 3);
+      if (round % 7 == 0) {
+        counters.Remove(&counter);
+        histograms.Remove(&histogram);
+      }
+    }
+  });
+  for (int scrape = 0; scrape < 200; ++scrape) {
+    const std::string text = live(registry);
+    CHECK((text.empty() || text.back() == '\n'));
+  }
+  stop = true;
+  writer.join();
+  CHECK(live(registry) == theirs(registry.Collect()));
 }

@@ -33,16 +33,14 @@ HttpReply ready(const HealthState& health) {
   return {503, std::string(kText), why};
 }
 
-// The registry in the text format. The body is reserved at the last scrape's size (plus some
-// room for new series), so that writing megabytes never reallocates and copies; the collected
-// series are freed after the body is sent (64,000 of them take milliseconds to free).
+// The registry in the text format, read straight from it (append_registry_text: no copy of
+// every series). The body is reserved at the last scrape's size plus some room for new series,
+// so that writing megabytes never reallocates and copies.
 HttpReply metrics(const prometheus::Registry& registry, std::atomic<std::size_t>& last_size) {
-  const auto families =
-      std::make_shared<const std::vector<prometheus::MetricFamily>>(registry.Collect());
-  HttpReply reply{200, "text/plain; version=0.0.4; charset=utf-8", {}, families};
+  HttpReply reply{200, "text/plain; version=0.0.4; charset=utf-8", {}};
   const std::size_t hint = last_size.load(std::memory_order_relaxed);
   reply.body.reserve(hint + hint / 8 + 4096);
-  append_text_exposition(*families, reply.body);
+  append_registry_text(registry, reply.body);
   last_size.store(reply.body.size(), std::memory_order_relaxed);
   return reply;
 }

@@ -72,20 +72,14 @@ struct ResponseDeleter {
 };
 using Response = std::unique_ptr<MHD_Response, ResponseDeleter>;
 
-// What a response owns until libmicrohttpd has sent it and releases it.
-struct SentBody {
-  std::string body;
-  std::shared_ptr<const void> keep_until_sent;
-};
+void free_body(void* body) { delete static_cast<std::string*>(body); }
 
-void free_body(void* body) { delete static_cast<SentBody*>(body); }
-
-// The body is handed over to libmicrohttpd, not copied (a scrape is megabytes).
+// The body is handed over to libmicrohttpd, not copied (a scrape is megabytes): it frees it once
+// the response is sent and released.
 Response make_response(HttpReply&& reply) {
-  auto body = std::make_unique<SentBody>(
-      SentBody{std::move(reply.body), std::move(reply.keep_until_sent)});
+  auto body = std::make_unique<std::string>(std::move(reply.body));
   Response response(MHD_create_response_from_buffer_with_free_callback_cls(
-      body->body.size(), body->body.data(), &free_body, body.get()));
+      body->size(), body->data(), &free_body, body.get()));
   if (!response) return response;
   (void)body.release();
   MHD_add_response_header(response.get(), "Content-Type", reply.content_type.c_str());

@@ -16,9 +16,6 @@ struct HttpReply {
   unsigned status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
-  /// Destroyed only once the body has been sent: what the body was made from, when freeing it
-  /// takes time the client need not wait for (a scrape's collected series, milliseconds).
-  std::shared_ptr<const void> keep_until_sent;
 };
 
 /// Answers a GET (or HEAD) for a path. Runs on the HTTP server's threads, several at once: it

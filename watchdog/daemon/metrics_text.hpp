@@ -4,6 +4,7 @@
 #include <vector>
 
 #include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
 
 namespace pgwd::daemon {
 
@@ -17,5 +18,12 @@ namespace pgwd::daemon {
 /// std::to_chars, several times faster. Pure function: thread-safe.
 void append_text_exposition(const std::vector<prometheus::MetricFamily>& families,
                             std::string& out);
+
+/// Appends what append_text_exposition(registry.Collect(), out) would, byte for byte, without
+/// Collect()'s copies of every series: read straight from the registry's families, holding the
+/// same mutexes in the same order as Collect() (the registry's throughout, each family's while
+/// it is written, each histogram's while it is read). See prometheus_internals.hpp for why and
+/// how. Thread-safe as Collect() is.
+void append_registry_text(const prometheus::Registry& registry, std::string& out);
 
 }  // namespace pgwd::daemon
