@@ -1,6 +1,8 @@
 // The daemon's text exposition writer (daemon/metrics_text.hpp) against prometheus-cpp's own
 // TextSerializer, byte for byte: on the registry the daemon really has (the library's families,
 // targets with events recorded), on odd values and labels, and on every metric type.
+#include "daemon/metrics_text.hpp"
+
 #include <doctest/doctest.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -21,7 +23,6 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/metrics_text.hpp"
 #include "metrics/loop_metrics.hpp"
 #include "metrics/metric_families.hpp"
 #include "metrics/target_metrics.hpp"
@@ -130,8 +131,8 @@ TEST_CASE("exposition: every metric type, odd label values and empty families ma
   gauges.Add({});  // a series without labels
   auto& histograms =
       prometheus::BuildHistogram().Name("latency_seconds").Help("a histogram").Register(registry);
-  auto& histogram = histograms.Add({{"target", "a"}}, prometheus::Histogram::BucketBoundaries{
-                                                          0.0005, 0.001, 0.1, 1, 2.5, 1e3});
+  auto& histogram = histograms.Add(
+      {{"target", "a"}}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.1, 1, 2.5, 1e3});
   for (double v : {0.0001, 0.0007, 0.05, 0.05, 3.0, 1e9}) histogram.Observe(v);
   histograms.Add({{"target", "b"}}, prometheus::Histogram::BucketBoundaries{});
   auto& summaries =
@@ -169,8 +170,20 @@ TEST_CASE("exposition: timestamps and an untyped family match") {
 }
 
 TEST_CASE("exposition: numbers are formatted as TextSerializer's %.16g, on many values") {
-  std::vector<double> values = {0,      1,      -1,     1e15 - 1, 1e15,     1e15 + 1, 1e16,
-                                1e16 + 2, 1e17, 1e-4,   1e-5,     123.456,  2.5e-300, 5e-324,
+  std::vector<double> values = {0,
+                                1,
+                                -1,
+                                1e15 - 1,
+                                1e15,
+                                1e15 + 1,
+                                1e16,
+                                1e16 + 2,
+                                1e17,
+                                1e-4,
+                                1e-5,
+                                123.456,
+                                2.5e-300,
+                                5e-324,
                                 std::numeric_limits<double>::max(),
                                 std::numeric_limits<double>::lowest(),
                                 std::numeric_limits<double>::denorm_min(),
@@ -180,9 +193,9 @@ TEST_CASE("exposition: numbers are formatted as TextSerializer's %.16g, on many 
     const std::uint64_t bits = random();
     double any;
     std::memcpy(&any, &bits, sizeof any);
-    values.push_back(any);                                            // any bit pattern at all
+    values.push_back(any);  // any bit pattern at all
     values.push_back(std::ldexp(static_cast<double>(random() % 1000000), -(i % 40)));  // fractions
-    values.push_back(static_cast<double>(random() >> (i % 64)));     // integers of every size
+    values.push_back(static_cast<double>(random() >> (i % 64)));  // integers of every size
   }
   const auto families = gauges_of(values);
   CHECK(ours(families) == theirs(families));
@@ -226,7 +239,8 @@ TEST_CASE("exposition: the registry is read safely while other threads add, chan
       const std::string name = "s" + std::to_string(round % 50);
       auto& counter = counters.Add({{"series", name}});
       counter.Increment();
-      auto& histogram = histograms.Add({{"series", name}}, prometheus::Histogram::BucketBoundaries{1, 2});
+      auto& histogram =
+          histograms.Add({{"series", name}}, prometheus::Histogram::BucketBoundaries{1, 2});
       histogram.Observe(round % 3);
       if (round % 7 == 0) {
         counters.Remove(&counter);

@@ -1,5 +1,6 @@
 #include "daemon/metrics_text.hpp"
 
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -40,8 +41,8 @@ void append_double(std::string& out, double value) {
       !(value == 0 && std::signbit(value)))
     written = std::to_chars(std::begin(digits), std::end(digits), static_cast<std::int64_t>(value));
   else
-    written = std::to_chars(std::begin(digits), std::end(digits), value,
-                            std::chars_format::general, kPrecision);
+    written = std::to_chars(std::begin(digits), std::end(digits), value, std::chars_format::general,
+                            kPrecision);
   out.append(digits, written.ptr);
 }
 
@@ -78,74 +79,88 @@ void append_help(std::string& out, std::string_view help) {
   out.append(help.substr(plain));
 }
 
-/// The extra label of a histogram bucket (`le`) or a summary quantile (`quantile`).
-struct ExtraLabel {
-  std::string_view name;
-  double value;
-};
-
-/// A series' labels as Collect() hands them out: constant labels first, then the series' own.
-struct CollectedLabels {
-  const std::vector<ClientMetric::Label>& labels;
-  bool empty() const noexcept { return labels.empty(); }
-  template <typename Visit>
-  void each(Visit&& visit) const {
-    for (const auto& label : labels) visit(label.name, label.value);
+// A series' labels, escaped and comma-separated (`a="x",b="y"`), rendered once per series:
+// a histogram writes them on each of its lines.
+void render_labels(std::string& text, const std::vector<ClientMetric::Label>& labels) {
+  text.clear();
+  for (const auto& label : labels) {
+    if (!text.empty()) text += ',';
+    text += label.name;
+    text += "=\"";
+    append_label_value(text, label.value);
+    text += '"';
   }
-};
+}
 
-/// A series' labels as a Family keeps them: the same two lists, in the same order.
-struct FamilyLabels {
-  const prometheus::Labels& constant;
-  const prometheus::Labels& own;
-  bool empty() const noexcept { return constant.empty() && own.empty(); }
-  template <typename Visit>
-  void each(Visit&& visit) const {
-    for (const auto& [name, value] : constant) visit(name, value);
-    for (const auto& [name, value] : own) visit(name, value);
-  }
-};
+// A Family's series: its constant labels, then the series' own, as Collect() lists them.
+void render_labels(std::string& text, const prometheus::Labels& constant,
+                   const prometheus::Labels& own) {
+  text.clear();
+  for (const auto* labels : {&constant, &own})
+    for (const auto& [name, value] : *labels) {
+      if (!text.empty()) text += ',';
+      text += name;
+      text += "=\"";
+      append_label_value(text, value);
+      text += '"';
+    }
+}
 
-/// What starts each line of one series: the family's name and the series' labels.
-template <typename Labels>
+/// What every line of one series starts with.
 struct Series {
   std::string_view name;
-  Labels labels;
+  std::string_view labels;  // rendered
   std::int64_t timestamp_ms = 0;
 };
 
+/// The extra label of a histogram bucket (`le="0.25"`) or a summary quantile, rendered.
+void render_extra(std::string& text, std::string_view name, double value) {
+  text.clear();
+  text += name;
+  text += "=\"";
+  append_double(text, value);
+  text += '"';
+}
+
+/// The `le` labels of one family's histograms, which share their bucket bounds: formatting a
+/// double takes longer than copying it, and a family has thousands of buckets.
+class BucketLabels {
+ public:
+  std::string_view of(std::size_t bucket, double upper_bound) {
+    if (bucket >= labels_.size()) labels_.resize(bucket + 1);
+    auto& [bound, text] = labels_[bucket];
+    // Bitwise: -0.0 == 0.0, but they print differently.
+    if (text.empty() ||
+        std::bit_cast<std::uint64_t>(bound) != std::bit_cast<std::uint64_t>(upper_bound)) {
+      bound = upper_bound;
+      render_extra(text, "le", upper_bound);
+    }
+    return text;
+  }
+
+ private:
+  std::vector<std::pair<double, std::string>> labels_;
+};
+
 // "name{labels} ": the part of a sample line before its value.
-template <typename Labels>
-void append_head(std::string& out, const Series<Labels>& series, std::string_view suffix = {},
-                 const ExtraLabel* extra = nullptr) {
+void append_head(std::string& out, const Series& series, std::string_view suffix = {},
+                 std::string_view extra = {}) {
   out += series.name;
   out += suffix;
-  if (series.labels.empty() && !extra) {
+  if (series.labels.empty() && extra.empty()) {
     out += ' ';
     return;
   }
   out += '{';
-  bool first = true;
-  series.labels.each([&](std::string_view name, std::string_view value) {
-    if (!first) out += ',';
-    first = false;
-    out += name;
-    out += "=\"";
-    append_label_value(out, value);
-    out += '"';
-  });
-  if (extra) {
-    if (!first) out += ',';
-    out += extra->name;
-    out += "=\"";
-    append_double(out, extra->value);
-    out += '"';
+  out += series.labels;
+  if (!extra.empty()) {
+    if (!series.labels.empty()) out += ',';
+    out += extra;
   }
   out += "} ";
 }
 
-template <typename Labels>
-void append_tail(std::string& out, const Series<Labels>& series) {
+void append_tail(std::string& out, const Series& series) {
   if (series.timestamp_ms != 0) {
     out += ' ';
     append_integer(out, series.timestamp_ms);
@@ -153,16 +168,13 @@ void append_tail(std::string& out, const Series<Labels>& series) {
   out += '\n';
 }
 
-template <typename Labels>
-void append_sample(std::string& out, const Series<Labels>& series, double value) {
+void append_sample(std::string& out, const Series& series, double value) {
   append_head(out, series);
   append_double(out, value);
   append_tail(out, series);
 }
 
-template <typename Labels>
-void append_count_and_sum(std::string& out, const Series<Labels>& series, std::uint64_t count,
-                          double sum) {
+void append_count_and_sum(std::string& out, const Series& series, std::uint64_t count, double sum) {
   append_head(out, series, "_count");
   append_integer(out, count);
   append_tail(out, series);
@@ -171,35 +183,32 @@ void append_count_and_sum(std::string& out, const Series<Labels>& series, std::u
   append_tail(out, series);
 }
 
-template <typename Labels>
-void append_summary(std::string& out, const Series<Labels>& series,
-                    const ClientMetric::Summary& summary) {
+void append_summary(std::string& out, const Series& series, const ClientMetric::Summary& summary) {
   append_count_and_sum(out, series, summary.sample_count, summary.sample_sum);
+  std::string label;
   for (const auto& quantile : summary.quantile) {
-    const ExtraLabel label{"quantile", quantile.quantile};
-    append_head(out, series, {}, &label);
+    render_extra(label, "quantile", quantile.quantile);
+    append_head(out, series, {}, label);
     append_double(out, quantile.value);
     append_tail(out, series);
   }
 }
 
-template <typename Labels>
-void append_histogram(std::string& out, const Series<Labels>& series,
-                      const ClientMetric::Histogram& histogram) {
+void append_histogram(std::string& out, const Series& series,
+                      const ClientMetric::Histogram& histogram, BucketLabels& le) {
   append_count_and_sum(out, series, histogram.sample_count, histogram.sample_sum);
   constexpr double kInf = std::numeric_limits<double>::infinity();
   double last = -kInf;
-  for (const auto& bucket : histogram.bucket) {
-    const ExtraLabel label{"le", bucket.upper_bound};
-    append_head(out, series, "_bucket", &label);
+  for (std::size_t i = 0; i < histogram.bucket.size(); ++i) {
+    const auto& bucket = histogram.bucket[i];
+    append_head(out, series, "_bucket", le.of(i, bucket.upper_bound));
     last = bucket.upper_bound;
     append_integer(out, bucket.cumulative_count);
     append_tail(out, series);
   }
   // prometheus-cpp's histograms end with a +Inf bucket already; one that did not gets it here.
   if (last != kInf) {
-    const ExtraLabel label{"le", kInf};
-    append_head(out, series, "_bucket", &label);
+    append_head(out, series, "_bucket", le.of(histogram.bucket.size(), kInf));
     append_integer(out, histogram.sample_count);
     append_tail(out, series);
   }
@@ -207,11 +216,16 @@ void append_histogram(std::string& out, const Series<Labels>& series,
 
 std::string_view type_name(MetricType type) {
   switch (type) {
-    case MetricType::Counter: return "counter";
-    case MetricType::Gauge: return "gauge";
-    case MetricType::Summary: return "summary";
-    case MetricType::Untyped: return "untyped";
-    case MetricType::Histogram: return "histogram";
+    case MetricType::Counter:
+      return "counter";
+    case MetricType::Gauge:
+      return "gauge";
+    case MetricType::Summary:
+      return "summary";
+    case MetricType::Untyped:
+      return "untyped";
+    case MetricType::Histogram:
+      return "histogram";
   }
   return "untyped";
 }
@@ -234,14 +248,27 @@ void append_family_head(std::string& out, std::string_view name, std::string_vie
 
 void append_collected_family(std::string& out, const MetricFamily& family) {
   append_family_head(out, family.name, family.help, family.type);
+  std::string labels;
+  BucketLabels le;
   for (const auto& metric : family.metric) {
-    const Series<CollectedLabels> series{family.name, {metric.label}, metric.timestamp_ms};
+    render_labels(labels, metric.label);
+    const Series series{family.name, labels, metric.timestamp_ms};
     switch (family.type) {
-      case MetricType::Counter: append_sample(out, series, metric.counter.value); break;
-      case MetricType::Gauge: append_sample(out, series, metric.gauge.value); break;
-      case MetricType::Untyped: append_sample(out, series, metric.untyped.value); break;
-      case MetricType::Summary: append_summary(out, series, metric.summary); break;
-      case MetricType::Histogram: append_histogram(out, series, metric.histogram); break;
+      case MetricType::Counter:
+        append_sample(out, series, metric.counter.value);
+        break;
+      case MetricType::Gauge:
+        append_sample(out, series, metric.gauge.value);
+        break;
+      case MetricType::Untyped:
+        append_sample(out, series, metric.untyped.value);
+        break;
+      case MetricType::Summary:
+        append_summary(out, series, metric.summary);
+        break;
+      case MetricType::Histogram:
+        append_histogram(out, series, metric.histogram, le);
+        break;
     }
   }
 }
@@ -251,14 +278,17 @@ template <typename T>
 void append_live_family(std::string& out, const prometheus::Family<T>& family) {
   namespace internals = prometheus_internals;
   const prometheus::Labels constant = family.GetConstantLabels();
+  std::string labels;
+  BucketLabels le;
   const std::lock_guard lock(internals::mutex_of(family));
   const auto& all = internals::series_of(family);
   if (all.empty()) return;  // as Family::Collect(): no HELP or TYPE either
   append_family_head(out, family.GetName(), internals::help_of(family), T::metric_type);
-  for (const auto& [labels, metric] : all) {
-    const Series<FamilyLabels> series{family.GetName(), {constant, labels}};
+  for (const auto& [own, metric] : all) {
+    render_labels(labels, constant, own);
+    const Series series{family.GetName(), labels};
     if constexpr (std::is_same_v<T, prometheus::Histogram>)
-      append_histogram(out, series, metric->Collect().histogram);
+      append_histogram(out, series, metric->Collect().histogram, le);
     else if constexpr (std::is_same_v<T, prometheus::Summary>)
       append_summary(out, series, metric->Collect().summary);
     else

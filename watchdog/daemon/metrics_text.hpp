@@ -1,10 +1,10 @@
 #pragma once
 
-#include <string>
-#include <vector>
-
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
+
+#include <string>
+#include <vector>
 
 namespace pgwd::daemon {
 

@@ -51,7 +51,8 @@ template <typename T>
 using SeriesMap =
     std::unordered_map<prometheus::Labels, std::unique_ptr<T>, prometheus::detail::LabelHasher>;
 
-PGWD_EXPOSE_MEMBER(RegistryMutex, std::mutex prometheus::Registry::*, &prometheus::Registry::mutex_);
+PGWD_EXPOSE_MEMBER(RegistryMutex, std::mutex prometheus::Registry::*,
+                   &prometheus::Registry::mutex_);
 PGWD_EXPOSE_MEMBER(RegistryCounters, FamilyList<prometheus::Counter> prometheus::Registry::*,
                    &prometheus::Registry::counters_);
 PGWD_EXPOSE_MEMBER(RegistryGauges, FamilyList<prometheus::Gauge> prometheus::Registry::*,
@@ -70,7 +71,7 @@ PGWD_EXPOSE_MEMBER(RegistrySummaries, FamilyList<prometheus::Summary> prometheus
                      SeriesMap<prometheus::T> prometheus::Family<prometheus::T>::*,              \
                      &prometheus::Family<prometheus::T>::metrics_);                              \
   inline std::mutex& mutex_of(const prometheus::Family<prometheus::T>& family) {                 \
-    /* mutable in Family, which a pointer to member does not carry */                           \
+    /* mutable in Family, which a pointer to member does not carry */                            \
     return const_cast<std::mutex&>(family.*member_of(T##FamilyMutex{}));                         \
   }                                                                                              \
   inline const std::string& help_of(const prometheus::Family<prometheus::T>& family) {           \
