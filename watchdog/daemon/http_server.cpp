@@ -87,9 +87,10 @@ Response make_response(HttpReply&& reply) {
 }
 
 MHD_Result send(MHD_Connection* connection, HttpReply&& reply) {
+  const unsigned status = reply.status;
   const Response response = make_response(std::move(reply));
   if (!response) return MHD_NO;
-  return MHD_queue_response(connection, reply.status, response.get());
+  return MHD_queue_response(connection, status, response.get());
 }
 
 // Whether the client presented a certificate that the CA of client_ca_file signed (and that is
