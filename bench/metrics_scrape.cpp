@@ -1,7 +1,13 @@
 // /metrics of the daemon with T targets (one connection each): how long a scrape takes while
 // nothing happens and while connections churn (a backend terminated every 20 ms, so series
 // change and the loop is busy reconnecting), how big the exposition is, how many series it has,
-// and how many of them are histogram buckets.
+// and how many of them are histogram buckets; the same with per_target_histograms: false; and,
+// in this process on a registry of the same shape, where a scrape's time goes: prometheus-cpp's
+// Registry::Collect (copying every series), our text writer on its output, TextSerializer, and
+// what /metrics does now: the registry read in place (append_registry_text).
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -9,6 +15,10 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/metrics_text.hpp"
+#include "metrics/loop_metrics.hpp"
+#include "metrics/metric_families.hpp"
+#include "metrics/target_metrics.hpp"
 #include "support/bench_args.hpp"
 #include "support/bench_daemon.hpp"
 #include "support/figures.hpp"
@@ -26,8 +36,9 @@ namespace {
 
 double millis(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-std::string targets_yaml(int targets, int port) {
-  std::string yaml = "defaults:\n  backoff_initial: 50ms\n  backoff_max: 1s\ntargets:\n";
+std::string targets_yaml(int targets, int port, bool per_target_histograms = true) {
+  std::string yaml = per_target_histograms ? "" : "per_target_histograms: false\n";
+  yaml += "defaults:\n  backoff_initial: 50ms\n  backoff_max: 1s\ntargets:\n";
   for (int i = 0; i < targets; ++i)
     yaml += "  - name: t" + std::to_string(i) + "\n    dsn: \"" + trusted_conninfo(port, "bench_metrics") + "\"\n";
   return yaml;
@@ -39,6 +50,77 @@ long long bucket_series(const std::string& exposition) {
        at = exposition.find("_bucket{", at + 1))
     ++count;
   return count;
+}
+
+void wait_until_all_up(const BenchDaemon& daemon, int targets) {
+  const auto deadline = Clock::now() + 300s;
+  while (metric_sum(daemon.scrape(), "pgwatchdog_up") < targets) {
+    if (Clock::now() > deadline) throw std::runtime_error("not every target came up");
+    std::this_thread::sleep_for(50ms);  // the daemon is another process: poll its scrape
+  }
+}
+
+std::vector<double> timed_scrapes(const BenchDaemon& daemon, int count, std::string& body) {
+  std::vector<double> ms;
+  for (int i = 0; i < count; ++i) {
+    const Clock::time_point t0 = Clock::now();
+    body = daemon.scrape();
+    ms.push_back(millis(Clock::now() - t0));
+    std::this_thread::sleep_for(5ms);  // a scrape every ~5 ms plus its own time
+  }
+  return ms;
+}
+
+// The daemon's series for `targets` targets, with one probe and one outage each, in this process:
+// how long Registry::Collect, our writer and TextSerializer take on them (what /metrics does,
+// without HTTP).
+void breakdown(const std::string& prefix, int targets, int rounds) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  MetricFamilies families(*registry);
+  LoopMetrics loop(families, "daemon");
+  std::vector<std::unique_ptr<TargetMetrics>> series;
+  for (int i = 0; i < targets; ++i) {
+    series.push_back(std::make_unique<TargetMetrics>(families, "t" + std::to_string(i)));
+    series.back()->probed(ProbeResult::ok, std::chrono::microseconds(300 + i));
+    series.back()->outage(std::chrono::milliseconds(40 + i));
+  }
+  // One way after the other, each for all rounds: interleaved, each would run on the caches the
+  // previous one emptied.
+  std::vector<double> collect_ms, write_ms, serializer_ms, in_place_ms;
+  std::string in_place;
+  for (int round = 0; round < rounds; ++round) {
+    in_place.clear();
+    in_place.reserve(4u << 20);
+    const Clock::time_point t0 = Clock::now();
+    daemon::append_registry_text(*registry, in_place);
+    in_place_ms.push_back(millis(Clock::now() - t0));
+  }
+  std::string ours;
+  for (int round = 0; round < rounds; ++round) {
+    const Clock::time_point t0 = Clock::now();
+    const auto collected = registry->Collect();
+    const Clock::time_point t1 = Clock::now();
+    ours.clear();
+    ours.reserve(4u << 20);
+    daemon::append_text_exposition(collected, ours);
+    collect_ms.push_back(millis(t1 - t0));
+    write_ms.push_back(millis(Clock::now() - t1));
+  }
+  const auto collected = registry->Collect();
+  std::string theirs;
+  for (int round = 0; round < rounds; ++round) {
+    const Clock::time_point t0 = Clock::now();
+    theirs = prometheus::TextSerializer().Serialize(collected);
+    serializer_ms.push_back(millis(Clock::now() - t0));
+  }
+  if (ours != theirs || in_place != theirs)
+    throw std::runtime_error("the writer and TextSerializer disagree");
+  emit_samples(prefix + "inprocess.collect", collect_ms, "ms", "prometheus::Registry::Collect");
+  emit_samples(prefix + "inprocess.write", write_ms, "ms", "daemon::append_text_exposition");
+  emit_samples(prefix + "inprocess.text_serializer", serializer_ms, "ms",
+               "prometheus::TextSerializer, what /metrics used before");
+  emit_samples(prefix + "inprocess.in_place", in_place_ms, "ms",
+               "daemon::append_registry_text, what /metrics does now");
 }
 
 }  // namespace
@@ -54,25 +136,24 @@ int main(int argc, char** argv) {
     if (daemon_binary.empty()) throw std::runtime_error("--daemon PATH is required");
     raise_open_files(2 * targets + 500);
     const auto cluster = start_trusted_cluster(targets + 50, {"log_statement = 'none'"});
-    BenchDaemon daemon(daemon_binary, targets_yaml(targets, cluster->port()));
-    const auto deadline = Clock::now() + 300s;
-    while (metric_sum(daemon.scrape(), "pgwatchdog_up") < targets) {
-      if (Clock::now() > deadline) throw std::runtime_error("not every target came up");
-      std::this_thread::sleep_for(50ms);  // the daemon is another process: poll its scrape
-    }
-
-    const auto timed_scrapes = [&](int count) {
-      std::vector<double> ms;
+    breakdown(prefix, targets, std::max(10, scrapes / 10));
+    {
+      BenchDaemon shared(daemon_binary, targets_yaml(targets, cluster->port(), false));
+      wait_until_all_up(shared, targets);
       std::string body;
-      for (int i = 0; i < count; ++i) {
-        const Clock::time_point t0 = Clock::now();
-        body = daemon.scrape();
-        ms.push_back(millis(Clock::now() - t0));
-        std::this_thread::sleep_for(5ms);  // a scrape every ~5 ms plus its own time
-      }
-      return std::pair(ms, body);
-    };
-    const auto [idle_ms, idle_body] = timed_scrapes(std::max(10, scrapes / 5));
+      emit_samples(prefix + "shared_histograms.scrape_idle",
+                   timed_scrapes(shared, std::max(10, scrapes / 5), body), "ms",
+                   "per_target_histograms: false");
+      emit_value(prefix + "shared_histograms.size_bytes", static_cast<double>(body.size()), "B");
+      emit_value(prefix + "shared_histograms.series", static_cast<double>(series_count(body)), "1");
+      emit_value(prefix + "shared_histograms.histogram_bucket_series",
+                 static_cast<double>(bucket_series(body)), "1");
+    }
+    BenchDaemon daemon(daemon_binary, targets_yaml(targets, cluster->port()));
+    wait_until_all_up(daemon, targets);
+
+    std::string idle_body;
+    const auto idle_ms = timed_scrapes(daemon, std::max(10, scrapes / 5), idle_body);
     emit_samples(prefix + "scrape_idle", idle_ms, "ms");
     emit_value(prefix + "size_bytes", static_cast<double>(idle_body.size()), "B");
     emit_value(prefix + "series", static_cast<double>(series_count(idle_body)), "1");
@@ -92,7 +173,8 @@ int main(int argc, char** argv) {
       }
     });
     const Clock::time_point churn_start = Clock::now();
-    const auto [churn_ms, churn_body] = timed_scrapes(scrapes);
+    std::string churn_body;
+    const auto churn_ms = timed_scrapes(daemon, scrapes, churn_body);
     churning = false;
     churn.join();
     emit_samples(prefix + "scrape_churn", churn_ms, "ms", "one backend terminated every 20 ms");

@@ -88,8 +88,13 @@ TEST_CASE_FIXTURE(DaemonFixture,
   CHECK(waiter.run_until(
       [&] { return pgwd::testing::http_get("127.0.0.1", metrics_port, "/-/ready").status == 200; },
       10s));
-  CHECK(daemon->output().find("silent[0] connect attempt 1 failed: connect_timeout") !=
-        std::string::npos);
+  // The log line is written by the daemon's asynchronous logger: it may follow /-/ready.
+  CHECK(waiter.run_until(
+      [&] {
+        return daemon->output().find("silent[0] connect attempt 1 failed: connect_timeout") !=
+               std::string::npos;
+      },
+      10s));
 }
 
 TEST_CASE_FIXTURE(DaemonFixture,

@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 #include <prometheus/registry.h>
-#include <prometheus/text_serializer.h>
 
+#include <atomic>
+
+#include "daemon/metrics_text.hpp"
 #include "daemon/status_page.hpp"
 #include "pgwd/version.hpp"
 
@@ -31,14 +33,27 @@ HttpReply ready(const HealthState& health) {
   return {503, std::string(kText), why};
 }
 
+// The registry in the text format, read straight from it (append_registry_text: no copy of
+// every series). The body is reserved at the last scrape's size plus some room for new series,
+// so that writing megabytes never reallocates and copies.
+HttpReply metrics(const prometheus::Registry& registry, std::atomic<std::size_t>& last_size) {
+  HttpReply reply{200, "text/plain; version=0.0.4; charset=utf-8", {}};
+  const std::size_t hint = last_size.load(std::memory_order_relaxed);
+  reply.body.reserve(hint + hint / 8 + 4096);
+  append_registry_text(registry, reply.body);
+  last_size.store(reply.body.size(), std::memory_order_relaxed);
+  return reply;
+}
+
 }  // namespace
 
 HttpHandler daemon_routes(std::shared_ptr<prometheus::Registry> registry, const HealthState& health,
                           const StatusBoard& board) {
-  return [registry = std::move(registry), &health, &board](std::string_view path) -> HttpReply {
-    if (path == "/metrics")
-      return {200, "text/plain; version=0.0.4; charset=utf-8",
-              prometheus::TextSerializer().Serialize(registry->Collect())};
+  // Shared by the server's threads, and by copies of the handler.
+  auto last_size = std::make_shared<std::atomic<std::size_t>>(0);
+  return [registry = std::move(registry), last_size, &health,
+          &board](std::string_view path) -> HttpReply {
+    if (path == "/metrics") return metrics(*registry, *last_size);
     if (path == "/-/healthy") return healthy(health);
     if (path == "/-/ready") return ready(health);
     if (path == "/")

@@ -72,18 +72,25 @@ struct ResponseDeleter {
 };
 using Response = std::unique_ptr<MHD_Response, ResponseDeleter>;
 
-Response make_response(const HttpReply& reply) {
-  Response response(MHD_create_response_from_buffer(reply.body.size(),
-                                                    const_cast<char*>(reply.body.data()),
-                                                    MHD_RESPMEM_MUST_COPY));
-  if (response) MHD_add_response_header(response.get(), "Content-Type", reply.content_type.c_str());
+void free_body(void* body) { delete static_cast<std::string*>(body); }
+
+// The body is handed over to libmicrohttpd, not copied (a scrape is megabytes): it frees it once
+// the response is sent and released.
+Response make_response(HttpReply&& reply) {
+  auto body = std::make_unique<std::string>(std::move(reply.body));
+  Response response(MHD_create_response_from_buffer_with_free_callback_cls(
+      body->size(), body->data(), &free_body, body.get()));
+  if (!response) return response;
+  (void)body.release();
+  MHD_add_response_header(response.get(), "Content-Type", reply.content_type.c_str());
   return response;
 }
 
-MHD_Result send(MHD_Connection* connection, const HttpReply& reply) {
-  const Response response = make_response(reply);
+MHD_Result send(MHD_Connection* connection, HttpReply&& reply) {
+  const unsigned status = reply.status;
+  const Response response = make_response(std::move(reply));
   if (!response) return MHD_NO;
-  return MHD_queue_response(connection, reply.status, response.get());
+  return MHD_queue_response(connection, status, response.get());
 }
 
 // Whether the client presented a certificate that the CA of client_ca_file signed (and that is
