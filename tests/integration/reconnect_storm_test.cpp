@@ -231,7 +231,13 @@ void storm(WatchdogFixture& f, std::string_view auth) {
           ms(ready - restart_at), " ms; healthy again from ", ms(first_back - ready), " to ",
           ms(last_back - ready), " ms after pg_ctl reported it ready; worst outage ",
           ms(worst_outage), " ms");
-  CHECK(last_back - ready < kBackoffMax + 3s);
+  // What the watchdog answers for is its own time: the loop thread's wait for a CPU during the
+  // storm (the server's backends and other builds share the 2 cores; measured up to seconds
+  // under load) is added to the bound rather than failing the test for the machine's load.
+  const auto waited_for_cpu = storm_stat.waiting - before_storm.waiting;
+  MESSAGE(auth, ": the loop thread waited ", ms(waited_for_cpu),
+          " ms for a CPU during the storm (added to the bound)");
+  CHECK(last_back - ready < kBackoffMax + 3s + waited_for_cpu);
   CHECK(f.observer.healthy.size() == 2 * n);
   CHECK(f.metric("pgwatchdog_up", {{"target", "storm"}}) == 1);
   CHECK(f.metric("pgwatchdog_connections", {{"target", "storm"}, {"state", "healthy"}}) == n);
