@@ -5,6 +5,7 @@
 #include <prometheus/text_serializer.h>
 
 #include "daemon/status_page.hpp"
+#include "metrics/scrape_guard.hpp"  // collect_guarded: waits out a family rebuild (reload)
 #include "pgwd/version.hpp"
 
 namespace pgwd::daemon {
@@ -38,7 +39,7 @@ HttpHandler daemon_routes(std::shared_ptr<prometheus::Registry> registry, const 
   return [registry = std::move(registry), &health, &board](std::string_view path) -> HttpReply {
     if (path == "/metrics")
       return {200, "text/plain; version=0.0.4; charset=utf-8",
-              prometheus::TextSerializer().Serialize(registry->Collect())};
+              prometheus::TextSerializer().Serialize(collect_guarded(*registry))};
     if (path == "/-/healthy") return healthy(health);
     if (path == "/-/ready") return ready(health);
     if (path == "/")
