@@ -137,10 +137,11 @@ class PGWD_EXPORT Watchdog {
   /// daemon's registry, whose every scrape waits on an internal guard, goes further: where that
   /// is cheaper, a family is rebuilt (the staying targets' series taken out and put back with
   /// their values), O(family size), and no scrape sees it.
-  /// The registry of an embedding host (WatchdogOptions::registry, or the private one) is
-  /// never rebuilt: its scrapes, through the host's own prometheus::Exposer or Collect(), never
-  /// see a series of a staying target missing or a counter going back. Safe from an observer
-  /// callback. Returns how many targets were removed.
+  /// A host's registry is rebuilt likewise only if it is exposed through
+  /// pgwd::guarded_collectable() (pgwd/guarded_registry.hpp); otherwise never, so that its
+  /// scrapes (the host's prometheus::Exposer, or Collect()) never see a series of a staying
+  /// target missing or a counter going back. Either way the staying targets' values are kept
+  /// exactly. Safe from an observer callback. Returns how many targets were removed.
   std::size_t remove_targets(std::span<const std::string> names);
 
   std::vector<std::string> target_names() const;

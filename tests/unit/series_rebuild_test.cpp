@@ -21,6 +21,7 @@
 #include "metrics/scrape_guard.hpp"
 #include "metrics/series_sweep.hpp"
 #include "metrics/target_metrics.hpp"
+#include "pgwd/guarded_registry.hpp"
 #include "pgwd/watchdog.hpp"
 #include "support/fake_loop.hpp"
 #include "support/metrics_reader.hpp"
@@ -70,7 +71,9 @@ Samples of_targets(const Samples& all, const std::vector<std::string>& targets) 
   return out;
 }
 
-std::string name(int i) { return "t" + std::to_string(i); }
+std::string name(int i) {
+  return "t" + std::to_string(i);
+}
 
 /// Each target's series with values of its own (i), so that a series put back with another's
 /// value, or with none, shows.
@@ -242,7 +245,9 @@ TEST_CASE("target metrics: removing half, the staying targets keep every value, 
 TEST_CASE("watchdog: remove_targets on a guarded registry leaves another watchdog's series alone") {
   pgwd::testing::FakeLoop loop;
   auto registry = std::make_shared<prometheus::Registry>();
-  pgwd::ScrapeGuard::declare_guarded(registry);
+  CHECK_FALSE(pgwd::ScrapeGuard::guarded(*registry));
+  const auto exposed = pgwd::guarded_collectable(registry);  // what a host registers instead
+  CHECK(pgwd::ScrapeGuard::guarded(*registry));
   pgwd::TargetOptions o;
   o.conninfo = "host=127.0.0.1 port=1 dbname=x user=y";
   pgwd::Watchdog other(loop, pgwd::WatchdogOptions{.registry = registry, .logger = silent()});
@@ -267,15 +272,15 @@ TEST_CASE("watchdog: remove_targets on a guarded registry leaves another watchdo
   CHECK(of_targets(after, others) == of_targets(before, others));
   CHECK(of_targets(after, staying) == of_targets(before, staying));
   CHECK(of_targets(after, {"t0", "t1998"}).empty());
-  CHECK(metric_value(*registry, "pgwatchdog_connections", {{"target", "t1"}, {"state", "waiting"}}) ==
-        1);
+  CHECK(metric_value(*registry, "pgwatchdog_connections",
+                     {{"target", "t1"}, {"state", "waiting"}}) == 1);
   CHECK(w.target_names().size() == 1000);
   CHECK(w.remove_target("t1"));  // a moved series is found where it now is
   CHECK(metric_value(*registry, "pgwatchdog_up", {{"target", "t1"}}) == -1);
   o.name = "t0";  // a removed name can come back, with fresh series
   w.add_target(o);
-  CHECK(metric_value(*registry, "pgwatchdog_connections", {{"target", "t0"}, {"state", "waiting"}}) ==
-        1);
+  CHECK(metric_value(*registry, "pgwatchdog_connections",
+                     {{"target", "t0"}, {"state", "waiting"}}) == 1);
 }
 
 TEST_CASE("target metrics: a scrape through the guard, all along, never misses a staying series" *
@@ -316,4 +321,42 @@ TEST_CASE("target metrics: a scrape through the guard, all along, never misses a
   CHECK(scrapes.load() >= 3);
   CHECK_MESSAGE(bad.load() == 0, first_bad);
   CHECK(of_targets(samples_of(fleet.registry->Collect()), {"t0", "t2", "t4"}).empty());
+}
+
+TEST_CASE(
+    "watchdog: remove_targets while a host scrapes its guarded collectable on another thread" *
+    doctest::test_suite("thread")) {
+  pgwd::testing::FakeLoop loop;
+  auto registry = std::make_shared<prometheus::Registry>();
+  const auto exposed = pgwd::guarded_collectable(registry);
+  pgwd::Watchdog w(loop, pgwd::WatchdogOptions{.registry = registry, .logger = silent()});
+  pgwd::TargetOptions o;
+  o.conninfo = "host=127.0.0.1 port=1 dbname=x user=y";
+  std::vector<std::string> going, staying;
+  for (int i = 0; i < 1200; ++i) {
+    o.name = name(i);
+    w.add_target(o);
+    (i % 2 ? staying : going).push_back(o.name);
+  }
+  const Samples expected = of_targets(samples_of(exposed->Collect()), staying);
+  REQUIRE(expected.size() > 1200 / 2 * 20);
+  std::atomic<bool> done{false};
+  std::atomic<int> scrapes{0}, bad{0};
+  std::thread scraper([&] {
+    for (int after_done = 0; after_done < 3;) {
+      const bool was_done = done.load();
+      if (of_targets(samples_of(exposed->Collect()), staying) != expected) ++bad;
+      ++scrapes;
+      if (was_done) ++after_done;
+    }
+  });
+  for (std::size_t from = 0; from < going.size(); from += 200)  // in rounds, interleaving
+    CHECK(w.remove_targets(std::span(going).subspan(
+              from, std::min<std::size_t>(200, going.size() - from))) == 200);
+  done = true;
+  scraper.join();
+  CHECK(scrapes.load() >= 3);
+  CHECK(bad.load() == 0);
+  CHECK(w.target_names().size() == staying.size());
+  CHECK(of_targets(samples_of(exposed->Collect()), {"t0", "t2"}).empty());
 }

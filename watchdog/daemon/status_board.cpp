@@ -28,7 +28,8 @@ void StatusBoard::set_targets(const std::vector<TargetOptions>& targets) {
     status.name = options.name;
     // A restarted target (changed settings) starts its connections afresh.
     const auto count = static_cast<std::size_t>(std::max(options.connections, 1));
-    if (status.connections.size() != count) status.connections.assign(count, ConnectionState::waiting);
+    if (status.connections.size() != count)
+      status.connections.assign(count, ConnectionState::waiting);
     if (!status.up() && !status.down_since) status.down_since = now;
     if (!status.attempted) ++unattempted;
     next_index.emplace(options.name, next.size());

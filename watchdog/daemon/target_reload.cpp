@@ -43,8 +43,7 @@ std::vector<std::function<void()>> reload_steps(const ReloadPlan& plan, Watchdog
   std::vector<std::string> going = plan.remove;
   for (const TargetOptions& target : plan.restart) going.push_back(target.name);
   if (!going.empty())
-    steps.emplace_back(
-        [&watchdog, going = std::move(going)] { watchdog.remove_targets(going); });
+    steps.emplace_back([&watchdog, going = std::move(going)] { watchdog.remove_targets(going); });
   for (const TargetOptions& target : plan.restart)
     steps.emplace_back([&watchdog, target] { watchdog.add_target(target); });
   for (const TargetOptions& target : plan.add)

@@ -1,6 +1,14 @@
 #include "metrics/scrape_guard.hpp"
 
+#include <prometheus/collectable.h>
+
+#include <condition_variable>
+#include <cstdint>
 #include <map>
+#include <mutex>
+#include <stdexcept>
+
+#include "pgwd/guarded_registry.hpp"
 
 namespace pgwd {
 
@@ -8,7 +16,10 @@ namespace pgwd {
 /// address is not taken for this one.
 struct ScrapeGuard::Gate {
   std::weak_ptr<prometheus::Registry> registry;
-  std::mutex rebuilding;
+  std::mutex mutex;
+  std::condition_variable rebuilt;
+  std::size_t rebuilding = 0;    // rebuilds under way (several watchdogs may share a registry)
+  std::uint64_t generation = 0;  // counts every start and end of one
 };
 
 namespace {
@@ -47,19 +58,69 @@ bool ScrapeGuard::guarded(const prometheus::Registry& registry) {
   return live_gate(gates(), registry) != nullptr;
 }
 
-ScrapeGuard::ScrapeGuard(const prometheus::Registry& registry) {
-  {
-    const std::lock_guard lock(gates_mutex);
-    gate_ = live_gate(gates(), registry);
-  }
-  if (gate_) lock_ = std::unique_lock(gate_->rebuilding);
+namespace {
+
+std::shared_ptr<ScrapeGuard::Gate> gate_of(const prometheus::Registry& registry) {
+  const std::lock_guard lock(gates_mutex);
+  return live_gate(gates(), registry);
 }
 
-ScrapeGuard::~ScrapeGuard() = default;
+}  // namespace
+
+ScrapeGuard::ScrapeGuard(const prometheus::Registry& registry) : gate_(gate_of(registry)) {
+  if (!gate_) return;
+  const std::lock_guard lock(gate_->mutex);
+  ++gate_->rebuilding;
+  ++gate_->generation;
+}
+
+ScrapeGuard::~ScrapeGuard() {
+  if (!gate_) return;
+  {
+    const std::lock_guard lock(gate_->mutex);
+    --gate_->rebuilding;
+    ++gate_->generation;
+  }
+  gate_->rebuilt.notify_all();
+}
 
 std::vector<prometheus::MetricFamily> collect_guarded(const prometheus::Registry& registry) {
-  const ScrapeGuard guard(registry);
-  return registry.Collect();
+  const std::shared_ptr<ScrapeGuard::Gate> gate = gate_of(registry);
+  if (!gate) return registry.Collect();
+  for (;;) {
+    std::uint64_t before;
+    {
+      std::unique_lock lock(gate->mutex);
+      gate->rebuilt.wait(lock, [&] { return gate->rebuilding == 0; });
+      before = gate->generation;
+    }
+    std::vector<prometheus::MetricFamily> collected = registry.Collect();
+    const std::lock_guard lock(gate->mutex);
+    if (gate->generation == before) return collected;  // no rebuild began or ended meanwhile
+  }
+}
+
+namespace {
+
+class GuardedCollectable final : public prometheus::Collectable {
+ public:
+  explicit GuardedCollectable(std::shared_ptr<prometheus::Registry> registry)
+      : registry_(std::move(registry)) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    return collect_guarded(*registry_);
+  }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+};
+
+}  // namespace
+
+std::shared_ptr<prometheus::Collectable> guarded_collectable(
+    std::shared_ptr<prometheus::Registry> registry) {
+  if (!registry) throw std::invalid_argument("guarded_collectable: null registry");
+  ScrapeGuard::declare_guarded(registry);
+  return std::make_shared<GuardedCollectable>(std::move(registry));
 }
 
 }  // namespace pgwd

@@ -4,7 +4,6 @@
 #include <prometheus/registry.h>
 
 #include <memory>
-#include <mutex>
 #include <vector>
 
 namespace pgwd {
@@ -16,13 +15,17 @@ namespace pgwd {
 /// ordered (5,000 of 10,000 targets: over a minute). The linear way is to rebuild the family:
 /// take all of our series out in the family's own order (each found at once) and put the ones
 /// that stay back with their values (TargetMetrics::remove_together). While that runs, the
-/// series that stay are missing from the family; a scrape that collects through
-/// collect_guarded() waits for it (one family at a time, milliseconds) instead of seeing them
-/// missing. Series of other Watchdogs on the registry are never taken out.
+/// series that stay are missing from the family. A rebuild holds a ScrapeGuard; a scrape that
+/// collects through collect_guarded() never returns what it collected while one was held: it
+/// waits for the rebuild of that family to end and collects again. A generation count, not a
+/// lock held over the scrape: the loop must never wait for a scrape (one Collect of 10,000
+/// targets takes 0.6 s), only a scrape for the loop's rebuild of one family (milliseconds).
+/// Series of other Watchdogs on the registry are never taken out.
 ///
 /// Rebuilding happens only on a registry whose owner declared (declare_guarded) that every
-/// scrape of it goes through collect_guarded(): the daemon does. On any other registry, e.g. an
-/// embedding host's exposed with its own prometheus::Exposer, series are removed by the search,
+/// scrape of it goes through collect_guarded(): the daemon does, and so does a host that exposes
+/// pgwd::guarded_collectable() (pgwd/guarded_registry.hpp). On any other registry, e.g. one a
+/// host registers with its prometheus::Exposer as it is, series are removed by the search,
 /// which no scrape can see half done. Thread-safe.
 class ScrapeGuard {
  public:
@@ -31,7 +34,7 @@ class ScrapeGuard {
   /// Whether declare_guarded() was called for this registry (while it lives).
   static bool guarded(const prometheus::Registry& registry);
 
-  /// Held while a family of `registry` is rebuilt; a no-op guard if it is not guarded.
+  /// Held while a family of `registry` is rebuilt; does nothing if it is not guarded.
   explicit ScrapeGuard(const prometheus::Registry& registry);
   ~ScrapeGuard();
   ScrapeGuard(const ScrapeGuard&) = delete;
@@ -41,10 +44,10 @@ class ScrapeGuard {
 
  private:
   std::shared_ptr<Gate> gate_;
-  std::unique_lock<std::mutex> lock_;
 };
 
-/// registry.Collect(), never while a Watchdog on it is rebuilding a family (see ScrapeGuard).
+/// registry.Collect(), and none that overlapped a rebuild of one of its families (see
+/// ScrapeGuard): such a one is collected again once the rebuild is over.
 std::vector<prometheus::MetricFamily> collect_guarded(const prometheus::Registry& registry);
 
 }  // namespace pgwd

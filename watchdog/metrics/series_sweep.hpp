@@ -21,7 +21,7 @@
 
 namespace pgwd {
 
-/// Removes many series of one prometheus::Family at once, in O(family size + series removed).
+/// Removes many series of one prometheus::Family at once, in one pass over the family's order.
 ///
 /// Why: prometheus-cpp's Family::Remove(T*) searches the family's series from the first one on
 /// (1.0.1, family.cc: find_if over its unordered_map), so removing a fleet's series one by one

@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <type_traits>
 
+#include "metrics/scrape_guard.hpp"
 #include "metrics/series_sweep.hpp"
 
 namespace pgwd {
@@ -46,8 +48,9 @@ TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target
       probe_duration_(shared ? shared->probe_duration
                              : &families.probe_duration.Add(
                                    {{"target", target}}, MetricFamilies::probe_duration_buckets())),
-      outage_(shared ? shared->outage
-                     : &families.outage.Add({{"target", target}}, MetricFamilies::outage_buckets())),
+      outage_(shared
+                  ? shared->outage
+                  : &families.outage.Add({{"target", target}}, MetricFamilies::outage_buckets())),
       notifications_(&families.notifications.Add({{"target", target}})),
       notices_(&families.notices.Add({{"target", target}})) {
   for (std::size_t i = 0; i < kStates; ++i) {
@@ -198,10 +201,8 @@ TargetMetrics::Removal TargetMetrics::remove_together(std::span<TargetMetrics* c
   Sweeps sweeps;
   for (TargetMetrics* t : targets) {
     if (t->removed_ || t->families_.dropping()) continue;
-    t->each_series([&](auto& family, std::string_view label, std::string_view value,
-                       auto*& series, const auto*) {
-      sweeps.add(family, t->target_, label, value, series);
-    });
+    t->each_series([&](auto& family, std::string_view label, std::string_view value, auto*& series,
+                       const auto*) { sweeps.add(family, t->target_, label, value, series); });
     t->removed_ = true;
   }
   if (guarded)  // else nothing is rebuilt: the series that stay need not be known
@@ -212,6 +213,11 @@ TargetMetrics::Removal TargetMetrics::remove_together(std::span<TargetMetrics* c
         sweeps.keep(family, t->target_, label, value, &series, buckets);
       });
     }
+  // One window for every family: a guarded scrape (a Collect of the whole registry) that
+  // overlaps any rebuild is collected again, so one per family would make it collect in vain
+  // between each two.
+  std::optional<ScrapeGuard> window;
+  if (guarded) window.emplace(*guarded);
   return sweeps.run(guarded);
 }
 
