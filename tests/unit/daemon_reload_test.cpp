@@ -35,7 +35,8 @@ TEST_CASE("reload plan: removed and added and changed and unchanged targets are 
   CHECK(plan.unchanged == std::vector<std::string>{"a"});
 }
 
-TEST_CASE("reload steps: removed and restarted targets go in one step, then one per target added") {
+TEST_CASE(
+    "reload steps: removed and restarted targets go in one step and then one per target added") {
   pgwd::testing::FakeLoop loop;
   auto registry = std::make_shared<prometheus::Registry>();
   Watchdog watchdog(
