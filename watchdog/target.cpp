@@ -77,8 +77,9 @@ void Target::retire() {
   for (auto& c : connections_) c->stop();
 }
 
-void Target::retire_together(std::span<Target* const> targets, std::span<Target* const> staying,
-                             const prometheus::Registry* guarded) {
+TargetMetrics::Removal Target::retire_together(std::span<Target* const> targets,
+                                               std::span<Target* const> staying,
+                                               const prometheus::Registry* guarded) {
   auto metrics_of = [](std::span<Target* const> some) {
     std::vector<TargetMetrics*> metrics;
     metrics.reserve(some.size());
@@ -86,10 +87,10 @@ void Target::retire_together(std::span<Target* const> targets, std::span<Target*
       if (t->metrics_) metrics.push_back(t->metrics_.get());
     return metrics;
   };
-  TargetMetrics::remove_together(metrics_of(targets), guarded ? metrics_of(staying)
-                                                              : std::vector<TargetMetrics*>{},
-                                 guarded);
+  const TargetMetrics::Removal removal = TargetMetrics::remove_together(
+      metrics_of(targets), guarded ? metrics_of(staying) : std::vector<TargetMetrics*>{}, guarded);
   for (Target* t : targets) t->retire();
+  return removal;
 }
 
 std::vector<ConnectionState> Target::states() const {

@@ -35,9 +35,9 @@ class Target final : private ConnectionEvents {
   /// retire() for many targets at once, with their series removed together
   /// (TargetMetrics::remove_together: `staying` are the caller's other targets, `guarded` the
   /// registry if ScrapeGuard::guarded). Linear where retiring them one by one is quadratic.
-  static void retire_together(std::span<Target* const> targets,
-                              std::span<Target* const> staying = {},
-                              const prometheus::Registry* guarded = nullptr);
+  static TargetMetrics::Removal retire_together(std::span<Target* const> targets,
+                                                std::span<Target* const> staying = {},
+                                                const prometheus::Registry* guarded = nullptr);
 
   const std::string& name() const noexcept { return name_; }
   std::vector<ConnectionState> states() const;

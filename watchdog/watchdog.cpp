@@ -160,7 +160,11 @@ class Watchdog::Impl {
       for (const auto& t : targets_)
         if (by_name_.contains(t->name())) staying.push_back(t.get());
     }
-    Target::retire_together(doomed, staying, guarded);
+    const TargetMetrics::Removal removal = Target::retire_together(doomed, staying, guarded);
+    logger_->debug(
+        "removing {} target(s) together: {} metric famil(ies) rebuilt, {} series passed by "
+        "searches",
+        found.size(), removal.rebuilt, removal.visits);
     for (const auto& it : found) {
       logger_->info("target {}: removed", (*it)->name());
       std::unique_ptr<Target> removed = std::move(*it);
