@@ -92,14 +92,49 @@ std::optional<Clock::time_point> scrape_until(const BenchDaemon& daemon,
   return std::nullopt;
 }
 
-/// Sends SIGHUP and waits until the lag ticker has run a few times after it; the increase of
-/// the lag sum meanwhile (seconds), or nullopt.
-std::optional<double> reload_stall(BenchDaemon& daemon,
-                                   const std::function<bool(const std::string&)>& done,
-                                   Clock::duration timeout) {
+/// What the daemon's lag histogram says about a reload's window.
+struct Stall {
+  double loop_cpu;  ///< CPU time of the daemon's loop thread (its main thread) in the window
+  double lag_sum;  ///< increase of the lag sum: an upper bound of the stall (all lateness added)
+  /// The smallest bucket bound that every lateness in the window fitted under: an upper bound
+  /// of the longest single stall; nullopt if one went past the last bound.
+  std::optional<double> longest_at_most;
+};
+
+constexpr double kLagBounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+
+/// Seconds the thread has run on a CPU (/proc/PID/task/TID/schedstat, ns); -1 if unreadable.
+/// The daemon's loop is its main thread. Unlike the lag, what other processes on a loaded
+/// machine take from it does not count.
+double thread_cpu(int pid, int tid) {
+  std::ifstream schedstat("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) +
+                          "/schedstat");
+  double ns = -1;
+  schedstat >> ns;
+  return ns < 0 ? -1 : ns / 1e9;
+}
+
+std::map<double, double> lag_buckets(const std::string& body) {
+  std::map<double, double> counts;
+  for (const double bound : kLagBounds) {
+    char le[32];
+    std::snprintf(le, sizeof le, "le=\"%g\"", bound);
+    counts[bound] = metric_sum(body, "pgwatchdog_event_loop_lag_seconds_bucket", le);
+  }
+  return counts;
+}
+
+/// Sends SIGHUP and waits until the lag ticker has run a few times after it and `done` holds;
+/// the lag meanwhile, or nullopt.
+std::optional<Stall> reload_stall(BenchDaemon& daemon,
+                                  const std::function<bool(const std::string&)>& done,
+                                  Clock::duration timeout) {
   const std::string before = daemon.scrape(60s);
   const double sum_before = metric_sum(before, "pgwatchdog_event_loop_lag_seconds_sum");
   const double count_before = metric_sum(before, "pgwatchdog_event_loop_lag_seconds_count");
+  const auto buckets_before = lag_buckets(before);
+  const int pid = daemon.process().pid();
+  const double cpu_before = thread_cpu(pid, pid);
   daemon.process().send_signal(SIGHUP);
   const auto ok = scrape_until(
       daemon,
@@ -109,7 +144,27 @@ std::optional<double> reload_stall(BenchDaemon& daemon,
       },
       timeout);
   if (!ok) return std::nullopt;
-  return metric_sum(daemon.scrape(60s), "pgwatchdog_event_loop_lag_seconds_sum") - sum_before;
+  const double cpu_after = thread_cpu(pid, pid);
+  const std::string after = daemon.scrape(60s);
+  Stall stall{cpu_after - cpu_before,
+              metric_sum(after, "pgwatchdog_event_loop_lag_seconds_sum") - sum_before,
+              {}};
+  const double timers = metric_sum(after, "pgwatchdog_event_loop_lag_seconds_count") - count_before;
+  const auto buckets_after = lag_buckets(after);
+  for (const double bound : kLagBounds)
+    if (buckets_after.at(bound) - buckets_before.at(bound) >= timers) {
+      stall.longest_at_most = bound;
+      break;
+    }
+  return stall;
+}
+
+void emit_longest(const std::string& figure, const Stall& stall) {
+  if (stall.longest_at_most)
+    emit_value(figure, *stall.longest_at_most, "s",
+               "longest single loop lag in the window, at most (lag histogram bucket)");
+  else
+    emit_skipped(figure, "a loop lag longer than 2.5 s (the last bucket)");
 }
 
 }  // namespace
@@ -168,10 +223,13 @@ int main(int argc, char** argv) {
         emit_value("scale.scrape_s." + n, seconds(Clock::now() - scrape_start), "s");
         emit_value("scale.metrics_bytes." + n, static_cast<double>(body.size()), "B");
         const auto stall = reload_stall(daemon, [](const std::string&) { return true; }, 300s);
-        if (stall)
-          emit_value("scale.reload_unchanged_stall_s." + n, *stall, "s",
+        if (stall) {
+          emit_value("scale.reload_unchanged_stall_s." + n, stall->lag_sum, "s",
                      "SIGHUP, nothing changed: increase of the loop lag sum (upper bound of the stall)");
-        else
+          emit_longest("scale.reload_unchanged_longest_lag_s." + n, *stall);
+          emit_value("scale.reload_unchanged_loop_cpu_s." + n, stall->loop_cpu, "s",
+                     "CPU of the daemon's loop thread from SIGHUP to the reload done");
+        } else
           emit_skipped("scale.reload_unchanged_stall_s." + n, "the reload did not finish within 300 s");
         emit_value("scale.peak_rss_bytes." + n, peak_rss(daemon.process().pid()), "B");
         const Clock::time_point term = Clock::now();
@@ -197,7 +255,10 @@ int main(int argc, char** argv) {
         if (removed_stall) {
           emit_value("scale.remove_half_s." + n, seconds(Clock::now() - remove_start), "s",
                      "SIGHUP removing half the targets, until /metrics shows them gone");
-          emit_value("scale.remove_half_stall_s." + n, *removed_stall, "s");
+          emit_value("scale.remove_half_stall_s." + n, removed_stall->lag_sum, "s");
+          emit_longest("scale.remove_half_longest_lag_s." + n, *removed_stall);
+          emit_value("scale.remove_half_loop_cpu_s." + n, removed_stall->loop_cpu, "s",
+                     "CPU of the daemon's loop thread from SIGHUP to the targets gone");
         } else {
           emit_skipped("scale.remove_half_s." + n, "removing " + std::to_string(half) +
                                                        " targets did not finish within " +

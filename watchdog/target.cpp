@@ -77,13 +77,20 @@ void Target::retire() {
   for (auto& c : connections_) c->stop();
 }
 
-void Target::retire_together(std::span<Target* const> targets) {
-  std::vector<TargetMetrics*> metrics;
-  metrics.reserve(targets.size());
-  for (Target* t : targets)
-    if (t->metrics_) metrics.push_back(t->metrics_.get());
-  TargetMetrics::remove_together(metrics);
+TargetMetrics::Removal Target::retire_together(std::span<Target* const> targets,
+                                               std::span<Target* const> staying,
+                                               const prometheus::Registry* guarded) {
+  auto metrics_of = [](std::span<Target* const> some) {
+    std::vector<TargetMetrics*> metrics;
+    metrics.reserve(some.size());
+    for (Target* t : some)
+      if (t->metrics_) metrics.push_back(t->metrics_.get());
+    return metrics;
+  };
+  const TargetMetrics::Removal removal = TargetMetrics::remove_together(
+      metrics_of(targets), guarded ? metrics_of(staying) : std::vector<TargetMetrics*>{}, guarded);
   for (Target* t : targets) t->retire();
+  return removal;
 }
 
 std::vector<ConnectionState> Target::states() const {

@@ -32,9 +32,12 @@ class Target final : private ConnectionEvents {
   /// Stops reporting: no more events, logs or metric updates, and the metric series are removed.
   /// The connections stay open until the Target is destroyed (never inside one of its callbacks).
   void retire();
-  /// retire() for many targets at once, with their series removed together: linear in their
-  /// series where retiring them one by one is quadratic (TargetMetrics::remove_together).
-  static void retire_together(std::span<Target* const> targets);
+  /// retire() for many targets at once, with their series removed together
+  /// (TargetMetrics::remove_together: `staying` are the caller's other targets, `guarded` the
+  /// registry if ScrapeGuard::guarded). Linear where retiring them one by one is quadratic.
+  static TargetMetrics::Removal retire_together(std::span<Target* const> targets,
+                                                std::span<Target* const> staying = {},
+                                                const prometheus::Registry* guarded = nullptr);
 
   const std::string& name() const noexcept { return name_; }
   std::vector<ConnectionState> states() const;

@@ -17,6 +17,7 @@
 #include "lending/lending_ledger.hpp"
 #include "metrics/loop_metrics.hpp"
 #include "metrics/registry_share.hpp"
+#include "metrics/scrape_guard.hpp"
 #include "pgwd/adapters/libevent.hpp"
 #include "target.hpp"
 
@@ -137,6 +138,42 @@ class Watchdog::Impl {
     return true;
   }
 
+  std::size_t remove_targets(std::span<const std::string> names) {
+    std::vector<Targets::iterator> found;
+    found.reserve(names.size());
+    for (const std::string& name : names) {
+      const auto it = by_name_.find(name);
+      if (it == by_name_.end()) continue;  // unknown, or named twice
+      found.push_back(it->second);
+      by_name_.erase(it);
+    }
+    std::vector<Target*> doomed;
+    doomed.reserve(found.size());
+    for (const auto& it : found) doomed.push_back(it->get());
+    // Only a registry whose every scrape waits on the guard may have families rebuilt; the
+    // targets that stay must then be known, to follow their series.
+    const prometheus::Registry* guarded =
+        ScrapeGuard::guarded(*registry_) ? registry_.get() : nullptr;
+    std::vector<Target*> staying;
+    if (guarded) {
+      staying.reserve(by_name_.size());
+      for (const auto& t : targets_)
+        if (by_name_.contains(t->name())) staying.push_back(t.get());
+    }
+    const TargetMetrics::Removal removal = Target::retire_together(doomed, staying, guarded);
+    logger_->debug(
+        "removing {} target(s) together: {} metric famil(ies) rebuilt, {} series passed by "
+        "searches",
+        found.size(), removal.rebuilt, removal.visits);
+    for (const auto& it : found) {
+      logger_->info("target {}: removed", (*it)->name());
+      std::unique_ptr<Target> removed = std::move(*it);
+      targets_.erase(it);
+      loop_.delete_when_safe(std::move(removed));
+    }
+    return found.size();
+  }
+
   std::vector<std::string> target_names() const {
     std::vector<std::string> names;
     for (const auto& t : targets_) names.push_back(t->name());
@@ -228,6 +265,9 @@ void Watchdog::add_target(TargetOptions options) {
 }
 bool Watchdog::remove_target(std::string_view name) {
   return impl_->remove_target(name);
+}
+std::size_t Watchdog::remove_targets(std::span<const std::string> names) {
+  return impl_->remove_targets(names);
 }
 std::vector<std::string> Watchdog::target_names() const {
   return impl_->target_names();

@@ -1,7 +1,11 @@
 #include <doctest/doctest.h>
+#include <prometheus/registry.h>
+#include <spdlog/sinks/null_sink.h>
 
 #include "daemon/effective_config.hpp"
 #include "daemon/target_reload.hpp"
+#include "support/fake_loop.hpp"
+#include "support/metrics_reader.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
@@ -29,6 +33,33 @@ TEST_CASE("reload plan: removed and added and changed and unchanged targets are 
   REQUIRE(plan.restart.size() == 1);
   CHECK(plan.restart[0].heartbeat == 1s);
   CHECK(plan.unchanged == std::vector<std::string>{"a"});
+}
+
+TEST_CASE(
+    "reload steps: removed and restarted targets go in one step and then one per target added") {
+  pgwd::testing::FakeLoop loop;
+  auto registry = std::make_shared<prometheus::Registry>();
+  Watchdog watchdog(
+      loop, WatchdogOptions{.registry = registry,
+                            .logger = std::make_shared<spdlog::logger>(
+                                "silent", std::make_shared<spdlog::sinks::null_sink_mt>())});
+  const std::vector<TargetOptions> running = {target("a", "host=127.0.0.1 port=1"),
+                                              target("b", "host=127.0.0.1 port=1"),
+                                              target("c", "host=127.0.0.1 port=1")};
+  for (const TargetOptions& t : running) watchdog.add_target(t);
+  const ReloadPlan plan = plan_reload(
+      running, {target("a", "host=127.0.0.1 port=1"), target("b", "host=127.0.0.1 port=2"),
+                target("d", "host=127.0.0.1 port=1"), target("e", "host=127.0.0.1 port=1")});
+  const auto steps = reload_steps(plan, watchdog);
+  REQUIRE(steps.size() == 1 + 1 + 2);  // c and b's old half; b again; d; e
+  steps[0]();
+  CHECK(watchdog.target_names() == std::vector<std::string>{"a"});
+  CHECK(pgwd::testing::metric_value(*registry, "pgwatchdog_up", {{"target", "c"}}) == -1);
+  CHECK(pgwd::testing::metric_value(*registry, "pgwatchdog_up", {{"target", "a"}}) == 0);
+  for (std::size_t i = 1; i < steps.size(); ++i) steps[i]();
+  CHECK(watchdog.target_names() == std::vector<std::string>{"a", "b", "d", "e"});
+  CHECK(pgwd::testing::metric_value(*registry, "pgwatchdog_connections",
+                                    {{"target", "b"}, {"state", "waiting"}}) == 1);
 }
 
 TEST_CASE("reload plan: any difference in a target's settings restarts it") {

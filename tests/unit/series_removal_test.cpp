@@ -49,7 +49,7 @@ TEST_CASE("series sweep: removes exactly the series given, each found in iterati
     sweep.add({{"kind", "a"}, {"target", name}}, series[static_cast<std::size_t>(i)]);
     ++given;
   }
-  CHECK(sweep.run() == given);
+  CHECK(sweep.run().in_order == given);
   CHECK(series_in(registry, "sweep_test_total") == 5000 - given);
   CHECK(metric_value(registry, "sweep_test_total", {{"target", "t0"}, {"kind", "a"}}) == -1);
   CHECK(metric_value(registry, "sweep_test_total", {{"target", "t1"}, {"kind", "a"}}) == 0);
@@ -67,7 +67,7 @@ TEST_CASE("series sweep: a series added after the sweep read the family is remov
   family.Remove(&unknown_to_family);
   auto& late = family.Add({{"target", "late"}});
   sweep.add({{"target", "late"}}, &late);
-  CHECK(sweep.run() == 2);
+  CHECK(sweep.run().in_order == 2);
   CHECK(series_in(registry, "sweep_test") == 0);
 }
 
@@ -90,7 +90,7 @@ TEST_CASE("target metrics: removed together, every series of every target is fou
   std::vector<pgwd::TargetMetrics*> doomed;
   for (std::size_t i = 1; i < targets.size(); ++i) doomed.push_back(targets[i].get());
   const std::size_t per_target = all / targets.size();
-  CHECK(pgwd::TargetMetrics::remove_together(doomed) == per_target * doomed.size());
+  CHECK(pgwd::TargetMetrics::remove_together(doomed).in_order == per_target * doomed.size());
   CHECK(count_series() == per_target);
   CHECK(metric_value(*registry, "pgwatchdog_up", {{"target", "t0"}}) == 0);
   CHECK(metric_value(*registry, "pgwatchdog_up", {{"target", "t1"}}) == -1);

@@ -11,6 +11,7 @@
 #include "daemon/command_line.hpp"
 #include "daemon/config.hpp"
 #include "daemon/health_state.hpp"
+#include "daemon/target_reload.hpp"
 
 namespace spdlog {
 class logger;
@@ -56,7 +57,8 @@ class Daemon {
   /// changes are applied in steps of about kReloadStep, so the loop keeps serving meanwhile.
   void reload();
   void reload_web_config();
-  void reloaded(DaemonConfig wanted);
+  /// On the loop, with what the reader thread made of the file: `plan` against config_.
+  void reloaded(DaemonConfig wanted, ReloadPlan plan);
   void reload_failed(const std::string& why);
   static constexpr std::chrono::milliseconds kReloadStep{10};
   /// Runs queued reload steps for up to kReloadStep, then yields to the loop.

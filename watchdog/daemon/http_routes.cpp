@@ -7,6 +7,7 @@
 
 #include "daemon/metrics_text.hpp"
 #include "daemon/status_page.hpp"
+#include "metrics/scrape_guard.hpp"  // read_guarded: waits out a family rebuild (reload)
 #include "pgwd/version.hpp"
 
 namespace pgwd::daemon {
@@ -34,13 +35,18 @@ HttpReply ready(const HealthState& health) {
 }
 
 // The registry in the text format, read straight from it (append_registry_text: no copy of
-// every series). The body is reserved at the last scrape's size plus some room for new series,
+// every series), never half rebuilt (read_guarded). The body is reserved at the last scrape's size plus some room for new series,
 // so that writing megabytes never reallocates and copies.
 HttpReply metrics(const prometheus::Registry& registry, std::atomic<std::size_t>& last_size) {
   HttpReply reply{200, "text/plain; version=0.0.4; charset=utf-8", {}};
   const std::size_t hint = last_size.load(std::memory_order_relaxed);
   reply.body.reserve(hint + hint / 8 + 4096);
-  append_registry_text(registry, reply.body);
+  // A reload that removes targets may rebuild a family (metrics/scrape_guard.hpp): a scrape that
+  // overlapped it is written again, so that no staying series is ever missing from /metrics.
+  read_guarded(registry, [&] {
+    reply.body.clear();
+    append_registry_text(registry, reply.body);
+  });
   last_size.store(reply.body.size(), std::memory_order_relaxed);
   return reply;
 }

@@ -1,6 +1,7 @@
 #include "daemon/status_board.hpp"
 
 #include <algorithm>
+#include <unordered_map>
 
 namespace pgwd::daemon {
 
@@ -18,21 +19,24 @@ void StatusBoard::set_targets(const std::vector<TargetOptions>& targets) {
   const std::lock_guard lock(mutex_);
   std::vector<TargetStatus> next;
   next.reserve(targets.size());
+  std::unordered_map<std::string, std::size_t> next_index;
+  next_index.reserve(targets.size());
   std::size_t unattempted = 0;
   for (const TargetOptions& options : targets) {
-    const auto old = std::find_if(targets_.begin(), targets_.end(),
-                                  [&](const TargetStatus& t) { return t.name == options.name; });
     TargetStatus status;
-    if (old != targets_.end()) status = std::move(*old);
+    if (TargetStatus* old = find(options.name)) status = std::move(*old);
     status.name = options.name;
     // A restarted target (changed settings) starts its connections afresh.
     const auto count = static_cast<std::size_t>(std::max(options.connections, 1));
-    if (status.connections.size() != count) status.connections.assign(count, ConnectionState::waiting);
+    if (status.connections.size() != count)
+      status.connections.assign(count, ConnectionState::waiting);
     if (!status.up() && !status.down_since) status.down_since = now;
     if (!status.attempted) ++unattempted;
+    next_index.emplace(options.name, next.size());
     next.push_back(std::move(status));
   }
   targets_ = std::move(next);
+  index_ = std::move(next_index);
   unattempted_ = unattempted;
   if (unattempted_ == 0 && !readiness_latched_) {
     readiness_latched_ = true;
@@ -46,9 +50,8 @@ std::vector<TargetStatus> StatusBoard::snapshot() const {
 }
 
 TargetStatus* StatusBoard::find(const std::string& name) {
-  const auto it = std::find_if(targets_.begin(), targets_.end(),
-                               [&](const TargetStatus& t) { return t.name == name; });
-  return it == targets_.end() ? nullptr : &*it;
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &targets_[it->second];
 }
 
 void StatusBoard::attempted(TargetStatus& target) {

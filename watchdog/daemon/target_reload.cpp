@@ -39,14 +39,13 @@ ReloadPlan plan_reload(const std::vector<TargetOptions>& running,
 
 std::vector<std::function<void()>> reload_steps(const ReloadPlan& plan, Watchdog& watchdog) {
   std::vector<std::function<void()>> steps;
-  steps.reserve(plan.remove.size() + plan.restart.size() + plan.add.size());
-  for (const std::string& name : plan.remove)
-    steps.emplace_back([&watchdog, name] { watchdog.remove_target(name); });
+  steps.reserve(1 + plan.restart.size() + plan.add.size());
+  std::vector<std::string> going = plan.remove;
+  for (const TargetOptions& target : plan.restart) going.push_back(target.name);
+  if (!going.empty())
+    steps.emplace_back([&watchdog, going = std::move(going)] { watchdog.remove_targets(going); });
   for (const TargetOptions& target : plan.restart)
-    steps.emplace_back([&watchdog, target] {
-      watchdog.remove_target(target.name);
-      watchdog.add_target(target);
-    });
+    steps.emplace_back([&watchdog, target] { watchdog.add_target(target); });
   for (const TargetOptions& target : plan.add)
     steps.emplace_back([&watchdog, target] { watchdog.add_target(target); });
   return steps;

@@ -22,9 +22,11 @@ struct ReloadPlan {
 ReloadPlan plan_reload(const std::vector<TargetOptions>& running,
                        const std::vector<TargetOptions>& wanted);
 
-/// The steps that carry out a plan whose targets were all validated already, so none can fail:
-/// one per target (remove, restart or add), each to run on the watchdog's loop, in order. The
-/// caller may run them across several loop iterations.
+/// The steps that carry out a plan whose targets were all validated already, so none can fail,
+/// each to run on the watchdog's loop, in order; the caller may run them across several loop
+/// iterations. First one step that removes every target removed or restarted, together
+/// (Watchdog::remove_targets: one at a time is quadratic in the fleet), then one step per
+/// target added or restarted.
 std::vector<std::function<void()>> reload_steps(const ReloadPlan& plan, Watchdog& watchdog);
 
 /// Carries out a plan at once (every step of reload_steps, then the summary log line).

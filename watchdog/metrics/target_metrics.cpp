@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <type_traits>
 
+#include "metrics/scrape_guard.hpp"
 #include "metrics/series_sweep.hpp"
 
 namespace pgwd {
@@ -35,21 +37,22 @@ TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target
     : families_(families),
       target_(target),
       own_histograms_(shared == nullptr),
-      up_(families.up.Add({{"target", target}})),
-      in_hot_standby_(families.in_hot_standby.Add({{"target", target}})),
-      reconnect_success_(families.reconnects.Add({{"target", target}, {"result", "success"}})),
-      reconnect_failure_(families.reconnects.Add({{"target", target}, {"result", "failure"}})),
-      wakeups_(families.wakeups.Add({{"target", target}})),
-      probe_ok_(families.probes.Add({{"target", target}, {"result", "ok"}})),
-      probe_error_(families.probes.Add({{"target", target}, {"result", "error"}})),
-      probe_timeout_(families.probes.Add({{"target", target}, {"result", "timeout"}})),
-      probe_duration_(shared ? *shared->probe_duration
-                             : families.probe_duration.Add(
+      up_(&families.up.Add({{"target", target}})),
+      in_hot_standby_(&families.in_hot_standby.Add({{"target", target}})),
+      reconnect_success_(&families.reconnects.Add({{"target", target}, {"result", "success"}})),
+      reconnect_failure_(&families.reconnects.Add({{"target", target}, {"result", "failure"}})),
+      wakeups_(&families.wakeups.Add({{"target", target}})),
+      probe_ok_(&families.probes.Add({{"target", target}, {"result", "ok"}})),
+      probe_error_(&families.probes.Add({{"target", target}, {"result", "error"}})),
+      probe_timeout_(&families.probes.Add({{"target", target}, {"result", "timeout"}})),
+      probe_duration_(shared ? shared->probe_duration
+                             : &families.probe_duration.Add(
                                    {{"target", target}}, MetricFamilies::probe_duration_buckets())),
-      outage_(shared ? *shared->outage
-                     : families.outage.Add({{"target", target}}, MetricFamilies::outage_buckets())),
-      notifications_(families.notifications.Add({{"target", target}})),
-      notices_(families.notices.Add({{"target", target}})) {
+      outage_(shared
+                  ? shared->outage
+                  : &families.outage.Add({{"target", target}}, MetricFamilies::outage_buckets())),
+      notifications_(&families.notifications.Add({{"target", target}})),
+      notices_(&families.notices.Add({{"target", target}})) {
   for (std::size_t i = 0; i < kStates; ++i) {
     const auto state = static_cast<ConnectionState>(i);
     if (shown(state))
@@ -82,38 +85,41 @@ prometheus::Counter& TargetMetrics::disconnected_series(Cause cause) {
 
 TargetMetrics::~TargetMetrics() {
   if (removed_ || families_.dropping()) return;  // the latter: they go whole
-  each_series([](auto& family, std::string_view, std::string_view, auto* series) {
+  each_series([](auto& family, std::string_view, std::string_view, auto*& series, const auto*) {
     family.Remove(series);
   });
 }
 
 template <typename Visit>
 void TargetMetrics::each_series(Visit&& visit) {
-  // visit(family, name of the second label or empty, its value, series)
-  visit(families_.up, "", "", &up_);
-  visit(families_.in_hot_standby, "", "", &in_hot_standby_);
+  // visit(family, name of the second label or empty, its value, series slot, buckets or null)
+  using Buckets = prometheus::Histogram::BucketBoundaries;
+  const Buckets* none = nullptr;
+  visit(families_.up, "", "", up_, none);
+  visit(families_.in_hot_standby, "", "", in_hot_standby_, none);
   for (std::size_t i = 0; i < kStates; ++i)
     if (connections_[i])
       visit(families_.connections, "state", to_string(static_cast<ConnectionState>(i)),
-            connections_[i]);
+            connections_[i], none);
   for (std::size_t i = 0; i < kCauses; ++i) {
     const std::string_view cause = to_string(static_cast<Cause>(i));
-    if (disconnects_[i]) visit(families_.disconnects, "cause", cause, disconnects_[i]);
+    if (disconnects_[i]) visit(families_.disconnects, "cause", cause, disconnects_[i], none);
     if (connect_failures_[i])
-      visit(families_.connect_failures, "cause", cause, connect_failures_[i]);
+      visit(families_.connect_failures, "cause", cause, connect_failures_[i], none);
   }
-  visit(families_.reconnects, "result", "success", &reconnect_success_);
-  visit(families_.reconnects, "result", "failure", &reconnect_failure_);
-  visit(families_.wakeups, "", "", &wakeups_);
-  visit(families_.probes, "result", "ok", &probe_ok_);
-  visit(families_.probes, "result", "error", &probe_error_);
-  visit(families_.probes, "result", "timeout", &probe_timeout_);
+  visit(families_.reconnects, "result", "success", reconnect_success_, none);
+  visit(families_.reconnects, "result", "failure", reconnect_failure_, none);
+  visit(families_.wakeups, "", "", wakeups_, none);
+  visit(families_.probes, "result", "ok", probe_ok_, none);
+  visit(families_.probes, "result", "error", probe_error_, none);
+  visit(families_.probes, "result", "timeout", probe_timeout_, none);
   if (own_histograms_) {
-    visit(families_.probe_duration, "", "", &probe_duration_);
-    visit(families_.outage, "", "", &outage_);
+    visit(families_.probe_duration, "", "", probe_duration_,
+          &MetricFamilies::probe_duration_buckets());
+    visit(families_.outage, "", "", outage_, &MetricFamilies::outage_buckets());
   }
-  visit(families_.notifications, "", "", &notifications_);
-  visit(families_.notices, "", "", &notices_);
+  visit(families_.notifications, "", "", notifications_, none);
+  visit(families_.notices, "", "", notices_, none);
 }
 
 namespace {
@@ -124,26 +130,53 @@ class Sweeps {
   template <typename T>
   void add(prometheus::Family<T>& family, std::string_view target, std::string_view label,
            std::string_view value, T* series) {
-    auto& sweeps = of<T>();
-    auto it = sweeps.find(&family);
-    if (it == sweeps.end()) it = sweeps.try_emplace(&family, family).first;
+    SeriesSweep<T>& sweep = sweep_for(family);
     if (label.empty())
-      it->second.add({{"target", target}}, series);
+      sweep.add({{"target", target}}, series);
     else
-      it->second.add({{"target", target}, {label, value}}, series);
+      sweep.add({{"target", target}, {label, value}}, series);
   }
 
-  std::size_t run() {
-    std::size_t in_order = 0;
-    for (auto& [family, sweep] : gauges_) in_order += sweep.run();
-    for (auto& [family, sweep] : counters_) in_order += sweep.run();
-    for (auto& [family, sweep] : histograms_) in_order += sweep.run();
-    return in_order;
+  /// Only for families that also lose series: a family nothing leaves is not touched.
+  template <typename T>
+  void keep(prometheus::Family<T>& family, std::string_view target, std::string_view label,
+            std::string_view value, T** slot, const prometheus::Histogram::BucketBoundaries* b) {
+    auto& sweeps = of<T>();
+    const auto it = sweeps.find(&family);
+    if (it == sweeps.end()) return;
+    if (label.empty())
+      it->second.keep({{"target", target}}, slot, b);
+    else
+      it->second.keep({{"target", target}, {label, value}}, slot, b);
+  }
+
+  TargetMetrics::Removal run(const prometheus::Registry* guarded) {
+    TargetMetrics::Removal removal;
+    auto run_all = [&](auto& sweeps) {
+      for (auto& [family, sweep] : sweeps) {
+        const auto outcome = sweep.run(guarded);
+        removal.in_order += outcome.in_order;
+        removal.visits += outcome.visits;
+        removal.rebuilt += outcome.rebuilt ? 1 : 0;
+      }
+    };
+    run_all(gauges_);
+    run_all(counters_);
+    run_all(histograms_);
+    return removal;
   }
 
  private:
   template <typename T>
   using SweepOf = std::map<prometheus::Family<T>*, SeriesSweep<T>>;
+
+  template <typename T>
+  SeriesSweep<T>& sweep_for(prometheus::Family<T>& family) {
+    auto& sweeps = of<T>();
+    auto it = sweeps.find(&family);
+    if (it == sweeps.end()) it = sweeps.try_emplace(&family, family).first;
+    return it->second;
+  }
 
   template <typename T>
   SweepOf<T>& of() {
@@ -162,16 +195,30 @@ class Sweeps {
 
 }  // namespace
 
-std::size_t TargetMetrics::remove_together(std::span<TargetMetrics* const> targets) {
+TargetMetrics::Removal TargetMetrics::remove_together(std::span<TargetMetrics* const> targets,
+                                                      std::span<TargetMetrics* const> staying,
+                                                      const prometheus::Registry* guarded) {
   Sweeps sweeps;
   for (TargetMetrics* t : targets) {
     if (t->removed_ || t->families_.dropping()) continue;
-    t->each_series([&](auto& family, std::string_view label, std::string_view value, auto* series) {
-      sweeps.add(family, t->target_, label, value, series);
-    });
+    t->each_series([&](auto& family, std::string_view label, std::string_view value, auto*& series,
+                       const auto*) { sweeps.add(family, t->target_, label, value, series); });
     t->removed_ = true;
   }
-  return sweeps.run();
+  if (guarded)  // else nothing is rebuilt: the series that stay need not be known
+    for (TargetMetrics* t : staying) {
+      if (t->removed_ || t->families_.dropping()) continue;
+      t->each_series([&](auto& family, std::string_view label, std::string_view value,
+                         auto*& series, const auto* buckets) {
+        sweeps.keep(family, t->target_, label, value, &series, buckets);
+      });
+    }
+  // One window for every family: a guarded scrape (a Collect of the whole registry) that
+  // overlaps any rebuild is collected again, so one per family would make it collect in vain
+  // between each two.
+  std::optional<ScrapeGuard> window;
+  if (guarded) window.emplace(*guarded);
+  return sweeps.run(guarded);
 }
 
 void TargetMetrics::connection_moved(std::optional<ConnectionState> from,
@@ -181,7 +228,7 @@ void TargetMetrics::connection_moved(std::optional<ConnectionState> from,
   const double connected =
       connections_[static_cast<std::size_t>(ConnectionState::healthy)]->Value() +
       connections_[static_cast<std::size_t>(ConnectionState::probing)]->Value();
-  up_.Set(connected > 0 ? 1 : 0);
+  up_->Set(connected > 0 ? 1 : 0);
 }
 
 void TargetMetrics::disconnected(Cause cause) {
@@ -191,20 +238,20 @@ void TargetMetrics::disconnected(Cause cause) {
 void TargetMetrics::probed(ProbeResult result, std::chrono::nanoseconds duration) {
   switch (result) {
     case ProbeResult::ok:
-      probe_ok_.Increment();
-      probe_duration_.Observe(seconds(duration));
+      probe_ok_->Increment();
+      probe_duration_->Observe(seconds(duration));
       break;
     case ProbeResult::error:
-      probe_error_.Increment();
+      probe_error_->Increment();
       break;
     case ProbeResult::timeout:
-      probe_timeout_.Increment();
+      probe_timeout_->Increment();
       break;
   }
 }
 
 void TargetMetrics::outage(std::chrono::nanoseconds duration) {
-  outage_.Observe(seconds(duration));
+  outage_->Observe(seconds(duration));
 }
 
 }  // namespace pgwd

@@ -23,12 +23,25 @@ class TargetMetrics {
                 const SharedHistograms* shared = nullptr);
   ~TargetMetrics();
 
-  /// Removes the series of many targets in O(their series + their families' size), where destroying
-  /// them one by one costs O(series × families' size) (see SeriesSweep): what a Watchdog does when
-  /// it goes, or drops many targets. Their destructors then remove nothing; nothing may be recorded
-  /// on them after this. Returns how many series were found in the families' iteration order (all
-  /// of them, unless another Watchdog added series to the same families meanwhile).
-  static std::size_t remove_together(std::span<TargetMetrics* const> targets);
+  /// Removes the series of many targets together, family by family (SeriesSweep), where
+  /// destroying them one by one costs a search of each family per series: what a Watchdog does
+  /// when it goes, or removes many targets. Their destructors then remove nothing; nothing may be
+  /// recorded on them after this.
+  ///
+  /// `staying`: the caller's other targets, whose series stay. With them, on a `guarded`
+  /// registry (ScrapeGuard; null: not guarded), a family is rebuilt where that is cheaper than
+  /// the searches: O(n) per family instead of O(k·(n−k)); the staying targets' series are then
+  /// new objects with the same values (their TargetMetrics follow), and a scrape through
+  /// collect_guarded() never sees one missing. Nothing else may write to the series of
+  /// `targets` and `staying` meanwhile (the loop's thread calls this).
+  struct Removal {
+    std::size_t in_order = 0;  ///< series found in the families' iteration order
+    std::size_t visits = 0;    ///< series the families' searches passed (the cost)
+    std::size_t rebuilt = 0;   ///< families rebuilt
+  };
+  static Removal remove_together(std::span<TargetMetrics* const> targets,
+                                 std::span<TargetMetrics* const> staying = {},
+                                 const prometheus::Registry* guarded = nullptr);
   TargetMetrics(const TargetMetrics&) = delete;
   TargetMetrics& operator=(const TargetMetrics&) = delete;
 
@@ -36,14 +49,14 @@ class TargetMetrics {
   /// (inspecting, down) are not shown: a scrape can never catch them.
   void connection_moved(std::optional<ConnectionState> from, std::optional<ConnectionState> to);
   void disconnected(Cause cause);
-  void reconnect(bool success) { (success ? reconnect_success_ : reconnect_failure_).Increment(); }
+  void reconnect(bool success) { (success ? reconnect_success_ : reconnect_failure_)->Increment(); }
   void connect_failed(Cause cause);
-  void wakeup() { wakeups_.Increment(); }
+  void wakeup() { wakeups_->Increment(); }
   void probed(ProbeResult result, std::chrono::nanoseconds duration);
   void outage(std::chrono::nanoseconds duration);
-  void notification() { notifications_.Increment(); }
-  void notice() { notices_.Increment(); }
-  void in_hot_standby(bool standby) { in_hot_standby_.Set(standby ? 1 : 0); }
+  void notification() { notifications_->Increment(); }
+  void notice() { notices_->Increment(); }
+  void in_hot_standby(bool standby) { in_hot_standby_->Set(standby ? 1 : 0); }
 
   /// States that have a `pgwatchdog_connections` series.
   static bool shown(ConnectionState state) noexcept;
@@ -55,8 +68,8 @@ class TargetMetrics {
   static constexpr std::size_t kStates = static_cast<std::size_t>(ConnectionState::stopped) + 1;
   static constexpr std::size_t kCauses = static_cast<std::size_t>(Cause::wrong_role) + 1;
 
-  /// Calls visit(family, second label name or "", its value, series) for each series; the
-  /// first label is always `target`.
+  /// Calls visit(family, second label name or "", its value, series slot, histogram buckets or
+  /// null) for each series; the first label is always `target`.
   template <typename Visit>
   void each_series(Visit&& visit);
 
@@ -64,21 +77,22 @@ class TargetMetrics {
   std::string target_;
   bool removed_ = false;  // by remove_together
   bool own_histograms_;
-  prometheus::Gauge& up_;
-  prometheus::Gauge& in_hot_standby_;
+  // Pointers, not references: a rebuild (remove_together) moves the series.
+  prometheus::Gauge* up_;
+  prometheus::Gauge* in_hot_standby_;
   std::array<prometheus::Gauge*, kStates> connections_{};
   std::array<prometheus::Counter*, kCauses> disconnects_{};
   std::array<prometheus::Counter*, kCauses> connect_failures_{};
-  prometheus::Counter& reconnect_success_;
-  prometheus::Counter& reconnect_failure_;
-  prometheus::Counter& wakeups_;
-  prometheus::Counter& probe_ok_;
-  prometheus::Counter& probe_error_;
-  prometheus::Counter& probe_timeout_;
-  prometheus::Histogram& probe_duration_;
-  prometheus::Histogram& outage_;
-  prometheus::Counter& notifications_;
-  prometheus::Counter& notices_;
+  prometheus::Counter* reconnect_success_;
+  prometheus::Counter* reconnect_failure_;
+  prometheus::Counter* wakeups_;
+  prometheus::Counter* probe_ok_;
+  prometheus::Counter* probe_error_;
+  prometheus::Counter* probe_timeout_;
+  prometheus::Histogram* probe_duration_;
+  prometheus::Histogram* outage_;
+  prometheus::Counter* notifications_;
+  prometheus::Counter* notices_;
 };
 
 }  // namespace pgwd
