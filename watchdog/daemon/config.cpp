@@ -241,8 +241,8 @@ constexpr std::array<TargetSetting, 12> kTargetSettings{{
 
 const std::vector<std::string_view>& top_level_keys() {
   static const std::vector<std::string_view> keys{
-      "listen",   "log_level",         "log_format", "per_target_histograms",
-      "defaults", "connector_threads", "targets"};
+      "listen",  "log_level", "log_format", "per_target_histograms", "connector_threads",
+      "defaults", "targets"};
   return keys;
 }
 
