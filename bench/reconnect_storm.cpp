@@ -18,12 +18,12 @@
 #include <prometheus/text_serializer.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "support/bench_args.hpp"
@@ -63,32 +63,38 @@ std::string scram_verifier(TestCluster& cluster, const std::string& role) {
 }
 
 /// The watch loop thread's CPU between consecutive ticks of a timer on it: a tick can only run
-/// between two callbacks, so the most CPU between two ticks bounds the loop's longest busy
-/// stretch from above (by one period of idle-free work at most). Made, ticked and destroyed on
-/// the loop thread (LoopHost::call); read after the storm.
+/// between two loop passes, so the most CPU between two ticks bounds the loop's longest busy
+/// stretch from above (by one period of back-to-back work at most). Made, ticked, read and
+/// destroyed on the loop thread (LoopHost::call).
 class StretchTicker {
  public:
   static constexpr Nanos kPeriod = std::chrono::milliseconds(5);
   explicit StretchTicker(Loop& loop) : timer_(loop.make_timer([this] { tick(); })) {
-    last_cpu_ns_ = thread_cpu_ns();
+    reset();
     timer_->arm(kPeriod);
   }
   void reset() {
     last_cpu_ns_ = thread_cpu_ns();
-    longest_ns_ = 0;
+    ticks_.clear();
   }
-  std::chrono::nanoseconds longest() const { return std::chrono::nanoseconds(longest_ns_.load()); }
+  /// The most CPU between two ticks, counting only ticks after `since`.
+  std::chrono::nanoseconds longest(Clock::time_point since = {}) const {
+    std::int64_t longest = 0;
+    for (const auto& [at, cpu_ns] : ticks_)
+      if (at >= since) longest = std::max(longest, cpu_ns);
+    return std::chrono::nanoseconds(longest);
+  }
 
  private:
   void tick() {
     const std::int64_t now = thread_cpu_ns();
-    longest_ns_ = std::max<std::int64_t>(longest_ns_.load(), now - last_cpu_ns_);
+    ticks_.emplace_back(Clock::now(), now - last_cpu_ns_);
     last_cpu_ns_ = now;
     timer_->arm(kPeriod);
   }
   TimerPtr timer_;
-  std::int64_t last_cpu_ns_ = 0;  // loop thread only
-  std::atomic<std::int64_t> longest_ns_{0};
+  std::int64_t last_cpu_ns_ = 0;
+  std::vector<std::pair<Clock::time_point, std::int64_t>> ticks_;
 };
 
 struct StormSetup {
@@ -144,9 +150,21 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
   emit_value(prefix + "longest_callback_cpu_s",
              std::chrono::duration<double>(host.timing().longest_cpu()).count(), "s",
              "the loop thread's CPU time in its longest callback");
+  Clock::time_point last_down{};
+  for (const TrackedConnection& c : tracker.connections("storm"))
+    last_down = std::max(last_down, c.last_down);
+  std::chrono::nanoseconds longest_stretch{0};
+  std::chrono::nanoseconds longest_stretch_reconnecting{0};
+  host.call([&](Watchdog&) {
+    longest_stretch = ticker->longest();
+    longest_stretch_reconnecting = ticker->longest(last_down + StretchTicker::kPeriod);
+  });
   emit_value(prefix + "longest_busy_stretch_cpu_s",
-             std::chrono::duration<double>(ticker->longest()).count(), "s",
+             std::chrono::duration<double>(longest_stretch).count(), "s",
              "the most CPU the loop thread spent between two ticks of a 5 ms timer");
+  emit_value(prefix + "longest_busy_stretch_reconnecting_cpu_s",
+             std::chrono::duration<double>(longest_stretch_reconnecting).count(), "s",
+             "the same, once every loss was seen (the reconnects alone)");
   emit_value(prefix + "loop_cpu_s",
              std::chrono::duration<double>(host.timing().total_cpu()).count(), "s",
              "the loop thread's CPU in all the storm's callbacks");
