@@ -1,6 +1,7 @@
-// The two Connectors (pg/connector.hpp) keep the same callback contract: an attempt that fails
-// at once (libpq refuses it inside PQconnectStartParams) reports from the loop, never inside
-// start(), and a cancelled attempt never reports. No server needed: a hostaddr that is not an
+// The two Connectors (pg/connector.hpp) keep the same callback contract: an attempt that libpq
+// refuses at once (inside PQconnectStartParams) is returned by start() on the watch loop and
+// reported from the loop by the pool, never called back inside start(); and a cancelled
+// attempt never reports. No server needed: a hostaddr that is not an
 // address fails before any socket exists. In the "thread" suite: CI runs it under TSan.
 #include <doctest/doctest.h>
 
@@ -44,33 +45,43 @@ Conninfo not_an_address() {
 }  // namespace
 
 TEST_SUITE("thread") {
-  TEST_CASE("connector: a failure at start is reported from the loop, never inside start()") {
+  TEST_CASE("connector: a refusal at start is returned by start() or reported from the loop") {
     for (const std::size_t threads : {std::size_t{0}, std::size_t{2}}) {
       CAPTURE(threads);
       Setup s(threads);
       std::optional<AttemptOutcome> got;
-      auto attempt = s.connector->start(not_an_address(), s.who,
-                                        [&](AttemptOutcome outcome) { got = std::move(outcome); });
-      CHECK_FALSE(got.has_value());
-      REQUIRE(s.test_loop.run_until([&] { return got.has_value(); }, 10s));
+      Connector::Started started = s.connector->start(
+          not_an_address(), s.who, [&](AttemptOutcome outcome) { got = std::move(outcome); });
+      CHECK_FALSE(got.has_value());  // never called back inside start()
+      if (threads == 0) {
+        REQUIRE(started.outcome.has_value());
+        CHECK(started.attempt == nullptr);
+        got = std::move(started.outcome);
+      } else {
+        CHECK_FALSE(started.outcome.has_value());
+        REQUIRE(started.attempt != nullptr);
+        REQUIRE(s.test_loop.run_until([&] { return got.has_value(); }, 10s));
+      }
       CHECK(got->conn == nullptr);
       CHECK(got->failure.cause == Cause::connect_failed);
       CHECK(got->failure.message.find("not-an-address") != std::string::npos);
-      attempt.reset();  // after delivery: nothing left to cancel
+      started.attempt.reset();  // after delivery: nothing left to cancel
       s.test_loop.run_for(50ms);
     }
   }
 
-  TEST_CASE("connector: an attempt destroyed before it reports never reports") {
-    for (const std::size_t threads : {std::size_t{0}, std::size_t{2}}) {
+  TEST_CASE("connector: on connector threads, an attempt destroyed before it reports never "
+            "reports") {
+    for (const std::size_t threads : {std::size_t{1}, std::size_t{2}}) {
       CAPTURE(threads);
       Setup s(threads);
       int reports = 0;
       // Destroyed at once: on a connector thread each one may not have begun yet, be polling,
       // or have its outcome already posted to the loop (which must then drop it).
       for (int i = 0; i < 20; ++i) {
-        auto attempt = s.connector->start(not_an_address(), s.who,
-                                          [&](AttemptOutcome) { ++reports; });
+        Connector::Started started =
+            s.connector->start(not_an_address(), s.who, [&](AttemptOutcome) { ++reports; });
+        CHECK(started.attempt != nullptr);
       }
       s.test_loop.run_for(200ms);
       CHECK(reports == 0);

@@ -47,33 +47,28 @@ ConnectPoller::ConnectPoller(Loop& loop, ActivityNotes* notes, const ConnectionR
     : notes_(notes),
       who_(who),
       done_(std::move(done)),
-      watch_(loop.make_socket_watch([this](Readiness) { poll(); })),
-      report_timer_(loop.make_timer([this] { finish(early_failure_); })) {}
+      watch_(loop.make_socket_watch([this](Readiness) { poll(); })) {}
 
 ConnectPoller::~ConnectPoller() {
   watch_->stop();  // before libpq closes the socket (a recycled fd number must not be stale)
   conn_.reset();
 }
 
-void ConnectPoller::start(const Conninfo& conninfo) {
+std::optional<AttemptOutcome> ConnectPoller::start(const Conninfo& conninfo) {
   const ConnectParams params = conninfo.params();
   conn_.reset(
       PQconnectStartParams(params.keywords.data(), params.values.data(), /*expand_dbname=*/0));
-  if (!conn_) {
-    early_failure_ = Failure{Cause::connect_failed, "", "out of memory"};
-    report_timer_->arm(Nanos::zero());
-    return;
-  }
+  if (!conn_) return outcome(Failure{Cause::connect_failed, "", "out of memory"});
   PQsetNoticeReceiver(conn_.get(), &ConnectPoller::collect_notice, this);
   // The only way libpq reveals the SQLSTATE of a failed attempt is in verbose error text.
   PQsetErrorVerbosity(conn_.get(), PQERRORS_VERBOSE);
   if (PQstatus(conn_.get()) == CONNECTION_BAD) {
-    early_failure_ = connection_error(conn_.get());
-    early_failure_->cause = Cause::connect_failed;
-    report_timer_->arm(Nanos::zero());
-    return;
+    Failure failure = connection_error(conn_.get());
+    failure.cause = Cause::connect_failed;
+    return outcome(std::move(failure));
   }
   arm_for(PGRES_POLLING_WRITING);  // libpq's contract: behave as if the first poll said WRITING
+  return std::nullopt;
 }
 
 void ConnectPoller::arm_for(PostgresPollingStatusType polling) {
@@ -94,18 +89,24 @@ void ConnectPoller::poll() {
   }
 }
 
-void ConnectPoller::finish(std::optional<Failure> failure) {
-  AttemptOutcome outcome;
-  outcome.notices = std::move(notices_);
+AttemptOutcome ConnectPoller::outcome(std::optional<Failure> failure) {
+  AttemptOutcome result;
+  result.notices = std::move(notices_);
   if (failure) {
-    outcome.failure = std::move(*failure);
+    result.failure = std::move(*failure);
+    conn_.reset();
   } else {
     PQsetNoticeReceiver(conn_.get(), &ignore_notice, nullptr);
-    outcome.conn = std::move(conn_);
+    result.conn = std::move(conn_);
   }
+  return result;
+}
+
+void ConnectPoller::finish(std::optional<Failure> failure) {
+  AttemptOutcome result = outcome(std::move(failure));
   // `done` may destroy this poller: keep the callable on the stack, and touch nothing after.
   const Connector::Done done = std::move(done_);
-  done(std::move(outcome));
+  done(std::move(result));
 }
 
 void ConnectPoller::collect_notice(void* self, const PGresult* result) {

@@ -20,20 +20,23 @@ namespace pgwd {
 class ConnectPoller {
  public:
   /// `notes` (null on a connector thread: nothing of the watch loop runs there) and `who` must
-  /// outlive the poller. `done` runs once, from a callback of the poller's loop (never inside
-  /// start()), as the poller's last action: it may destroy the poller.
+  /// outlive the poller. Unless start() returned a failure, `done` runs once, from a callback
+  /// of the poller's loop (never inside start()), as the poller's last action: it may destroy
+  /// the poller.
   ConnectPoller(Loop& loop, ActivityNotes* notes, const ConnectionRef& who, Connector::Done done);
   /// Stops watching, then PQfinishes an attempt still in flight (non-blocking: never waits).
   ~ConnectPoller();
   ConnectPoller(const ConnectPoller&) = delete;
   ConnectPoller& operator=(const ConnectPoller&) = delete;
 
-  /// Once, on the poller's loop thread.
-  void start(const Conninfo& conninfo);
+  /// Once, on the poller's loop thread. Returns the outcome when libpq refused the attempt at
+  /// once (inside PQconnectStartParams); `done` then never runs.
+  std::optional<AttemptOutcome> start(const Conninfo& conninfo);
 
  private:
   void poll();
   void arm_for(PostgresPollingStatusType polling);
+  AttemptOutcome outcome(std::optional<Failure> failure);
   void finish(std::optional<Failure> failure);
   static void collect_notice(void* self, const PGresult* result);
 
@@ -41,10 +44,8 @@ class ConnectPoller {
   const ConnectionRef& who_;
   Connector::Done done_;
   std::vector<Notice> notices_;
-  std::optional<Failure> early_failure_;  ///< from start(), reported by report_timer_
   PgConnPtr conn_;
   SocketWatchPtr watch_;  // after conn_: destroyed first, unregistering before PQfinish
-  TimerPtr report_timer_;
 };
 
 }  // namespace pgwd

@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "health/link.hpp"
@@ -46,17 +47,26 @@ class ConnectAttempt {
 class Connector {
  public:
   using Done = std::function<void(AttemptOutcome)>;
+
+  /// What start() gives back: the attempt in flight, or, when libpq refused it at once (inside
+  /// PQconnectStartParams: a connection refused on loopback, an address that does not parse),
+  /// its outcome, returned here rather than called back.
+  struct Started {
+    std::unique_ptr<ConnectAttempt> attempt;  ///< null when `outcome` is set
+    std::optional<AttemptOutcome> outcome;
+  };
+
   virtual ~Connector() = default;
 
   /// Starts connecting with `conninfo` (copied). Called on the watch loop's thread.
   ///
-  /// Callback contract: `done` runs exactly once unless the attempt is destroyed first, on the
-  /// watch loop's thread, from a loop callback (never inside start()), as the connector's last
-  /// action in that callback: inside it the receiver may destroy the attempt, start another
-  /// one, or destroy itself. `who` names the connection in slow-callback reports and must
-  /// outlive the attempt. The Connector must outlive every attempt it started.
-  virtual std::unique_ptr<ConnectAttempt> start(const Conninfo& conninfo,
-                                                const ConnectionRef& who, Done done) = 0;
+  /// Callback contract: unless start() returned the outcome itself, `done` runs exactly once
+  /// unless the attempt is destroyed first, on the watch loop's thread, from a loop callback
+  /// (never inside start()), as the connector's last action in that callback: inside it the
+  /// receiver may destroy the attempt, start another one, or destroy itself. `who` names the
+  /// connection in slow-callback reports and must outlive the attempt. The Connector must
+  /// outlive every attempt it started.
+  virtual Started start(const Conninfo& conninfo, const ConnectionRef& who, Done done) = 0;
 };
 
 }  // namespace pgwd

@@ -72,7 +72,7 @@ class ConnectorPool::Worker {
         [this, id, job](AttemptOutcome outcome) { finished(id, job, std::move(outcome)); });
     ConnectPoller& started = *poller;
     attempts_.emplace(id, std::move(poller));
-    started.start(conninfo);
+    if (auto refused = started.start(conninfo)) finished(id, job, std::move(*refused));
   }
 
   /// On the connector thread. Nothing to do if the attempt already finished.
@@ -99,7 +99,8 @@ class ConnectorPool::Worker {
     loop.reset();  // tasks still queued (none once every attempt is gone) are dropped here
   }
 
-  // Called by the attempt's poller as its last action; `job` lives in that callback's copy.
+  // Called by the attempt's poller as its last action (`job` then lives in that callback's
+  // copy), or by begin() for an attempt libpq refused at once.
   void finished(std::uint64_t id, const std::shared_ptr<Job>& job, AttemptOutcome outcome) {
     attempts_.erase(id);
     if (job->cancelled.load()) return;  // the outcome's PGconn is finished here
@@ -157,14 +158,14 @@ ConnectorPool::ConnectorPool(Loop& watch_loop, ActivityNotes& notes, std::size_t
 
 ConnectorPool::~ConnectorPool() = default;
 
-std::unique_ptr<ConnectAttempt> ConnectorPool::start(const Conninfo& conninfo,
-                                                     const ConnectionRef& who, Done done) {
+Connector::Started ConnectorPool::start(const Conninfo& conninfo, const ConnectionRef& who,
+                                        Done done) {
   Worker& worker = *workers_[next_worker_];
   next_worker_ = (next_worker_ + 1) % workers_.size();
   const std::uint64_t id = ++next_id_;
   auto job = std::make_shared<Job>(who, std::move(done));
   worker.post([&worker, id, conninfo, job] { worker.begin(id, conninfo, job); });
-  return std::make_unique<PooledAttempt>(worker, id, std::move(job));
+  return {std::make_unique<PooledAttempt>(worker, id, std::move(job)), std::nullopt};
 }
 
 }  // namespace pgwd

@@ -48,8 +48,8 @@ class ConnectorPool final : public Connector {
   ConnectorPool(const ConnectorPool&) = delete;
   ConnectorPool& operator=(const ConnectorPool&) = delete;
 
-  std::unique_ptr<ConnectAttempt> start(const Conninfo& conninfo, const ConnectionRef& who,
-                                        Done done) override;
+  /// Always returns an attempt: even a refusal at once happens on the connector thread.
+  Started start(const Conninfo& conninfo, const ConnectionRef& who, Done done) override;
 
   std::size_t threads() const noexcept { return workers_.size(); }
 

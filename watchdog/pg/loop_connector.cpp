@@ -9,7 +9,7 @@ class LoopAttempt final : public ConnectAttempt {
  public:
   LoopAttempt(Loop& loop, ActivityNotes& notes, const ConnectionRef& who, Connector::Done done)
       : poller_(loop, &notes, who, std::move(done)) {}
-  void start(const Conninfo& conninfo) { poller_.start(conninfo); }
+  std::optional<AttemptOutcome> start(const Conninfo& conninfo) { return poller_.start(conninfo); }
 
  private:
   ConnectPoller poller_;
@@ -17,11 +17,11 @@ class LoopAttempt final : public ConnectAttempt {
 
 }  // namespace
 
-std::unique_ptr<ConnectAttempt> LoopConnector::start(const Conninfo& conninfo,
-                                                     const ConnectionRef& who, Done done) {
+Connector::Started LoopConnector::start(const Conninfo& conninfo, const ConnectionRef& who,
+                                        Done done) {
   auto attempt = std::make_unique<LoopAttempt>(loop_, notes_, who, std::move(done));
-  attempt->start(conninfo);
-  return attempt;
+  if (auto refused = attempt->start(conninfo)) return {nullptr, std::move(refused)};
+  return {std::move(attempt), std::nullopt};
 }
 
 }  // namespace pgwd

@@ -8,7 +8,9 @@ namespace pgwd {
 /// Connect attempts on the watch loop itself (WatchdogOptions::connector_threads = 0, the
 /// library's default): each PQconnectPoll step, SCRAM's CPU included, runs in a callback of the
 /// watch loop, noted as `connect_poll` for the slow-callback report. Holds no thread and no
-/// state of its own; AttemptGate bounds how much of it one loop pass can do.
+/// state of its own; AttemptGate bounds how much of it one loop pass can do. An attempt libpq
+/// refuses at once (a refused port on loopback) is returned by start() at once, as before the
+/// Connector existed: no extra loop pass per refused attempt during an outage.
 class LoopConnector final : public Connector {
  public:
   /// `loop` is the watch loop; it and `notes` must outlive every attempt.
@@ -16,8 +18,7 @@ class LoopConnector final : public Connector {
   LoopConnector(const LoopConnector&) = delete;
   LoopConnector& operator=(const LoopConnector&) = delete;
 
-  std::unique_ptr<ConnectAttempt> start(const Conninfo& conninfo, const ConnectionRef& who,
-                                        Done done) override;
+  Started start(const Conninfo& conninfo, const ConnectionRef& who, Done done) override;
 
  private:
   Loop& loop_;

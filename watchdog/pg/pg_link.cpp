@@ -190,9 +190,15 @@ void PgLink::on_resolved(Resolution resolution) {
 
 void PgLink::start_connect(const Conninfo& conninfo) {
   phase_ = Phase::polling;
-  // Ends in on_attempt_done, from the loop (never inside start()), unless cancelled first.
-  attempt_ = connector_->start(conninfo, who_,
-                               [this](AttemptOutcome outcome) { on_attempt_done(std::move(outcome)); });
+  // Ends in on_attempt_done, from the loop (never inside start()), unless cancelled first; or
+  // libpq refused it at once, and start() says so.
+  Connector::Started started = connector_->start(
+      conninfo, who_, [this](AttemptOutcome outcome) { on_attempt_done(std::move(outcome)); });
+  if (started.outcome) {
+    on_attempt_done(std::move(*started.outcome));
+    return;
+  }
+  attempt_ = std::move(started.attempt);
   callbacks_.on_resolved();
 }
 
