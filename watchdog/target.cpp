@@ -20,7 +20,7 @@ std::chrono::milliseconds ms(std::chrono::nanoseconds d) {
 }  // namespace
 
 Target::Target(const TargetOptions& options, TargetSettings settings, Loop& loop,
-               Resolver& resolver, ActivityNotes& notes, Random& random, AttemptGate& gate,
+               Resolver& resolver, Connector& connector, ActivityNotes& notes, Random& random, AttemptGate& gate,
                MetricFamilies& families, std::unique_ptr<RegistryShare::Claim> name,
                Observer* observer, spdlog::logger& log, const SharedHistograms* shared_histograms)
     : name_(options.name),
@@ -32,7 +32,8 @@ Target::Target(const TargetOptions& options, TargetSettings settings, Loop& loop
       per_connection_(static_cast<std::size_t>(options.connections)) {
   const WatchedConnection::LinkFactory make_link = [&](LinkCallbacks& callbacks,
                                                        const ConnectionRef& who) {
-    return std::make_unique<PgLink>(settings_.link, loop, resolver, notes, who, callbacks);
+    return std::make_unique<PgLink>(settings_.link, loop, resolver, connector, notes, who,
+                                    callbacks);
   };
   ConnectionEvents& events = *this;
   for (int i = 0; i < options.connections; ++i) {

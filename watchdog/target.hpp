@@ -10,6 +10,7 @@
 #include "health/watched_connection.hpp"
 #include "metrics/registry_share.hpp"
 #include "metrics/target_metrics.hpp"
+#include "pg/connector.hpp"
 #include "target_settings.hpp"
 
 namespace pgwd {
@@ -20,8 +21,9 @@ namespace pgwd {
 class Target final : private ConnectionEvents {
  public:
   /// `name` is this target's claim on its name in the registry, released by retire().
+  /// `connector` (runs each connect attempt) must outlive the Target.
   Target(const TargetOptions& options, TargetSettings settings, Loop& loop, Resolver& resolver,
-         ActivityNotes& notes, Random& random, AttemptGate& gate, MetricFamilies& families,
+         Connector& connector, ActivityNotes& notes, Random& random, AttemptGate& gate, MetricFamilies& families,
          std::unique_ptr<RegistryShare::Claim> name, Observer* observer, spdlog::logger& log,
          const SharedHistograms* shared_histograms = nullptr);
   ~Target() override;

@@ -18,6 +18,8 @@
 #include "metrics/loop_metrics.hpp"
 #include "metrics/registry_share.hpp"
 #include "metrics/scrape_guard.hpp"
+#include "pg/connector_pool.hpp"
+#include "pg/loop_connector.hpp"
 #include "pgwd/adapters/libevent.hpp"
 #include "target.hpp"
 
@@ -51,7 +53,16 @@ const WatchdogOptions& checked(const WatchdogOptions& o) {
     throw InvalidOptions("slow_callback_threshold must not be negative");
   if (o.max_concurrent_connects == 0)
     throw InvalidOptions("max_concurrent_connects must be at least 1");
+  if (o.connector_threads > kMaxConnectorThreads)
+    throw InvalidOptions("connector_threads must be at most " +
+                         std::to_string(kMaxConnectorThreads) + ", got " +
+                         std::to_string(o.connector_threads));
   return o;
+}
+
+std::unique_ptr<Connector> make_connector(GuardedLoop& loop, std::size_t threads) {
+  if (threads == 0) return std::make_unique<LoopConnector>(loop, loop);
+  return std::make_unique<ConnectorPool>(loop, loop, threads);
 }
 
 }  // namespace
@@ -71,6 +82,7 @@ class Watchdog::Impl {
                           options.slow_callback_threshold}),
         resolver_(make_resolver(loop_, options.nameservers)),
         gate_(loop_, options.max_concurrent_connects),
+        connector_(make_connector(loop_, options.connector_threads)),
         ledger_(std::make_shared<LendingLedger>(
             [this](std::function<void()> task) { loop_.post(std::move(task)); },
             share_->families(), logger_)),
@@ -114,7 +126,7 @@ class Watchdog::Impl {
       throw InvalidTarget("target '" + options.name +
                           "': another Watchdog on the same metrics registry watches a target "
                           "with this name");
-    auto target = std::make_unique<Target>(options, std::move(settings), loop_, *resolver_, loop_,
+    auto target = std::make_unique<Target>(options, std::move(settings), loop_, *resolver_, *connector_, loop_,
                                            random_, gate_, share_->families(), std::move(claim),
                                            observer_, *logger_, loop_metrics_.shared_histograms());
     Target& added = *target;
@@ -226,6 +238,7 @@ class Watchdog::Impl {
   std::unique_ptr<Resolver> resolver_;  // outlives every target's lookups
   SystemRandom random_;
   AttemptGate gate_;  // outlives every target's connections
+  std::unique_ptr<Connector> connector_;  // outlives every target's connect attempts
   TimerPtr ticker_;
   Targets targets_;
   std::unordered_map<std::string_view, Targets::iterator> by_name_;  // keys: the targets' names

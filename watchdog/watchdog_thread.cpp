@@ -3,10 +3,16 @@
 #include <event2/event.h>
 #include <prometheus/registry.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <exception>
 #include <future>
+#include <mutex>
+#include <optional>
 #include <thread>
+#include <type_traits>
+#include <utility>
+#include <variant>
 
 #include "pgwd/adapters/libevent.hpp"
 
@@ -54,11 +60,46 @@ class WatchdogThread::Impl {
   auto call(F work) const -> decltype(work(std::declval<Watchdog&>())) {
     if (loop_->in_loop_thread()) return work(*watchdog_);
     using Result = decltype(work(*watchdog_));
-    auto task = std::make_shared<std::packaged_task<Result()>>(
-        [this, work = std::move(work)]() mutable { return work(*watchdog_); });
-    std::future<Result> done = task->get_future();
-    loop_->post([task] { (*task)(); });
-    return done.get();
+    using Value = std::conditional_t<std::is_void_v<Result>, std::monostate, Result>;
+    // The result, or what the work threw, crosses back under the slot's mutex and the caller
+    // moves it out: the exception is never released on the watchdog's thread. (With a
+    // packaged_task the watchdog's thread could drop the last reference to an exception the
+    // caller had just read; libstdc++'s own atomic count orders that, but ThreadSanitizer
+    // cannot see it and reported a race.)
+    struct Slot {
+      std::mutex mutex;
+      std::condition_variable changed;
+      bool done = false;
+      std::optional<Value> value;
+      std::exception_ptr error;
+    };
+    auto slot = std::make_shared<Slot>();
+    loop_->post([this, slot, work = std::move(work)]() mutable {
+      std::optional<Value> value;
+      std::exception_ptr error;
+      try {
+        if constexpr (std::is_void_v<Result>) {
+          work(*watchdog_);
+          value.emplace();
+        } else {
+          value.emplace(work(*watchdog_));
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+      const std::lock_guard lock(slot->mutex);
+      slot->value = std::move(value);
+      slot->error = std::move(error);
+      slot->done = true;
+      slot->changed.notify_one();
+    });
+    std::unique_lock lock(slot->mutex);
+    slot->changed.wait(lock, [&] { return slot->done; });
+    const std::exception_ptr error = std::exchange(slot->error, nullptr);
+    std::optional<Value> value = std::move(slot->value);
+    lock.unlock();
+    if (error) std::rethrow_exception(error);
+    if constexpr (!std::is_void_v<Result>) return std::move(*value);
   }
 
   bool in_loop_thread() const { return loop_->in_loop_thread(); }

@@ -25,6 +25,8 @@ namespace pgwd {
 ///    that another thread holds while calling this class: that thread waits for the watchdog's
 ///    thread, which would wait for it.
 ///  - The constructor returns once the loop runs (or throws InvalidOptions, with no thread left).
+///    With WatchdogOptions::connector_threads > 0 the Watchdog starts that many connector threads
+///    of its own besides (connect attempts run there); the destructor joins them too.
 ///  - Destroy it from any thread but its own (not inside a callback: a thread cannot join
 ///    itself; that is detected and ends the process with a message). The destructor stops the
 ///    loop, closes every connection on the watchdog's thread, joins it and frees the loop. No

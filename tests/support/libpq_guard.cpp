@@ -10,9 +10,12 @@
 // again, since malloc may hand the same address to a new PGconn.
 #include <libpq-fe.h>
 
+#include "support/libpq_guard.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace {
@@ -36,6 +39,16 @@ void check_live(const PGconn* conn, const char* function) {
   }
 }
 
+std::unordered_map<std::thread::id, std::size_t>& polls_by_thread() {
+  static std::unordered_map<std::thread::id, std::size_t> counts;
+  return counts;
+}
+
+void count_poll() {
+  const std::lock_guard lock(guard_mutex());
+  ++polls_by_thread()[std::this_thread::get_id()];
+}
+
 PGconn* born(PGconn* conn) {
   if (conn) {
     const std::lock_guard lock(guard_mutex());
@@ -57,7 +70,12 @@ PGconn* born(PGconn* conn) {
 
 PGWD_GUARD(ConnStatusType, PQstatus, (const PGconn* conn), (conn))
 PGWD_GUARD(int, PQsocket, (const PGconn* conn), (conn))
-PGWD_GUARD(PostgresPollingStatusType, PQconnectPoll, (PGconn * conn), (conn))
+extern "C" PostgresPollingStatusType __real_PQconnectPoll(PGconn* conn);
+extern "C" PostgresPollingStatusType __wrap_PQconnectPoll(PGconn* conn) {
+  check_live(conn, "PQconnectPoll");
+  count_poll();
+  return __real_PQconnectPoll(conn);
+}
 PGWD_GUARD(char*, PQerrorMessage, (const PGconn* conn), (conn))
 PGWD_GUARD(int, PQsetnonblocking, (PGconn * conn, int arg), (conn, arg))
 PGWD_GUARD(const char*, PQparameterStatus, (const PGconn* conn, const char* param), (conn, param))
@@ -101,3 +119,18 @@ PGWD_GUARD_BIRTH(PQconnectdb, (const char* conninfo), (conninfo))
 PGWD_GUARD_BIRTH(PQconnectdbParams,
                  (const char* const* keywords, const char* const* values, int expand_dbname),
                  (keywords, values, expand_dbname))
+
+namespace pgwd::testing {
+
+std::size_t connect_polls_on(std::thread::id thread) {
+  const std::lock_guard lock(guard_mutex());
+  const auto found = polls_by_thread().find(thread);
+  return found == polls_by_thread().end() ? 0 : found->second;
+}
+
+std::unordered_map<std::thread::id, std::size_t> connect_polls_by_thread() {
+  const std::lock_guard lock(guard_mutex());
+  return polls_by_thread();
+}
+
+}  // namespace pgwd::testing

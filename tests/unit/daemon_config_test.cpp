@@ -284,16 +284,16 @@ TEST_CASE("daemon config: a second YAML document is refused") {
 TEST_CASE("daemon config: a file that is not a map of keys") {
   CHECK(error_of("\n- name: a\n") ==
         "/etc/pgwatchdog.yaml:2: expected a map with the keys listen, log_level, log_format, "
-        "per_target_histograms, defaults, targets, got a list");
+        "per_target_histograms, connector_threads, defaults, targets, got a list");
   CHECK(error_of("hello\n") ==
         "/etc/pgwatchdog.yaml:1: expected a map with the keys listen, log_level, log_format, "
-        "per_target_histograms, defaults, targets, got 'hello'");
+        "per_target_histograms, connector_threads, defaults, targets, got 'hello'");
 }
 
 TEST_CASE("daemon config: unknown keys at the top level - in defaults and in a target") {
   CHECK(error_of("log_level: info\nlisten_address: \"x:1\"\n") ==
         "/etc/pgwatchdog.yaml:2: unknown key 'listen_address' (known keys: listen, log_level, "
-        "log_format, per_target_histograms, defaults, targets)");
+        "log_format, per_target_histograms, connector_threads, defaults, targets)");
   CHECK(error_of("defaults:\n  connections: 1\n  probe_timout: 5s\n") ==
         "/etc/pgwatchdog.yaml:3: unknown key 'probe_timout' in defaults (known keys: "
         "connections, probe_query, probe_timeout, connect_timeout, heartbeat, keepalives_idle, "

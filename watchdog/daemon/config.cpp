@@ -19,6 +19,7 @@
 #include <memory>
 #include <new>
 #include <sstream>
+#include <thread>
 
 #include "daemon/duration.hpp"
 #include "daemon/file_reading.hpp"
@@ -240,7 +241,8 @@ constexpr std::array<TargetSetting, 12> kTargetSettings{{
 
 const std::vector<std::string_view>& top_level_keys() {
   static const std::vector<std::string_view> keys{
-      "listen", "log_level", "log_format", "per_target_histograms", "defaults", "targets"};
+      "listen",  "log_level", "log_format", "per_target_histograms", "connector_threads",
+      "defaults", "targets"};
   return keys;
 }
 
@@ -751,6 +753,9 @@ DaemonConfig parse_document(const ErrorReporter& report, std::string_view yaml_t
         report.fail(entry.line,
                     "per_target_histograms: expected true or false, got " + quoted_value(value));
       config.per_target_histograms = value == "true";
+    } else if (entry.key == "connector_threads") {
+      config.connector_threads =
+          static_cast<std::size_t>(read_count(report, entry, 0, static_cast<int>(kMaxConnectorThreads)));
     } else if (entry.key == "defaults") {
       defaults = parse_defaults(report, entry);
     } else {
@@ -766,6 +771,11 @@ DaemonConfig parse_document(const ErrorReporter& report, std::string_view yaml_t
 }
 
 }  // namespace
+
+std::size_t default_connector_threads() {
+  const unsigned cores = std::thread::hardware_concurrency();
+  return std::clamp<std::size_t>(cores, 1, kMaxDefaultConnectorThreads);
+}
 
 DaemonConfig parse_config(std::string_view yaml_text, std::string_view origin,
                           const EnvironmentLookup& environment) {

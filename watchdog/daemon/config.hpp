@@ -9,6 +9,7 @@
 /// log_level: info            # trace|debug|info|warn|error
 /// log_format: text           # text|json
 /// per_target_histograms: true  # false: one probe_duration/outage histogram for all targets
+/// connector_threads: 2       # threads for connect attempts (SCRAM); 0: on the watch loop
 /// defaults:                  # any per-target key except name and dsn; targets inherit them
 ///   probe_timeout: 5s
 /// targets:
@@ -69,12 +70,22 @@ struct SecretSources {
   bool operator==(const SecretSources&) const = default;
 };
 
+/// The daemon's default connector_threads: one per core (std::thread::hardware_concurrency(),
+/// 1 if unknown), at most this many. SCRAM is ~2.5 ms of CPU per attempt; a thread per core lets
+/// a reconnect storm use every core, and max_concurrent_connects (16) keeps more threads than 4
+/// from having anything to do.
+constexpr std::size_t kMaxDefaultConnectorThreads = 4;
+std::size_t default_connector_threads();
+
 struct DaemonConfig {
   std::string listen{kDefaultListen};
   LogLevel log_level = LogLevel::info;
   LogFormat log_format = LogFormat::text;
   /// WatchdogOptions::per_target_histograms; read at start-up only.
   bool per_target_histograms = true;
+  /// WatchdogOptions::connector_threads; read at start-up only. By default one per core, at
+  /// most kMaxDefaultConnectorThreads (default_connector_threads()).
+  std::size_t connector_threads = default_connector_threads();
   /// The `defaults:` section applied over TargetOptions' own defaults; name and conninfo empty.
   /// Kept so that targets added on the command line inherit it too.
   TargetOptions defaults;

@@ -65,6 +65,7 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
   // every connection is idle (the library's default arms none).
   options.loop_lag_interval = std::chrono::milliseconds(100);
   options.per_target_histograms = config_.per_target_histograms;
+  options.connector_threads = config_.connector_threads;
   watchdog_ = std::make_unique<Watchdog>(*loop_, options);
   signals_ = std::make_unique<SignalHandlers>(
       base_.get(), [this] { event_base_loopbreak(base_.get()); }, [this] { reload(); });
@@ -158,6 +159,10 @@ void Daemon::reloaded(DaemonConfig wanted, ReloadPlan plan) {
     log_->warn("SIGHUP: per_target_histograms changed to {}; restart pgwatchdog to apply it",
                wanted.per_target_histograms);
   wanted.per_target_histograms = config_.per_target_histograms;
+  if (wanted.connector_threads != config_.connector_threads)
+    log_->warn("SIGHUP: connector_threads changed to {}; restart pgwatchdog to apply it",
+               wanted.connector_threads);
+  wanted.connector_threads = config_.connector_threads;
   log_owner_->configure(wanted.log_format, wanted.log_level);
   board_->set_targets(wanted.targets);
   daemon_metrics_->set_shard_targets(wanted.targets.size());

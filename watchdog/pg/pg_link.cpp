@@ -36,32 +36,17 @@ const char* field(const PGresult* result, int code) {
   return value ? value : "";
 }
 
-// What a PQconnectPoll step is about to do, for the slow-callback report.
-const char* connect_step(ConnStatusType status) {
-  switch (status) {
-    case CONNECTION_STARTED:
-      return "waiting for the TCP connection";
-    case CONNECTION_MADE:
-      return "sending the startup packet";
-    case CONNECTION_SSL_STARTUP:
-      return "TLS handshake";
-    case CONNECTION_GSS_STARTUP:
-      return "GSSAPI handshake";
-    case CONNECTION_AWAITING_RESPONSE:
-      return "authentication (SCRAM computes here)";
-    case CONNECTION_AUTH_OK:
-      return "waiting for the backend to start";
-    default:
-      return "connecting";
-  }
-}
-
 }  // namespace
 
-PgLink::PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, ActivityNotes& notes,
-               const ConnectionRef& who, LinkCallbacks& callbacks)
+PgLink::PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, Connector& connector,
+               ActivityNotes& notes, const ConnectionRef& who, LinkCallbacks& callbacks)
+    : PgLink(settings, loop, resolver, &connector, notes, who, callbacks) {}
+
+PgLink::PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, Connector* connector,
+               ActivityNotes& notes, const ConnectionRef& who, LinkCallbacks& callbacks)
     : settings_(settings),
       resolver_(resolver),
+      connector_(connector),
       notes_(notes),
       who_(who),
       callbacks_(callbacks),
@@ -80,7 +65,7 @@ PgLink::PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, Act
 
 PgLink::PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, ActivityNotes& notes,
                const ConnectionRef& who, LinkCallbacks& callbacks, Adopted adopted)
-    : PgLink(settings, loop, resolver, notes, who, callbacks) {
+    : PgLink(settings, loop, resolver, nullptr, notes, who, callbacks) {
   conn_ = PgConnPtr(adopted.conn, PgConnDeleter{.finish = false});
   forward_notice_ = adopted.forward;
   forward_notice_arg_ = adopted.forward_arg;
@@ -99,6 +84,7 @@ void PgLink::close() {
   report_timer_->disarm();
   report_ = nullptr;
   if (lookup_) lookup_->cancel();  // not destroyed here: we may be inside its callback
+  attempt_.reset();                // cancels; the connector finishes its PGconn
   conn_.reset();                   // PQfinish; the socket is non-blocking, so this never waits
   phase_ = Phase::closed;
   ending_.reset();
@@ -149,6 +135,7 @@ void PgLink::host_failed(const Failure& failure) {
   watch_->stop();
   host_deadline_->disarm();
   if (lookup_) lookup_->cancel();
+  attempt_.reset();
   conn_.reset();
   ending_.reset();
   const HostEntry& host = settings_.hosts[host_index_];
@@ -203,36 +190,20 @@ void PgLink::on_resolved(Resolution resolution) {
 
 void PgLink::start_connect(const Conninfo& conninfo) {
   phase_ = Phase::polling;
-  const ConnectParams params = conninfo.params();
-  conn_.reset(
-      PQconnectStartParams(params.keywords.data(), params.values.data(), /*expand_dbname=*/0));
-  if (!conn_) {
-    host_failed({Cause::connect_failed, "", "out of memory"});
+  // Ends in on_attempt_done, from the loop (never inside start()), unless cancelled first; or
+  // libpq refused it at once, and start() says so.
+  Connector::Started started = connector_->start(
+      conninfo, who_, [this](AttemptOutcome outcome) { on_attempt_done(std::move(outcome)); });
+  if (started.outcome) {
+    on_attempt_done(std::move(*started.outcome));
     return;
   }
-  PQsetNoticeReceiver(conn_.get(), &PgLink::receive_notice, this);
-  // The only way libpq reveals the SQLSTATE of a failed attempt is in verbose error text.
-  PQsetErrorVerbosity(conn_.get(), PQERRORS_VERBOSE);
-  if (PQstatus(conn_.get()) == CONNECTION_BAD) {
-    const ServerError error = parse_connection_error(PQerrorMessage(conn_.get()));
-    host_failed({Cause::connect_failed, error.sqlstate, clean(error.message)});
-    return;
-  }
-  arm_for(PGRES_POLLING_WRITING);  // libpq's contract: behave as if the first poll said WRITING
+  attempt_ = std::move(started.attempt);
   callbacks_.on_resolved();
-}
-
-void PgLink::arm_for(PostgresPollingStatusType polling) {
-  watch_->watch(PQsocket(conn_.get()),
-                polling == PGRES_POLLING_READING ? Interest::read : Interest::write);
 }
 
 void PgLink::on_socket(Readiness ready) {
   switch (phase_) {
-    case Phase::polling:
-      notes_.doing(CallbackPhase::connect_poll, &who_, connect_step(PQstatus(conn_.get())));
-      poll_connect();
-      break;
     case Phase::setting_up:
       notes_.doing(CallbackPhase::setup, &who_);
       drive_query(ready);
@@ -247,22 +218,26 @@ void PgLink::on_socket(Readiness ready) {
       break;
     case Phase::closed:
     case Phase::resolving:
+    case Phase::polling:  // the Connector watches the socket meanwhile
       break;
   }
 }
 
-void PgLink::poll_connect() {
-  watch_->stop();  // the socket may change or close inside PQconnectPoll
-  const PostgresPollingStatusType polling = PQconnectPoll(conn_.get());
-  if (polling == PGRES_POLLING_OK) {
-    finish_connect();
-  } else if (polling == PGRES_POLLING_FAILED) {
-    const ServerError error = parse_connection_error(PQerrorMessage(conn_.get()));
-    const Cause cause = cause_from_sqlstate(error.sqlstate).value_or(Cause::connect_failed);
-    host_failed({cause, error.sqlstate, clean(error.message)});
-  } else {
-    arm_for(polling);
+void PgLink::on_attempt_done(AttemptOutcome outcome) {
+  attempt_.reset();  // it is over; destroying it inside its own callback is allowed
+  if (phase_ != Phase::polling) return;
+  // What the server said while we connected, redacted here, where the DSN is known.
+  for (const Notice& notice : outcome.notices)
+    take_notice(notice.severity, notice.sqlstate, clean(notice.message));
+  if (!outcome.conn) {
+    Failure failure = std::move(outcome.failure);
+    failure.message = clean(failure.message);
+    host_failed(failure);
+    return;
   }
+  conn_ = std::move(outcome.conn);
+  PQsetNoticeReceiver(conn_.get(), &PgLink::receive_notice, this);
+  finish_connect();
 }
 
 void PgLink::finish_connect() {
@@ -495,19 +470,22 @@ void PgLink::receive_notice(void* self, const PGresult* result) {
   auto* link = static_cast<PgLink*>(self);
   // The owner of a lent connection hears everything it would have heard had it not lent it.
   if (link->forward_notice_) link->forward_notice_(link->forward_notice_arg_, result);
-  const std::string severity = field(result, PG_DIAG_SEVERITY_NONLOCALIZED);
-  const std::string sqlstate = field(result, PG_DIAG_SQLSTATE);
-  const std::string message = link->clean(field(result, PG_DIAG_MESSAGE_PRIMARY));
+  link->take_notice(field(result, PG_DIAG_SEVERITY_NONLOCALIZED), field(result, PG_DIAG_SQLSTATE),
+                    link->clean(field(result, PG_DIAG_MESSAGE_PRIMARY)));
+}
+
+void PgLink::take_notice(const std::string& severity, const std::string& sqlstate,
+                         const std::string& message) {
   // On an idle connection libpq hands the server's parting words to the notice receiver.
   if (ends_session(sqlstate) || severity == "FATAL" || severity == "PANIC") {
-    if (!link->ending_) {
+    if (!ending_) {
       const Cause cause = cause_from_sqlstate(sqlstate).value_or(
           ends_session(sqlstate) ? Cause::server_shutdown : Cause::server_error);
-      link->ending_ = Failure{cause, sqlstate, message};
+      ending_ = Failure{cause, sqlstate, message};
     }
     return;
   }
-  link->arrived_.notices.push_back({severity, sqlstate, message});
+  arrived_.notices.push_back({severity, sqlstate, message});
 }
 
 }  // namespace pgwd

@@ -9,6 +9,7 @@
 #include "health/link.hpp"
 #include "health/role_requirement.hpp"
 #include "pg/conninfo.hpp"
+#include "pg/connector.hpp"
 #include "pg/handles.hpp"
 #include "pg/host_list.hpp"
 
@@ -27,18 +28,20 @@ struct LinkSettings {
   std::string dsn_for_redaction;  ///< the user's text, to strip its password from messages
 };
 
-/// A Link over libpq on the Loop interface. Nothing here blocks: PQconnectStartParams/
-/// PQconnectPoll with the watch re-pointed at PQsocket() at each step, PQsendQuery/PQflush/
-/// PQconsumeInput, host names resolved by the loop's Resolver and passed as hostaddr. A connect
-/// attempt walks the host list itself, one PGconn per host under its own deadline, and checks
-/// the role (target_session_attrs) itself. It never calls back from inside a method the state
+/// A Link over libpq on the Loop interface. Nothing here blocks: each host's PGconn is connected
+/// by the Connector (PQconnectStartParams/PQconnectPoll, on the watch loop or on a connector
+/// thread: pg/connector.hpp), then PQsendQuery/PQflush/PQconsumeInput here, host names resolved
+/// by the loop's Resolver and passed as hostaddr. A connect attempt walks the host list itself,
+/// one PGconn per host under its own deadline (on the watch loop: it cancels the host's
+/// attempt), and checks the role (target_session_attrs) and runs setup_sql itself. It never calls back from inside a method the state
 /// machine called (see health/link.hpp): connect() starts from the loop, and a probe that
 /// cannot even be sent reports from the loop. Not copyable or movable (registered with the loop).
 class PgLink final : public Link {
  public:
-  /// `who` names the connection in slow-callback reports; it must outlive the link.
-  PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, ActivityNotes& notes,
-         const ConnectionRef& who, LinkCallbacks& callbacks);
+  /// `who` names the connection in slow-callback reports; it and `connector` must outlive the
+  /// link.
+  PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, Connector& connector,
+         ActivityNotes& notes, const ConnectionRef& who, LinkCallbacks& callbacks);
 
   /// A connection the host owns and lent us, already connected: the link starts idle, never
   /// connects, and close() lets go of it without PQfinish. Its notice receiver becomes the
@@ -53,6 +56,8 @@ class PgLink final : public Link {
          const ConnectionRef& who, LinkCallbacks& callbacks, Adopted adopted);
   ~PgLink() override;
   PgLink(const PgLink&) = delete;
+  PgLink(PgLink&&) = delete;
+  PgLink& operator=(PgLink&&) = delete;
   PgLink& operator=(const PgLink&) = delete;
 
   void connect() override;
@@ -66,19 +71,20 @@ class PgLink final : public Link {
   enum class Phase {
     closed,      ///< no PGconn
     resolving,   ///< name lookup in flight
-    polling,     ///< PQconnectPoll steps
+    polling,     ///< the Connector's attempt (PQconnectPoll steps) in flight
     setting_up,  ///< setup_sql in flight
     idle,        ///< connected; watched for readability (or not watched at all)
     probing,     ///< probe query in flight
   };
 
+  PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, Connector* connector,
+         ActivityNotes& notes, const ConnectionRef& who, LinkCallbacks& callbacks);
   void try_host();
   void host_failed(const Failure& failure);
   void on_resolved(Resolution resolution);
   void start_connect(const Conninfo& conninfo);
   void on_socket(Readiness ready);
-  void poll_connect();
-  void arm_for(PostgresPollingStatusType polling);
+  void on_attempt_done(AttemptOutcome outcome);
   void finish_connect();
   void remember_parameters();
   void send_query(const std::string& sql);
@@ -91,10 +97,13 @@ class PgLink final : public Link {
   bool parameters_changed();
   bool openssl_holds_bytes() const;
   std::string clean(std::string_view message) const;
+  void take_notice(const std::string& severity, const std::string& sqlstate,
+                   const std::string& message);
   static void receive_notice(void* self, const PGresult* result);
 
   const LinkSettings& settings_;
   Resolver& resolver_;
+  Connector* connector_;  ///< null for an adopted connection, which never connects
   ActivityNotes& notes_;
   const ConnectionRef& who_;
   LinkCallbacks& callbacks_;
@@ -107,6 +116,7 @@ class PgLink final : public Link {
   bool standby_pass_ = false;               ///< prefer-standby's first pass: standbys only
   std::vector<std::string> host_failures_;  ///< "host:port: why" for each host tried
   PgConnPtr conn_;
+  std::unique_ptr<ConnectAttempt> attempt_;  ///< the host's attempt in flight
   std::unique_ptr<Lookup> lookup_;
   std::unique_ptr<Lookup> previous_lookup_;  ///< may still be running its callback
   std::optional<Failure> ending_;  ///< the server said it is ending the session (57P0x, FATAL)

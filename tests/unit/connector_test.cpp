@@ -1,0 +1,97 @@
+// The two Connectors (pg/connector.hpp) keep the same callback contract: an attempt that libpq
+// refuses at once (inside PQconnectStartParams) is returned by start() on the watch loop and
+// reported from the loop by the pool, never called back inside start(); and a cancelled
+// attempt never reports. No server needed: a hostaddr that is not an
+// address fails before any socket exists. In the "thread" suite: CI runs it under TSan.
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "pg/connector_pool.hpp"
+#include "pg/loop_connector.hpp"
+#include "pgwd/adapters/libevent.hpp"
+#include "support/test_loop.hpp"
+
+using namespace std::chrono_literals;
+using namespace pgwd;
+
+namespace {
+
+class NoNotes final : public ActivityNotes {
+ public:
+  void doing(CallbackPhase, const ConnectionRef*, const char*) noexcept override {}
+};
+
+struct Setup {
+  pgwd::testing::TestLoop test_loop;
+  LibeventLoop loop{test_loop.base()};
+  NoNotes notes;
+  std::unique_ptr<Connector> connector;
+  ConnectionRef who{"unit", 0};
+  explicit Setup(std::size_t threads) {
+    if (threads == 0)
+      connector = std::make_unique<LoopConnector>(loop, notes);
+    else
+      connector = std::make_unique<ConnectorPool>(loop, notes, threads);
+  }
+};
+
+Conninfo not_an_address() {
+  return Conninfo::parse("hostaddr=not-an-address port=5432 user=nobody dbname=nothing");
+}
+
+}  // namespace
+
+TEST_SUITE("thread") {
+  TEST_CASE("connector: a refusal at start is returned by start() or reported from the loop") {
+    for (const std::size_t threads : {std::size_t{0}, std::size_t{2}}) {
+      CAPTURE(threads);
+      Setup s(threads);
+      std::optional<AttemptOutcome> got;
+      Connector::Started started = s.connector->start(
+          not_an_address(), s.who, [&](AttemptOutcome outcome) { got = std::move(outcome); });
+      CHECK_FALSE(got.has_value());  // never called back inside start()
+      if (threads == 0) {
+        REQUIRE(started.outcome.has_value());
+        CHECK(started.attempt == nullptr);
+        got = std::move(started.outcome);
+      } else {
+        CHECK_FALSE(started.outcome.has_value());
+        REQUIRE(started.attempt != nullptr);
+        REQUIRE(s.test_loop.run_until([&] { return got.has_value(); }, 10s));
+      }
+      CHECK(got->conn == nullptr);
+      CHECK(got->failure.cause == Cause::connect_failed);
+      CHECK(got->failure.message.find("not-an-address") != std::string::npos);
+      started.attempt.reset();  // after delivery: nothing left to cancel
+      s.test_loop.run_for(50ms);
+    }
+  }
+
+  TEST_CASE("connector: on connector threads, an attempt destroyed before it reports never "
+            "reports") {
+    for (const std::size_t threads : {std::size_t{1}, std::size_t{2}}) {
+      CAPTURE(threads);
+      Setup s(threads);
+      int reports = 0;
+      // Destroyed at once: on a connector thread each one may not have begun yet, be polling,
+      // or have its outcome already posted to the loop (which must then drop it).
+      for (int i = 0; i < 20; ++i) {
+        Connector::Started started =
+            s.connector->start(not_an_address(), s.who, [&](AttemptOutcome) { ++reports; });
+        CHECK(started.attempt != nullptr);
+      }
+      s.test_loop.run_for(200ms);
+      CHECK(reports == 0);
+    }
+  }
+
+  TEST_CASE("connector: a pool of 0 threads is refused") {
+    pgwd::testing::TestLoop test_loop;
+    LibeventLoop loop{test_loop.base()};
+    NoNotes notes;
+    CHECK_THROWS_AS(ConnectorPool(loop, notes, 0), std::invalid_argument);
+  }
+}

@@ -1,0 +1,118 @@
+#include "pg/connect_poller.hpp"
+
+#include "pg/server_error.hpp"
+
+namespace pgwd {
+namespace {
+
+// What a PQconnectPoll step is about to do, for the slow-callback report.
+const char* connect_step(ConnStatusType status) {
+  switch (status) {
+    case CONNECTION_STARTED:
+      return "waiting for the TCP connection";
+    case CONNECTION_MADE:
+      return "sending the startup packet";
+    case CONNECTION_SSL_STARTUP:
+      return "TLS handshake";
+    case CONNECTION_GSS_STARTUP:
+      return "GSSAPI handshake";
+    case CONNECTION_AWAITING_RESPONSE:
+      return "authentication (SCRAM computes here)";
+    case CONNECTION_AUTH_OK:
+      return "waiting for the backend to start";
+    default:
+      return "connecting";
+  }
+}
+
+const char* field(const PGresult* result, int code) {
+  const char* value = PQresultErrorField(result, code);
+  return value ? value : "";
+}
+
+// A handed-over PGconn must not point back at a poller that may be gone by the time libpq
+// calls its receiver; its new owner installs its own.
+void ignore_notice(void*, const PGresult*) {}
+
+Failure connection_error(PGconn* conn) {
+  const ServerError error = parse_connection_error(PQerrorMessage(conn));
+  return {cause_from_sqlstate(error.sqlstate).value_or(Cause::connect_failed), error.sqlstate,
+          error.message};
+}
+
+}  // namespace
+
+ConnectPoller::ConnectPoller(Loop& loop, ActivityNotes* notes, const ConnectionRef& who,
+                             Connector::Done done)
+    : notes_(notes),
+      who_(who),
+      done_(std::move(done)),
+      watch_(loop.make_socket_watch([this](Readiness) { poll(); })) {}
+
+ConnectPoller::~ConnectPoller() {
+  watch_->stop();  // before libpq closes the socket (a recycled fd number must not be stale)
+  conn_.reset();
+}
+
+std::optional<AttemptOutcome> ConnectPoller::start(const Conninfo& conninfo) {
+  const ConnectParams params = conninfo.params();
+  conn_.reset(
+      PQconnectStartParams(params.keywords.data(), params.values.data(), /*expand_dbname=*/0));
+  if (!conn_) return outcome(Failure{Cause::connect_failed, "", "out of memory"});
+  PQsetNoticeReceiver(conn_.get(), &ConnectPoller::collect_notice, this);
+  // The only way libpq reveals the SQLSTATE of a failed attempt is in verbose error text.
+  PQsetErrorVerbosity(conn_.get(), PQERRORS_VERBOSE);
+  if (PQstatus(conn_.get()) == CONNECTION_BAD) {
+    Failure failure = connection_error(conn_.get());
+    failure.cause = Cause::connect_failed;
+    return outcome(std::move(failure));
+  }
+  arm_for(PGRES_POLLING_WRITING);  // libpq's contract: behave as if the first poll said WRITING
+  return std::nullopt;
+}
+
+void ConnectPoller::arm_for(PostgresPollingStatusType polling) {
+  watch_->watch(PQsocket(conn_.get()),
+                polling == PGRES_POLLING_READING ? Interest::read : Interest::write);
+}
+
+void ConnectPoller::poll() {
+  if (notes_) notes_->doing(CallbackPhase::connect_poll, &who_, connect_step(PQstatus(conn_.get())));
+  watch_->stop();  // the socket may change or close inside PQconnectPoll
+  const PostgresPollingStatusType polling = PQconnectPoll(conn_.get());
+  if (polling == PGRES_POLLING_OK) {
+    finish(std::nullopt);
+  } else if (polling == PGRES_POLLING_FAILED) {
+    finish(connection_error(conn_.get()));
+  } else {
+    arm_for(polling);
+  }
+}
+
+AttemptOutcome ConnectPoller::outcome(std::optional<Failure> failure) {
+  AttemptOutcome result;
+  result.notices = std::move(notices_);
+  if (failure) {
+    result.failure = std::move(*failure);
+    conn_.reset();
+  } else {
+    PQsetNoticeReceiver(conn_.get(), &ignore_notice, nullptr);
+    result.conn = std::move(conn_);
+  }
+  return result;
+}
+
+void ConnectPoller::finish(std::optional<Failure> failure) {
+  AttemptOutcome result = outcome(std::move(failure));
+  // `done` may destroy this poller: keep the callable on the stack, and touch nothing after.
+  const Connector::Done done = std::move(done_);
+  done(std::move(result));
+}
+
+void ConnectPoller::collect_notice(void* self, const PGresult* result) {
+  static_cast<ConnectPoller*>(self)->notices_.push_back(
+      {field(result, PG_DIAG_SEVERITY_NONLOCALIZED), field(result, PG_DIAG_SQLSTATE),
+       field(result, PG_DIAG_MESSAGE_PRIMARY)});
+}
+
+}  // namespace pgwd
