@@ -50,7 +50,7 @@ int try_bind(const std::string& listen, std::string& detail) {
 }
 
 // A name as a message may show it: the library has not checked it yet at this point.
-std::string shown(std::string_view text) {
+std::string shown_in_listing(std::string_view text) {
   std::string out;
   for (char c : text.substr(0, 60)) {
     const auto byte = static_cast<unsigned char>(c);
@@ -86,7 +86,7 @@ DaemonConfig effective_config(const CommandLine& cli) {
               read_secret_file(config.default_sources.password_file, "password_file");
         target.conninfo = conninfo_with_password(dsn, *default_password);
       } catch (const ConfigError& e) {
-        throw ConfigError(fmt::format("--target {}: defaults: {}", shown(name), e.what()));
+        throw ConfigError(fmt::format("--target {}: defaults: {}", shown_in_listing(name), e.what()));
       }
       config.sources[name].password_file = config.default_sources.password_file;
     }
@@ -104,7 +104,7 @@ DaemonConfig effective_config(const CommandLine& cli) {
     if (std::any_of(config.targets.begin(), config.targets.end(),
                     [&](const auto& t) { return t.name == target.name; }))
       throw ConfigError(
-          fmt::format("--target {}: a target with this name is already defined", shown(name)));
+          fmt::format("--target {}: a target with this name is already defined", shown_in_listing(name)));
     config.targets.push_back(std::move(target));
   }
   if (config.targets.empty())

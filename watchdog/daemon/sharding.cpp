@@ -24,7 +24,7 @@ std::optional<unsigned> parse_decimal(std::string_view text) {
   return value;
 }
 
-std::string shown(std::string_view text) {
+std::string quoted_for_message(std::string_view text) {
   std::string out = escape_control_characters(text.substr(0, 80));
   if (text.size() > 80) out += "...";
   return "'" + out + "'";
@@ -78,17 +78,17 @@ std::optional<Shard> parse_shard_flags(const std::optional<std::string>& shard,
   const std::optional<unsigned> total = parse_decimal(*total_shards);
   if (!total || *total == 0 || *total > kMaxShards)
     throw ConfigError("--total-shards: expected a number from 1 to " + std::to_string(kMaxShards) +
-                      ", got " + shown(*total_shards));
+                      ", got " + quoted_for_message(*total_shards));
   Shard result{0, *total};
   if (*shard == "auto") {
     const std::string name = hostname();
     const std::optional<unsigned> ordinal = ordinal_of_hostname(name);
     if (!ordinal)
-      throw ConfigError("--shard auto: the host name " + shown(name) +
+      throw ConfigError("--shard auto: the host name " + quoted_for_message(name) +
                         " does not end in -<ordinal> (as a StatefulSet's pods do: pgwatchdog-0); "
                         "give --shard I instead");
     if (*ordinal >= *total)
-      throw ConfigError("--shard auto: the host name " + shown(name) + " gives shard " +
+      throw ConfigError("--shard auto: the host name " + quoted_for_message(name) + " gives shard " +
                         std::to_string(*ordinal) + ", but --total-shards is " +
                         std::to_string(*total) + " (shards are 0 to " +
                         std::to_string(*total - 1) + ")");
@@ -97,7 +97,7 @@ std::optional<Shard> parse_shard_flags(const std::optional<std::string>& shard,
   }
   const std::optional<unsigned> index = parse_decimal(*shard);
   if (!index)
-    throw ConfigError("--shard: expected a shard number (0, 1, ...) or 'auto', got " + shown(*shard));
+    throw ConfigError("--shard: expected a shard number (0, 1, ...) or 'auto', got " + quoted_for_message(*shard));
   if (*index >= *total)
     throw ConfigError("--shard: " + std::to_string(*index) + " is not below --total-shards " +
                       std::to_string(*total) + " (shards are 0 to " + std::to_string(*total - 1) +

@@ -22,7 +22,7 @@ namespace {
 // A web config, a certificate or a CA bundle is a few KiB; anything far larger is a mistake.
 constexpr std::size_t kMaxWebFileBytes = 1024 * 1024;
 
-std::string shown(std::string_view text) {
+std::string printable_path(std::string_view text) {
   std::string out;
   for (const char c : text) {
     const auto byte = static_cast<unsigned char>(c);
@@ -41,7 +41,7 @@ std::string shown(std::string_view text) {
 // a SIGHUP wait on the loop for a writer.
 std::string read_small_file(const std::string& path, std::string_view what) {
   const auto fail = [&](const std::string& why) -> ConfigError {
-    return ConfigError(std::string(what) + ": cannot read '" + shown(path) + "': " + why);
+    return ConfigError(std::string(what) + ": cannot read '" + printable_path(path) + "': " + why);
   };
   const UniqueFd file(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
   if (file.get() < 0) throw fail(std::strerror(errno));
@@ -64,7 +64,7 @@ std::string read_small_file(const std::string& path, std::string_view what) {
 
 class Reporter {
  public:
-  explicit Reporter(std::string_view origin) : origin_(shown(origin)) {}
+  explicit Reporter(std::string_view origin) : origin_(printable_path(origin)) {}
   [[noreturn]] void fail(const YAML::Node& at, const std::string& problem) const {
     fail(std::max(at.Mark().line, 0) + 1, problem);
   }
@@ -101,7 +101,7 @@ std::vector<KeyValue> entries(const Reporter& report, const YAML::Node& map,
     if (std::find(known.begin(), known.end(), name) == known.end()) {
       std::string list;
       for (std::string_view k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-      report.fail(key, where + "unknown key '" + shown(name) + "' (known keys: " + list + ")");
+      report.fail(key, where + "unknown key '" + printable_path(name) + "' (known keys: " + list + ")");
     }
     for (const KeyValue& earlier : out)
       if (earlier.key == name) report.fail(key, where + "key '" + name + "' appears twice");
@@ -145,14 +145,14 @@ void check_tls_files(const Reporter& report, const YAML::Node& at, const TlsServ
   const int loaded =
       gnutls_certificate_set_x509_key_mem(credentials.get(), &cert, &key, GNUTLS_X509_FMT_PEM);
   if (loaded < 0)
-    report.fail(at, "tls_server_config: cert_file '" + shown(tls.cert_file) + "' and key_file '" +
-                        shown(tls.key_file) + "' do not load as a PEM certificate and its key: " +
+    report.fail(at, "tls_server_config: cert_file '" + printable_path(tls.cert_file) + "' and key_file '" +
+                        printable_path(tls.key_file) + "' do not load as a PEM certificate and its key: " +
                         gnutls_strerror(loaded));
   if (tls.client_auth == ClientAuth::none) return;
   const gnutls_datum_t ca = datum(tls.client_ca_pem);
   const int cas = gnutls_certificate_set_x509_trust_mem(credentials.get(), &ca, GNUTLS_X509_FMT_PEM);
   if (cas <= 0)
-    report.fail(at, "tls_server_config: client_ca_file '" + shown(tls.client_ca_file) +
+    report.fail(at, "tls_server_config: client_ca_file '" + printable_path(tls.client_ca_file) +
                         "' holds no PEM certificate" +
                         (cas < 0 ? std::string(": ") + gnutls_strerror(cas) : std::string()));
 }
@@ -195,7 +195,7 @@ TlsServerConfig parse_tls(const Reporter& report, const KeyValue& section,
                         "to verify it against client_ca_file; use VerifyClientCertIfGiven or "
                         "RequireAndVerifyClientCert");
       } else {
-        report.fail(e.key_node, where + "client_auth_type: unknown value '" + shown(value) +
+        report.fail(e.key_node, where + "client_auth_type: unknown value '" + printable_path(value) +
                                     "' (NoClientCert, VerifyClientCertIfGiven, "
                                     "RequireAndVerifyClientCert)");
       }
@@ -210,7 +210,7 @@ TlsServerConfig parse_tls(const Reporter& report, const KeyValue& section,
                                     "or TLS13");
       else
         report.fail(e.key_node,
-                    where + "min_version: unknown value '" + shown(value) + "' (TLS12, TLS13)");
+                    where + "min_version: unknown value '" + printable_path(value) + "' (TLS12, TLS13)");
     }
   }
   if (tls.cert_file.empty()) report.fail(section.key_node, where + "cert_file is required");
@@ -259,14 +259,14 @@ std::map<std::string, std::string> parse_users(const Reporter& report, const Key
     const std::string& name = user.Scalar();
     // RFC 7617: the user-id cannot contain a colon.
     if (name.find(':') != std::string::npos || name.find('\0') != std::string::npos)
-      report.fail(user, "basic_auth_users: user '" + shown(name) + "' contains ':' or NUL");
+      report.fail(user, "basic_auth_users: user '" + printable_path(name) + "' contains ':' or NUL");
     // The hash is never echoed: it is a password's equivalent for an offline attack.
     if (!hash.IsScalar() || !is_bcrypt_hash(hash.Scalar()))
-      report.fail(user, "basic_auth_users: " + shown(name) +
+      report.fail(user, "basic_auth_users: " + printable_path(name) +
                             ": not a bcrypt hash (expected $2y$, $2b$ or $2a$ and 60 characters, as "
                             "htpasswd -nBC 10 \"\" prints)");
     if (!users.emplace(name, hash.Scalar()).second)
-      report.fail(user, "basic_auth_users: user '" + shown(name) + "' appears twice");
+      report.fail(user, "basic_auth_users: user '" + printable_path(name) + "' appears twice");
   }
   return users;
 }
@@ -280,7 +280,7 @@ WebConfig parse_web_config(std::string_view yaml_text, std::string_view origin,
   try {
     root = YAML::Load(std::string(yaml_text));
   } catch (const YAML::Exception& e) {
-    report.fail(std::max(e.mark.line, 0) + 1, "YAML error: " + shown(e.msg));
+    report.fail(std::max(e.mark.line, 0) + 1, "YAML error: " + printable_path(e.msg));
   }
   WebConfig config;
   if (root.IsNull()) return config;  // an empty file: plain HTTP, no authentication
@@ -301,7 +301,7 @@ WebConfig load_web_config(const std::string& path) {
   } catch (const ConfigError&) {
     throw;
   } catch (const std::exception& e) {
-    throw ConfigError(shown(path) + ": cannot load the web config: " + shown(e.what()));
+    throw ConfigError(printable_path(path) + ": cannot load the web config: " + printable_path(e.what()));
   }
 }
 

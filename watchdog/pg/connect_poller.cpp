@@ -25,11 +25,6 @@ const char* connect_step(ConnStatusType status) {
   }
 }
 
-const char* field(const PGresult* result, int code) {
-  const char* value = PQresultErrorField(result, code);
-  return value ? value : "";
-}
-
 // A handed-over PGconn must not point back at a poller that may be gone by the time libpq
 // calls its receiver; its new owner installs its own.
 void ignore_notice(void*, const PGresult*) {}
@@ -77,7 +72,8 @@ void ConnectPoller::arm_for(PostgresPollingStatusType polling) {
 }
 
 void ConnectPoller::poll() {
-  if (notes_) notes_->doing(CallbackPhase::connect_poll, &who_, connect_step(PQstatus(conn_.get())));
+  if (notes_)
+    notes_->doing(CallbackPhase::connect_poll, &who_, connect_step(PQstatus(conn_.get())));
   watch_->stop();  // the socket may change or close inside PQconnectPoll
   const PostgresPollingStatusType polling = PQconnectPoll(conn_.get());
   if (polling == PGRES_POLLING_OK) {
@@ -111,8 +107,8 @@ void ConnectPoller::finish(std::optional<Failure> failure) {
 
 void ConnectPoller::collect_notice(void* self, const PGresult* result) {
   static_cast<ConnectPoller*>(self)->notices_.push_back(
-      {field(result, PG_DIAG_SEVERITY_NONLOCALIZED), field(result, PG_DIAG_SQLSTATE),
-       field(result, PG_DIAG_MESSAGE_PRIMARY)});
+      {error_field(result, PG_DIAG_SEVERITY_NONLOCALIZED), error_field(result, PG_DIAG_SQLSTATE),
+       error_field(result, PG_DIAG_MESSAGE_PRIMARY)});
 }
 
 }  // namespace pgwd

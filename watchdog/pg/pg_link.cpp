@@ -31,11 +31,6 @@ constexpr const char* kTrackedParameters[] = {
     "server_version",
 };
 
-const char* field(const PGresult* result, int code) {
-  const char* value = PQresultErrorField(result, code);
-  return value ? value : "";
-}
-
 }  // namespace
 
 PgLink::PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, Connector& connector,
@@ -369,8 +364,8 @@ void PgLink::drive_query(Readiness ready) {
     }
     const ExecStatusType status = PQresultStatus(result.get());
     if ((status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE) && !query_error_) {
-      const std::string sqlstate = field(result.get(), PG_DIAG_SQLSTATE);
-      const std::string severity = field(result.get(), PG_DIAG_SEVERITY_NONLOCALIZED);
+      const std::string sqlstate = error_field(result.get(), PG_DIAG_SQLSTATE);
+      const std::string severity = error_field(result.get(), PG_DIAG_SEVERITY_NONLOCALIZED);
       Cause cause = Cause::probe_failed;
       if (ends_session(sqlstate))
         cause = cause_from_sqlstate(sqlstate).value_or(Cause::server_shutdown);
@@ -470,8 +465,9 @@ void PgLink::receive_notice(void* self, const PGresult* result) {
   auto* link = static_cast<PgLink*>(self);
   // The owner of a lent connection hears everything it would have heard had it not lent it.
   if (link->forward_notice_) link->forward_notice_(link->forward_notice_arg_, result);
-  link->take_notice(field(result, PG_DIAG_SEVERITY_NONLOCALIZED), field(result, PG_DIAG_SQLSTATE),
-                    link->clean(field(result, PG_DIAG_MESSAGE_PRIMARY)));
+  link->take_notice(error_field(result, PG_DIAG_SEVERITY_NONLOCALIZED),
+                    error_field(result, PG_DIAG_SQLSTATE),
+                    link->clean(error_field(result, PG_DIAG_MESSAGE_PRIMARY)));
 }
 
 void PgLink::take_notice(const std::string& severity, const std::string& sqlstate,

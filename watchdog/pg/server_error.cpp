@@ -59,4 +59,9 @@ ServerError parse_connection_error(std::string_view text) {
   return error;
 }
 
+const char* error_field(const PGresult* result, int code) noexcept {
+  const char* value = PQresultErrorField(result, code);
+  return value ? value : "";
+}
+
 }  // namespace pgwd

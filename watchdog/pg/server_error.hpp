@@ -1,5 +1,7 @@
 #pragma once
 
+#include <libpq-fe.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +27,9 @@ struct ServerError {
 /// `... failed: FATAL:  28P01: password authentication failed ...`. libpq offers no other way to
 /// get the SQLSTATE of a failed connection attempt.
 ServerError parse_connection_error(std::string_view text);
+
+/// PQresultErrorField, "" where the result has no such field.
+const char* error_field(const PGresult* result, int code) noexcept;
 
 /// Collapses libpq's multi-line messages into one line for logs and events.
 std::string one_line(std::string_view text);
