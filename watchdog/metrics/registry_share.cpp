@@ -10,8 +10,14 @@ RegistryShare::Claim::Claim(std::shared_ptr<RegistryShare> share, std::set<std::
     : share_(std::move(share)), names_(names), name_(std::move(name)) {}
 
 RegistryShare::Claim::~Claim() {
-  const std::lock_guard lock(share_->mutex_);
-  names_.erase(name_);
+  bool watchdog_left = false;
+  {
+    const std::lock_guard lock(share_->mutex_);
+    names_.erase(name_);
+    watchdog_left = &names_ == &share_->watchdogs_ && share_->watchdogs_.empty();
+  }
+  // Not under mutex_: share_mutex comes first (of(), close_if_sole()).
+  if (watchdog_left) share_->drop_if_abandoned();
 }
 
 namespace {
@@ -65,8 +71,21 @@ void RegistryShare::drop_families() {
     shares().erase(registry_.get());  // the next Watchdog on the registry makes a fresh share
     const std::lock_guard own(mutex_);
     closed_ = false;
+    dropped_ = true;
   }
   share_dropped.notify_all();
+}
+
+void RegistryShare::drop_if_abandoned() {
+  const std::lock_guard lock(share_mutex);
+  const std::lock_guard own(mutex_);
+  // A Watchdog joining (of() hands out shares holding share_mutex), one still here, or one
+  // dropping them already (close_if_sole): not ours to drop.
+  if (!watchdogs_.empty() || joining_ != 0 || closed_ || dropped_) return;
+  dropped_ = true;
+  families_.unregister(*registry_);
+  const auto it = shares().find(registry_.get());
+  if (it != shares().end() && it->second.lock().get() == this) shares().erase(it);
 }
 
 RegistryShare::RegistryShare(std::shared_ptr<prometheus::Registry> registry)

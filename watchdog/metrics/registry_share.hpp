@@ -67,8 +67,16 @@ class RegistryShare : public std::enable_shared_from_this<RegistryShare> {
   std::mutex mutex_;
   std::set<std::string> targets_;
   std::set<std::string> watchdogs_;
+  /// When the last Watchdog's name is released and none is joining, removes the families that
+  /// are left (build_info and the empty ones). Why: two Watchdogs going away at once on two
+  /// threads each see the other in close_if_sole(), so both remove only their own series and
+  /// neither drops the families; the last one out does it here, after every series owner of its
+  /// own is gone (the name is the last thing a Watchdog lets go of).
+  void drop_if_abandoned();
+
   std::size_t joining_ = 0;  // of() handed the share out, claim_watchdog() not called yet
   bool closed_ = false;      // written holding of()'s mutex and mutex_, read holding either
+  bool dropped_ = false;     // the families were removed from the registry (written holding both)
 };
 
 }  // namespace pgwd
