@@ -20,7 +20,8 @@ std::chrono::milliseconds ms(std::chrono::nanoseconds d) {
 }  // namespace
 
 Target::Target(const TargetOptions& options, TargetSettings settings, Loop& loop,
-               Resolver& resolver, Connector& connector, ActivityNotes& notes, Random& random, AttemptGate& gate,
+               Resolver& resolver, Connector& connector, ActivityNotes& notes, Random& random,
+               AttemptGate& gate,
                MetricFamilies& families, std::unique_ptr<RegistryShare::Claim> name,
                Observer* observer, spdlog::logger& log, const SharedHistograms* shared_histograms)
     : name_(options.name),

@@ -14,6 +14,7 @@
 #include <utility>
 #include <variant>
 
+#include "event/libevent/event_ptr.hpp"
 #include "pgwd/adapters/libevent.hpp"
 
 namespace pgwd {
@@ -106,13 +107,10 @@ class WatchdogThread::Impl {
   const std::shared_ptr<prometheus::Registry>& registry() const noexcept { return registry_; }
 
  private:
-  struct BaseDeleter {
-    void operator()(event_base* base) const noexcept { event_base_free(base); }
-  };
 
   // The thread's whole life: everything of the loop is made, used and freed here.
   void run(WatchdogOptions options, std::promise<void>& started) {
-    std::unique_ptr<event_base, BaseDeleter> base;
+    EventBasePtr base;
     std::unique_ptr<LibeventLoop> loop;
     try {
       base.reset(event_base_new());

@@ -12,6 +12,7 @@
 #include "daemon/config.hpp"
 #include "daemon/health_state.hpp"
 #include "daemon/target_reload.hpp"
+#include "event/libevent/event_ptr.hpp"
 
 namespace spdlog {
 class logger;
@@ -65,15 +66,11 @@ class Daemon {
   void apply_some();
   void reload_done();
 
-  struct BaseDeleter {
-    void operator()(event_base* base) const noexcept { event_base_free(base); }
-  };
-
   CommandLine cli_;
   DaemonConfig config_;
   std::unique_ptr<DaemonLog> log_owner_;
   std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<event_base, BaseDeleter> base_;
+  EventBasePtr base_;
   std::unique_ptr<LibeventLoop> loop_;  // the Watchdog's, and post() for the reload reader
   std::shared_ptr<prometheus::Registry> registry_;
   HealthState health_;                   // read by the HTTP threads: outlives the server

@@ -10,6 +10,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "event/libevent/event_ptr.hpp"
 #include "pg/connect_poller.hpp"
 #include "pgwd/adapters/libevent.hpp"
 
@@ -25,10 +26,6 @@ struct Job {
   std::atomic<bool> cancelled{false};
   Connector::Done done;    ///< watch loop only
   bool delivered = false;  ///< watch loop only
-};
-
-struct BaseDeleter {
-  void operator()(event_base* base) const noexcept { event_base_free(base); }
 };
 
 }  // namespace
@@ -81,7 +78,7 @@ class ConnectorPool::Worker {
  private:
   void run(std::promise<void>& started) {
     pthread_setname_np(pthread_self(), "pgwd-connector");
-    std::unique_ptr<event_base, BaseDeleter> base;
+    EventBasePtr base;
     std::unique_ptr<LibeventLoop> loop;
     try {
       base.reset(event_base_new());

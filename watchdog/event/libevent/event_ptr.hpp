@@ -13,6 +13,13 @@ struct EventDeleter {
 };
 using EventPtr = std::unique_ptr<event, EventDeleter>;
 
+/// Owns a libevent `event_base` (a loop of pgwatchdog's own: WatchdogThread, the connector
+/// threads, the daemon).
+struct EventBaseDeleter {
+  void operator()(event_base* base) const noexcept { event_base_free(base); }
+};
+using EventBasePtr = std::unique_ptr<event_base, EventBaseDeleter>;
+
 inline timeval to_timeval(std::chrono::nanoseconds delay) {
   if (delay < std::chrono::nanoseconds::zero()) delay = std::chrono::nanoseconds::zero();
   const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(delay).count();
