@@ -25,6 +25,7 @@ void LoopGaps::restart() {
   last_ = Clock::now();
   last_stat_ = thread_schedstat();
   worst_gap_ = worst_own_ = Clock::duration::zero();
+  worst_on_cpu_ = std::chrono::nanoseconds::zero();
   worst_gap_end_ = {};
   worst_gap_split_ = {};
   ticks_ = 0;
@@ -44,6 +45,7 @@ void LoopGaps::tick() {
   }
   worst_own_ =
       std::max(worst_own_, gap - std::chrono::duration_cast<Clock::duration>(split.waiting));
+  worst_on_cpu_ = std::max(worst_on_cpu_, split.on_cpu);
   last_ = now;
   last_stat_ = stat;
   ++ticks_;
@@ -56,7 +58,8 @@ std::string LoopGaps::summary() const {
     out += " (" + std::to_string(ms(worst_gap_split_.on_cpu)) + " ms on a CPU, " +
            std::to_string(ms(worst_gap_split_.waiting)) +
            " ms waiting for one), worst gap less its wait for a CPU " +
-           std::to_string(ms(worst_own_)) + " ms";
+           std::to_string(ms(worst_own_)) + " ms, most CPU within one gap " +
+           std::to_string(ms(worst_on_cpu_)) + " ms";
   else
     out += " (no run-queue statistics on this kernel)";
   return out;

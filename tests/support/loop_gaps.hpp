@@ -46,6 +46,10 @@ class LoopGaps {
   /// The longest gap less the time the loop's thread waited for a CPU during it: time the loop
   /// spent running or blocked in a call. Equal to worst_gap() where the kernel has no statistics.
   Clock::duration worst_own() const { return worst_own_; }
+  /// The most CPU time the loop's thread spent within one gap: its longest busy stretch, where
+  /// blocking is not the question (a callback's computing, not a blocking call). Zero where the
+  /// kernel has no statistics.
+  std::chrono::nanoseconds worst_on_cpu() const { return worst_on_cpu_; }
   int ticks() const { return ticks_; }
   /// One line for a test's MESSAGE.
   std::string summary() const;
@@ -57,6 +61,7 @@ class LoopGaps {
   Clock::time_point worst_gap_end_{};
   SchedStat worst_gap_split_{};
   Clock::duration worst_own_{0};
+  std::chrono::nanoseconds worst_on_cpu_{0};
   int ticks_ = 0;
 };
 
