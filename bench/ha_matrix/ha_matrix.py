@@ -134,6 +134,20 @@ def postmaster_pid(env, node):
         return None
 
 
+def postmaster_stopping(data_dir, pid):
+    """True once the postmaster PID of DATA_DIR shuts down: its postmaster.pid says "stopping"
+    (line 8, written as the shutdown begins, before backends are told), is gone or names
+    another process, or PID is dead."""
+    try:
+        with open(os.path.join(data_dir, "postmaster.pid")) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return True
+    if not lines or lines[0].strip() != str(pid) or not alive(pid):
+        return True
+    return len(lines) >= 8 and lines[7].strip() == "stopping"
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -230,12 +244,12 @@ class Poller(threading.Thread):
 class Sampler(threading.Thread):
     """Every 100 ms: the daemon's /metrics, each node's Patroni role, the old primary alive?"""
 
-    def __init__(self, env, metrics_url, watched_pid, stop):
+    def __init__(self, env, metrics_url, data_dir, watched_pid, stop):
         super().__init__(daemon=True)
-        self.env, self.url, self.pid, self.stop = env, metrics_url, watched_pid, stop
+        self.env, self.url, self.data_dir, self.pid, self.stop = env, metrics_url, data_dir, watched_pid, stop
         self.samples = []   # (t, parsed metrics or None)
         self.truth = []     # (t, {1: role, 2: role})
-        self.postmaster_gone_at = None
+        self.stopping_at = None
         self.roles = {1: None, 2: None}
         self.role_thread = threading.Thread(target=self.poll_roles, daemon=True)
 
@@ -253,8 +267,9 @@ class Sampler(threading.Thread):
             t = time.time()
             code, body = http_get(self.url, 0.5)
             self.samples.append((t, parse_metrics(body) if code == 200 else None))
-            if self.postmaster_gone_at is None and self.pid is not None and not alive(self.pid):
-                self.postmaster_gone_at = t
+            if self.stopping_at is None and self.pid is not None and \
+                    postmaster_stopping(self.data_dir, self.pid):
+                self.stopping_at = t
             self.stop.wait(max(0.0, 0.1 - (time.time() - t)))
         self.role_thread.join(2)
 
@@ -275,7 +290,7 @@ def truth_role(truth, t, path, nodes):
     return last
 
 
-def analyse_path(path, sampler, poller, t_fault, t_event, t_end_obs, nodes):
+def analyse_path(path, sampler, poller, t_fault, t_event, nodes):
     samples = [(t, m.get(path)) for t, m in sampler.samples if m is not None and m.get(path)]
     base = [m for t, m in samples if t < t_fault]
     after = [(t, m) for t, m in samples if t >= t_fault]
@@ -283,7 +298,7 @@ def analyse_path(path, sampler, poller, t_fault, t_event, t_end_obs, nodes):
     if not base or not after:
         res["error"] = "no /metrics samples"
         return res
-    d0, p0 = base[-1]["disconnects"], base[-1]["probes"]
+    d0 = base[-1]["disconnects"]
     causes0 = base[-1]["causes"]
     # pgwatchdog: detection = first sample with a new disconnect or up 0.
     det = next((t for t, m in after if m["disconnects"] > d0 or m["up"] == 0), None)
@@ -401,7 +416,8 @@ def run_scenario(args, env, scenario, paths):
     daemon = subprocess.Popen([args.daemon, "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
     stop = threading.Event()
     pollers = {p: Poller(p, ports[p], stop) for p in paths}
-    sampler = Sampler(env, f"http://{listen}/metrics", postmaster_pid(env, lead), stop)
+    sampler = Sampler(env, f"http://{listen}/metrics", env[f"HA_NODE{lead}_DATA"],
+                      postmaster_pid(env, lead), stop)
     result = {"scenario": scenario, "fault": fault_args, "leader_before": f"node{lead}", "paths": []}
     try:
         deadline = time.time() + 30
@@ -442,16 +458,17 @@ def run_scenario(args, env, scenario, paths):
         if sampler.is_alive():
             sampler.join(3)
     # The event the clients can see: for a switchover or restart, the moment the old primary's
-    # postmaster went away (Patroni checkpoints first); otherwise the fault's start.
+    # postmaster began to shut down (Patroni checkpoints first, 1-3 s after the request);
+    # otherwise the fault's start. Sampled every 100 ms, so a detection may show up to -0.1 s.
     t_event = t_fault
-    if scenario in ("switchover", "restart") and sampler.postmaster_gone_at is not None:
-        t_event = sampler.postmaster_gone_at
+    if scenario in ("switchover", "restart") and sampler.stopping_at is not None:
+        t_event = sampler.stopping_at
     result.update({"fault_start": t_fault, "fault_end": t_fault_end, "event": t_event,
                    "event_after_fault_s": round(t_event - t_fault, 2),
                    "fault_seconds": round(t_fault_end - t_fault, 2)})
     misses = []
     for p in paths:
-        res = analyse_path(p, sampler, pollers[p], t_fault, t_event, None, nodes)
+        res = analyse_path(p, sampler, pollers[p], t_fault, t_event, nodes)
         result["paths"].append(res)
         if args.check:
             misses += check(scenario, res, signalled, carriers)
