@@ -28,7 +28,7 @@ scenario starts), haproxy_primary, haproxy_replica, pgbouncer_session, pgbouncer
 These are wall-time bounds on purpose: what is asserted is what a user sees.
 
 Usage: ha_matrix.py --root HA_ROOT --daemon PATH [--scenarios LIST] [--paths LIST]
-                    [--observe S] [--json FILE] [--check]
+                    [--observe S] [--json FILE] [--check] [--bind-session-pool]
 Scenarios: switchover, kill9, sigstop, blackhole, restart (default: all, in that order).
 """
 
@@ -412,6 +412,10 @@ def run_scenario(args, env, scenario, paths):
         f.write(f'listen: "{listen}"\ntargets:\n')
         for p in paths:
             f.write(f'  - name: {p}\n    dsn: "host=127.0.0.1 port={ports[p]} dbname=postgres user=postgres"\n')
+            if p == "pgbouncer_session" and args.bind_session_pool:
+                # LISTEN after every connect is a statement: PgBouncer links the client to a
+                # server for the session, so the server's FATAL/EOF reach the watchdog.
+                f.write('    listen_channels: [pgwatchdog_bind]\n')
     log = open(os.path.join(workdir, "pgwatchdog.log"), "w")
     daemon = subprocess.Popen([args.daemon, "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
     stop = threading.Event()
@@ -507,6 +511,10 @@ def main():
     ap.add_argument("--observe", type=float, default=30.0, help="seconds to watch after the fault ends")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--check", action="store_true", help="assert the targets; exit 1 on a miss")
+    ap.add_argument("--bind-session-pool", action="store_true",
+                    help="give the pgbouncer_session target listen_channels: [pgwatchdog_bind], so "
+                         "that it is linked to a server from its first connect (a prototype of a "
+                         "pooled-target binding with today's options)")
     args = ap.parse_args()
     if not args.root:
         die("--root (or HA_ROOT) is required: run under `ha-stack run --` or pass the stack's root")
@@ -532,7 +540,7 @@ def main():
         print(f"ha_matrix: scenario {s} done in {r['seconds']} s (event +{r['event_after_fault_s']} s "
               f"after the fault started)", file=sys.stderr, flush=True)
     print(table(results))
-    doc = {"stack_startup_seconds": env.get("HA_STARTUP_SECONDS"), "total_seconds": round(time.time() - t0, 1),
+    doc = {"bind_session_pool": args.bind_session_pool, "stack_startup_seconds": env.get("HA_STARTUP_SECONDS"), "total_seconds": round(time.time() - t0, 1),
            "assumed_heartbeat_s": HEARTBEAT_ASSUMED, "scenarios": results}
     if args.json:
         with open(args.json, "w") as f:
