@@ -23,6 +23,8 @@ scenario starts), haproxy_primary, haproxy_replica, pgbouncer_session, pgbouncer
   * detection within 0.5 s of the event where the fault sends something (a FATAL, a FIN), on
     the paths that carry it; within heartbeat + probe_timeout (5 s + 5 s assumed) on every path
     to the primary for a hung or half-open primary;
+  * the cause on those paths: server_shutdown for a switchover or restart, server_crash for a
+    kill -9, probe_timeout for a hung primary, probe_timeout or timed_out for a half-open one;
   * recovery no later than the poller's + 0.5 s;
   * the role at the end is Patroni's, and never wrong for longer than one heartbeat (5 s).
 These are wall-time bounds on purpose: what is asserted is what a user sees.
@@ -61,6 +63,17 @@ SCENARIOS = {
     "blackhole": (["blackhole", "15"], False, ["direct_primary", "haproxy_primary", "pgbouncer_session",
                                                "pgbouncer_transaction"]),
     "restart": (["restart"], True, ["direct_primary", "haproxy_primary", "pgbouncer_session"]),
+}
+# The cause pgwatchdog must give on the paths that carry the fault (one of these): a planned
+# stop is server_shutdown (FATAL 57P01), a crash is server_crash (57P01 "unexpected postmaster
+# exit" / 57P02: crash told apart from a planned stop by SQLSTATE and message), a hung server
+# can only be a probe_timeout, a silent network a probe_timeout or the kernel's timed_out.
+EXPECTED_CAUSES = {
+    "switchover": {"server_shutdown"},
+    "restart": {"server_shutdown"},
+    "kill9": {"server_crash"},
+    "sigstop": {"probe_timeout"},
+    "blackhole": {"probe_timeout", "timed_out"},
 }
 HEARTBEAT_ASSUMED = 5.0     # the default heartbeat the targets assume
 PROBE_TIMEOUT = 5.0         # pgwatchdog's default probe_timeout
@@ -374,6 +387,9 @@ def check(scenario, res, signalled, carriers):
             misses.append(f"{p}: not detected at all (bound {bound} s after the event)")
         elif det > bound:
             misses.append(f"{p}: detected after {det} s, bound {bound} s")
+        if det is not None and not EXPECTED_CAUSES[scenario] & set(res["pgwd_causes"]):
+            misses.append(f"{p}: cause {', '.join(sorted(res['pgwd_causes'])) or 'none'}, expected "
+                          f"{' or '.join(sorted(EXPECTED_CAUSES[scenario]))}")
     rec, prec = res["pgwd_recover_s"], res["poll_recover_s"]
     if prec is not None and rec is not None and rec > prec + RECOVERY_SLACK:
         misses.append(f"{p}: recovered at +{rec} s, the poller at +{prec} s (slack {RECOVERY_SLACK} s)")
