@@ -366,15 +366,18 @@ void PgLink::drive_query(Readiness ready) {
     if ((status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE) && !query_error_) {
       const std::string sqlstate = error_field(result.get(), PG_DIAG_SQLSTATE);
       const std::string severity = error_field(result.get(), PG_DIAG_SEVERITY_NONLOCALIZED);
-      Cause cause = Cause::probe_failed;
-      if (ends_session(sqlstate))
-        cause = cause_from_sqlstate(sqlstate).value_or(Cause::server_shutdown);
-      else if (severity == "FATAL" || severity == "PANIC")
-        cause = Cause::server_error;
       const char* primary = PQresultErrorField(result.get(), PG_DIAG_MESSAGE_PRIMARY);
-      query_error_ =
-          Failure{cause, sqlstate, clean(primary ? primary : PQresultErrorMessage(result.get()))};
+      const std::string message = primary ? primary : PQresultErrorMessage(result.get());
+      const Cause cause = session_ending(severity, sqlstate, message).value_or(Cause::probe_failed);
+      query_error_ = Failure{cause, sqlstate, clean(message)};
     }
+  }
+  if (ending_ && !finished) {
+    // The server said it is ending the session (a WARNING 57P01 of an immediate shutdown comes
+    // before the backend exits, not with an answer): the connection is over now, not at EOF.
+    watch_->stop();
+    query_done(ending_);
+    return;
   }
   if (PQstatus(conn) == CONNECTION_BAD) {
     watch_->stop();
@@ -473,12 +476,8 @@ void PgLink::receive_notice(void* self, const PGresult* result) {
 void PgLink::take_notice(const std::string& severity, const std::string& sqlstate,
                          const std::string& message) {
   // On an idle connection libpq hands the server's parting words to the notice receiver.
-  if (ends_session(sqlstate) || severity == "FATAL" || severity == "PANIC") {
-    if (!ending_) {
-      const Cause cause = cause_from_sqlstate(sqlstate).value_or(
-          ends_session(sqlstate) ? Cause::server_shutdown : Cause::server_error);
-      ending_ = Failure{cause, sqlstate, message};
-    }
+  if (const auto cause = session_ending(severity, sqlstate, message)) {
+    if (!ending_) ending_ = Failure{*cause, sqlstate, message};
     return;
   }
   arrived_.notices.push_back({severity, sqlstate, message});
