@@ -51,7 +51,9 @@ struct ReconnectAttemptEvent {
   int attempt = 1;
 };
 
-/// A (re)connect attempt failed; the next one follows after `retry_in`.
+/// A (re)connect attempt failed; the next one follows after `retry_in` at the latest: sooner if
+/// the target's scout sends this connection, or another connection of the target is back
+/// (TargetOptions::scout_interval).
 struct ConnectFailedEvent {
   ConnectionRef connection;
   int attempt = 1;

@@ -294,6 +294,7 @@ void notifications(TlsFixture& f, TlsMode mode) {
   TargetOptions p = f.target(plain, 1);
   p.conninfo += " sslmode=disable";  // libpq's default, prefer, would use TLS with this server
   p.listen_channels = {"bulk"};
+  p.heartbeat = 0ms;  // the probes the test counts are the TLS target's: none from the control
   f.watchdog->add_target(p);
   REQUIRE(f.loop.run_until([&] { return f.all_healthy(name, 1) && f.all_healthy(plain, 1); }, 10s));
   f.check_all_tls(name, 1);
@@ -507,6 +508,9 @@ TEST_CASE_FIXTURE(TlsBlackHoleFixture,
   o.keepalives_interval = 1s;
   o.keepalives_count = 2;
   o.tcp_user_timeout = 3s;
+  // Keepalive alone: a heartbeat sent into the dark would be timed by TCP_USER_TIMEOUT from its
+  // sending instead.
+  o.heartbeat = 0ms;
   watchdog->add_target(o);
   REQUIRE(loop.run_until([&] { return all_healthy("dark-tls", n); }, 10s));
   check_all_tls("dark-tls", n);

@@ -222,8 +222,8 @@ void WatchedConnection::on_probe_done(const ProbeDone& done) {
 }
 
 bool WatchedConnection::role_still_fits() {
-  // An idle connection is told nothing when its server is promoted or demoted: a probe's
-  // ParameterStatus is where a new role first shows.
+  // An idle connection is told nothing when its server is promoted or demoted: the
+  // ParameterStatus before a heartbeat's or a probe's ReadyForQuery is where a new role shows.
   const ServerInfo now = link_->server_info();
   // From unknown to known is no change (before PostgreSQL 14 the first heartbeat's SQL answer is
   // where the role becomes known at all).

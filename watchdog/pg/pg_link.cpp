@@ -324,25 +324,23 @@ Inspection PgLink::inspect() {
           take_arrivals()};
 }
 
-void PgLink::probe() {
+bool PgLink::begin_round_trip() {
   if (!conn_) {
     report_later([this] {
       callbacks_.on_probe_done({Failure{Cause::closed, "", "not connected"}, {}});
     });
-    return;
+    return false;
   }
   phase_ = Phase::probing;
-  send_query(settings_.probe_query.c_str());
+  return true;
+}
+
+void PgLink::probe() {
+  if (begin_round_trip()) send_query(settings_.probe_query.c_str());
 }
 
 void PgLink::heartbeat() {
-  if (!conn_) {
-    report_later([this] {
-      callbacks_.on_probe_done({Failure{Cause::closed, "", "not connected"}, {}});
-    });
-    return;
-  }
-  phase_ = Phase::probing;
+  if (!begin_round_trip()) return;
   if (!settings_.heartbeat_query.empty()) {
     send_query(settings_.heartbeat_query.c_str());
     return;

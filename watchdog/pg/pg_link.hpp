@@ -94,6 +94,8 @@ class PgLink final : public Link {
   void on_attempt_done(AttemptOutcome outcome);
   void finish_connect();
   void remember_parameters();
+  /// probe() and heartbeat(): false (the failure reported from the loop) when not connected.
+  bool begin_round_trip();
   void send_query(const char* sql);  ///< null: a lone Sync (see heartbeat())
   void drive_query(Readiness ready);
   void report_later(std::function<void()> report);
