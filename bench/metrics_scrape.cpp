@@ -1,7 +1,8 @@
 // /metrics of the daemon with T targets (one connection each): how long a scrape takes while
 // nothing happens and while connections churn (a backend terminated every 20 ms, so series
 // change and the loop is busy reconnecting), how big the exposition is, how many series it has,
-// and how many of them are histogram buckets; the same with per_target_histograms: false; and,
+// and how many of them are histogram buckets; the same with per_target_histograms: false; 50
+// scrapers at once against one target; and,
 // in this process on a registry of the same shape, where a scrape's time goes: prometheus-cpp's
 // Registry::Collect (copying every series), our text writer on its output, TextSerializer, and
 // what /metrics does now: the registry read in place (append_registry_text).
@@ -11,6 +12,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <latch>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,13 +37,16 @@ using testing::TestCluster;
 
 namespace {
 
-double millis(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double millis(Clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 std::string targets_yaml(int targets, int port, bool per_target_histograms = true) {
   std::string yaml = per_target_histograms ? "" : "per_target_histograms: false\n";
   yaml += "defaults:\n  backoff_initial: 50ms\n  backoff_max: 1s\ntargets:\n";
   for (int i = 0; i < targets; ++i)
-    yaml += "  - name: t" + std::to_string(i) + "\n    dsn: \"" + trusted_conninfo(port, "bench_metrics") + "\"\n";
+    yaml += "  - name: t" + std::to_string(i) + "\n    dsn: \"" +
+            trusted_conninfo(port, "bench_metrics") + "\"\n";
   return yaml;
 }
 
@@ -69,6 +75,29 @@ std::vector<double> timed_scrapes(const BenchDaemon& daemon, int count, std::str
     std::this_thread::sleep_for(5ms);  // a scrape every ~5 ms plus its own time
   }
   return ms;
+}
+
+/// `scrapers` threads released at once, each scraping `each` times back to back: every scrape's
+/// time, which is mostly its wait behind the others for the CPU (each serializes the registry).
+std::vector<double> concurrent_scrapes(const BenchDaemon& daemon, int scrapers, int each) {
+  std::vector<std::vector<double>> per_thread(static_cast<std::size_t>(scrapers));
+  std::latch start(scrapers);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < scrapers; ++t)
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (int i = 0; i < each; ++i) {
+        const Clock::time_point t0 = Clock::now();
+        (void)daemon.scrape(5s);
+        per_thread[static_cast<std::size_t>(t)].push_back(millis(Clock::now() - t0));
+      }
+    });
+  for (auto& thread : threads) thread.join();
+  std::vector<double> all;
+  for (const auto& samples : per_thread) all.insert(all.end(), samples.begin(), samples.end());
+  if (all.size() != static_cast<std::size_t>(scrapers * each))
+    throw std::runtime_error("a concurrent scrape failed");
+  return all;
 }
 
 // The daemon's series for `targets` targets, with one probe and one outage each, in this process:
@@ -149,6 +178,14 @@ int main(int argc, char** argv) {
       emit_value(prefix + "shared_histograms.histogram_bucket_series",
                  static_cast<double>(bucket_series(body)), "1");
     }
+    {
+      // 50 scrapers at once against one target (a few KiB a scrape). The test suite only asserts
+      // that none fails: their p99 is the CPU queue's, which a loaded machine decides.
+      BenchDaemon one(daemon_binary, targets_yaml(1, cluster->port()));
+      wait_until_all_up(one, 1);
+      emit_samples("metrics.concurrent_50x20.scrape", concurrent_scrapes(one, 50, 20), "ms",
+                   "50 scrapers released at once, 20 scrapes each, 1 target");
+    }
     BenchDaemon daemon(daemon_binary, targets_yaml(targets, cluster->port()));
     wait_until_all_up(daemon, targets);
 
@@ -157,7 +194,8 @@ int main(int argc, char** argv) {
     emit_samples(prefix + "scrape_idle", idle_ms, "ms");
     emit_value(prefix + "size_bytes", static_cast<double>(idle_body.size()), "B");
     emit_value(prefix + "series", static_cast<double>(series_count(idle_body)), "1");
-    emit_value(prefix + "histogram_bucket_series", static_cast<double>(bucket_series(idle_body)), "1");
+    emit_value(prefix + "histogram_bucket_series", static_cast<double>(bucket_series(idle_body)),
+               "1");
 
     std::atomic<bool> churning{true};
     std::atomic<long long> terminated{0};
@@ -165,10 +203,10 @@ int main(int argc, char** argv) {
       const PgConn admin = connect_blocking(admin_conninfo(*cluster));
       while (churning.load()) {
         terminated += std::stoll("0" + exec_value(admin.get(),
-                                                   "SELECT count(pg_terminate_backend(pid)) FROM "
-                                                   "(SELECT pid FROM pg_stat_activity WHERE "
-                                                   "application_name = 'bench_metrics' ORDER BY "
-                                                   "random() LIMIT 1) s"));
+                                                  "SELECT count(pg_terminate_backend(pid)) FROM "
+                                                  "(SELECT pid FROM pg_stat_activity WHERE "
+                                                  "application_name = 'bench_metrics' ORDER BY "
+                                                  "random() LIMIT 1) s"));
         std::this_thread::sleep_for(20ms);  // the churn rate: one terminate per 20 ms
       }
     });
@@ -179,7 +217,8 @@ int main(int argc, char** argv) {
     churn.join();
     emit_samples(prefix + "scrape_churn", churn_ms, "ms", "one backend terminated every 20 ms");
     emit_value(prefix + "churn_terminates_per_second",
-               static_cast<double>(terminated.load()) / std::chrono::duration<double>(Clock::now() - churn_start).count(),
+               static_cast<double>(terminated.load()) /
+                   std::chrono::duration<double>(Clock::now() - churn_start).count(),
                "1/s");
     return 0;
   } catch (const std::exception& e) {

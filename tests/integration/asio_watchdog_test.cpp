@@ -6,9 +6,12 @@
 #include <asio/steady_timer.hpp>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "integration/asio_watchdog_harness.hpp"
+#include "support/backoff_checks.hpp"
+#include "support/loop_gaps.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
@@ -152,41 +155,37 @@ TEST_CASE_FIXTURE(AsioWatchdogFixture,
 
   // The host's own 10 ms ticker on the same io_context measures how late it runs meanwhile.
   asio::steady_timer tick(host.io);
-  auto last = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::duration worst{0};
+  pgwd::testing::LoopGaps gaps;
   std::function<void()> arm_tick = [&] {
     tick.expires_after(10ms);
     tick.async_wait([&](const asio::error_code& ec) {
       if (ec) return;
-      const auto now = std::chrono::steady_clock::now();
-      worst = std::max(worst, now - last);
-      last = now;
+      gaps.tick();
       arm_tick();
     });
   };
   arm_tick();
-  run_for(3s);
+  // Eight failures: 100 + 200 + 6 x 400 ms of backoff at most, plus eight logins refused.
+  const auto& failures = observer.connect_failures;
+  REQUIRE(run_until([&] { return failures.size() >= 8; }, 30s));
   tick.cancel();
 
-  const auto& failures = observer.connect_failures;
-  // Delays drawn from [c/2, c] with c = 100, 200, 400, 400, ... ms: 7 to 14 attempts in 3 s.
-  CHECK(failures.size() >= 7);
-  CHECK(failures.size() <= 14);
   for (const auto& f : failures) {
     CHECK(f.event.cause == Cause::auth_failed);
     CHECK(f.event.sqlstate == "28P01");
     CHECK(f.event.message.find(wrong_password) == std::string::npos);
   }
-  for (std::size_t i = 0; i < observer.attempts.size() && i < failures.size(); ++i)
-    CHECK(observer.attempts[i].at - failures[i].at >= failures[i].event.retry_in - 1ms);
+  pgwd::testing::check_backoff_schedule(observer, o.backoff_initial, o.backoff_max);
   CHECK(observer.healthy.empty());
   CHECK(metric("pgwatchdog_up", {{"target", "badpw"}}) == 0);
   CHECK(metric("pgwatchdog_connect_failures_total",
                {{"target", "badpw"}, {"cause", "auth_failed"}}) ==
         static_cast<double>(failures.size()));
-  MESSAGE("asio: attempts in 3 s: ", failures.size(),
-          ", worst gap of the host's 10 ms ticker: ", micros(worst) / 1000, " ms");
-  CHECK(worst < 100ms);
+  MESSAGE("asio: ", failures.size(), " failed attempts; the host's 10 ms ticker: ", gaps.summary());
+  // The host loop's busy stretches: its CPU within one tick gap (SCRAM runs inside libpq on the
+  // loop), never the time it waited for a CPU or slept while the machine was loaded (seen: a
+  // 135 ms gap with no CPU at all, 36 ms of it waiting for one, under a CPU hog).
+  CHECK(gaps.worst_on_cpu() < 100ms);
   CHECK(log_text->str().find(wrong_password) == std::string::npos);
 }
 

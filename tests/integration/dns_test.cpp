@@ -14,6 +14,7 @@
 
 #include "event/libevent/event_ptr.hpp"
 #include "support/dns_server.hpp"
+#include "support/loop_gaps.hpp"
 #include "support/watchdog_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -79,78 +80,6 @@ std::size_t queries_for_name(const DnsServer& dns) {
     ++count;
   return count;
 }
-
-// Nanoseconds this thread has spent waiting on a run queue (runnable, but another task had the
-// CPU): the second field of /proc/thread-self/schedstat. nullopt where the kernel lacks it.
-std::optional<std::chrono::nanoseconds> run_queue_wait() {
-  std::ifstream in("/proc/thread-self/schedstat");
-  long long on_cpu = 0;
-  long long waiting = 0;
-  if (!(in >> on_cpu >> waiting)) return std::nullopt;
-  return std::chrono::nanoseconds(waiting);
-}
-
-// A 10 ms persistent timer on the loop under test, recording the gaps between its runs. A gap is
-// the loop running late: busy in a callback, blocked in a system call, or not scheduled at all
-// because other processes had the CPUs (the test machine may be busy with builds). The last part
-// is not the loop's doing: where the kernel reports run-queue waits, it is taken out of the gap
-// to give the time the loop itself was busy or blocked.
-class LoopTicker {
- public:
-  explicit LoopTicker(event_base* base)
-      : event_(event_new(base, -1, EV_PERSIST, &LoopTicker::on_tick, this)) {
-    const timeval every = to_timeval(10ms);
-    event_add(event_.get(), &every);
-    restart();
-  }
-
-  void restart() {
-    last_ = Clock::now();
-    last_wait_ = run_queue_wait();
-  }
-
-  /// The worst gap, less the time spent waiting for a CPU during it.
-  Clock::duration worst_blocked() const { return worst_blocked_; }
-  Clock::duration worst_gap() const { return worst_gap_; }
-
-  std::string summary() const {
-    std::string out =
-        std::to_string(ticks_) + " ticks, worst gap " + std::to_string(ms(worst_gap_)) + " ms";
-    if (last_wait_)
-      out += " (of which " + std::to_string(ms(worst_gap_wait_)) +
-             " ms waiting for a CPU), worst gap less CPU wait " +
-             std::to_string(ms(worst_blocked_)) + " ms";
-    else
-      out += " (no run-queue statistics on this kernel)";
-    return out;
-  }
-
- private:
-  static void on_tick(evutil_socket_t, short, void* arg) {
-    auto* self = static_cast<LoopTicker*>(arg);
-    const auto now = Clock::now();
-    const auto wait = run_queue_wait();
-    const Clock::duration gap = now - self->last_;
-    Clock::duration waited{0};
-    if (wait && self->last_wait_) waited = *wait - *self->last_wait_;
-    if (gap > self->worst_gap_) {
-      self->worst_gap_ = gap;
-      self->worst_gap_wait_ = waited;
-    }
-    self->worst_blocked_ = std::max(self->worst_blocked_, gap - waited);
-    self->last_ = now;
-    self->last_wait_ = wait;
-    ++self->ticks_;
-  }
-
-  EventPtr event_;
-  Clock::time_point last_;
-  std::optional<std::chrono::nanoseconds> last_wait_;
-  Clock::duration worst_gap_{0};
-  Clock::duration worst_gap_wait_{0};
-  Clock::duration worst_blocked_{0};
-  int ticks_ = 0;
-};
 
 bool contains(const std::vector<int>& pids, int pid) {
   return std::find(pids.begin(), pids.end(), pid) != pids.end();
@@ -252,29 +181,29 @@ TEST_CASE(
   h.dns.pause();  // SIGSTOP: queries get no answer at all
 
   // Our own 10 ms ticker on the same loop measures how late the loop runs meanwhile.
-  LoopTicker ticker(h.loop.base());
+  pgwd::testing::LoopTicker ticker(h.loop.base());
 
   TargetOptions o = named_target("unanswered", a);
   o.connect_timeout = 1s;
   const auto added = Clock::now();
-  ticker.restart();
+  ticker.gaps().restart();
   h.watchdog->add_target(o);
   REQUIRE(h.loop.run_until([&] { return h.observer.connect_failures.size() >= 2; }, 10s));
   h.loop.run_for(200ms);
   const auto& first = h.observer.connect_failures[0];
   MESSAGE("first attempt failed after ", ms(first.at - added), " ms (connect_timeout 1 s) with ",
-          to_string(first.event.cause), ": ", first.event.message, "; ", ticker.summary());
+          to_string(first.event.cause), ": ", first.event.message, "; ", ticker.gaps().summary());
   CHECK((first.event.cause == Cause::dns || first.event.cause == Cause::connect_timeout));
   CHECK(first.at - added <= 1s + 150ms);
   for (const auto& f : h.observer.connect_failures)
     CHECK((f.event.cause == Cause::dns || f.event.cause == Cause::connect_timeout));
   CHECK(h.observer.healthy.empty());
-  CHECK(ticker.worst_blocked() < 100ms);
+  CHECK(ticker.gaps().worst_own() < 100ms);
 
   // Answering again: the next attempt resolves and connects.
   h.dns.resume();
   REQUIRE(h.loop.run_until([&] { return h.all_healthy("unanswered", 1); }, 10s));
   CHECK(contains(a.backend_pids("unanswered"), h.observer.healthy[0].event.server.backend_pid));
-  MESSAGE("after resume: ", ticker.summary());
-  CHECK(ticker.worst_blocked() < 100ms);
+  MESSAGE("after resume: ", ticker.gaps().summary());
+  CHECK(ticker.gaps().worst_own() < 100ms);
 }

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <set>
@@ -37,8 +38,12 @@ namespace {
 /// leaving pg_stat_activity, follow on the server's own time (seen lagging under load).
 bool backends_gone(const pgwd::testing::TestCluster& cluster, const std::string& application_name) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!cluster.backend_pids(application_name).empty())
+  // Each look is a new admin connection (a backend forked): paced, so as not to load the server
+  // whose backends we wait for.
+  while (!cluster.backend_pids(application_name).empty()) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   return true;
 }
 
@@ -49,6 +54,12 @@ class ThreadObserver : public Observer {
     const std::lock_guard lock(mutex_);
     threads_.insert(std::this_thread::get_id());
     ++healthy_[e.connection.target];
+    ++events_;
+    changed_.notify_all();
+  }
+  void on_state_change(const StateChangeEvent&) override {
+    const std::lock_guard lock(mutex_);
+    ++events_;
     changed_.notify_all();
   }
   void on_down(const DownEvent& e) override {
@@ -56,6 +67,7 @@ class ThreadObserver : public Observer {
       const std::lock_guard lock(mutex_);
       threads_.insert(std::this_thread::get_id());
       downs_[e.connection.target].push_back(Clock::now());
+      ++events_;
       changed_.notify_all();
     }
     if (on_down_hook) on_down_hook(e);
@@ -63,9 +75,15 @@ class ThreadObserver : public Observer {
 
   /// Waits until `done` holds (checked under the lock) or the timeout passes.
   template <typename Pred>
-  bool wait(Pred done, std::chrono::milliseconds timeout) {
+  bool wait(Pred done, std::chrono::milliseconds timeout) const {
     std::unique_lock lock(mutex_);
     return changed_.wait_for(lock, timeout, [&] { return done(*this); });
+  }
+  /// Events seen so far (any kind): a waiter compares it before and after.
+  std::uint64_t events() const { return events_; }
+  std::uint64_t events_now() const {
+    const std::lock_guard lock(mutex_);
+    return events_;
   }
   int healthy(const std::string& t) const { return healthy_.count(t) ? healthy_.at(t) : 0; }
   std::size_t downs(const std::string& t) const {
@@ -85,10 +103,11 @@ class ThreadObserver : public Observer {
 
  private:
   mutable std::mutex mutex_;
-  std::condition_variable changed_;
+  mutable std::condition_variable changed_;
   std::map<std::string, int> healthy_;
   std::map<std::string, std::vector<Clock::time_point>> downs_;
   std::set<std::thread::id> threads_;
+  std::uint64_t events_ = 0;
 };
 
 TargetOptions target_of(const TestCluster& cluster, const std::string& name, int connections) {
@@ -107,15 +126,23 @@ bool all_healthy(const std::vector<ConnectionState>& states, std::size_t n) {
          });
 }
 
-/// Waits, from a test thread, until the target's connections are all healthy.
-bool wait_healthy(const WatchdogThread& w, const std::string& name, std::size_t n,
-                  std::chrono::milliseconds timeout) {
+/// Waits, from a test thread, until the target's connections are all healthy. It asks the
+/// watchdog's thread only after an event (a state change or a health report) and sleeps on the
+/// observer meanwhile: asking in a tight loop would post a call to the watchdog's thread after
+/// every answer and take a core from the watchdog and the server that it waits for (on 2 cores,
+/// beside a test that builds namespaces, two connections were once not healthy in 10 s).
+bool wait_healthy(const WatchdogThread& w, const ThreadObserver& observer, const std::string& name,
+                  std::size_t n, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
+  for (;;) {
+    const std::uint64_t seen = observer.events_now();
     if (all_healthy(w.connection_states(name), n)) return true;
-    std::this_thread::yield();  // each call above is a round trip to the watchdog's thread
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left <= std::chrono::milliseconds::zero()) return false;
+    // An event after `seen` may be the one that made them healthy: ask again after it.
+    (void)observer.wait([seen](const ThreadObserver& o) { return o.events() > seen; }, left);
   }
-  return false;
 }
 
 std::shared_ptr<spdlog::logger> quiet_logger() {
@@ -146,7 +173,7 @@ TEST_SUITE("thread") {
     CHECK_FALSE(w->in_watchdog_thread());
     CHECK(w->target_names().empty());  // the loop runs: a call returns
     w->add_target(target_of(cluster, "threaded", 2));
-    REQUIRE(wait_healthy(*w, "threaded", 2, 10s));
+    REQUIRE(wait_healthy(*w, observer, "threaded", 2, 10s));
     CHECK(w->snapshot() == std::map<std::string, std::vector<ConnectionState>>{
                                {"threaded", {ConnectionState::healthy, ConnectionState::healthy}}});
     CHECK(testing::metric_value(*w->registry(), "pgwatchdog_up", {{"target", "threaded"}}) == 1);
@@ -220,10 +247,11 @@ TEST_SUITE("thread") {
     WatchdogThread w(WatchdogOptions{.observer = &observer, .logger = quiet_logger()});
     self = &w;
     w.add_target(target_of(cluster, "inline", 2));
-    REQUIRE(wait_healthy(w, "inline", 2, 10s));
+    REQUIRE(wait_healthy(w, observer, "inline", 2, 10s));
     cluster.terminate_backends("inline");
     const auto deadline = Clock::now() + 10s;
-    while (!w.target_names().empty() && Clock::now() < deadline) std::this_thread::yield();
+    // Polled with a pause, not in a tight loop: each call is a round trip to the watchdog's thread.
+    while (!w.target_names().empty() && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
     CHECK(w.target_names().empty());
     CHECK(removed == 1);
     CHECK(inline_calls_ok);
@@ -245,7 +273,7 @@ TEST_SUITE("thread") {
         for (int round = 0; round < kRounds; ++round) {
           const std::string name = "worker" + std::to_string(t) + "_" + std::to_string(round);
           w.add_target(target_of(cluster, name, 2));
-          if (!wait_healthy(w, name, 2, 15s)) ++failures;
+          if (!wait_healthy(w, observer, name, 2, 15s)) ++failures;
           cluster.terminate_backends(name);  // the watchdog reconnects them meanwhile
           if (!observer.wait([&](const ThreadObserver& o) { return o.downs(name) >= 1; }, 10s))
             ++failures;
@@ -301,7 +329,7 @@ TEST_SUITE("thread") {
       REQUIRE(seen);
       on_host_loop.push_back(embedded_observer.down.back().at - returned);
 
-      REQUIRE(wait_healthy(threaded, "on_thread", 1, 10s));
+      REQUIRE(wait_healthy(threaded, threaded_observer, "on_thread", 1, 10s));
       const std::size_t thread_downs = threaded_observer.downs_now("on_thread");
       helper = terminate_elsewhere("on_thread", returned);
       Clock::time_point down_at{};
