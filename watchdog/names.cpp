@@ -33,6 +33,10 @@ std::string_view to_string(Cause cause) noexcept {
   switch (cause) {
     case Cause::server_shutdown:
       return "server_shutdown";
+    case Cause::immediate_shutdown:
+      return "immediate_shutdown";
+    case Cause::server_crash:
+      return "server_crash";
     case Cause::cannot_connect_now:
       return "cannot_connect_now";
     case Cause::idle_session_timeout:

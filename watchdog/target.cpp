@@ -21,16 +21,29 @@ std::chrono::milliseconds ms(std::chrono::nanoseconds d) {
 
 Target::Target(const TargetOptions& options, TargetSettings settings, Loop& loop,
                Resolver& resolver, Connector& connector, ActivityNotes& notes, Random& random,
-               AttemptGate& gate,
-               MetricFamilies& families, std::unique_ptr<RegistryShare::Claim> name,
-               Observer* observer, spdlog::logger& log, const SharedHistograms* shared_histograms)
+               AttemptGate& gate, MetricFamilies& families,
+               std::unique_ptr<RegistryShare::Claim> name, Observer* observer, spdlog::logger& log,
+               const SharedHistograms* shared_histograms)
     : name_(options.name),
       settings_(std::move(settings)),
       observer_(observer),
       log_(log),
       claim_(std::move(name)),
       metrics_(std::make_unique<TargetMetrics>(families, name_, shared_histograms)),
-      per_connection_(static_cast<std::size_t>(options.connections)) {
+      per_connection_(static_cast<std::size_t>(options.connections)),
+      heartbeat_(loop, random, settings_.lifecycle.heartbeat,
+                 static_cast<std::size_t>(options.connections),
+                 [this](std::size_t i) { return connections_[i]->heartbeat(); }),
+      scout_(loop, random, settings_.scout_interval, settings_.scout_spread,
+             static_cast<std::size_t>(options.connections),
+             {.state = [this](std::size_t i) { return connections_[i]->state(); },
+              .lasting =
+                  [this](std::size_t i) {
+                    const auto& failure = per_connection_[i].last_failure;
+                    return failure == Cause::auth_failed || failure == Cause::database_missing;
+                  },
+              .retry_within = [this](std::size_t i,
+                                     Nanos delay) { connections_[i]->retry_within(delay); }}) {
   const WatchedConnection::LinkFactory make_link = [&](LinkCallbacks& callbacks,
                                                        const ConnectionRef& who) {
     return std::make_unique<PgLink>(settings_.link, loop, resolver, connector, notes, who,
@@ -69,6 +82,7 @@ void Target::start() {
   log_.info("target {}: watching {} connection(s) to {} ({})", name_, connections_.size(),
             fmt::join(hosts, ", "), settings_.link.conninfo.redacted());
   for (auto& c : connections_) c->start();
+  heartbeat_.start();
 }
 
 void Target::retire() {
@@ -76,6 +90,8 @@ void Target::retire() {
   metrics_.reset();
   claim_.reset();
   observer_ = nullptr;
+  heartbeat_.stop();
+  scout_.stop();
   for (auto& c : connections_) c->stop();
 }
 
@@ -115,6 +131,7 @@ void Target::on_healthy(const HealthyEvent& e) {
   pc.reconnecting = false;
   pc.last_failure.reset();
   metrics_->in_hot_standby(e.server.in_hot_standby == "on");
+  scout_.back();  // the server answers: the siblings waiting out a backoff come back now
   if (e.outage) {
     metrics_->outage(*e.outage);
     log_.info("{}[{}] healthy again after {} on {} (attempt {}, backend pid {})", name_,
@@ -140,6 +157,7 @@ void Target::on_down(const DownEvent& e) {
   // own, where the loop reports it: a quiet sibling is already an answer. Probing them cost N-1
   // statements per terminate; after a kernel timeout a probe even delayed their own detection
   // (Linux suspends keepalive while data is unacknowledged).
+  scout_.lost();
   tell(&Observer::on_down, e);
 }
 
@@ -163,6 +181,7 @@ void Target::on_connect_failed(const ConnectFailedEvent& e) {
   log_.log(level, "{}[{}] connect attempt {} failed: {}: {}; next attempt in {}", name_,
            e.connection.index, e.attempt, with_sqlstate(e.cause, e.sqlstate), e.message,
            ms(e.retry_in));
+  scout_.lost();
   tell(&Observer::on_connect_failed, e);
 }
 

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "event/activity_notes.hpp"
+#include "health/heartbeat_rota.hpp"
+#include "health/recovery_scout.hpp"
 #include "health/watched_connection.hpp"
 #include "metrics/registry_share.hpp"
 #include "metrics/target_metrics.hpp"
@@ -18,6 +20,10 @@ namespace pgwd {
 /// One configured target: its connections, their metrics and logs, and the host's observer. An
 /// observer that throws is logged and otherwise ignored: an
 /// exception must never unwind through the loop. Not copyable or movable.
+///
+/// The target, not each connection, keeps the rhythm: one heartbeat round trip per period for all
+/// its connections (HeartbeatRota), and one scout attempt per scout_interval while they are down
+/// (RecoveryScout), after which they all come back at once.
 class Target final : private ConnectionEvents {
  public:
   /// `name` is this target's claim on its name in the registry, released by retire().
@@ -72,6 +78,8 @@ class Target final : private ConnectionEvents {
     std::optional<Cause> last_failure;  ///< to log repeated identical failures quietly
   };
   std::vector<PerConnection> per_connection_;
+  HeartbeatRota heartbeat_;  // both stopped by retire(); they read connections_
+  RecoveryScout scout_;
   std::vector<std::unique_ptr<WatchedConnection>> connections_;  // last: they call back into us
 };
 

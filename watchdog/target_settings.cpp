@@ -109,6 +109,8 @@ TargetSettings prepare_target(const TargetOptions& o) {
   check(!o.probe_query.empty(), o.name, "probe_query is empty");
   // libpq takes C strings: it would silently cut these at the NUL.
   check(o.probe_query.find('\0') == std::string::npos, o.name, "probe_query contains a NUL");
+  check(o.heartbeat_query.find('\0') == std::string::npos, o.name,
+        "heartbeat_query contains a NUL");
   check(o.conninfo.find('\0') == std::string::npos, o.name, "the conninfo contains a NUL");
   check(o.probe_timeout > milliseconds::zero(), o.name, "probe_timeout must be positive");
   check_at_most(o.probe_timeout, std::chrono::hours(1), "1h", o.name, "probe_timeout");
@@ -137,6 +139,8 @@ TargetSettings prepare_target(const TargetOptions& o) {
   check(o.backoff_max >= o.backoff_initial, o.name,
         "backoff_max must not be less than backoff_initial");
   check_at_most(o.backoff_max, std::chrono::hours(24), "24h", o.name, "backoff_max");
+  check(o.scout_interval >= milliseconds::zero(), o.name, "scout_interval must not be negative");
+  check_at_most(o.scout_interval, std::chrono::hours(1), "1h", o.name, "scout_interval");
   for (const std::string& channel : o.listen_channels) {
     check(!channel.empty(), o.name, "a listen channel is empty");
     check(channel.size() <= kMaxChannelBytes, o.name,
@@ -182,6 +186,7 @@ TargetSettings prepare_target(const TargetOptions& o) {
   c.set_default("tcp_user_timeout", std::to_string(o.tcp_user_timeout.count()));
 
   s.link.probe_query = o.probe_query;
+  s.link.heartbeat_query = o.heartbeat_query;
   for (const std::string& channel : o.listen_channels)
     s.link.setup_sql += "LISTEN " + quote_identifier(channel) + ";";
   s.link.dsn_for_redaction = o.conninfo;
@@ -194,6 +199,8 @@ TargetSettings prepare_target(const TargetOptions& o) {
       o.connect_timeout * static_cast<long>(s.link.hosts.size() * passes) + std::chrono::seconds(1);
   s.lifecycle = {attempt_deadline,  o.probe_timeout, o.heartbeat,
                  o.backoff_initial, o.backoff_max,   s.link.role};
+  s.scout_interval = o.scout_interval;
+  s.scout_spread = std::min<Nanos>(o.backoff_initial, o.scout_interval);
   return s;
 }
 

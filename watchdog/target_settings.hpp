@@ -10,6 +10,8 @@ namespace pgwd {
 struct TargetSettings {
   LinkSettings link;
   LifecycleSettings lifecycle;
+  Nanos scout_interval{};  ///< RecoveryScout's period; zero: no scout
+  Nanos scout_spread{};    ///< how far apart the siblings come back after the scout
 };
 
 /// Validates the options and prepares the conninfo: keepalive and TCP_USER_TIMEOUT defaults,

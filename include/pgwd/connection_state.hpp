@@ -27,7 +27,13 @@ enum class ConnectionState {
 
 /// Why a connection is down, or why an attempt to connect failed.
 enum class Cause {
-  server_shutdown,       ///< 57P01/57P02: admin command (pg_terminate_backend), shutdown, crash
+  server_shutdown,       ///< FATAL 57P01: pg_terminate_backend, a smart or fast shutdown (a
+                         ///< planned stop or switchover)
+  immediate_shutdown,    ///< WARNING 57P01 (a NoticeResponse, PostgreSQL 14+): `pg_ctl stop -m
+                         ///< immediate`, e.g. Patroni demoting a primary that lost its lock
+  server_crash,          ///< 57P02: another backend crashed and the server is restarting (also
+                         ///< any immediate stop before PostgreSQL 14); or FATAL 57P01 "unexpected
+                         ///< postmaster exit": the postmaster died (kill -9, OOM killer)
   cannot_connect_now,    ///< 57P03: the server is starting up, shutting down or recovering
   idle_session_timeout,  ///< 57P05: idle_session_timeout ended the session
   server_error,          ///< any other FATAL/PANIC the server sent on an idle connection

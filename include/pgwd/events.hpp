@@ -51,7 +51,9 @@ struct ReconnectAttemptEvent {
   int attempt = 1;
 };
 
-/// A (re)connect attempt failed; the next one follows after `retry_in`.
+/// A (re)connect attempt failed; the next one follows after `retry_in` at the latest: sooner if
+/// the target's scout sends this connection, or another connection of the target is back
+/// (TargetOptions::scout_interval).
 struct ConnectFailedEvent {
   ConnectionRef connection;
   int attempt = 1;
@@ -68,6 +70,9 @@ struct ProbeEvent {
   ConnectionRef connection;
   ProbeResult result = ProbeResult::ok;
   std::chrono::nanoseconds duration{0};
+  /// The target's heartbeat (a round trip that is no statement), not the probe query sent after
+  /// unexplained activity.
+  bool heartbeat = false;
 };
 
 /// NOTIFY received on a watched connection (one that LISTENs).
@@ -87,7 +92,9 @@ struct NoticeEvent {
 };
 
 /// The server behind a connection changed role (a standby promoted, a primary demoted), as seen
-/// after a probe: idle connections are told nothing, so this needs a heartbeat to be timely.
+/// after a heartbeat or a probe: PostgreSQL tells an idle session nothing (a new value rides
+/// before the ReadyForQuery of its next round trip), so the target's heartbeat bounds how late
+/// this comes.
 struct RoleChangeEvent {
   ConnectionRef connection;
   std::string in_hot_standby;  ///< now

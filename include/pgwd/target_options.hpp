@@ -22,16 +22,29 @@ struct TargetOptions {
   std::string conninfo;
   /// Idle connections opened and watched for this target.
   int connections = 1;
-  /// Sent only when the OS reported activity that reading the input did not explain, and on
-  /// heartbeat.
+  /// Sent only when the OS reported activity that reading the input did not explain (the
+  /// heartbeat sends no statement: see `heartbeat`).
   std::string probe_query = "SELECT 1";
-  /// A probe without an answer by then means the backend is hung: down with `probe_timeout`.
+  /// A probe or heartbeat without an answer by then means the backend is hung: down with
+  /// `probe_timeout`.
   Duration probe_timeout = std::chrono::seconds(5);
   /// Deadline for one host of an attempt (DNS + TCP + TLS + auth + LISTEN). libpq ignores its own
   /// `connect_timeout` in non-blocking mode, so the watchdog enforces this itself.
   Duration connect_timeout = std::chrono::seconds(5);
-  /// Probe after this much silence. 0 (default) = never probe without OS-reported activity.
-  Duration heartbeat = Duration::zero();
+  /// One round trip per target per `heartbeat`, on one idle connection in rotation, at a random
+  /// phase per target: a lone Sync message, which the server answers (ReadyForQuery) without
+  /// running, logging or counting anything: no statement. It shows a hung server
+  /// (down with `probe_timeout` within heartbeat + probe_timeout: 10 s with the defaults) and
+  /// brings back the role, which PostgreSQL never pushes to an idle session (a promotion shows
+  /// within one heartbeat). Before PostgreSQL 14 the server reports no role, so there it is
+  /// `SELECT pg_is_in_recovery()`, a statement. One connection's own hung backend is seen at
+  /// its turn: within connections x heartbeat + probe_timeout. 0 = no round trip at all while
+  /// idle (only keepalive and OS-reported activity).
+  Duration heartbeat = std::chrono::seconds(5);
+  /// Empty (default): the heartbeat is the lone Sync above. Otherwise the heartbeat sends this
+  /// statement instead (a check that must touch a table, say): logged and counted by the server
+  /// like any statement; the role still comes from ParameterStatus (PostgreSQL 14+).
+  std::string heartbeat_query;
   /// TCP keepalive and user timeout, applied unless the conninfo sets them. They let the kernel
   /// report a dead peer (ETIMEDOUT) without the watchdog sending a single query.
   Duration keepalives_idle = std::chrono::seconds(5);
@@ -41,6 +54,13 @@ struct TargetOptions {
   /// Reconnect delays: exponential from initial to max, each one jittered to [d/2, d].
   Duration backoff_initial = std::chrono::milliseconds(100);
   Duration backoff_max = std::chrono::seconds(30);
+  /// While connections wait out their backoff after a failure that may fix itself (anything but
+  /// a wrong password or a missing database), one of them tries at once every `scout_interval`;
+  /// when any connection is back, the others waiting retry within min(backoff_initial,
+  /// scout_interval), still through the connect slots. So a target is back within about
+  /// scout_interval of its server answering again, not backoff_max. 0 = no scout: each
+  /// connection keeps its own backoff.
+  Duration scout_interval = std::chrono::milliseconds(500);
   /// Channels to LISTEN on after every (re)connect; NOTIFY messages are delivered to the observer.
   std::vector<std::string> listen_channels;
 

@@ -80,7 +80,8 @@ struct WatchdogOptions {
   /// taken.
   std::string name;
   /// How late the loop runs is measured on every timer the watchdog arms anyway (deadlines,
-  /// backoff, heartbeat, connect slots): an idle watchdog arms none and causes no wake-up. A
+  /// backoff, heartbeat, connect slots): an idle watchdog arms one heartbeat timer per target
+  /// (none with TargetOptions::heartbeat 0) and wakes for nothing else. A
   /// non-zero interval adds a ticker of that period, so that lag is also measured while idle,
   /// at the cost of that many wake-ups (the daemon uses one).
   std::chrono::milliseconds loop_lag_interval = std::chrono::milliseconds::zero();

@@ -49,6 +49,9 @@ TEST_CASE_FIXTURE(AsioHalfOpenFixture,
   o.keepalives_interval = 1s;
   o.keepalives_count = 2;
   o.tcp_user_timeout = 3s;
+  // Keepalive alone: a heartbeat sent into the dark would be timed by TCP_USER_TIMEOUT from its
+  // sending instead.
+  o.heartbeat = 0ms;
   watchdog->add_target(o);
   REQUIRE(run_until([&] { return all_healthy("dark", kConnections); }, 10s));
 

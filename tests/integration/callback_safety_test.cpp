@@ -152,12 +152,12 @@ const Scenario kHeartbeat{[](TargetOptions& o, const TestCluster&) { o.heartbeat
                           nullptr};
 const Scenario kNoticedProbe{[](TargetOptions& o, const TestCluster&) {
                                o.heartbeat = 100ms;
-                               o.probe_query = "DO $$ BEGIN RAISE NOTICE 'hello'; END $$";
+                               o.heartbeat_query = "DO $$ BEGIN RAISE NOTICE 'hello'; END $$";
                              },
                              nullptr};
 const Scenario kFailingProbe{[](TargetOptions& o, const TestCluster&) {
                                o.heartbeat = 100ms;
-                               o.probe_query = "SELECT 1/0";
+                               o.heartbeat_query = "SELECT 1/0";
                              },
                              nullptr};
 const Scenario kWrongPassword{[](TargetOptions& o, const TestCluster& c) {

@@ -19,13 +19,14 @@ using pgwd::testing::DaemonFixture;
 
 namespace {
 
-/// Targets on a port nobody listens on, idle in backoff after their first attempt.
+/// Targets on a port nobody listens on, idle in backoff after their first attempt (no scout:
+/// they wait the hour).
 std::string closed_targets(int from, int to) {
   std::string yaml;
   for (int i = from; i < to; ++i)
     yaml += "  - name: c" + std::to_string(i) +
             "\n    dsn: \"host=127.0.0.1 port=1 dbname=x user=y\"\n"
-            "    backoff_initial: 1h\n    backoff_max: 2h\n";
+            "    backoff_initial: 1h\n    backoff_max: 2h\n    scout_interval: 0\n";
   return yaml;
 }
 

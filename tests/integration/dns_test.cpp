@@ -64,6 +64,7 @@ TargetOptions named_target(const std::string& name, const TestCluster& cluster) 
                " dbname=postgres application_name=" + name;
   o.backoff_initial = 50ms;
   o.backoff_max = 400ms;
+  o.scout_interval = 0ms;  // the backoff alone: spacing is checked against announced delays
   return o;
 }
 

@@ -92,7 +92,9 @@ TEST_CASE_FIXTURE(HalfOpenFixture,
   REQUIRE(o.keepalives_interval == 2s);
   REQUIRE(o.keepalives_count == 3);
   REQUIRE(o.tcp_user_timeout == 11s);
-  REQUIRE(o.heartbeat == Duration::zero());
+  // Keepalive alone: a heartbeat sent into the dark would be timed by TCP_USER_TIMEOUT from its
+  // sending instead (the tests with a heartbeat are below).
+  o.heartbeat = 0ms;
   watchdog->add_target(o);
   REQUIRE(loop.run_until([&] { return all_healthy("dark", kConnections); }, 10s));
 
@@ -138,6 +140,7 @@ TEST_CASE_FIXTURE(HalfOpenFixture,
   o.keepalives_interval = 1s;
   o.keepalives_count = 2;
   o.tcp_user_timeout = 3s;
+  o.heartbeat = 0ms;  // keepalive alone, as above
   watchdog->add_target(o);
   REQUIRE(loop.run_until([&] { return all_healthy("dark", kConnections); }, 10s));
 
@@ -205,13 +208,12 @@ TEST_CASE_FIXTURE(HalfOpenFixture,
 }
 
 TEST_CASE_FIXTURE(HalfOpenFixture,
-                  "half-open: a black hole while a probe awaits its answer is down with "
+                  "half-open: a black hole while a heartbeat awaits its answer is down with "
                   "timed_out within about tcp_user_timeout and not probe_timeout") {
   TargetOptions o = half_open_target("probe_dark", 1);
-  // A slow probe: the black hole falls while the server works on it, after the request was
-  // acknowledged. Nothing is unacknowledged then, so keepalive (bounded by TCP_USER_TIMEOUT)
-  // is what must notice.
-  o.probe_query = "SELECT pg_sleep(2)";
+  // A heartbeat left unanswered: the backend is stopped (SIGSTOP), so the black hole falls after
+  // the heartbeat's Sync was acknowledged by the server's kernel. Nothing is unacknowledged then,
+  // so keepalive (bounded by TCP_USER_TIMEOUT) is what must notice.
   o.heartbeat = 1s;
   o.probe_timeout = 30s;
   o.keepalives_idle = 1s;
@@ -220,10 +222,13 @@ TEST_CASE_FIXTURE(HalfOpenFixture,
   o.tcp_user_timeout = 3s;
   watchdog->add_target(o);
   REQUIRE(loop.run_until([&] { return all_healthy("probe_dark", 1); }, 10s));
+  const auto pids = cluster.backend_pids("probe_dark");
+  REQUIRE(pids.size() == 1);
+  cluster.pause_backend(pids[0]);  // resumed by the cluster's destructor
   REQUIRE(
       loop.run_until([&] { return count_in("probe_dark", ConnectionState::probing) == 1; }, 3s));
   const auto probing_at = Clock::now();
-  loop.run_for(300ms);  // the request is long acknowledged; the answer is 1.7 s away
+  loop.run_for(300ms);  // the request is long acknowledged; no answer comes
   REQUIRE(count_in("probe_dark", ConnectionState::probing) == 1);
 
   ns.black_hole();
@@ -260,6 +265,7 @@ TEST_CASE_FIXTURE(HalfOpenFixture,
   o.tcp_user_timeout = 3s;
   o.backoff_initial = 600ms;
   o.backoff_max = 600ms;
+  o.heartbeat = 0ms;  // no data on either connection but what the test sends: keepalive alone
   watchdog->add_target(o);
   REQUIRE(loop.run_until([&] { return all_healthy("dark", kConnections); }, 10s));
   int backend_of_1 = 0;

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <string>
+
 #include "support/watchdog_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -37,4 +40,65 @@ TEST_CASE_FIXTURE(WatchdogFixture,
   REQUIRE(loop.run_until([&] { return observer.healthy.size() == 2; }, 5s));
   CHECK(observer.healthy[1].event.server.backend_pid != pids[0]);
   cluster.resume_backend(pids[0]);
+}
+
+namespace {
+
+// A cluster that also counts statements in pg_stat_statements (the log counts them as well:
+// log_statement = all).
+struct StatementsFixture : WatchdogFixture {
+  StatementsFixture()
+      : WatchdogFixture(pgwd::testing::ClusterSettings{
+            .extra_config = {"shared_preload_libraries = 'pg_stat_statements'",
+                             "pg_stat_statements.track = all",
+                             "pg_stat_statements.track_utility = on"}}) {
+    cluster.execute("CREATE EXTENSION pg_stat_statements");
+  }
+  // Calls pg_stat_statements counted for the watchdog's role (the harness's admin is postgres).
+  long calls_by_watchdog() const {
+    return std::stol(
+        cluster.query_value("SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s "
+                            "JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = 'watchdog'"));
+  }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(StatementsFixture,
+                  "heartbeat: the round trip is no statement - the server logs none and "
+                  "pg_stat_statements counts none, where both see the LISTENs") {
+  TargetOptions o = target("beating", 3);
+  o.heartbeat = 100ms;
+  o.probe_timeout = 2s;
+  // Positive control: LISTEN, run once per connection at connect, is a statement both counters
+  // see, from the same sessions as the heartbeats.
+  o.listen_channels = {"control"};
+  watchdog->add_target(o);
+  REQUIRE(loop.run_until([&] { return all_healthy("beating", 3); }, 10s));
+  REQUIRE(loop.run_until([&] { return observer.probes.size() >= 20; }, 10s));
+
+  for (const auto& p : observer.probes) {
+    CHECK(p.event.heartbeat);
+    CHECK(p.event.result == ProbeResult::ok);
+  }
+  // One per target per period, in turn: every connection had its turns.
+  for (int i = 0; i < 3; ++i)
+    CHECK(std::count_if(observer.probes.begin(), observer.probes.end(),
+                        [&](const auto& p) { return p.event.connection.index == i; }) >= 6);
+  CHECK(metric("pgwatchdog_probes_total", {{"target", "beating"}, {"result", "ok"}}) ==
+        static_cast<double>(observer.probes.size()));
+  CHECK(cluster.count_statements("beating") == 3);  // the three LISTENs, nothing else
+  CHECK(calls_by_watchdog() == 3);
+  CHECK(observer.down.empty());
+  CHECK(metric("pgwatchdog_wakeups_total", {{"target", "beating"}}) == 0);
+}
+
+TEST_CASE_FIXTURE(WatchdogFixture, "heartbeat: 0 sends no round trip at all, on any connection") {
+  TargetOptions o = target("silent", 3);
+  o.heartbeat = 0ms;
+  watchdog->add_target(o);
+  REQUIRE(loop.run_until([&] { return all_healthy("silent", 3); }, 10s));
+  loop.run_for(1500ms);
+  CHECK(observer.probes.empty());
+  CHECK(metric("pgwatchdog_probes_total", {{"target", "silent"}, {"result", "ok"}}) == 0);
 }

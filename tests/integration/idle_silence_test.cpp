@@ -13,16 +13,27 @@ using namespace pgwd;
 using pgwd::testing::WatchdogFixture;
 
 TEST_CASE_FIXTURE(WatchdogFixture,
-                  "idle: 20 idle connections for 10 s send the server zero statements") {
-  watchdog->add_target(target("idle", 20));
+                  "idle: 20 idle connections for 10 s send the server zero statements - the "
+                  "default heartbeat is one round trip per 5 s for the whole target") {
+  const TargetOptions o = target("idle", 20);
+  REQUIRE(o.heartbeat == 5s);  // the default
+  watchdog->add_target(o);
   REQUIRE(loop.run_until([&] { return all_healthy("idle", 20); }, 10s));
   REQUIRE(cluster.backend_pids("idle").size() == 20);
+  const double beats_before =
+      metric("pgwatchdog_probes_total", {{"target", "idle"}, {"result", "ok"}});
 
   loop.run_for(10s);
 
   CHECK(cluster.count_statements("idle") == 0);
   CHECK(metric("pgwatchdog_wakeups_total", {{"target", "idle"}}) == 0);
-  CHECK(metric("pgwatchdog_probes_total", {{"target", "idle"}, {"result", "ok"}}) == 0);
+  // Never more than 5 s between two heartbeats, never less than 4.375 s: 2 or 3 in 10 s, for
+  // all 20 connections together (one each would be 40).
+  const double beats =
+      metric("pgwatchdog_probes_total", {{"target", "idle"}, {"result", "ok"}}) - beats_before;
+  CHECK(beats >= 2);
+  CHECK(beats <= 3);
+  for (const auto& p : observer.probes) CHECK(p.event.heartbeat);
   CHECK(all_healthy("idle", 20));
   CHECK(observer.down.empty());
 
@@ -33,19 +44,22 @@ TEST_CASE_FIXTURE(WatchdogFixture,
   CHECK(metric("pgwatchdog_wakeups_total", {{"target", "idle"}}) == 0);
 }
 
-TEST_CASE_FIXTURE(WatchdogFixture, "idle: the statement count sees the probes a heartbeat sends") {
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "idle: the statement count sees our statements - the LISTENs - and still no "
+                  "heartbeat's") {
   // Positive control for the test above: the same server-side count does see our traffic.
   TargetOptions o = target("beating", 2);
-  o.heartbeat = 300ms;
+  o.heartbeat = 100ms;
+  o.listen_channels = {"control"};
   watchdog->add_target(o);
   REQUIRE(loop.run_until([&] { return all_healthy("beating", 2); }, 10s));
   REQUIRE(loop.run_until(
       [&] {
-        return metric("pgwatchdog_probes_total", {{"target", "beating"}, {"result", "ok"}}) >= 4;
+        return metric("pgwatchdog_probes_total", {{"target", "beating"}, {"result", "ok"}}) >= 10;
       },
       5s));
-  // The server logs a statement before it answers it, so every answered probe is in the log.
-  CHECK(cluster.count_statements("beating") >= 4);
+  // The server logs a statement before it answers it: both LISTENs are in the log by now.
+  CHECK(cluster.count_statements("beating") == 2);
   CHECK(metric("pgwatchdog_wakeups_total", {{"target", "beating"}}) == 0);
 }
 
@@ -70,7 +84,7 @@ long wakeups_of_idle_loop(event_base* base, std::chrono::milliseconds duration) 
 }
 
 /// 50 idle connections on an embedded watchdog with `options`; the loop's wake-ups over 3 s.
-long idle_wakeups(pgwd::WatchdogOptions options) {
+long idle_wakeups(pgwd::WatchdogOptions options, Duration heartbeat) {
   pgwd::testing::TestCluster cluster;
   pgwd::testing::TestLoop loop;
   const auto log_text = std::make_shared<std::ostringstream>();
@@ -80,6 +94,7 @@ long idle_wakeups(pgwd::WatchdogOptions options) {
   o.name = "quiet";
   o.conninfo = cluster.conninfo("quiet");
   o.connections = 50;
+  o.heartbeat = heartbeat;
   watchdog.add_target(o);
   REQUIRE(loop.run_until(
       [&] {
@@ -92,14 +107,26 @@ long idle_wakeups(pgwd::WatchdogOptions options) {
 
 }  // namespace
 
-TEST_CASE("idle: an embedded watchdog with default options never wakes the host's loop") {
-  const long wakeups = idle_wakeups({});
-  MESSAGE("50 idle connections, 3 s: the loop's thread was woken ", wakeups, " time(s)");
+TEST_CASE("idle: an embedded watchdog with heartbeat 0 never wakes the host's loop") {
+  const long wakeups = idle_wakeups({}, 0ms);
+  MESSAGE("50 idle connections, heartbeat 0, 3 s: the loop's thread was woken ", wakeups,
+          " time(s)");
   CHECK(wakeups <= 2);  // the test's own timer
 }
 
+TEST_CASE(
+    "idle: with the default heartbeat the host's loop wakes for the target's round trip, "
+    "not for each connection") {
+  // At most one heartbeat falls in 3 s (4.375 s to 5 s apart): its timer, its answer; one per
+  // connection would be 50 of each.
+  const long wakeups = idle_wakeups({}, TargetOptions{}.heartbeat);
+  MESSAGE("50 idle connections, default heartbeat, 3 s: the loop's thread was woken ", wakeups,
+          " time(s)");
+  CHECK(wakeups <= 2 + 4);
+}
+
 TEST_CASE("idle: the wake-up count sees a ticker (loop_lag_interval) when one is asked for") {
-  // Positive control for the test above: a 100 ms ticker is 30 wake-ups in 3 s.
-  const long wakeups = idle_wakeups({.loop_lag_interval = 100ms});
+  // Positive control for the tests above: a 100 ms ticker is 30 wake-ups in 3 s.
+  const long wakeups = idle_wakeups({.loop_lag_interval = 100ms}, 0ms);
   CHECK(wakeups >= 25);
 }

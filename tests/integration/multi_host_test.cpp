@@ -201,7 +201,7 @@ TEST_CASE(
   CHECK(last_healthy - promoted < 1s);
 
   CHECK(h.observer.down.size() == n);
-  for (const auto& d : h.observer.down) CHECK(d.event.cause == Cause::server_shutdown);
+  for (const auto& d : h.observer.down) CHECK(d.event.cause == Cause::immediate_shutdown);
   // While the primary was down and the standby not yet promoted, no host would do.
   if (!h.observer.connect_failures.empty())
     MESSAGE("meanwhile, e.g.: ", to_string(h.observer.connect_failures[0].event.cause), ": ",

@@ -11,6 +11,7 @@ TEST_CASE_FIXTURE(
     "notify: a NOTIFY on a LISTENing connection is delivered and counted - not a disconnect") {
   TargetOptions o = target("listener", 1);
   o.listen_channels = {"jobs"};
+  o.heartbeat = 0ms;  // every round trip counted below is one the NOTIFY caused
   watchdog->add_target(o);
   REQUIRE(loop.run_until([&] { return all_healthy("listener", 1); }, 10s));
   const int setup_statements = cluster.count_statements("listener");
@@ -54,10 +55,10 @@ TEST_CASE_FIXTURE(
 TEST_CASE_FIXTURE(
     WatchdogFixture,
     "notice: a NOTICE from the server is delivered and counted and is not a disconnect") {
-  // A probe that raises a NOTICE: the server sends it on our watched connection.
+  // A heartbeat statement that raises a NOTICE: the server sends it on our watched connection.
   TargetOptions o = target("noticed", 1);
   o.heartbeat = 200ms;
-  o.probe_query = "DO $$ BEGIN RAISE NOTICE 'disk is 91%% full'; END $$";
+  o.heartbeat_query = "DO $$ BEGIN RAISE NOTICE 'disk is 91%% full'; END $$";
   watchdog->add_target(o);
   REQUIRE(
       loop.run_until([&] { return !observer.notices.empty() && !observer.probes.empty(); }, 10s));

@@ -98,6 +98,9 @@ void storm(WatchdogFixture& f, std::string_view auth) {
   TargetOptions o = f.target("storm", kConnections);
   o.backoff_initial = 100ms;  // the default
   o.backoff_max = kBackoffMax;
+  // Each connection's own jittered backoff is what this test judges; the scout (on by default)
+  // hurries the waiting ones once one is back, on purpose sooner than they announced.
+  o.scout_interval = 0ms;
 
   // Our own 10 ms ticker on the loop: its worst gap is how late the loop ran, split into the wait
   // for a CPU (the machine's) and the rest (the loop's own: running, or blocked in a call).

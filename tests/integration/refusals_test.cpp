@@ -127,6 +127,7 @@ TEST_CASE_FIXTURE(TooManyClientsFixture,
   TargetOptions o = target("crowd", static_cast<int>(n));
   o.backoff_initial = 100ms;
   o.backoff_max = 400ms;
+  o.scout_interval = 0ms;  // the backoff alone: the scout tries sooner than announced on purpose
   watchdog->add_target(o);
 
   // The three attempts race for two slots (a refused backend holds its slot until it exits, so
@@ -223,6 +224,7 @@ TEST_CASE_FIXTURE(WatchdogFixture,
   TargetOptions o = target("shutdown", static_cast<int>(n));
   o.backoff_initial = 100ms;
   o.backoff_max = 400ms;
+  o.scout_interval = 0ms;  // the backoff alone: the scout tries sooner than announced on purpose
   watchdog->add_target(o);
   const auto window = 2s;
   loop.run_for(window);

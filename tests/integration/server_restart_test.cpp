@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -67,11 +68,96 @@ TEST_CASE_FIXTURE(
         static_cast<double>(observer.connect_failures.size()));
 }
 
-TEST_CASE_FIXTURE(WatchdogFixture,
-                  "restart: pg_ctl restart -m immediate - down at once and back within a second") {
+TEST_CASE_FIXTURE(
+    WatchdogFixture,
+    "restart: pg_ctl restart -m immediate - down with immediate_shutdown at once and back "
+    "within a second") {
   restart_and_recover(*this, ShutdownMode::immediate);
-  // An immediate shutdown sends WARNING 57P01 to each client before the backends die.
-  for (const auto& d : observer.down) CHECK(d.event.cause == Cause::server_shutdown);
+  // An immediate shutdown sends WARNING 57P01 to each client before the backends die: a notice,
+  // and the end of the session, told apart from a planned fast stop.
+  for (const auto& d : observer.down) {
+    CHECK(d.event.cause == Cause::immediate_shutdown);
+    CHECK(d.event.sqlstate == "57P01");
+  }
+}
+
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "recovery: a server away for 5 s - one scout finds it back, every sibling "
+                  "follows within the spread, none sleeps out its backoff") {
+  constexpr std::size_t n = 6;
+  TargetOptions o = target("scouted", n);
+  // Long backoff delays (1-2 s, 2-4 s, 4-8 s, ...): without the scout the connections would come
+  // back seconds apart, each at the end of its own delay.
+  o.backoff_initial = 2s;
+  o.backoff_max = 60s;
+  o.scout_interval = 300ms;
+  const auto spread = std::min<Duration>(o.backoff_initial, o.scout_interval);  // 300 ms
+  watchdog->add_target(o);
+  REQUIRE(loop.run_until([&] { return all_healthy("scouted", n); }, 10s));
+
+  std::atomic<bool> started{false};
+  std::atomic<std::chrono::steady_clock::time_point::rep> ready_at{0};
+  std::thread outage([&] {
+    cluster.stop(ShutdownMode::fast);
+    std::this_thread::sleep_for(5s);  // the outage itself, not a wait for the watchdog
+    cluster.start();  // pg_ctl start -w: returns once the server accepts connections
+    ready_at = std::chrono::steady_clock::now().time_since_epoch().count();
+    started = true;
+  });
+  const bool came_back = loop.run_until(
+      [&] { return started && all_healthy("scouted", n) && observer.healthy.size() >= 2 * n; },
+      60s);
+  outage.join();
+  REQUIRE(came_back);
+  const std::chrono::steady_clock::time_point ready{
+      std::chrono::steady_clock::duration(ready_at.load())};
+
+  // While the server was away, the target kept trying: connect failures, all of a kind that may
+  // fix itself, and its backoff grew past the spread.
+  REQUIRE(!observer.connect_failures.empty());
+  Duration longest_delay{};
+  for (const auto& f : observer.connect_failures)
+    longest_delay = std::max(longest_delay, std::chrono::duration_cast<Duration>(f.event.retry_in));
+  CHECK(longest_delay > 1s);
+
+  // The way back, from the attempts pgwatchdog chose to make: the first one to succeed started
+  // within one scout period of the server being ready (pg_ctl saw it accepting by then), and
+  // every other connection's successful attempt within the spread of the first one back.
+  const auto& first_back = observer.healthy[n];
+  std::chrono::steady_clock::time_point last_healthy{};
+  for (std::size_t i = n; i < observer.healthy.size(); ++i)
+    last_healthy = std::max(last_healthy, observer.healthy[i].at);
+  std::chrono::steady_clock::time_point first_attempt_after_ready{};
+  for (const auto& a : observer.attempts)
+    if (a.at >= ready) {
+      first_attempt_after_ready = a.at;
+      break;
+    }
+  REQUIRE(first_attempt_after_ready != std::chrono::steady_clock::time_point{});
+  MESSAGE("server ready -> first attempt ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(first_attempt_after_ready - ready)
+              .count(),
+          " ms, -> first healthy ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(first_back.at - ready).count(),
+          " ms, -> all ", n, " healthy ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(last_healthy - ready).count(),
+          " ms (scout 300 ms, spread 300 ms, longest backoff delay ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(longest_delay).count(), " ms)");
+  CHECK(first_attempt_after_ready - ready <= o.scout_interval + 50ms);  // timer lateness
+  for (std::size_t index = 0; index < n; ++index) {
+    // The attempt that brought this connection back: its last attempt before its healthy event.
+    std::chrono::steady_clock::time_point healthy_at{};
+    for (std::size_t i = n; i < observer.healthy.size(); ++i)
+      if (observer.healthy[i].event.connection.index == static_cast<int>(index))
+        healthy_at = observer.healthy[i].at;
+    std::chrono::steady_clock::time_point attempt_at{};
+    for (const auto& a : observer.attempts)
+      if (a.event.connection.index == static_cast<int>(index) && a.at <= healthy_at)
+        attempt_at = a.at;
+    INFO("connection ", index);
+    CHECK(attempt_at - first_back.at <= spread + 50ms);
+  }
+  CHECK(metric("pgwatchdog_up", {{"target", "scouted"}}) == 1);
 }
 
 TEST_SUITE_END();

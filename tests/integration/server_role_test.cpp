@@ -89,8 +89,8 @@ class Promoter {
 TEST_SUITE_BEGIN("thread");
 
 TEST_CASE_FIXTURE(RoleFixture,
-                  "role: a promoted standby - on_role_change within one heartbeat and "
-                  "in_hot_standby 1 then 0") {
+                  "role: a promoted standby - on_role_change within one heartbeat, in_hot_standby "
+                  "1 then 0, and not one statement sent") {
   REQUIRE(standby.in_recovery());
   TargetOptions o = on_standby("promoted");
   o.heartbeat = 300ms;
@@ -142,11 +142,19 @@ TEST_CASE_FIXTURE(RoleFixture,
   CHECK(metric("pgwatchdog_in_hot_standby", {{"target", "promoted"}}) == 0);
   CHECK(standby.backend_pids("promoted") ==
         std::vector<int>{observer.healthy[0].event.server.backend_pid});
+  // The role came back with the heartbeat's lone Sync: every round trip was a heartbeat, and
+  // the server (log_statement = all) logged no statement of this session.
+  REQUIRE(!observer.probes.empty());
+  for (const auto& p : observer.probes) {
+    CHECK(p.event.heartbeat);
+    CHECK(p.event.result == ProbeResult::ok);
+  }
+  CHECK(standby.count_statements("promoted") == 0);
 }
 
 TEST_CASE_FIXTURE(RoleFixture,
-                  "role: target_session_attrs=standby - down with wrong_role after promotion and "
-                  "reconnects refused with wrong_role") {
+                  "role: target_session_attrs=standby - down with wrong_role within one heartbeat "
+                  "of the promotion, with no SELECT sent, and reconnects refused with wrong_role") {
   TargetOptions o = on_standby("needs_standby", "target_session_attrs=standby");
   o.heartbeat = 300ms;
   o.probe_timeout = 1s;
@@ -194,6 +202,10 @@ TEST_CASE_FIXTURE(RoleFixture,
       metric("pgwatchdog_reconnects_total", {{"target", "needs_standby"}, {"result", "failure"}}) ==
       static_cast<double>(observer.connect_failures.size()));
   CHECK(log_text->str().find(standby.password()) == std::string::npos);
+  // What showed the new role was a heartbeat, and no statement reached the server.
+  REQUIRE(!observer.probes.empty());
+  for (const auto& p : observer.probes) CHECK(p.event.heartbeat);
+  CHECK(standby.count_statements("needs_standby") == 0);
 }
 
 TEST_SUITE_END();

@@ -62,7 +62,9 @@ TEST_CASE_FIXTURE(WatchdogFixture,
   // A single pg_terminate_backend says nothing about the other connections; a server-wide end
   // reaches each of their sockets on its own. So none of the 19 siblings is probed.
   constexpr std::size_t n = 20;
-  watchdog->add_target(target("alone", n));
+  TargetOptions o = target("alone", n);
+  o.heartbeat = 0ms;  // every round trip counted below is one the terminate caused
+  watchdog->add_target(o);
   REQUIRE(loop.run_until([&] { return all_healthy("alone", n); }, 10s));
   const int victim = cluster.backend_pids("alone").front();
   cluster.execute("SELECT pg_terminate_backend(" + std::to_string(victim) + ")");

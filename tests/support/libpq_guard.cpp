@@ -94,6 +94,10 @@ PGWD_GUARD(PGVerbosity, PQsetErrorVerbosity, (PGconn * conn, PGVerbosity verbosi
            (conn, verbosity))
 PGWD_GUARD(PGTransactionStatusType, PQtransactionStatus, (const PGconn* conn), (conn))
 PGWD_GUARD(PGresult*, PQexec, (PGconn * conn, const char* query), (conn, query))
+PGWD_GUARD(int, PQenterPipelineMode, (PGconn * conn), (conn))
+PGWD_GUARD(int, PQexitPipelineMode, (PGconn * conn), (conn))
+PGWD_GUARD(int, PQpipelineSync, (PGconn * conn), (conn))
+PGWD_GUARD(PGpipelineStatus, PQpipelineStatus, (const PGconn* conn), (conn))
 
 extern "C" void __real_PQfinish(PGconn* conn);
 extern "C" void __wrap_PQfinish(PGconn* conn) {

@@ -27,6 +27,7 @@ struct ScriptedLink final : Link {
     return next_inspection;
   }
   void probe() override { calls.push_back("probe"); }
+  void heartbeat() override { calls.push_back("heartbeat"); }
   void close() override { calls.push_back("close"); }
   ServerInfo server_info() const override { return server; }
 };

@@ -254,4 +254,18 @@ std::vector<std::string> admin_per_backend(const std::string& socket_dir, int po
   return values;
 }
 
+int count_statements_in_log(const std::string& log_path, std::string_view application_name) {
+  // log_line_prefix is '%m [%p] app=%a ', so "] app=<name> LOG:  " only matches the exact name.
+  const std::string marker = "] app=" + std::string(application_name) + " LOG:  ";
+  std::istringstream log(read_file(log_path));
+  int count = 0;
+  for (std::string line; std::getline(log, line);) {
+    const std::size_t at = line.find(marker);
+    if (at == std::string::npos) continue;
+    const std::string_view message = std::string_view(line).substr(at + marker.size());
+    if (message.starts_with("statement: ") || message.starts_with("execute ")) ++count;
+  }
+  return count;
+}
+
 }  // namespace pgwd::testing

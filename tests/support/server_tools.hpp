@@ -37,6 +37,10 @@ std::string make_temp_dir(const std::filesystem::path& parent,
 void chown_to_postgres(const std::string& path);
 std::string read_file(const std::string& path, std::uintmax_t offset = 0);
 std::uintmax_t file_size_or_zero(const std::string& path);
+/// Statements the server logged (log_statement = all, log_line_prefix '%m [%p] app=%a ') for
+/// sessions with exactly this application_name: "statement: " (simple protocol) and "execute "
+/// (extended protocol) entries.
+int count_statements_in_log(const std::string& log_path, std::string_view application_name);
 /// A postgresql.conf string literal.
 std::string config_quote(std::string_view value);
 /// Appends ` key=value` to a conninfo, quoting the value when it needs it.

@@ -211,4 +211,8 @@ void StandbyCluster::start() {
           "pg_ctl start of the standby (port " + std::to_string(port_) + ")");
 }
 
+int StandbyCluster::count_statements(std::string_view application_name) const {
+  return count_statements_in_log(log_path_, application_name);
+}
+
 }  // namespace pgwd::testing

@@ -61,6 +61,9 @@ class StandbyCluster {
   std::string query_value(std::string_view sql) const;
   std::vector<int> backend_pids(std::string_view application_name) const;
   int terminate_backends(std::string_view application_name) const;
+  /// Statements logged for sessions with exactly this application_name (the configuration comes
+  /// from the primary's base backup: log_statement = all), as TestCluster::count_statements.
+  int count_statements(std::string_view application_name) const;
   /// pg_is_in_recovery(): true while a standby, false once promoted.
   bool in_recovery() const;
   int postmaster_pid() const;

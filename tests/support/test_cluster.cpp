@@ -296,17 +296,7 @@ void TestCluster::resume_backend(int pid) {
 }
 
 int TestCluster::count_statements(std::string_view application_name) const {
-  // log_line_prefix is '%m [%p] app=%a ', so "] app=<name> LOG:  " only matches the exact name.
-  const std::string marker = "] app=" + std::string(application_name) + " LOG:  ";
-  std::istringstream log(read_file(log_path_));
-  int count = 0;
-  for (std::string line; std::getline(log, line);) {
-    const std::size_t at = line.find(marker);
-    if (at == std::string::npos) continue;
-    const std::string_view message = std::string_view(line).substr(at + marker.size());
-    if (message.starts_with("statement: ") || message.starts_with("execute ")) ++count;
-  }
-  return count;
+  return count_statements_in_log(log_path_, application_name);
 }
 
 }  // namespace pgwd::testing

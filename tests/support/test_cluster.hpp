@@ -91,8 +91,7 @@ class TestCluster {
   void resume_backend(int pid);
 
   /// Statements the server executed for sessions with exactly this application_name, counted
-  /// from the server log: "statement: " (simple protocol) and "execute " (extended protocol)
-  /// entries.
+  /// from the server log (count_statements_in_log).
   int count_statements(std::string_view application_name) const;
 
  private:

@@ -157,7 +157,8 @@ TEST_CASE("hostile config: durations have ranges, so nothing overflows as nanose
         Range{"keepalives_interval", "1s", "32767s", "32768s"},
         Range{"tcp_user_timeout", "0s", "24h", "86400001ms"},
         Range{"backoff_initial", "1ms", "1h", "3600001ms"},
-        Range{"backoff_max", "1ms", "24h", "2562048h"}}) {
+        Range{"backoff_max", "1ms", "24h", "2562048h"},
+        Range{"scout_interval", "0s", "1h", "3600001ms"}}) {
     CAPTURE(r.key);
     const std::string key(r.key);
     const std::string range =
@@ -338,6 +339,7 @@ defaults:
   connections: 3
   probe_query: "SELECT 'it''s \"quoted\" \\ here'"
   heartbeat: 90s
+  heartbeat_query: "SELECT 'beat'"
   listen_channels: ["jobs", "a \"b\" c", "\u00e9v\u00e9nements", "tab\there"]
 targets:
   - name: "q\" b\\ \u00e9t\u00e9 \U0001F418 #not-a-comment: [x]"
@@ -346,6 +348,8 @@ targets:
     dsn: "postgresql://u:pw@h1,h2:5433/app?target_session_attrs=standby"
     probe_timeout: 1500ms
     backoff_max: 2h
+    scout_interval: 250ms
+    heartbeat: 0
     listen_channels: []
   - name: "'single'"
     dsn: ""
@@ -410,4 +414,25 @@ TEST_CASE("check-config: says when listen cannot be bound, and when it is only b
   CHECK(parse_config(text, "printed").listen == config.listen);
   config.listen = "127.0.0.1:0";
   CHECK(describe(config).starts_with("listen: \"127.0.0.1:0\""));
+}
+
+TEST_CASE("check-config: warns about a target with heartbeat 0 - and only about that one") {
+  DaemonConfig config;
+  config.listen = "127.0.0.1:0";
+  for (const char* name : {"beating", "silent"}) {
+    TargetOptions t;
+    t.name = name;
+    config.targets.push_back(t);
+  }
+  CHECK(warnings(config).empty());  // the default heartbeat
+  CHECK(describe(config).starts_with("listen: "));
+  config.targets[1].heartbeat = Duration::zero();
+  const std::string text = describe(config);
+  CHECK(text.starts_with("# warning: target \"silent\" has heartbeat 0: a hung server, "));
+  CHECK(warnings(config).find("beating") == std::string::npos);
+  // Still the configuration, read back the same.
+  const DaemonConfig reloaded = parse_config(text, "printed");
+  REQUIRE(reloaded.targets.size() == 2);
+  CHECK(reloaded.targets[1].heartbeat == Duration::zero());
+  CHECK(reloaded.targets[0].heartbeat == TargetOptions{}.heartbeat);
 }

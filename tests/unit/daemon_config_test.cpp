@@ -296,9 +296,9 @@ TEST_CASE("daemon config: unknown keys at the top level - in defaults and in a t
         "log_format, per_target_histograms, connector_threads, defaults, targets)");
   CHECK(error_of("defaults:\n  connections: 1\n  probe_timout: 5s\n") ==
         "/etc/pgwatchdog.yaml:3: unknown key 'probe_timout' in defaults (known keys: "
-        "connections, probe_query, probe_timeout, connect_timeout, heartbeat, keepalives_idle, "
-        "keepalives_interval, keepalives_count, tcp_user_timeout, backoff_initial, backoff_max, "
-        "listen_channels, password_file)");
+        "connections, probe_query, probe_timeout, connect_timeout, heartbeat, heartbeat_query, "
+        "keepalives_idle, keepalives_interval, keepalives_count, tcp_user_timeout, "
+        "backoff_initial, backoff_max, scout_interval, listen_channels, password_file)");
   CHECK(error_of(R"(targets:
   - name: a
     dsn: host=x
@@ -307,9 +307,10 @@ TEST_CASE("daemon config: unknown keys at the top level - in defaults and in a t
 
     probe_timout: 5s
 )") == "/etc/pgwatchdog.yaml:7: unknown key 'probe_timout' in targets[1] (known keys: name, "
-       "dsn, dsn_file, password_file, connections, probe_query, probe_timeout, connect_timeout, heartbeat, "
-       "keepalives_idle, keepalives_interval, keepalives_count, tcp_user_timeout, "
-       "backoff_initial, backoff_max, listen_channels)");
+       "dsn, dsn_file, password_file, connections, probe_query, probe_timeout, connect_timeout, "
+       "heartbeat, "
+       "heartbeat_query, keepalives_idle, keepalives_interval, keepalives_count, tcp_user_timeout, "
+       "backoff_initial, backoff_max, scout_interval, listen_channels)");
 }
 
 TEST_CASE("daemon config: name and dsn belong in a target - not in defaults") {

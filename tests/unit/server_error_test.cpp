@@ -25,7 +25,7 @@ TEST_CASE("server error: the SQLSTATE of a failed connection attempt is read fro
 
 TEST_CASE("server error: SQLSTATEs map to causes - 57P0x ends the session whatever the severity") {
   CHECK(cause_from_sqlstate("57P01") == Cause::server_shutdown);
-  CHECK(cause_from_sqlstate("57P02") == Cause::server_shutdown);
+  CHECK(cause_from_sqlstate("57P02") == Cause::server_crash);
   CHECK(cause_from_sqlstate("57P03") == Cause::cannot_connect_now);
   CHECK(cause_from_sqlstate("57P05") == Cause::idle_session_timeout);
   CHECK(cause_from_sqlstate("28P01") == Cause::auth_failed);
@@ -37,6 +37,31 @@ TEST_CASE("server error: SQLSTATEs map to causes - 57P0x ends the session whatev
   CHECK(ends_session("57P05"));
   CHECK_FALSE(ends_session("57014"));  // query_canceled: the session lives on
   CHECK_FALSE(ends_session(""));
+}
+
+TEST_CASE(
+    "server error: the end of a session is told by its SQLSTATE - crash and planned stop "
+    "apart") {
+  // The texts are PostgreSQL 15's (postgres.c quickdie / ProcessInterrupts, be-secure.c).
+  CHECK(session_ending("FATAL", "57P01", "terminating connection due to administrator command") ==
+        Cause::server_shutdown);
+  CHECK(session_ending("WARNING", "57P01",
+                       "terminating connection due to immediate shutdown command") ==
+        Cause::immediate_shutdown);
+  CHECK(session_ending("WARNING", "57P02",
+                       "terminating connection because of crash of another server process") ==
+        Cause::server_crash);
+  CHECK(session_ending("FATAL", "57P01",
+                       "terminating connection due to unexpected postmaster exit") ==
+        Cause::server_crash);
+  CHECK(session_ending("FATAL", "57P05", "terminating connection due to idle-session timeout") ==
+        Cause::idle_session_timeout);
+  CHECK(session_ending("FATAL", "XX000", "something broke") == Cause::server_error);
+  CHECK(session_ending("PANIC", "", "") == Cause::server_error);
+  // Notices that do not end the session are notices.
+  CHECK_FALSE(session_ending("WARNING", "01000", "hello").has_value());
+  CHECK_FALSE(session_ending("NOTICE", "", "hi").has_value());
+  CHECK_FALSE(session_ending("ERROR", "57014", "canceling statement").has_value());
 }
 
 TEST_CASE("server error: one_line folds libpq's multi-line messages") {

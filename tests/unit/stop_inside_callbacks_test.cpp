@@ -109,7 +109,7 @@ struct Run {
     link->server.in_hot_standby = "on";
     // notice, probe ok, role_change, -> healthy
     step([&] { link->cb.on_probe_done({std::nullopt, notice}); });
-    step([&] { loop.advance(1s); });  // heartbeat: -> probing
+    step([&] { connection->heartbeat(); });  // the target's heartbeat: -> probing
     step([&] { loop.advance(2s); });  // probe timeout, -> down, down, -> backoff
     step([&] { loop.advance(1s); });  // -> waiting, reconnect_attempt, -> resolving
     // notice, -> backoff, connect_failed

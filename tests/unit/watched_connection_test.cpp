@@ -94,8 +94,7 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: start resolves - connects and watches the
         States{ConnectionState::resolving, ConnectionState::connecting, ConnectionState::healthy});
 }
 
-TEST_CASE_FIXTURE(Fixture,
-                  "lifecycle: an idle healthy connection arms no timer at all without heartbeat") {
+TEST_CASE_FIXTURE(Fixture, "lifecycle: an idle healthy connection arms no timer at all") {
   connect();
   CHECK(loop.armed_timers() == 0);
   loop.advance(24h);
@@ -242,36 +241,85 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: the outage is measured from the loss to h
   CHECK(events.healthy[1].attempt == 1);
 }
 
-TEST_CASE_FIXTURE(
-    Fixture,
-    "lifecycle: heartbeat probes after that much silence - and activity restarts the count") {
-  settings.heartbeat = 1s;
+TEST_CASE_FIXTURE(Fixture,
+                  "lifecycle: heartbeat() sends the link's heartbeat - not the probe query - and "
+                  "only when healthy") {
+  settings.heartbeat = 1s;  // the target's period: the connection arms nothing for it
   connect();
-  loop.advance(600ms);
-  link->next_inspection = {Inspection::Verdict::explained, {}};
-  cb().on_readable();  // activity at 600ms: the silence starts again
-  link->calls.clear();
-  loop.advance(999ms);
+  CHECK(loop.armed_timers() == 0);
+  loop.advance(1h);
   CHECK(link->calls.empty());
-  loop.advance(1ms);
-  CHECK(link->calls == std::vector<std::string>{"probe"});
+
+  CHECK(connection->heartbeat());
+  CHECK(link->calls == std::vector<std::string>{"heartbeat"});
   CHECK(connection->state() == ConnectionState::probing);
+  CHECK_FALSE(connection->heartbeat());  // one round trip at a time
+  loop.advance(30ms);
   cb().on_probe_done({});
+  CHECK(connection->state() == ConnectionState::healthy);
+  REQUIRE(events.probes.size() == 1);
+  CHECK(events.probes[0].heartbeat);
+  CHECK(events.probes[0].result == ProbeResult::ok);
+  CHECK(events.probes[0].duration == Nanos(30ms));
+
+  // The probe after unexplained activity is the probe query, and says so.
   link->calls.clear();
-  loop.advance(1s);  // and again after the next second of silence
-  CHECK(link->calls == std::vector<std::string>{"probe"});
+  link->next_inspection = {Inspection::Verdict::unexplained, {}};
+  cb().on_readable();
+  CHECK(link->calls == std::vector<std::string>{"inspect", "probe"});
+  cb().on_probe_done({});
+  REQUIRE(events.probes.size() == 2);
+  CHECK_FALSE(events.probes[1].heartbeat);
+}
+
+TEST_CASE_FIXTURE(Fixture, "lifecycle: heartbeat() outside healthy does nothing") {
+  build();
+  CHECK_FALSE(connection->heartbeat());  // waiting
+  connection->start();
+  CHECK_FALSE(connection->heartbeat());  // resolving
+  CHECK(link->calls == std::vector<std::string>{"connect"});
+  CHECK(events.probes.empty());
 }
 
 TEST_CASE_FIXTURE(Fixture,
-                  "lifecycle: heartbeat with a backend that never answers: down within heartbeat + "
-                  "probe timeout") {
-  settings.heartbeat = 1s;
+                  "lifecycle: heartbeat with a backend that never answers: down within the probe "
+                  "timeout") {
   connect();
-  loop.advance(1s);
-  CHECK(connection->state() == ConnectionState::probing);
-  loop.advance(2s);
+  REQUIRE(connection->heartbeat());
+  loop.advance(2s - 1ns);
+  CHECK(events.down.empty());
+  loop.advance(1ns);
   REQUIRE(events.down.size() == 1);
   CHECK(events.down[0].cause == Cause::probe_timeout);
+  REQUIRE(events.probes.size() == 1);
+  CHECK(events.probes[0].heartbeat);
+  CHECK(events.probes[0].result == ProbeResult::timeout);
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "lifecycle: retry_within brings the next attempt forward - never later") {
+  connect();
+  cb().on_readable();  // unexplained by default: probe
+  cb().on_probe_done({Failure{Cause::closed, "", "gone"}, {}});
+  REQUIRE(connection->state() == ConnectionState::backoff);
+  // LowestRandom: the first delay is backoff_initial / 2 = 50 ms.
+  connection->retry_within(1s);  // later than the backoff's own: no change
+  loop.advance(50ms);
+  CHECK(connection->state() == ConnectionState::resolving);
+  cb().on_connect_failed({{Cause::connect_failed, "", "refused"}, {}});
+  REQUIRE(connection->state() == ConnectionState::backoff);
+  REQUIRE(events.failures.size() == 1);
+  CHECK(events.failures[0].retry_in == Nanos(100ms));
+  loop.advance(10ms);
+  connection->retry_within(20ms);  // sooner: 20 ms from now, not 90
+  CHECK(connection->state() == ConnectionState::backoff);
+  loop.advance(20ms - 1ns);
+  CHECK(connection->state() == ConnectionState::backoff);
+  loop.advance(1ns);
+  CHECK(connection->state() == ConnectionState::resolving);
+  connection->retry_within(0ns);  // not in backoff: nothing
+  loop.advance(1s);
+  CHECK(connection->state() == ConnectionState::resolving);  // the attempt's own deadline is 5 s
 }
 
 TEST_CASE_FIXTURE(Fixture, "lifecycle: stop closes the link and cancels every timer") {
@@ -297,29 +345,44 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: a wake-up outside the healthy state is ig
 }
 
 TEST_CASE_FIXTURE(Fixture,
-                  "lifecycle: a probe that shows a new role reports it and keeps a connection with "
-                  "no requirement") {
-  settings.heartbeat = 1s;
+                  "lifecycle: a heartbeat that shows a new role reports it and keeps a connection "
+                  "with no requirement") {
   build();
   connection->start();
   link->server = {4242, 150020, "h:5432", "on", "on"};
   cb().on_connected({link->server, {}});
-  link->server.in_hot_standby = "off";  // promoted while idle: only a probe shows it
+  link->server.in_hot_standby = "off";  // promoted while idle: only a round trip shows it
   link->server.default_transaction_read_only = "off";
-  loop.advance(1s);
+  REQUIRE(connection->heartbeat());
   cb().on_probe_done({});
   REQUIRE(events.role_changes.size() == 1);
   CHECK(events.role_changes[0].in_hot_standby == "off");
   CHECK(events.role_changes[0].previous == "on");
   CHECK(connection->state() == ConnectionState::healthy);
-  loop.advance(1s);
+  REQUIRE(connection->heartbeat());
   cb().on_probe_done({});
-  CHECK(events.role_changes.size() == 1);  // reported once, not at every probe
+  CHECK(events.role_changes.size() == 1);  // reported once, not at every heartbeat
 }
 
 TEST_CASE_FIXTURE(Fixture,
-                  "lifecycle: a probe that shows the wrong role means down with wrong_role") {
-  settings.heartbeat = 1s;
+                  "lifecycle: a role first known at a heartbeat (before PostgreSQL 14) is no role "
+                  "change") {
+  build();
+  connection->start();
+  link->server = {4242, 130010, "h:5432", "", ""};
+  cb().on_connected({link->server, {}});
+  link->server.in_hot_standby = "off";  // from SELECT pg_is_in_recovery()
+  REQUIRE(connection->heartbeat());
+  cb().on_probe_done({});
+  CHECK(events.role_changes.empty());
+  link->server.in_hot_standby = "on";  // and from then on a change is one
+  REQUIRE(connection->heartbeat());
+  cb().on_probe_done({});
+  CHECK(events.role_changes.size() == 1);
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "lifecycle: a heartbeat that shows the wrong role means down with wrong_role") {
   settings.role = RoleRequirement::standby;
   build();
   connection->start();
@@ -327,7 +390,7 @@ TEST_CASE_FIXTURE(Fixture,
   cb().on_connected({link->server, {}});
   link->server.in_hot_standby = "off";
   link->server.default_transaction_read_only = "off";
-  loop.advance(1s);
+  REQUIRE(connection->heartbeat());
   cb().on_probe_done({});
   REQUIRE(events.down.size() == 1);
   CHECK(events.down[0].cause == Cause::wrong_role);

@@ -223,18 +223,20 @@ using std::chrono::seconds;
 // that the message names the key and its line. Keepalive limits are Linux's (TCP_KEEPIDLE and
 // TCP_KEEPINTVL at most 32767 s, TCP_KEEPCNT at most 127): beyond them every connect would fail.
 // clang-format off
-constexpr std::array<TargetSetting, 12> kTargetSettings{{
+constexpr std::array<TargetSetting, 14> kTargetSettings{{
     {"connections", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.connections = read_count(r, e, 1, 1000); }},
     {"probe_query", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.probe_query = read_bounded_string(r, e, kMaxProbeQueryBytes); }},
     {"probe_timeout", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.probe_timeout = read_duration(r, e, milliseconds(1), hours(1)); }},
     {"connect_timeout", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.connect_timeout = read_duration(r, e, milliseconds(1), minutes(10)); }},
     {"heartbeat", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.heartbeat = read_duration(r, e, Duration::zero(), hours(24)); }},
+    {"heartbeat_query", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.heartbeat_query = read_bounded_string(r, e, kMaxProbeQueryBytes); }},
     {"keepalives_idle", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_idle = read_duration(r, e, seconds(1), seconds(32767)); }},
     {"keepalives_interval", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_interval = read_duration(r, e, seconds(1), seconds(32767)); }},
     {"keepalives_count", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_count = read_count(r, e, 1, 127); }},
     {"tcp_user_timeout", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.tcp_user_timeout = read_duration(r, e, Duration::zero(), hours(24)); }},
     {"backoff_initial", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.backoff_initial = read_duration(r, e, milliseconds(1), hours(1)); }},
     {"backoff_max", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.backoff_max = read_duration(r, e, milliseconds(1), hours(24)); }},
+    {"scout_interval", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.scout_interval = read_duration(r, e, Duration::zero(), hours(1)); }},
     {"listen_channels", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.listen_channels = read_string_list(r, e, kMaxListenChannels); }},
 }};
 // clang-format on

@@ -158,16 +158,29 @@ std::string to_yaml(const DaemonConfig& config) {
     out += fmt::format("    probe_timeout: {}\n", format_duration(t.probe_timeout));
     out += fmt::format("    connect_timeout: {}\n", format_duration(t.connect_timeout));
     out += fmt::format("    heartbeat: {}\n", format_duration(t.heartbeat));
+    out += fmt::format("    heartbeat_query: {}\n", quoted(t.heartbeat_query));
     out += fmt::format("    keepalives_idle: {}\n", format_duration(t.keepalives_idle));
     out += fmt::format("    keepalives_interval: {}\n", format_duration(t.keepalives_interval));
     out += fmt::format("    keepalives_count: {}\n", t.keepalives_count);
     out += fmt::format("    tcp_user_timeout: {}\n", format_duration(t.tcp_user_timeout));
     out += fmt::format("    backoff_initial: {}\n", format_duration(t.backoff_initial));
     out += fmt::format("    backoff_max: {}\n", format_duration(t.backoff_max));
+    out += fmt::format("    scout_interval: {}\n", format_duration(t.scout_interval));
     std::vector<std::string> channels;
     for (const std::string& channel : t.listen_channels) channels.push_back(quoted(channel));
     out += fmt::format("    listen_channels: [{}]\n", fmt::join(channels, ", "));
   }
+  return out;
+}
+
+std::string warnings(const DaemonConfig& config) {
+  std::string out;
+  for (const TargetOptions& t : config.targets)
+    if (t.heartbeat == Duration::zero())
+      out += fmt::format(
+          "# warning: target {} has heartbeat 0: a hung server, a half-open path behind a proxy "
+          "or pooler, and a role change (a promotion) are not seen while it is idle\n",
+          yaml_quoted(escape_env_references(t.name)));
   return out;
 }
 
@@ -180,10 +193,10 @@ std::string describe(const DaemonConfig& config) {
                "# listen: {} is in use right now; pgwatchdog can only start on it once "
                "it is free (a SIGHUP keeps the running daemon's)\n",
                config.listen) +
-           to_yaml(config);
+           warnings(config) + to_yaml(config);
   if (error != 0)
     throw ConfigError(fmt::format("listen: cannot listen on {}: {}", config.listen, detail));
-  return to_yaml(config);
+  return warnings(config) + to_yaml(config);
 }
 
 }  // namespace pgwd::daemon

@@ -17,9 +17,14 @@ DaemonConfig effective_config(const CommandLine& cli);
 /// folded into the targets). Pure: the fuzzer checks this round trip.
 std::string to_yaml(const DaemonConfig& config);
 
+/// Comment lines (`# warning: ...`) for settings that are valid but leave faults unseen: a target
+/// with heartbeat 0. Empty if there are none.
+std::string warnings(const DaemonConfig& config);
+
 /// What `--check-config` prints: to_yaml, after `listen` is tried (bound and released at once): an
 /// address that cannot be bound is a ConfigError; one that is merely in use right now (usually by
-/// the running daemon, when a file is checked before a SIGHUP) gets a comment line saying so.
+/// the running daemon, when a file is checked before a SIGHUP) gets a comment line saying so, and
+/// warnings() come first.
 std::string describe(const DaemonConfig& config);
 
 }  // namespace pgwd::daemon

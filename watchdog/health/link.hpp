@@ -97,6 +97,10 @@ class Link {
   virtual Inspection inspect() = 0;
   /// Sends the probe query. Ends in on_probe_done, from the loop, never inside probe().
   virtual void probe() = 0;
+  /// One round trip that is no statement, to prove the backend answers and to bring back the
+  /// role it reports (ParameterStatus rides before ReadyForQuery; PostgreSQL pushes nothing to an
+  /// idle session). Ends in on_probe_done like probe(), with server_info() up to date.
+  virtual void heartbeat() = 0;
   /// Unregisters the socket from the loop, then closes the connection. Nothing is reported
   /// after it. Idempotent.
   virtual void close() = 0;

@@ -22,9 +22,6 @@ WatchedConnection::WatchedConnection(ConnectionRef ref, const LifecycleSettings&
       backoff_(settings.backoff_initial, settings.backoff_max, random),
       attempt_deadline_(loop.make_timer([this] { attempt_timed_out(); })),
       probe_deadline_(loop.make_timer([this] { probe_timed_out(); })),
-      heartbeat_(loop.make_timer([this] {
-        if (state_ == ConnectionState::healthy) start_probe();
-      })),
       retry_(loop.make_timer([this] { retry_now(); })),
       gate_(gate),
       link_(make_link(static_cast<LinkCallbacks&>(*this), ref_)) {}
@@ -63,7 +60,6 @@ void WatchedConnection::stop() {
   if (!live()) return;
   attempt_deadline_->disarm();
   probe_deadline_->disarm();
-  heartbeat_->disarm();
   retry_->disarm();
   link_->close();
   attempt_over();
@@ -135,7 +131,24 @@ void WatchedConnection::attempt_failed(const Failure& failure, const Arrivals& a
   // after the failure was reported.
   events_.on_connect_failed(
       {ref_, attempt_, failure.cause, failure.sqlstate, failure.message, delay});
-  if (live()) retry_->arm(delay);
+  if (live()) arm_retry(delay);
+}
+
+void WatchedConnection::arm_retry(Nanos delay) {
+  retry_due_ = loop_.now() + delay;
+  retry_->arm(delay);
+}
+
+void WatchedConnection::retry_within(Nanos delay) {
+  if (state_ != ConnectionState::backoff) return;
+  const MonotonicTime due = loop_.now() + delay;
+  if (due < retry_due_) arm_retry(delay);
+}
+
+bool WatchedConnection::heartbeat() {
+  if (state_ != ConnectionState::healthy) return false;
+  start_probe(true);
+  return true;
 }
 
 void WatchedConnection::retry_now() {
@@ -148,7 +161,6 @@ void WatchedConnection::retry_now() {
 bool WatchedConnection::become_healthy() {
   if (!enter(ConnectionState::healthy)) return false;
   link_->watch_idle();
-  if (settings_.heartbeat > Nanos::zero()) heartbeat_->arm(settings_.heartbeat);
   return true;
 }
 
@@ -167,25 +179,28 @@ void WatchedConnection::inspect() {
       go_down(seen.failure);
       break;
     case Inspection::Verdict::explained:
-      if (role_still_fits()) become_healthy();  // activity restarts the heartbeat's count
+      if (role_still_fits()) become_healthy();
       break;
     case Inspection::Verdict::unexplained:
-      start_probe();
+      start_probe(false);
       break;
   }
 }
 
-void WatchedConnection::start_probe() {
-  heartbeat_->disarm();
+void WatchedConnection::start_probe(bool heartbeat) {
   if (!enter(ConnectionState::probing)) return;
+  heartbeat_in_flight_ = heartbeat;
   probe_sent_at_ = loop_.now();
   probe_deadline_->arm(settings_.probe_timeout);
-  link_->probe();  // reports later, from the loop
+  if (heartbeat)
+    link_->heartbeat();  // reports later, from the loop
+  else
+    link_->probe();
 }
 
 bool WatchedConnection::probe_finished(ProbeResult result) {
   probe_deadline_->disarm();
-  events_.on_probe({ref_, result, loop_.now() - probe_sent_at_});
+  events_.on_probe({ref_, result, loop_.now() - probe_sent_at_, heartbeat_in_flight_});
   return live();
 }
 
@@ -207,10 +222,12 @@ void WatchedConnection::on_probe_done(const ProbeDone& done) {
 }
 
 bool WatchedConnection::role_still_fits() {
-  // An idle connection is told nothing when its server is promoted or demoted: a probe's
-  // ParameterStatus is where a new role first shows.
+  // An idle connection is told nothing when its server is promoted or demoted: the
+  // ParameterStatus before a heartbeat's or a probe's ReadyForQuery is where a new role shows.
   const ServerInfo now = link_->server_info();
-  if (now.in_hot_standby != server_.in_hot_standby) {
+  // From unknown to known is no change (before PostgreSQL 14 the first heartbeat's SQL answer is
+  // where the role becomes known at all).
+  if (!server_.in_hot_standby.empty() && now.in_hot_standby != server_.in_hot_standby) {
     const std::string previous = server_.in_hot_standby;
     server_ = now;
     events_.on_role_change({ref_, now.in_hot_standby, previous});
@@ -225,7 +242,6 @@ bool WatchedConnection::role_still_fits() {
 }
 
 void WatchedConnection::go_down(const Failure& failure) {
-  heartbeat_->disarm();
   probe_deadline_->disarm();
   lost_at_ = loop_.now();
   attempt_ = 0;
@@ -241,7 +257,7 @@ void WatchedConnection::go_down(const Failure& failure) {
 }
 
 void WatchedConnection::retry_later() {
-  if (enter(ConnectionState::backoff)) retry_->arm(backoff_.next());
+  if (enter(ConnectionState::backoff)) arm_retry(backoff_.next());
 }
 
 }  // namespace pgwd

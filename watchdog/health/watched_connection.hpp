@@ -17,7 +17,9 @@ namespace pgwd {
 struct LifecycleSettings {
   Nanos connect_timeout;
   Nanos probe_timeout;
-  Nanos heartbeat;  ///< zero: no heartbeat
+  /// The target's heartbeat period (HeartbeatRota); zero: none. The connection itself arms no
+  /// heartbeat timer: its target asks it for a round trip through heartbeat().
+  Nanos heartbeat;
   Nanos backoff_initial;
   Nanos backoff_max;
   RoleRequirement role = RoleRequirement::any;  ///< re-checked after every probe
@@ -25,7 +27,9 @@ struct LifecycleSettings {
 
 /// One watched connection: the life cycle of DESIGN §3 as one explicit state machine.
 ///
-/// It owns the deadlines (connect, probe), the heartbeat and the backoff; the Link does the I/O.
+/// It owns the deadlines (connect, probe) and the backoff; the Link does the I/O. Its target
+/// decides when it sends a heartbeat (heartbeat()) and when a retry comes sooner than its backoff
+/// (retry_within()).
 /// Every transition goes through enter(), which reports it.
 ///
 /// Its events may stop it: every report to `events` may end in stop() (an observer removed the
@@ -50,6 +54,15 @@ class WatchedConnection final : private LinkCallbacks {
   void start();
   /// Closes for good; no more events after the transition to `stopped`.
   void stop();
+  /// If healthy: sends the link's heartbeat (one round trip that is no statement), `probing`
+  /// until the answer, bounded by probe_timeout like any probe, and true. Otherwise nothing, and
+  /// false. Reports the state change at once, so never call it from inside this connection's own
+  /// events (its target calls it from a timer of its own).
+  bool heartbeat();
+  /// If waiting out a backoff delay: the next attempt comes at the latest `delay` from now
+  /// (sooner stays sooner). Otherwise nothing. Only arms a timer and reports nothing, so it may be
+  /// called from inside any event of any connection.
+  void retry_within(Nanos delay);
 
   ConnectionState state() const noexcept { return state_; }
   const ConnectionRef& ref() const noexcept { return ref_; }
@@ -79,10 +92,11 @@ class WatchedConnection final : private LinkCallbacks {
   void attempt_timed_out();
   void attempt_failed(const Failure& failure, const Arrivals& arrived);
   void inspect();
-  void start_probe();
+  void start_probe(bool heartbeat);
   void probe_timed_out();
   void go_down(const Failure& failure);
   void retry_later();
+  void arm_retry(Nanos delay);
   void retry_now();
 
   ConnectionRef ref_;
@@ -94,10 +108,11 @@ class WatchedConnection final : private LinkCallbacks {
   int attempt_ = 0;                       ///< attempts since the last success (or the start)
   std::optional<MonotonicTime> lost_at_;  ///< when the current outage was detected
   MonotonicTime probe_sent_at_{};
+  bool heartbeat_in_flight_ = false;  ///< the probe in flight is a heartbeat
+  MonotonicTime retry_due_{};         ///< when retry_ fires, while in backoff
   ServerInfo server_;  ///< as of the last connect or probe
   TimerPtr attempt_deadline_;
   TimerPtr probe_deadline_;
-  TimerPtr heartbeat_;
   TimerPtr retry_;
   AttemptGate* gate_;
   std::optional<AttemptGate::Ticket>

@@ -80,9 +80,10 @@ struct LastLook {
     const char* message = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
     const std::string state = sqlstate ? sqlstate : "";
     const std::string level = severity ? severity : "";
-    if (!look->ending && (ends_session(state) || level == "FATAL" || level == "PANIC"))
-      look->ending = LoanDeath{cause_from_sqlstate(state).value_or(Cause::server_shutdown), state,
-                               message ? message : "", std::chrono::system_clock::now()};
+    const std::string text = message ? message : "";
+    if (look->ending) return;
+    if (const auto cause = session_ending(level, state, text))
+      look->ending = LoanDeath{*cause, state, text, std::chrono::system_clock::now()};
   }
 };
 

@@ -12,9 +12,16 @@ namespace pgwd {
 namespace {
 
 // Causes a connection that was connected can be lost to; their series exist from the start.
-constexpr Cause kDisconnectCauses[] = {
-    Cause::wrong_role, Cause::server_shutdown, Cause::idle_session_timeout, Cause::server_error,
-    Cause::closed,     Cause::timed_out,       Cause::probe_failed,         Cause::probe_timeout};
+constexpr Cause kDisconnectCauses[] = {Cause::wrong_role,
+                                       Cause::server_shutdown,
+                                       Cause::immediate_shutdown,
+                                       Cause::server_crash,
+                                       Cause::idle_session_timeout,
+                                       Cause::server_error,
+                                       Cause::closed,
+                                       Cause::timed_out,
+                                       Cause::probe_failed,
+                                       Cause::probe_timeout};
 
 // Why an attempt can fail; their series exist from the start.
 constexpr Cause kConnectFailureCauses[] = {

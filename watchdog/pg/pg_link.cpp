@@ -31,6 +31,10 @@ constexpr const char* kTrackedParameters[] = {
     "server_version",
 };
 
+// PostgreSQL reports in_hot_standby and default_transaction_read_only since 14 (GUC_REPORT).
+constexpr int kReportsRole = 140000;
+constexpr const char* kRecoveryQuery = "SELECT pg_is_in_recovery()";
+
 }  // namespace
 
 PgLink::PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, Connector& connector,
@@ -84,6 +88,8 @@ void PgLink::close() {
   phase_ = Phase::closed;
   ending_.reset();
   query_error_.reset();
+  asking_recovery_ = false;
+  recovery_from_sql_.reset();
   arrived_ = {};
 }
 
@@ -250,7 +256,7 @@ void PgLink::finish_connect() {
   }
   if (!settings_.setup_sql.empty()) {
     phase_ = Phase::setting_up;
-    send_query(settings_.setup_sql);
+    send_query(settings_.setup_sql.c_str());
     return;
   }
   host_deadline_->disarm();
@@ -277,6 +283,8 @@ ServerInfo PgLink::server_info() const {
   info.server_version = PQserverVersion(conn_.get());
   info.host = settings_.hosts[host_index_].label();
   info.in_hot_standby = parameter("in_hot_standby");
+  if (info.in_hot_standby.empty() && recovery_from_sql_)
+    info.in_hot_standby = *recovery_from_sql_ ? "on" : "off";
   info.default_transaction_read_only = parameter("default_transaction_read_only");
   return info;
 }
@@ -316,22 +324,53 @@ Inspection PgLink::inspect() {
           take_arrivals()};
 }
 
-void PgLink::probe() {
+bool PgLink::begin_round_trip() {
   if (!conn_) {
     report_later([this] {
       callbacks_.on_probe_done({Failure{Cause::closed, "", "not connected"}, {}});
     });
-    return;
+    return false;
   }
   phase_ = Phase::probing;
-  send_query(settings_.probe_query);
+  return true;
 }
 
-void PgLink::send_query(const std::string& sql) {
+void PgLink::probe() {
+  if (begin_round_trip()) send_query(settings_.probe_query.c_str());
+}
+
+void PgLink::heartbeat() {
+  if (!begin_round_trip()) return;
+  if (!settings_.heartbeat_query.empty()) {
+    send_query(settings_.heartbeat_query.c_str());
+    return;
+  }
+  if (PQserverVersion(conn_.get()) < kReportsRole) {
+    send_query(kRecoveryQuery);
+    asking_recovery_ = true;
+    return;
+  }
+  send_query(nullptr);  // a lone Sync
+}
+
+void PgLink::send_query(const char* sql) {
   PGconn* conn = conn_.get();
   query_error_.reset();
-  // A query that cannot even be sent is reported from the loop, not inside probe().
-  if (!PQsendQuery(conn, sql.c_str())) {
+  asking_recovery_ = false;
+  // A query that cannot even be sent is reported from the loop, not inside probe(). In
+  // non-blocking mode neither PQsendQuery nor PQpipelineSync waits: they queue what the socket
+  // does not take (libpq 15: pqPipelineFlush / pqFlush -> pqSendSome returns at EAGAIN), and
+  // PQflush below and the write watch send the rest.
+  //
+  // No SQL: a lone Sync, sent in pipeline mode (libpq 14+) with nothing before it. The server
+  // reads it outside any extended-query sequence, does nothing (no parse, no transaction, no log
+  // line even with log_statement = all, nothing for pg_stat_statements) and answers
+  // ReadyForQuery, with the ParameterStatus of any reported setting that changed (the role)
+  // before it. An empty query would do the same round trip, but log_statement = all logs it as
+  // an empty "statement: " line, and it runs an (empty) transaction.
+  const bool sent = sql ? PQsendQuery(conn, sql) == 1
+                        : PQenterPipelineMode(conn) == 1 && PQpipelineSync(conn) == 1;
+  if (!sent) {
     report_later([this, failure = connection_lost(0)] { query_done(failure); });
     return;
   }
@@ -363,18 +402,23 @@ void PgLink::drive_query(Readiness ready) {
       break;
     }
     const ExecStatusType status = PQresultStatus(result.get());
+    if (asking_recovery_ && status == PGRES_TUPLES_OK && PQntuples(result.get()) == 1)
+      recovery_from_sql_ = std::string_view(PQgetvalue(result.get(), 0, 0)) == "t";
     if ((status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE) && !query_error_) {
       const std::string sqlstate = error_field(result.get(), PG_DIAG_SQLSTATE);
       const std::string severity = error_field(result.get(), PG_DIAG_SEVERITY_NONLOCALIZED);
-      Cause cause = Cause::probe_failed;
-      if (ends_session(sqlstate))
-        cause = cause_from_sqlstate(sqlstate).value_or(Cause::server_shutdown);
-      else if (severity == "FATAL" || severity == "PANIC")
-        cause = Cause::server_error;
       const char* primary = PQresultErrorField(result.get(), PG_DIAG_MESSAGE_PRIMARY);
-      query_error_ =
-          Failure{cause, sqlstate, clean(primary ? primary : PQresultErrorMessage(result.get()))};
+      const std::string message = primary ? primary : PQresultErrorMessage(result.get());
+      const Cause cause = session_ending(severity, sqlstate, message).value_or(Cause::probe_failed);
+      query_error_ = Failure{cause, sqlstate, clean(message)};
     }
+  }
+  if (ending_ && !finished) {
+    // The server said it is ending the session (a WARNING 57P01 of an immediate shutdown comes
+    // before the backend exits, not with an answer): the connection is over now, not at EOF.
+    watch_->stop();
+    query_done(ending_);
+    return;
   }
   if (PQstatus(conn) == CONNECTION_BAD) {
     watch_->stop();
@@ -383,6 +427,9 @@ void PgLink::drive_query(Readiness ready) {
   }
   if (finished) {
     watch_->stop();
+    // After a lone Sync: its PGRES_PIPELINE_SYNC was the answer, and the pipeline is empty again.
+    if (PQpipelineStatus(conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(conn) && !query_error_)
+      query_error_ = Failure{Cause::probe_failed, "", clean(PQerrorMessage(conn))};
     query_done(ending_ ? ending_ : query_error_);
     return;
   }
@@ -473,12 +520,8 @@ void PgLink::receive_notice(void* self, const PGresult* result) {
 void PgLink::take_notice(const std::string& severity, const std::string& sqlstate,
                          const std::string& message) {
   // On an idle connection libpq hands the server's parting words to the notice receiver.
-  if (ends_session(sqlstate) || severity == "FATAL" || severity == "PANIC") {
-    if (!ending_) {
-      const Cause cause = cause_from_sqlstate(sqlstate).value_or(
-          ends_session(sqlstate) ? Cause::server_shutdown : Cause::server_error);
-      ending_ = Failure{cause, sqlstate, message};
-    }
+  if (const auto cause = session_ending(severity, sqlstate, message)) {
+    if (!ending_) ending_ = Failure{*cause, sqlstate, message};
     return;
   }
   arrived_.notices.push_back({severity, sqlstate, message});

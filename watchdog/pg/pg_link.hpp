@@ -24,6 +24,7 @@ struct LinkSettings {
   RoleRequirement role = RoleRequirement::any;
   Nanos host_timeout{};  ///< deadline of one host of an attempt
   std::string probe_query;
+  std::string heartbeat_query;    ///< empty: a lone Sync (see heartbeat())
   std::string setup_sql;          ///< run after each connect (LISTEN ...); empty for none
   std::string dsn_for_redaction;  ///< the user's text, to strip its password from messages
 };
@@ -64,6 +65,12 @@ class PgLink final : public Link {
   void watch_idle() override;
   Inspection inspect() override;
   void probe() override;
+  /// A lone Sync message (pipeline mode, nothing queued), answered by ReadyForQuery: the server
+  /// parses and runs nothing, logs nothing and counts no statement, and the ParameterStatus
+  /// messages that precede its ReadyForQuery bring the role back. Before PostgreSQL 14 the server
+  /// reports no role, so there it asks `SELECT pg_is_in_recovery()`, a statement, and
+  /// server_info() answers in_hot_standby from it. A heartbeat_query, if set, is sent instead.
+  void heartbeat() override;
   void close() override;
   ServerInfo server_info() const override;
 
@@ -87,7 +94,9 @@ class PgLink final : public Link {
   void on_attempt_done(AttemptOutcome outcome);
   void finish_connect();
   void remember_parameters();
-  void send_query(const std::string& sql);
+  /// probe() and heartbeat(): false (the failure reported from the loop) when not connected.
+  bool begin_round_trip();
+  void send_query(const char* sql);  ///< null: a lone Sync (see heartbeat())
   void drive_query(Readiness ready);
   void report_later(std::function<void()> report);
   Arrivals take_arrivals();
@@ -121,6 +130,8 @@ class PgLink final : public Link {
   std::unique_ptr<Lookup> previous_lookup_;  ///< may still be running its callback
   std::optional<Failure> ending_;  ///< the server said it is ending the session (57P0x, FATAL)
   std::optional<Failure> query_error_;
+  bool asking_recovery_ = false;           ///< the query in flight is the pre-14 role question
+  std::optional<bool> recovery_from_sql_;  ///< its last answer (before PostgreSQL 14 only)
   Arrivals arrived_;                                             ///< read and not handed over yet
   std::vector<std::pair<const char*, std::string>> parameters_;  ///< last ParameterStatus seen
   PQnoticeReceiver forward_notice_ = nullptr;  ///< an adopted connection's owner's receiver

@@ -9,13 +9,29 @@ bool ends_session(std::string_view sqlstate) noexcept {
 }
 
 std::optional<Cause> cause_from_sqlstate(std::string_view s) noexcept {
-  if (s == "57P01" || s == "57P02") return Cause::server_shutdown;  // admin / crash shutdown
+  if (s == "57P01") return Cause::server_shutdown;  // admin command, smart or fast shutdown
+  if (s == "57P02") return Cause::server_crash;     // crash of another server process
   if (s == "57P03") return Cause::cannot_connect_now;               // cannot connect now
   if (s == "57P05") return Cause::idle_session_timeout;
   if (s == "28P01" || s == "28000") return Cause::auth_failed;
   if (s == "3D000") return Cause::database_missing;
   if (s == "53300") return Cause::too_many_clients;
   return std::nullopt;
+}
+
+std::optional<Cause> session_ending(std::string_view severity, std::string_view sqlstate,
+                                    std::string_view message) noexcept {
+  const bool fatal = severity == "FATAL" || severity == "PANIC";
+  if (!ends_session(sqlstate) && !fatal) return std::nullopt;
+  if (sqlstate == "57P01") {
+    // quickdie() of PostgreSQL 14+: a WARNING, not an error, for `pg_ctl stop -m immediate`.
+    if (!fatal) return Cause::immediate_shutdown;
+    // secure_read() when the postmaster is gone: the same code as a planned stop.
+    if (message.find("unexpected postmaster exit") != std::string_view::npos)
+      return Cause::server_crash;
+  }
+  return cause_from_sqlstate(sqlstate).value_or(ends_session(sqlstate) ? Cause::server_shutdown
+                                                                       : Cause::server_error);
 }
 
 std::string one_line(std::string_view text) {

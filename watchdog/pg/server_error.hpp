@@ -18,6 +18,16 @@ bool ends_session(std::string_view sqlstate) noexcept;
 /// The cause a SQLSTATE stands for, where it says something about the connection.
 std::optional<Cause> cause_from_sqlstate(std::string_view sqlstate) noexcept;
 
+/// Whether a message from the server (an ErrorResponse or a NoticeResponse alike) says that this
+/// session is over, and why. Keyed on the SQLSTATE whatever the message type: an immediate
+/// shutdown sends `WARNING 57P01` (PostgreSQL 14+) and a crash `WARNING 57P02`, both as notices,
+/// and the backend exits right after, so the connection is gone from that message on, without
+/// waiting for EOF. Where the code alone does not say crash or planned stop, the message does:
+/// `FATAL 57P01 terminating connection due to unexpected postmaster exit` (English messages
+/// only: with another lc_messages it stays server_shutdown).
+std::optional<Cause> session_ending(std::string_view severity, std::string_view sqlstate,
+                                    std::string_view message) noexcept;
+
 struct ServerError {
   std::string sqlstate;  ///< empty if the text carries none (network errors)
   std::string message;   ///< one line, without libpq's LOCATION/HINT detail lines

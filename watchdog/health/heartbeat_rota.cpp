@@ -1,0 +1,38 @@
+#include "health/heartbeat_rota.hpp"
+
+namespace pgwd {
+
+HeartbeatRota::HeartbeatRota(Loop& loop, Random& random, Nanos period, std::size_t connections,
+                             Beat beat)
+    : random_(random),
+      period_(period),
+      connections_(connections),
+      beat_(std::move(beat)),
+      timer_(loop.make_timer([this] { turn(); })) {}
+
+Nanos HeartbeatRota::draw(Nanos low, Nanos high) {
+  const auto span = static_cast<std::uint64_t>((high - low).count()) + 1;
+  return low + Nanos(static_cast<Nanos::rep>(random_.next() % span));
+}
+
+void HeartbeatRota::start() {
+  if (period_ <= Nanos::zero() || connections_ == 0) return;
+  timer_->arm(draw(Nanos::zero(), period_));
+}
+
+void HeartbeatRota::stop() {
+  timer_->disarm();
+}
+
+void HeartbeatRota::turn() {
+  // The next turn first: a beat that stops the rota cancels it.
+  timer_->arm(draw(period_ - period_ / 8, period_));
+  for (std::size_t tried = 0; tried < connections_; ++tried) {
+    const std::size_t index = next_;
+    next_ = (next_ + 1) % connections_;
+    if (beat_(index)) return;
+  }
+  // None could take it (all down, connecting or already probing): nothing is sent this turn.
+}
+
+}  // namespace pgwd

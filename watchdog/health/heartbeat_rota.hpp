@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstddef>
+#include <functional>
+
+#include "health/random.hpp"
+#include "pgwd/loop.hpp"
+
+namespace pgwd {
+
+/// A target's heartbeat: one round trip per target per period, not one per connection. Each turn
+/// asks the next connection in rotation that can take it (an idle, healthy one) and none other, so
+/// N connections cost the server one round trip (no statement) per period, and each connection's
+/// turn comes every N periods (its own socket is guarded meanwhile by keepalive and
+/// TCP_USER_TIMEOUT).
+///
+/// Spread: the first turn falls at a uniformly random point of the first period, and each next
+/// one between 7/8 and 8/8 of a period after the last, so targets added together (a config of
+/// 10,000) do not beat together, and never more than one period passes between two turns: a
+/// server that stops answering is seen within period + probe_timeout.
+///
+/// `beat(i)` asks connection i for its round trip and says whether it took it; it may stop the
+/// rota (stop() from inside it: the turn after is cancelled), and must not destroy it. Not
+/// copyable or movable: its timer holds a pointer to it.
+class HeartbeatRota {
+ public:
+  using Beat = std::function<bool(std::size_t index)>;
+
+  /// `period` zero: no heartbeat at all (start() arms nothing).
+  HeartbeatRota(Loop& loop, Random& random, Nanos period, std::size_t connections, Beat beat);
+  HeartbeatRota(const HeartbeatRota&) = delete;
+  HeartbeatRota& operator=(const HeartbeatRota&) = delete;
+
+  void start();
+  void stop();
+
+ private:
+  void turn();
+  Nanos draw(Nanos low, Nanos high);
+
+  Random& random_;
+  Nanos period_;
+  std::size_t connections_;
+  Beat beat_;
+  std::size_t next_ = 0;  ///< the connection asked first at the next turn
+  TimerPtr timer_;
+};
+
+}  // namespace pgwd
