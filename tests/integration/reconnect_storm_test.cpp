@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -101,6 +102,10 @@ void storm(WatchdogFixture& f, std::string_view auth) {
   // Each connection's own jittered backoff is what this test judges; the scout (on by default)
   // hurries the waiting ones once one is back, on purpose sooner than they announced.
   o.scout_interval = 0ms;
+  // The server's own pace decides how long 1000 forks take: on a loaded machine some backends
+  // took over 5 s to answer and the attempts timed out. The deadline is not what this test
+  // judges, so it is far from being reached.
+  o.connect_timeout = 60s;
 
   // Our own 10 ms ticker on the loop: its worst gap is how late the loop ran, split into the wait
   // for a CPU (the machine's) and the rest (the loop's own: running, or blocked in a call).
@@ -109,7 +114,9 @@ void storm(WatchdogFixture& f, std::string_view auth) {
   // Connecting 1000 at once: the postmaster forks the backends one by one.
   const auto added_at = Clock::now();
   f.watchdog->add_target(o);
-  REQUIRE(f.loop.run_until([&] { return f.all_healthy("storm", n); }, 60s));
+  // The deadlines of these waits only catch a connection that never comes back: how fast is
+  // scripts/bench's question (measured: 36 s to connect 1000 here beside a CPU hog and two builds).
+  REQUIRE(f.loop.run_until([&] { return f.all_healthy("storm", n); }, 150s));
   const auto connected_in = Clock::now() - added_at;
   MESSAGE(auth, ": ", n, " connections healthy ", ms(connected_in),
           " ms after add_target (worst tick gap ", ms(ticker.gaps().worst_gap()), " ms, of which ",
@@ -121,6 +128,13 @@ void storm(WatchdogFixture& f, std::string_view auth) {
                to_string(first.cause), " ", first.sqlstate, ": ", first.message);
   }
   REQUIRE(f.observer.healthy.size() == n);
+  // What follows judges the storm alone.
+  const std::size_t failures_before = f.observer.connect_failures.size();
+  const std::size_t attempts_before = f.observer.attempts.size();
+  const double successes_before =
+      f.metric("pgwatchdog_reconnects_total", {{"target", "storm"}, {"result", "success"}});
+  const double failures_counted_before =
+      f.metric("pgwatchdog_reconnects_total", {{"target", "storm"}, {"result", "failure"}});
   const double lag_count_before =
       f.metric("pgwatchdog_event_loop_lag_seconds_count", {{"loop", f.watchdog->name()}});
   const double lag_sum_before =
@@ -139,7 +153,7 @@ void storm(WatchdogFixture& f, std::string_view auth) {
   });
   const bool came_back = f.loop.run_until(
       [&] { return restarted && f.observer.healthy.size() >= 2 * n && f.all_healthy("storm", n); },
-      60s);
+      150s);
   restarter.join();
   const auto worst_gap = ticker.gaps().worst_gap();
   const auto worst_gap_end = ticker.gaps().worst_gap_end();
@@ -200,13 +214,20 @@ void storm(WatchdogFixture& f, std::string_view auth) {
   CHECK(f.observer.healthy.size() == 2 * n);
   CHECK(f.metric("pgwatchdog_up", {{"target", "storm"}}) == 1);
   CHECK(f.metric("pgwatchdog_connections", {{"target", "storm"}, {"state", "healthy"}}) == n);
-  CHECK(f.metric("pgwatchdog_reconnects_total", {{"target", "storm"}, {"result", "success"}}) == n);
+  CHECK(f.metric("pgwatchdog_reconnects_total", {{"target", "storm"}, {"result", "success"}}) -
+            successes_before ==
+        n);
   CHECK(f.metric("pgwatchdog_disconnects_total",
                  {{"target", "storm"}, {"cause", "server_shutdown"}}) == n);
 
   // Attempts while the server was away failed and announced their delay; each next attempt
   // honoured it, and every failure was retried (all are healthy now).
-  const auto& failures = f.observer.connect_failures;
+  const std::vector<pgwd::testing::RecordingObserver::Stamped<ConnectFailedEvent>> failures(
+      f.observer.connect_failures.begin() + static_cast<std::ptrdiff_t>(failures_before),
+      f.observer.connect_failures.end());
+  const std::vector<pgwd::testing::RecordingObserver::Stamped<ReconnectAttemptEvent>> attempts(
+      f.observer.attempts.begin() + static_cast<std::ptrdiff_t>(attempts_before),
+      f.observer.attempts.end());
   std::map<std::string, int> failure_causes;
   for (const auto& fail : failures) {
     ++failure_causes[std::string(to_string(fail.event.cause))];
@@ -217,7 +238,7 @@ void storm(WatchdogFixture& f, std::string_view auth) {
   }
   std::vector<std::vector<const pgwd::testing::RecordingObserver::Stamped<ReconnectAttemptEvent>*>>
       attempts_of(n);
-  for (const auto& a : f.observer.attempts)
+  for (const auto& a : attempts)
     attempts_of[static_cast<std::size_t>(a.event.connection.index)].push_back(&a);
   std::size_t followed = 0;
   for (const auto& fail : failures) {
@@ -229,12 +250,13 @@ void storm(WatchdogFixture& f, std::string_view auth) {
     }
   }
   CHECK(followed == failures.size());
-  CHECK(f.metric("pgwatchdog_reconnects_total", {{"target", "storm"}, {"result", "failure"}}) ==
+  CHECK(f.metric("pgwatchdog_reconnects_total", {{"target", "storm"}, {"result", "failure"}}) -
+            failures_counted_before ==
         static_cast<double>(failures.size()));
   std::string causes_text;
   for (const auto& [cause, count] : failure_causes)
     causes_text += " " + cause + "=" + std::to_string(count);
-  MESSAGE(auth, ": ", f.observer.attempts.size(), " reconnect attempts, ", failures.size(),
+  MESSAGE(auth, ": ", attempts.size(), " reconnect attempts, ", failures.size(),
           " failed:", causes_text.empty() ? " none" : causes_text);
 
   // Jitter, judged on the times the watchdog chose. A failed attempt announces its delay, drawn
@@ -254,7 +276,7 @@ void storm(WatchdogFixture& f, std::string_view auth) {
   std::vector<Clock::time_point> first_retries;
   Clock::duration shortest_first{Clock::duration::max()};
   Clock::duration longest_first{0};
-  for (const auto& a : f.observer.attempts) {
+  for (const auto& a : attempts) {
     all_attempts.push_back(a.at);
     if (a.event.attempt != 1) continue;
     first_retries.push_back(a.at);
