@@ -34,7 +34,11 @@ TEST_CASE_FIXTURE(WatchdogFixture,
   CHECK(beats >= 2);
   CHECK(beats <= 3);
   for (const auto& p : observer.probes) CHECK(p.event.heartbeat);
-  CHECK(all_healthy("idle", 20));
+  // Connected all along: healthy, or one of them in the middle of its heartbeat (probing), which
+  // on a loaded machine the server may still be answering when the 10 s end.
+  CHECK(count_in("idle", ConnectionState::healthy) + count_in("idle", ConnectionState::probing) ==
+        20);
+  CHECK(count_in("idle", ConnectionState::probing) <= 1);
   CHECK(observer.down.empty());
 
   // The count above can fail: one OS-reported event on one connection (a NOTICE sent to it is
