@@ -160,19 +160,15 @@ TEST_CASE(
 
   h.dns.set(kName, "127.0.0.1");
   const auto restored = Clock::now();
-  const auto stat_before = pgwd::testing::thread_schedstat();
+  const pgwd::testing::CpuWaitSince cpu_wait;
   REQUIRE(h.loop.run_until(
       [&] { return h.observer.healthy.size() == 2 && h.all_healthy("vanishing", 1); }, 30s));
-  const auto stat_after = pgwd::testing::thread_schedstat();
   const auto back_in = h.observer.healthy[1].at - restored;
   // What the watchdog decides is when it tries again: the attempt that succeeded started at most
   // backoff_max after the name resolved again, plus the time its loop (this thread) waited for a
   // CPU. How long that attempt then took (the lookup, the server's fork) is reported: on a loaded
   // machine it was 1.9 s.
-  const auto waited =
-      stat_before && stat_after
-          ? std::chrono::duration_cast<Clock::duration>(stat_after->waiting - stat_before->waiting)
-          : Clock::duration::zero();
+  const auto waited = cpu_wait.waited();
   const auto retried_in = h.observer.attempts.back().at - restored;
   MESSAGE(failures.size(), " failed attempts while the name did not resolve; the last attempt ",
           ms(retried_in), " ms and healthy again ", ms(back_in),

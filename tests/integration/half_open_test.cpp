@@ -100,16 +100,12 @@ TEST_CASE_FIXTURE(HalfOpenFixture,
 
   ns.black_hole();
   const auto dark_at = Clock::now();
-  const auto wait_before = pgwd::testing::thread_schedstat();
+  const pgwd::testing::CpuWaitSince cpu_wait;
   const bool all_down = loop.run_until(
       [&] { return observer.down.size() == static_cast<std::size_t>(kConnections); }, 30s);
-  const auto wait_after = pgwd::testing::thread_schedstat();
   // The loop's thread (this one) may have waited for a CPU before it could report: the machine's
   // load, added to the bound below and reported.
-  const auto waited =
-      wait_before && wait_after
-          ? std::chrono::duration_cast<Clock::duration>(wait_after->waiting - wait_before->waiting)
-          : Clock::duration::zero();
+  const auto waited = cpu_wait.waited();
   MESSAGE("default options, black hole to down: ", down_report(dark_at), "; the loop waited ",
           ms(waited), " ms for a CPU meanwhile");
   REQUIRE(all_down);

@@ -27,15 +27,11 @@ TEST_CASE_FIXTURE(WatchdogFixture,
 
   cluster.pause_backend(pids[0]);
   const auto paused_at = std::chrono::steady_clock::now();
-  const auto stat_before = pgwd::testing::thread_schedstat();
+  const pgwd::testing::CpuWaitSince cpu_wait;
   REQUIRE(loop.run_until([&] { return !observer.down.empty(); }, 10s));
-  const auto stat_after = pgwd::testing::thread_schedstat();
   // The loop's thread (this one) waiting for a CPU delays when its timers run: the machine's
   // load, not pgwatchdog's choice, so it is added to the bound (seen: 2327 ms on a loaded machine).
-  const auto waited = stat_before && stat_after
-                          ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                stat_after->waiting - stat_before->waiting)
-                          : std::chrono::steady_clock::duration::zero();
+  const auto waited = cpu_wait.waited();
   const auto detected_in = observer.down[0].at - paused_at;
   MESSAGE("SIGSTOP to down: ",
           std::chrono::duration_cast<std::chrono::milliseconds>(detected_in).count(),

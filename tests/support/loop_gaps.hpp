@@ -28,6 +28,23 @@ struct SchedStat {
 };
 std::optional<SchedStat> thread_schedstat();
 
+/// How long the calling thread has waited for a CPU since construction: the machine's share of
+/// a wall-clock interval, which a test adds to a bound on what pgwatchdog decides. Zero where
+/// the kernel has no statistics. Read it on the thread that made it.
+class CpuWaitSince {
+ public:
+  CpuWaitSince() : start_(thread_schedstat()) {}
+  std::chrono::steady_clock::duration waited() const {
+    const auto now = thread_schedstat();
+    if (!start_ || !now) return std::chrono::steady_clock::duration::zero();
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(now->waiting -
+                                                                           start_->waiting);
+  }
+
+ private:
+  std::optional<SchedStat> start_;
+};
+
 /// The gaps between calls of tick(), which must come from the loop's thread.
 class LoopGaps {
  public:
