@@ -1,4 +1,4 @@
-// Fuzz target: the daemon's config loader, as a file reaches it (README "Bad input").
+// Fuzz target: the daemon's config loader, as a file reaches it (docs/configuration.md "Limits").
 //
 // Properties, beyond "no crash, no hang, no unbounded memory" (libFuzzer's -timeout and
 // -rss_limit_mb, see fuzz/run):

@@ -1,4 +1,4 @@
-// Names of the public enums as they appear in metrics labels, logs and events (DESIGN §5).
+// Names of the public enums as they appear in metrics labels, logs and events (docs/metrics.md).
 #include "pgwd/connection_state.hpp"
 #include "pgwd/events.hpp"
 #include "pgwd/lending.hpp"

@@ -148,7 +148,7 @@ void Target::on_down(const DownEvent& e) {
   if (!metrics_) return;
   metrics_->disconnected(e.cause);
   // with_sqlstate formats before spdlog checks the level: a fifth of the CPU on the way to
-  // on_down when warnings are not logged (README "Benchmarks").
+  // on_down when warnings are not logged (bench/README.md "Current figures").
   if (log_.should_log(spdlog::level::warn))
     log_.warn("{}[{}] down: {}: {}", name_, e.connection.index, with_sqlstate(e.cause, e.sqlstate),
               e.message);

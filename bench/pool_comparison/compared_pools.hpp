@@ -1,6 +1,6 @@
 #pragma once
 
-// Three pools side by side (README "Pools: lending idle connections", issue 8 §3): what a user
+// Three pools side by side (docs/lending-and-pool.md "Three pools side by side"): what a user
 // of each sees when the server ended every idle backend (pg_terminate_backend) while they sat
 // in the pool.
 //  - naive: hands out whatever is idle (taopq, psycopg_pool, Boost.MySQL between its pings);

@@ -1,4 +1,4 @@
-// bench/pool_comparison: issue 8 §3 on one throwaway cluster, three pools side by side (see
+// bench/pool_comparison: on one throwaway cluster, three pools side by side (see
 // compared_pools.hpp). Prints a Markdown table: errors users saw, extra round trips the pool
 // sent, checkout latency. Run: build/bench/pool_comparison/pool_comparison [--checkouts N]
 // [--threads N] [--idle N]

@@ -1,10 +1,10 @@
 #pragma once
 
-// The scenario of issue 8 §3, run the same way on each compared pool: `idle` connections made
-// idle in the pool, every one of their backends terminated (pg_terminate_backend, waited for
-// until pg_stat_activity no longer shows them), then `checkouts` x (checkout, SELECT 1, give
-// back) spread over `threads` threads. Shared by bench/pool_comparison and the integration test
-// (which asserts the correctness columns, never latency).
+// The scenario of docs/lending-and-pool.md "Three pools side by side", run the same way on each
+// compared pool: `idle` connections made idle in the pool, every one of their backends terminated
+// (pg_terminate_backend, waited for until pg_stat_activity no longer shows them), then `checkouts`
+// x (checkout, SELECT 1, give back) spread over `threads` threads. Shared by bench/pool_comparison
+// and the integration test (which asserts the correctness columns, never latency).
 
 #include <string>
 #include <vector>

@@ -1,7 +1,7 @@
 #pragma once
 
 /// \file
-/// The life cycle of one watched connection (DESIGN §3) and why it leaves `healthy`.
+/// The life cycle of one watched connection (docs/design.md §5) and why it leaves `healthy`.
 
 #include <string_view>
 

@@ -2,7 +2,8 @@
 
 /// \file
 /// What a host asks the watchdog to watch: one conninfo, N connections, and how to treat them.
-/// Defaults are the ones of DESIGN §5; the daemon's config file maps one-to-one onto these fields.
+/// Defaults and ranges are docs/configuration.md's "Target keys"; the daemon's config file maps
+/// one-to-one onto these fields.
 
 #include <chrono>
 #include <string>

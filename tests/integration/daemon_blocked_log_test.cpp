@@ -1,5 +1,5 @@
 // End-to-end: a stderr that nobody reads (a stuck log shipper) never stops detection, and
-// SIGTERM still exits 0 promptly (issue 10, section 8).
+// SIGTERM still exits 0 promptly (docs/daemon.md "Logs").
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,6 +1,6 @@
-// End-to-end: hostile and mistyped configuration against the real binary (issue 12). At start-up
-// and in --check-config each case exits 2 with a one-line message, within a time and memory
-// bound; on SIGHUP each is refused while the running configuration keeps detecting.
+// End-to-end: hostile and mistyped configuration against the real binary (docs/configuration.md
+// "Limits"). At start-up and in --check-config each case exits 2 with a one-line message, within a
+// time and memory bound; on SIGHUP each is refused while the running configuration keeps detecting.
 #include <doctest/doctest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>

@@ -1,5 +1,6 @@
-// End-to-end: the daemon's HTTP port (issue 10, parts 2, 3 and 7): health endpoints, the status
-// page, and --web.config.file (TLS, client certificates, basic auth) checked with Debian's curl.
+// End-to-end: the daemon's HTTP port (docs/daemon.md "HTTP endpoints"): health endpoints, the
+// status page, and --web.config.file (TLS, client certificates, basic auth) checked with Debian's
+// curl.
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>

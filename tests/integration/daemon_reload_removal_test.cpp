@@ -1,6 +1,6 @@
-// A SIGHUP that removes many targets at once (issue 11): the daemon rebuilds the metric families
-// that lose series (its /metrics collects through the scrape guard), so a scrape running the
-// whole time must never miss a series of a target that stays, nor see one of its values move;
+// A SIGHUP that removes many targets at once (docs/design.md §12): the daemon rebuilds the metric
+// families that lose series (its /metrics collects through the scrape guard), so a scrape running
+// the whole time must never miss a series of a target that stays, nor see one of its values move;
 // the removed targets' connections close, the staying ones keep theirs.
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-// End-to-end: the pgwatchdog binary, a real cluster, HTTP scrapes (issue 3's contract).
+// End-to-end: the pgwatchdog binary, a real cluster, HTTP scrapes (the contract of docs/daemon.md).
 #include <doctest/doctest.h>
 
 #include <csignal>

@@ -1,4 +1,4 @@
-// DESIGN §2: zero traffic while healthy and idle.
+// No traffic while healthy and idle (docs/design.md §1).
 #include <doctest/doctest.h>
 #include <event2/event.h>
 #include <sys/resource.h>

@@ -1,4 +1,4 @@
-// The installed package, used the way a host uses it (README "Install and find_package"):
+// The installed package as a host uses it (docs/embedding.md "Install and find_package"):
 // `cmake --install` into a scratch prefix, the examples built out-of-tree against it with
 // find_package(pgwatchdog) and, for one example, with `pkg-config --cflags --libs pgwatchdog`;
 // then both binaries run against a throwaway cluster: they connect and stop cleanly on SIGINT.
@@ -119,7 +119,7 @@ TEST_CASE("the installed package builds the examples out-of-tree, and they run")
   const fs::path library_dir = prefix / PGWD_TEST_INSTALL_LIBDIR;
 
   run_checked({PGWD_TEST_CMAKE, "--install", PGWD_TEST_BUILD_DIR, "--prefix", prefix.string()});
-  // What the package consists of (README "Install and find_package").
+  // What the package consists of (docs/embedding.md "Install and find_package").
   for (const char* file : {"include/pgwd/watchdog.hpp", "include/pgwd/export.hpp"}) {
     INFO(file);
     CHECK(fs::is_regular_file(prefix / file));

@@ -1,5 +1,5 @@
 // Makes a use of a PGconn after PQfinish visible. AddressSanitizer cannot see it: libpq is not
-// instrumented, so a read of a freed PGconn inside libpq goes unnoticed (DESIGN §8). The
+// instrumented, so a read of a freed PGconn inside libpq goes unnoticed (docs/design.md §8). The
 // integration tests are linked with `-Wl,--wrap=PQ...` (tests/CMakeLists.txt) for every libpq
 // function the library and the harness call with a PGconn: each call then lands here first,
 // where it is checked that its PGconn was not finished, then forwarded to the real function. A

@@ -1,6 +1,6 @@
-// Hostile and mistyped configuration (issue 12): every case is refused with a message that names
-// what is wrong, within a time bound and without the memory it used to take. Each test case
-// runs in its own process under ctest, so the peak RSS it sees is its own.
+// Hostile and mistyped configuration (docs/configuration.md "Limits"): every case is refused with a
+// message that names what is wrong, within a time bound and without the memory it used to take.
+// Each test case runs in its own process under ctest, so the peak RSS it sees is its own.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <netinet/in.h>

@@ -1,10 +1,10 @@
-// Removing some targets' series among many (issue 11): on a guarded registry (ScrapeGuard) a
-// family is rebuilt, the staying series taken out and put back. What must hold whichever way it
-// went: every removed series is gone, every staying one is there with exactly its value
-// (counters, gauges, histogram buckets and sum), the owners' pointers follow their series, the
-// series of another Watchdog on the registry are untouched, and a scrape through the guard,
-// running the whole time on another thread, never misses a staying series nor sees a value
-// move. The costs the sweep reports are asserted (passes of the family's search), not times.
+// Removing some targets' series among many (docs/design.md §12): on a guarded registry
+// (ScrapeGuard) a family is rebuilt, the staying series taken out and put back. What must hold
+// whichever way it went: every removed series is gone, every staying one is there with exactly its
+// value (counters, gauges, histogram buckets and sum), the owners' pointers follow their series,
+// the series of another Watchdog on the registry are untouched, and a scrape through the guard,
+// running the whole time on another thread, never misses a staying series nor sees a value move.
+// The costs the sweep reports are asserted (passes of the family's search), not times.
 #include <doctest/doctest.h>
 #include <prometheus/registry.h>
 #include <spdlog/sinks/null_sink.h>

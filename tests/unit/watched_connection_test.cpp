@@ -1,6 +1,6 @@
-// The connection life cycle (DESIGN §3) walked through every transition with a scripted link and a
-// fake clock: the I/O is scripted here, its real behaviour is tested against PostgreSQL in
-// tests/integration.
+// The connection life cycle (docs/design.md §5) walked through every transition with a scripted
+// link and a fake clock: the I/O is scripted here, its real behaviour is tested against PostgreSQL
+// in tests/integration.
 #include "health/watched_connection.hpp"
 
 #include <doctest/doctest.h>

@@ -14,7 +14,7 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
       "pgwatchdog: watches idle PostgreSQL connections, reports disconnects as Prometheus metrics",
       "pgwatchdog"};
   app.set_version_flag("--version", std::string("pgwatchdog ") + std::string(kVersion));
-  app.add_option("--config", cli.config_path, "YAML config file (see README)");
+  app.add_option("--config", cli.config_path, "YAML config file (see pgwatchdog.yaml(5))");
   app.add_option("--target", targets,
                  "NAME=DSN: a target to watch, added to the file's (repeatable)")
       ->type_name("NAME=DSN")
@@ -25,7 +25,8 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
   app.add_option("--log-format", cli.log_format, "text|json (default text)")
       ->check(CLI::IsMember({"text", "json"}));
   app.add_option("--web.config.file", cli.web_config_path,
-                 "exporter-toolkit web config: TLS, client certificates, basic auth (see README)");
+                 "exporter-toolkit web config: TLS, client certificates, basic auth "
+                 "(see pgwatchdog(1))");
   app.add_flag("--web.health-without-auth", cli.health_without_auth,
                "Serve /-/healthy and /-/ready without basic auth or client certificate");
   app.add_option("--shard", cli.shard,

@@ -8,7 +8,7 @@
 
 namespace pgwd::daemon {
 
-/// What the user asked for on the command line (DESIGN §5). Flags override the config file;
+/// What the user asked for on the command line (docs/daemon.md). Flags override the config file;
 /// `--target` adds to the file's targets.
 struct CommandLine {
   std::optional<std::string> config_path;

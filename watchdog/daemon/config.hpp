@@ -1,8 +1,9 @@
 #pragma once
 
 /// \file
-/// The daemon's YAML config file (DESIGN §5). Read once at start-up and again on SIGHUP; every
-/// problem is a ConfigError whose one-line message says where it is and what to write instead.
+/// The daemon's YAML config file (docs/configuration.md). Read once at start-up and again on
+/// SIGHUP; every problem is a ConfigError whose one-line message says where it is and what to write
+/// instead.
 ///
 /// ```yaml
 /// listen: "127.0.0.1:10432"
@@ -50,9 +51,10 @@ std::string_view to_string(LogFormat format);
 
 constexpr std::string_view kDefaultListen = "127.0.0.1:10432";
 
-/// Limits that keep a hostile or mistyped file from eating the machine (README "Bad input").
-/// A file is refused before yaml-cpp sees it when it is larger than this (10,000 targets take
-/// about 2 MiB); the document, with every YAML alias counted as what it stands for, must fit too.
+/// Limits that keep a hostile or mistyped file from eating the machine (docs/configuration.md
+/// "Limits"). A file is refused before yaml-cpp sees it when it is larger than this (10,000 targets
+/// take about 2 MiB); the document, with every YAML alias counted as what it stands for, must fit
+/// too.
 constexpr std::size_t kMaxConfigBytes = 4 * 1024 * 1024;
 /// What the targets take once `defaults:` is copied into each of them (names, DSNs, probe
 /// queries, channel names).

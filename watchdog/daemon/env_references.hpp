@@ -1,7 +1,8 @@
 #pragma once
 
 /// \file
-/// `${NAME}` references to environment variables in the config file's values (README "Secrets").
+/// `${NAME}` references to environment variables in the config file's values (docs/configuration.md
+/// "Secrets").
 ///
 /// The syntax, scanned left to right:
 ///   - `${NAME}` is replaced by the value of the environment variable NAME, where NAME is

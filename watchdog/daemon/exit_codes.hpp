@@ -2,7 +2,7 @@
 
 namespace pgwd::daemon {
 
-/// The daemon's exit codes (README "Exit codes"): scripts depend on them.
+/// The daemon's exit codes (docs/daemon.md "Exit status"): scripts depend on them.
 inline constexpr int kExitOk =
     0;  ///< clean shutdown (SIGTERM/SIGINT), --help, --version, a valid --check-config
 inline constexpr int kExitFailure = 1;  ///< an unexpected failure at run time

@@ -14,7 +14,7 @@ namespace pgwd::daemon {
 /// format requires and TextSerializer omits: `\` and newlines in HELP are escaped too.
 ///
 /// Why not TextSerializer: it writes through std::ostream, and at 1,000 targets (64,000 series,
-/// 3.8 MiB) that took 60% of a scrape (README "Benchmarks"); this writes into one string with
+/// 3.8 MiB) that took 60% of a scrape (docs/design.md §12); this writes into one string with
 /// std::to_chars, several times faster. Pure function: thread-safe.
 void append_text_exposition(const std::vector<prometheus::MetricFamily>& families,
                             std::string& out);

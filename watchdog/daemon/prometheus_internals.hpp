@@ -7,7 +7,7 @@
 // three times into ClientMetric structs (Family::Collect builds them, and its `return {family}`
 // copies the family into an initializer_list and from there into the vector), each with a
 // vector of labels and their strings. At 1,000 targets (64,000 series) that alone took 15-37 ms
-// of a scrape, over the 20 ms budget on its own (README "Benchmarks"). Walking the same
+// of a scrape, over the 20 ms budget on its own (docs/design.md §12). Walking the same
 // containers under the same mutexes, in the same order, and writing the text straight from them
 // costs a fraction of that, and prints the same bytes: a unit test compares this path with
 // TextSerializer(Registry::Collect()) on the daemon's own registry.

@@ -1,9 +1,10 @@
 #pragma once
 
 /// \file
-/// Secrets that live outside the config file (README "Secrets"): `password_file:` and `dsn_file:`
-/// name a file whose content is the password or the whole DSN, as a mounted Kubernetes Secret
-/// provides it. The files are read whenever the configuration is (start-up, every SIGHUP).
+/// Secrets that live outside the config file (docs/configuration.md "Secrets"): `password_file:`
+/// and `dsn_file:` name a file whose content is the password or the whole DSN, as a mounted
+/// Kubernetes Secret provides it. The files are read whenever the configuration is (start-up, every
+/// SIGHUP).
 
 #include <cstddef>
 #include <string>

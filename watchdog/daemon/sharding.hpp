@@ -1,13 +1,13 @@
 #pragma once
 
 /// \file
-/// Sharding targets over replicas (README "Sharding"). Every replica reads the same full config
-/// and keeps the targets whose name hashes to its shard, by rendezvous (highest random weight)
-/// hashing: a target belongs to the shard s in [0, total) with the highest
-/// XXH64(name, seed = s), ties to the lower s. Going from N to N+1 shards moves only the targets
-/// the new shard wins, about 1/(N+1) of them; no other target changes shard. XXH64's output is
-/// fixed by its specification (xxHash 0.8, Debian's libxxhash), so every build, version and
-/// machine agrees on who owns what.
+/// Sharding targets over replicas (docs/daemon.md "Sharding"). Every replica reads the same full
+/// config and keeps the targets whose name hashes to its shard, by rendezvous (highest random
+/// weight) hashing: a target belongs to the shard s in [0, total) with the highest XXH64(name, seed
+/// = s), ties to the lower s. Going from N to N+1 shards moves only the targets the new shard wins,
+/// about 1/(N+1) of them; no other target changes shard. XXH64's output is fixed by its
+/// specification (xxHash 0.8, Debian's libxxhash), so every build, version and machine agrees on
+/// who owns what.
 
 #include <cstdint>
 #include <functional>

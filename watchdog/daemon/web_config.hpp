@@ -2,7 +2,7 @@
 
 /// \file
 /// `--web.config.file`: TLS and basic auth for the HTTP port, in the format of the Prometheus
-/// exporter-toolkit (docs/web-configuration.md), so that the file users already write for
+/// exporter-toolkit (its web-configuration.md), so that the file users already write for
 /// node_exporter or postgres_exporter works here:
 ///
 /// ```yaml

@@ -247,8 +247,8 @@ void WatchedConnection::go_down(const Failure& failure) {
   attempt_ = 0;
   // The host hears first and the link is closed right after, before the loop runs again (so no
   // event of the socket comes in between): PQfinish, a Terminate sent and the socket closed, was
-  // a third of the CPU from readiness to on_down (README "Benchmarks"). A stop() from inside the
-  // events closes the link itself.
+  // a third of the CPU from readiness to on_down (bench/README.md "Current figures"). A stop() from
+  // inside the events closes the link itself.
   if (!enter(ConnectionState::down)) return;
   events_.on_down({ref_, failure.cause, failure.sqlstate, failure.message});
   if (!live()) return;

@@ -25,7 +25,7 @@ struct LifecycleSettings {
   RoleRequirement role = RoleRequirement::any;  ///< re-checked after every probe
 };
 
-/// One watched connection: the life cycle of DESIGN §3 as one explicit state machine.
+/// One watched connection: the life cycle of docs/design.md §5 as one explicit state machine.
 ///
 /// It owns the deadlines (connect, probe) and the backoff; the Link does the I/O. Its target
 /// decides when it sends a heartbeat (heartbeat()) and when a retry comes sooner than its backoff

@@ -10,7 +10,7 @@
 
 namespace pgwd {
 
-/// Every metric pgwatchdog exports, declared in one place (DESIGN §5 is the contract: names,
+/// Every metric pgwatchdog exports, declared in one place (docs/metrics.md is the contract: names,
 /// types and labels are public). One instance per registry, shared by every Watchdog on it
 /// (RegistryShare); series per target live in TargetMetrics, per watchdog in LoopMetrics.
 /// Thread-safe (prometheus-cpp's own guarantee): scrapes and several watchdogs' loops at once.

@@ -9,7 +9,7 @@
 namespace pgwd {
 
 /// One entry of a conninfo's host list, tried on its own with its own deadline: libpq walks its
-/// hosts inside one PQconnectPoll and cannot skip a host that hangs (TECH-NOTES B).
+/// hosts inside one PQconnectPoll and cannot skip a host that hangs (docs/design.md §6).
 struct HostEntry {
   std::string host;      ///< as written: a name, an address or a socket directory; may be empty
   std::string hostaddr;  ///< as written; may be empty

@@ -499,7 +499,8 @@ bool PgLink::parameters_changed() {
 }
 
 bool PgLink::openssl_holds_bytes() const {
-  // OpenSSL may hold decrypted bytes the kernel no longer reports as readable (TECH-NOTES C).
+  // OpenSSL may hold decrypted bytes the kernel no longer reports as readable: libpq's own waits
+  // ask pgtls_read_pending() before they poll, which a loop cannot (docs/design.md §4).
   const auto* ssl = static_cast<const SSL*>(PQsslStruct(conn_.get(), "OpenSSL"));
   return ssl != nullptr && SSL_pending(ssl) > 0;
 }

@@ -15,7 +15,7 @@
 
 namespace pgwd {
 
-/// How a PgLink connects: prepared once per target (see link_settings.hpp).
+/// How a PgLink connects: prepared once per target (prepare_target, target_settings.hpp).
 struct LinkSettings {
   /// The user's conninfo plus keepalive/application_name defaults, without the host list and
   /// target_session_attrs, which the link applies itself host by host.

@@ -70,8 +70,8 @@ std::vector<std::string> passwords_in(std::string_view dsn) {
 std::string redact_secrets(std::string_view text, std::string_view dsn) {
   // Every message a connection reports (the FATAL on the way to on_down among them) is cleaned
   // against the same DSN, and passwords_in's two regex scans were a quarter of the CPU from a
-  // terminated backend's readiness to on_down (README "Benchmarks"): the passwords of the last
-  // DSN are kept, per thread. (An empty DSN starts it: it has none.)
+  // terminated backend's readiness to on_down (bench/README.md "Current figures"): the passwords of
+  // the last DSN are kept, per thread. (An empty DSN starts it: it has none.)
   thread_local std::string memo_dsn;
   thread_local std::vector<std::string> memo_passwords;
   if (memo_dsn != dsn) {

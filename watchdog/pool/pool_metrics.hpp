@@ -14,7 +14,7 @@
 
 namespace pgwd {
 
-/// The series of one pool (README "Metrics": pgwatchdog_pool_*), in the watchdog's registry.
+/// The series of one pool (docs/metrics.md: pgwatchdog_pool_*), in the watchdog's registry.
 /// The families are shared by every pool on a registry (prometheus-cpp returns the family
 /// already registered under a name); the series, labelled `pool`, are removed with the pool.
 /// Thread-safe (prometheus-cpp's own guarantee, and a mutex for the per-cause counters).
