@@ -550,7 +550,7 @@ TEST_CASE("listen address: accepted forms") {
 }
 
 TEST_CASE("listen address: IPv6 is refused with its own reason") {
-  // Debian 12's civetweb is built without IPv6: such an address could never be bound.
+  // The HTTP port binds IPv4 only: such an address could never be bound.
   for (std::string_view address :
        {"[::1]:10432", "[::]:80", "[2001:db8::1]:443", "[::1]", "[]:80"}) {
     CAPTURE(address);

@@ -705,8 +705,8 @@ std::string_view to_string(LogFormat format) {
 void check_listen_address(std::string_view address) {
   if (address.starts_with('['))
     throw ConfigError("listen: " + quoted_value(address) +
-                      ": IPv6 addresses are not supported (the HTTP server, Debian 12's civetweb, "
-                      "is built without IPv6); use an IPv4 address such as 127.0.0.1 or 0.0.0.0");
+                      ": IPv6 addresses are not supported (the HTTP port binds IPv4 only); "
+                      "use an IPv4 address such as 127.0.0.1 or 0.0.0.0");
   const std::size_t colon = address.rfind(':');
   if (colon == address.npos || !is_listen_host(address.substr(0, colon)) ||
       !is_port(address.substr(colon + 1)))
