@@ -1,6 +1,6 @@
-// For authors of other pools (README "For authors of other pools"): a pool that keeps raw
-// PGconn* (taopq-style) and hands its users libpqxx connections, lending every idle connection
-// to pgwatchdog in between. Checkout is take_back(): a verdict without a round trip.
+// For authors of other pools (docs/lending-and-pool.md "For authors of other pools"): a pool that
+// keeps raw PGconn* (taopq-style) and hands its users libpqxx connections, lending every idle
+// connection to pgwatchdog in between. Checkout is take_back(): a verdict without a round trip.
 //
 //   lend_from_libpqxx "host=... dbname=... user=..."
 //
