@@ -116,7 +116,7 @@ TEST_CASE_FIXTURE(DaemonFixture,
   // reload began, then READY=1 once it is applied (the new target counted, not up).
   write_config("targets:\n" + target_yaml("db", 1) +
                "  - name: closed\n    dsn: \"host=127.0.0.1 port=1 dbname=x user=y\"\n"
-               "    backoff_initial: 1h\n    scout_interval: 0\n");
+               "    backoff_initial: 1h\n    backoff_max: 2h\n    scout_interval: 0\n");
   const std::uint64_t before = monotonic_usec();
   daemon->send_signal(SIGHUP);
   message = manager.receive(10s);
@@ -153,7 +153,7 @@ TEST_CASE_FIXTURE(DaemonFixture,
   REQUIRE(message.has_value());
   CHECK(message->starts_with("RELOADING=1\nMONOTONIC_USEC="));
   CHECK(manager.receive(10s) == "READY=1\nSTATUS=1/1 targets up");
-  CHECK(daemon->output().find("SIGHUP: started without --config") != std::string::npos);
+  CHECK(daemon->wait_for_output("SIGHUP: started without --config", 10s));
   daemon->send_signal(SIGTERM);
   CHECK(manager.receive(10s) == "STOPPING=1");
   CHECK(daemon->wait_exit(10s) == 0);
@@ -194,7 +194,7 @@ TEST_CASE_FIXTURE(DaemonFixture,
   write_config(config +
                "  - name: wedge\n    dsn: \"host=127.0.0.1 port=" + std::to_string(cluster.port()) +
                " dbname=postgres user=wedge password=wrong application_name=wedge\"\n"
-               "    backoff_initial: 1h\n    scout_interval: 0\n");
+               "    backoff_initial: 1h\n    backoff_max: 2h\n    scout_interval: 0\n");
   daemon->send_signal(SIGHUP);
   // Every datagram's arrival until the wedge's connect has failed and a ping came after it.
   std::vector<std::chrono::steady_clock::time_point> ping_times;
