@@ -62,6 +62,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 tmp=$(mktemp -d /tmp/pgwd-package.XXXXXX)
+chmod 755 "$tmp"   # the cluster below runs as postgres
 
 # in_root SCRIPT: runs bash -c SCRIPT as root in the container (set -euo pipefail).
 in_root() { "${PODMAN[@]}" exec -i "$container" bash -c "set -euo pipefail; $1"; }
