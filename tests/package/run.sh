@@ -186,7 +186,7 @@ step "The unit's ExecReload="
 in_root 'reload=$(sed -n "s/^ExecReload=//p" /lib/systemd/system/pgwatchdog.service)
   MAINPID=$(cat /tmp/pgwatchdog.pid)
   ${reload//\$MAINPID/$MAINPID}'
-reloaded() { grep -q 'SIGHUP' "$tmp/daemon.log"; }
+reloaded() { grep -q 'config reloaded' "$tmp/daemon.log"; }
 wait_for 30 "reload in the daemon's log" reloaded
 wait_for 30 'pgwatchdog_up{target="db"} 1 after the reload' target_up
 
