@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "pg/handles.hpp"
+#include "support/initdb_template.hpp"
 #include "support/server_tools.hpp"
 #include "support/subprocess.hpp"
 
@@ -91,19 +92,30 @@ std::vector<std::string> TestCluster::server_command(std::string_view tool,
   return command;
 }
 
-void TestCluster::init_data_dir() {
-  const ProcessResult result =
-      run_process(server_command("initdb", {"-D", data_dir_, "-U", std::string(kAdminUser),
-                                            "--auth-local=trust", "--auth-host=scram-sha-256", "-N",
-                                            "-E", "UTF8", "--locale=C"}),
-                  base_dir_);
+void TestCluster::run_initdb(const std::string& data_dir) const {
+  // Not through server_command: the data directory is the same whatever the settings (the
+  // template is shared by every cluster of the run), and initdb needs no network namespace.
+  std::vector<std::string> command;
+  if (as_postgres_) command = {runuser_path(), "-u", std::string(kAdminUser), "--"};
+  command.insert(command.end(), {bindir() + "/initdb", "-D", data_dir, "-U", std::string(kAdminUser),
+                                 "--auth-local=trust", "--auth-host=scram-sha-256", "-N", "-E",
+                                 "UTF8", "--locale=C"});
+  const ProcessResult result = run_process(command, base_dir_);
   if (result.exit_code != 0) {
     std::string message = failure_report("initdb", result, log_path_, 0);
     if (as_postgres_)
-      message +=
-          "\n(the OS user postgres must be able to enter every directory above " + base_dir_ + ")";
+      message += "\n(the OS user postgres must be able to enter every directory above " +
+                 data_dir + ")";
     throw std::runtime_error(message);
   }
+}
+
+void TestCluster::init_data_dir() {
+  if (const auto template_dir =
+          initdb_template([this](const std::string& data_dir) { run_initdb(data_dir); }))
+    copy_initdb_template(*template_dir, data_dir_, as_postgres_);
+  else
+    run_initdb(data_dir_);
   if (!settings_.hba_lines.empty()) {
     // First match wins in pg_hba.conf: the test's lines go before initdb's.
     const std::string hba_path = data_dir_ + "/pg_hba.conf";

@@ -17,7 +17,7 @@ struct ClusterSettings {
   /// Address the server listens on and conninfo() connects to; another one than loopback for a
   /// server inside a network namespace.
   std::string listen_address = "127.0.0.1";
-  /// Prepended to every initdb/pg_ctl command, e.g. {"ip", "netns", "exec", "NAME"} to run the
+  /// Prepended to every pg_ctl command, e.g. {"ip", "netns", "exec", "NAME"} to run the
   /// server inside a network namespace.
   std::vector<std::string> command_prefix;
   /// pg_hba.conf lines put before initdb's own (first match wins), e.g.
@@ -28,8 +28,8 @@ struct ClusterSettings {
   int port = 0;
 };
 
-/// A throwaway PostgreSQL cluster (initdb + pg_ctl) in a fresh temporary directory, under
-/// $PGWD_TEST_ROOT if set, else /tmp. It listens on 127.0.0.1 on a free port and on a unix
+/// A throwaway PostgreSQL cluster (initdb, once a run under $PGWD_TEST_ROOT: initdb_template.hpp;
+/// pg_ctl) in a fresh temporary directory, under $PGWD_TEST_ROOT if set, else /tmp. It listens on 127.0.0.1 on a free port and on a unix
 /// socket inside its directory, logs every statement (log_statement = all) to log_path(), and
 /// has a LOGIN role "watchdog" with a random password (scram-sha-256 over TCP). As root, the
 /// server runs as the OS user postgres.
@@ -96,6 +96,8 @@ class TestCluster {
 
  private:
   void create_directories();
+  /// initdb into `data_dir` (the template's or this cluster's own), as the server's OS user.
+  void run_initdb(const std::string& data_dir) const;
   void init_data_dir();
   void write_config() const;
   void first_start();

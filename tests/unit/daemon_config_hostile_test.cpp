@@ -19,6 +19,7 @@
 #include "daemon/duration.hpp"
 #include "daemon/effective_config.hpp"
 #include "pgwd/watchdog.hpp"
+#include "support/thread_cpu_clock.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
@@ -29,7 +30,7 @@ namespace {
 constexpr std::string_view kOrigin = "/etc/pgwatchdog.yaml";
 
 struct Bounds {
-  std::chrono::milliseconds time;
+  std::chrono::milliseconds time;  // of the loading thread's CPU
   long memory_kib;  // growth of this process's peak RSS while loading
 };
 // The bugs took gigabytes and never ended; each hostile case now takes milliseconds and a few MB.
@@ -49,17 +50,19 @@ long peak_rss_kib() {
   return usage.ru_maxrss;
 }
 
-// Runs `load`, expects a ConfigError, and checks the time and memory bounds. Returns the message.
+// Runs `load`, expects a ConfigError, and checks its CPU time (the loader runs on this thread
+// alone; wall time failed here at 2.6 s for 2 s of bound with the suite beside it on two cores)
+// and memory bounds. Returns the message.
 std::string refusal_of(const std::function<void()>& load, Bounds bounds = kHostileBounds) {
   const long rss_before = peak_rss_kib();
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = pgwd::testing::thread_cpu_time();
   std::string message = "(no error)";
   try {
     load();
   } catch (const ConfigError& e) {
     message = e.what();
   }
-  const auto took = std::chrono::steady_clock::now() - start;
+  const auto took = pgwd::testing::thread_cpu_time() - start;
   const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
   const long grew_kib = peak_rss_kib() - rss_before;
   CHECK_MESSAGE(took < bounds.time, took_ms, " ms");
