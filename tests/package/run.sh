@@ -135,10 +135,12 @@ in_root '
   grep -q "^ /etc/pgwatchdog/pgwatchdog.yaml " <<<"$conffiles"
   grep -q "^ /etc/default/pgwatchdog " <<<"$conffiles"
   test -f /lib/systemd/system/pgwatchdog.service
+  test -f /usr/share/man/man1/pgwatchdog.1.gz
+  test -f /usr/share/man/man5/pgwatchdog.yaml.5.gz
   [[ $(pgwatchdog --version) == "pgwatchdog '"$version"'" ]]
   # The shipped config loads (it has no target: one is given here).
   pgwatchdog --config /etc/pgwatchdog/pgwatchdog.yaml --target probe=host=db.invalid --check-config >/dev/null
-  echo "uid $uid, pgwatchdog.yaml $mode, conffiles and unit in place"'
+  echo "uid $uid, pgwatchdog.yaml $mode, conffiles, unit and man pages in place"'
 
 # --- the daemon, as the unit runs it ---------------------------------------------------------
 step "The daemon with the unit's command line, as its User= (the cluster on port $CLUSTER_PORT)"
