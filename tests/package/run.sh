@@ -31,7 +31,9 @@ while (( $# )); do
     *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
-version=$(sed -nE 's/^project\(pgwatchdog VERSION ([0-9][0-9.]*)[ )].*/\1/p' "$root/CMakeLists.txt")
+# shellcheck source=tests/support/script-helpers.sh
+source "$root/tests/support/script-helpers.sh"
+version=$(project_version "$root")
 base_image=docker.io/library/debian:bookworm-slim
 
 # shellcheck source=scripts/podman-compat.sh
@@ -67,16 +69,6 @@ chmod 755 "$tmp"   # the cluster below runs as postgres
 # in_root SCRIPT: runs bash -c SCRIPT as root in the container (set -euo pipefail).
 in_root() { "${PODMAN[@]}" exec -i "$container" bash -c "set -euo pipefail; $1"; }
 
-# wait_for SECONDS WHAT COMMAND...: polls COMMAND until it succeeds, failing after SECONDS.
-wait_for() {
-  local seconds=$1 what=$2; shift 2
-  local deadline=$((SECONDS + seconds))
-  until "$@"; do
-    (( SECONDS < deadline )) || die "no $what within $seconds s"
-    sleep 0.2
-  done
-}
-
 # --- the packages and the root -------------------------------------------------------------
 if [[ -z $debs ]]; then
   debs=$tmp/debs
@@ -97,11 +89,7 @@ password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 cluster_psql >/dev/null <<<"CREATE ROLE watchdog LOGIN PASSWORD '$password';"
 dsn="host=127.0.0.1 port=$CLUSTER_PORT dbname=postgres user=watchdog password=$password"
 
-metrics_port=""
-for (( attempt = 0; attempt < 50; ++attempt )); do
-  candidate=$(( 20000 + RANDOM % 10000 ))
-  if ! (: <"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then metrics_port=$candidate; break; fi
-done
+metrics_port=$(free_loopback_port) || metrics_port=""
 [[ -n $metrics_port ]] || die "found no free loopback port"
 
 container=pgwd-package-test-$$
