@@ -25,7 +25,9 @@ while (( $# )); do
     *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
-version=$(sed -nE 's/^project\(pgwatchdog VERSION ([0-9][0-9.]*)[ )].*/\1/p' "$root/CMakeLists.txt")
+# shellcheck source=tests/support/script-helpers.sh
+source "$root/tests/support/script-helpers.sh"
+version=$(project_version "$root")
 [[ -n $image ]] || image=localhost/pgwatchdog:$version
 
 # shellcheck source=scripts/podman-compat.sh
@@ -61,17 +63,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# wait_for SECONDS WHAT COMMAND...: polls COMMAND until it succeeds, failing after SECONDS.
-wait_for() {
-  local seconds=$1 what=$2; shift 2
-  local deadline=$((SECONDS + seconds))
-  until "$@"; do
-    (( SECONDS < deadline )) || die "no $what within $seconds s"
-    if [[ -n $container ]] && [[ $("${PODMAN[@]}" inspect -f '{{.State.Running}}' "$container") != true ]]; then
-      die "the container stopped while waiting for $what"
-    fi
-    sleep 0.2
-  done
+# wait_for's guard: a container that stopped will not answer.
+wait_for_guard() {
+  if [[ -n $container ]] && [[ $("${PODMAN[@]}" inspect -f '{{.State.Running}}' "$container") != true ]]; then
+    die "the container stopped while waiting for $1"
+  fi
 }
 
 # --- the image ----------------------------------------------------------------------
@@ -113,11 +109,7 @@ password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 cluster_psql >/dev/null <<<"CREATE ROLE watchdog LOGIN PASSWORD '$password';"
 
 # A loopback port that nothing accepts on; the container shares the host's network.
-metrics_port=""
-for (( attempt = 0; attempt < 50; ++attempt )); do
-  candidate=$(( 20000 + RANDOM % 10000 ))
-  if ! (: <"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then metrics_port=$candidate; break; fi
-done
+metrics_port=$(free_loopback_port) || metrics_port=""
 [[ -n $metrics_port ]] || die "found no free loopback port"
 metrics_url=http://127.0.0.1:$metrics_port/metrics
 

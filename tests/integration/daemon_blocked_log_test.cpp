@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "support/daemon_fixture.hpp"
+#include "support/loop_gaps.hpp"
 
 using namespace std::chrono_literals;
 using pgwd::testing::DaemonFixture;
@@ -76,7 +77,11 @@ TEST_CASE_FIXTURE(DaemonFixture,
       series("pgwatchdog_disconnects_total", "cause", "server_shutdown");
   REQUIRE(waiter.run_until([&] { return sample_now(healthy) == kConnections; }, 15s));
 
+  // Detection is bounded less the time the daemon's watch loop (its main thread) waited for a
+  // CPU meanwhile: the point is that a blocked stderr never holds the loop, and on a loaded
+  // machine (AddressSanitizer, the suite beside it) the rest of 10,000 NOTIFYs' work took 3.9 s.
   std::chrono::steady_clock::duration slowest{};
+  std::chrono::steady_clock::duration slowest_waited{};
   for (int round = 1; round <= 3; ++round) {
     CAPTURE(round);
     // Thousands of NOTIFYs, each logged at debug on every connection: far more lines than the
@@ -86,14 +91,23 @@ TEST_CASE_FIXTURE(DaemonFixture,
     REQUIRE(waiter.run_until([&] { return cluster.backend_pids("blk").size() == kConnections; },
                              5s));
     const auto terminating = std::chrono::steady_clock::now();
+    const pgwd::testing::CpuWaitSince loop_wait(daemon->pid(), daemon->pid());
     REQUIRE(cluster.terminate_backends("blk") == kConnections);
-    REQUIRE(waiter.run_until([&] { return metric(terminated) == round * kConnections; }, 5s));
-    slowest = std::max(slowest, std::chrono::steady_clock::now() - terminating);
+    REQUIRE(waiter.run_until([&] { return metric(terminated) == round * kConnections; }, 30s));
+    const auto took = std::chrono::steady_clock::now() - terminating;
+    const auto waited = loop_wait.waited();
+    if (took - waited > slowest - slowest_waited) {
+      slowest = took;
+      slowest_waited = waited;
+    }
     REQUIRE(waiter.run_until([&] { return metric(healthy) == kConnections; }, 5s));
   }
   MESSAGE("slowest detection of a terminate with stderr blocked: ",
-          std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count(), " ms");
-  CHECK(slowest < 2s);
+          std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count(),
+          " ms, of which its loop waited ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(slowest_waited).count(),
+          " ms for a CPU");
+  CHECK(slowest - slowest_waited < 2s);
   CHECK(metric("pgwatchdog_notifications_total{target=\"blk\"}").value_or(0) >= kConnections);
   REQUIRE(waiter.run_until(
       [&] { return metric("pgwatchdog_log_messages_dropped_total").value_or(0) > 0; }, 5s));

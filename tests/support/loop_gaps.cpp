@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <string>
 
 namespace pgwd::testing {
 
@@ -13,12 +14,25 @@ long long ms(std::chrono::nanoseconds d) {
 
 }  // namespace
 
-std::optional<SchedStat> thread_schedstat() {
-  std::ifstream in("/proc/thread-self/schedstat");
+namespace {
+
+std::optional<SchedStat> read_schedstat(const std::string& path) {
+  std::ifstream in(path);
   long long on_cpu = 0;
   long long waiting = 0;
   if (!(in >> on_cpu >> waiting)) return std::nullopt;
   return SchedStat{std::chrono::nanoseconds(on_cpu), std::chrono::nanoseconds(waiting)};
+}
+
+}  // namespace
+
+std::optional<SchedStat> thread_schedstat() {
+  return read_schedstat("/proc/thread-self/schedstat");
+}
+
+std::optional<SchedStat> thread_schedstat(int pid, int tid) {
+  return read_schedstat("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) +
+                        "/schedstat");
 }
 
 void LoopGaps::restart() {

@@ -17,6 +17,7 @@
 #include "daemon/loop_heartbeat.hpp"
 #include "daemon/signal_handlers.hpp"
 #include "daemon/status_board.hpp"
+#include "daemon/systemd_notify.hpp"
 #include "daemon/target_reload.hpp"
 #include "daemon/web_config.hpp"
 #include "metrics/scrape_guard.hpp"
@@ -56,6 +57,7 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
   daemon_metrics_ = std::make_unique<DaemonMetrics>(*registry_, base_.get(), config_.shard,
                                                     [this] { return log_owner_->dropped(); });
   daemon_metrics_->set_shard_targets(config_.targets.size());
+  notifier_ = std::make_unique<SystemdNotifier>(base_.get(), *board_, log_);
   WatchdogOptions options;
   options.observer = board_.get();
   options.registry = registry_;
@@ -68,7 +70,12 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
   options.connector_threads = config_.connector_threads;
   watchdog_ = std::make_unique<Watchdog>(*loop_, options);
   signals_ = std::make_unique<SignalHandlers>(
-      base_.get(), [this] { event_base_loopbreak(base_.get()); }, [this] { reload(); });
+      base_.get(),
+      [this] {
+        notifier_->stopping();
+        event_base_loopbreak(base_.get());
+      },
+      [this] { reload(); });
 }
 
 Daemon::~Daemon() {
@@ -85,6 +92,7 @@ int Daemon::run() {
                config_.shard->total, config_.targets.size(), config_.targets_in_all_shards);
   log_->info("pgwatchdog {} serving metrics on {}://{}/metrics (port {})", kVersion,
              http_->tls() ? "https" : "http", config_.listen, http_->port());
+  notifier_->ready();  // the port is bound (in the constructor) and every target added
   event_base_dispatch(base_.get());
   const auto stopping = std::chrono::steady_clock::now();
   if (reader_.joinable()) reader_.join();  // it only reads a bounded file: done at once
@@ -113,9 +121,11 @@ void Daemon::reload_web_config() {
 }
 
 void Daemon::reload() {
+  notifier_->reloading();  // once per reload, however many SIGHUPs it takes in
   reload_web_config();
   if (!cli_.config_path) {
     log_->warn("SIGHUP: started without --config, nothing to reload");
+    notifier_->ready();
     return;
   }
   if (reloading_) {
@@ -197,7 +207,10 @@ void Daemon::apply_some() {
 
 void Daemon::reload_done() {
   reloading_ = false;
-  if (std::exchange(reload_again_, false)) reload();
+  if (std::exchange(reload_again_, false))
+    reload();
+  else
+    notifier_->ready();
 }
 
 }  // namespace pgwd::daemon

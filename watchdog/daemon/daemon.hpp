@@ -34,6 +34,7 @@ class HttpServer;
 class LoopHeartbeat;
 class SignalHandlers;
 class StatusBoard;
+class SystemdNotifier;
 
 /// The running daemon: its own event loop with the library's Watchdog on it, the HTTP port
 /// (/metrics, health, status page) and the signal handlers. Construction loads the web config and
@@ -78,6 +79,7 @@ class Daemon {
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<LoopHeartbeat> heartbeat_;
   std::unique_ptr<DaemonMetrics> daemon_metrics_;
+  std::unique_ptr<SystemdNotifier> notifier_;  // reads board_; its timers are on base_
   std::unique_ptr<Watchdog> watchdog_;  // after the base: closed before it is freed
   std::unique_ptr<SignalHandlers> signals_;
   std::thread reader_;         // reads a reloaded config; joined before the loop goes

@@ -22,6 +22,7 @@ void StatusBoard::set_targets(const std::vector<TargetOptions>& targets) {
   std::unordered_map<std::string, std::size_t> next_index;
   next_index.reserve(targets.size());
   std::size_t unattempted = 0;
+  std::size_t up = 0;
   for (const TargetOptions& options : targets) {
     TargetStatus status;
     if (TargetStatus* old = find(options.name)) status = std::move(*old);
@@ -32,12 +33,14 @@ void StatusBoard::set_targets(const std::vector<TargetOptions>& targets) {
       status.connections.assign(count, ConnectionState::waiting);
     if (!status.up() && !status.down_since) status.down_since = now;
     if (!status.attempted) ++unattempted;
+    if (status.up()) ++up;
     next_index.emplace(options.name, next.size());
     next.push_back(std::move(status));
   }
   targets_ = std::move(next);
   index_ = std::move(next_index);
   unattempted_ = unattempted;
+  up_ = up;
   if (unattempted_ == 0 && !readiness_latched_) {
     readiness_latched_ = true;
     health_.set_every_target_attempted();
@@ -47,6 +50,11 @@ void StatusBoard::set_targets(const std::vector<TargetOptions>& targets) {
 std::vector<TargetStatus> StatusBoard::snapshot() const {
   const std::lock_guard lock(mutex_);
   return targets_;
+}
+
+StatusBoard::UpCount StatusBoard::up_count() const {
+  const std::lock_guard lock(mutex_);
+  return UpCount{.up = up_, .total = targets_.size()};
 }
 
 TargetStatus* StatusBoard::find(const std::string& name) {
@@ -104,8 +112,14 @@ void StatusBoard::on_state_change(const StateChangeEvent& event) {
   const bool was_up = target->up();
   target->connections[index] = event.to;
   const bool is_up = target->up();
-  if (was_up && !is_up) target->down_since = std::chrono::steady_clock::now();
-  if (is_up) target->down_since.reset();
+  if (was_up && !is_up) {
+    target->down_since = std::chrono::steady_clock::now();
+    --up_;
+  }
+  if (is_up) {
+    target->down_since.reset();
+    if (!was_up) ++up_;
+  }
 }
 
 }  // namespace pgwd::daemon
