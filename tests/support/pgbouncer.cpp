@@ -12,10 +12,10 @@
 #include <string_view>
 #include <thread>
 
-#include "support/raw_connection.hpp"
+#include "pg/handles.hpp"
 #include "support/server_tools.hpp"
 
-namespace pgwd::bench {
+namespace pgwd::testing {
 namespace {
 
 constexpr const char* kAdminUser = "bench_admin";
@@ -26,9 +26,17 @@ void write_file(const std::string& path, const std::string& text) {
   if (!out) throw std::runtime_error("could not write " + path);
 }
 
+/// Blocking, on the admin console; throws with libpq's message.
+PgConnPtr connect_blocking(const std::string& conninfo) {
+  PgConnPtr conn(PQconnectdb(conninfo.c_str()));
+  if (!conn || PQstatus(conn.get()) != CONNECTION_OK)
+    throw std::runtime_error("pgbouncer admin console: " + connection_error(conn.get()));
+  return conn;
+}
+
 /// The sum of a column over the rows of the forwarded databases (the admin console's own
 /// "pgbouncer" row counts our SHOW commands).
-long long sum_column(PGresult* result, const char* column) {
+long long sum_column(const PGresult* result, const char* column) {
   const int field = PQfnumber(result, column);
   const int database = PQfnumber(result, "database");
   long long sum = 0;
@@ -48,7 +56,7 @@ PgBouncer::PgBouncer(PgBouncerSettings settings) : settings_(std::move(settings)
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   directory_ = pattern;
   ::chmod(directory_.c_str(), 0755);
-  port_ = testing::free_tcp_port();
+  port_ = free_tcp_port();
   ini_path_ = directory_ + "/pgbouncer.ini";
   const std::string client_method = settings_.scram_verifier.empty() ? "trust" : "scram-sha-256";
   write_file(directory_ + "/hba.conf",
@@ -69,7 +77,7 @@ PgBouncer::PgBouncer(PgBouncerSettings settings) : settings_(std::move(settings)
              "auth_hba_file = " + directory_ + "/hba.conf\n"
              "auth_file = " + directory_ + "/userlist.txt\n"
              "admin_users = " + kAdminUser + "\n"
-             "pool_mode = transaction\n"
+             "pool_mode = " + settings_.pool_mode + "\n"
              "max_client_conn = " + std::to_string(settings_.max_clients) + "\n"
              "default_pool_size = 20\n"
              "logfile = " + directory_ + "/pgbouncer.log\n"
@@ -79,8 +87,8 @@ PgBouncer::PgBouncer(PgBouncerSettings settings) : settings_(std::move(settings)
              "server_login_retry = 0\n");
   if (::geteuid() == 0) {
     for (const auto& entry : std::filesystem::directory_iterator(directory_))
-      testing::chown_to_postgres(entry.path().string());
-    testing::chown_to_postgres(directory_);
+      chown_to_postgres(entry.path().string());
+    chown_to_postgres(directory_);
   }
   start();
 }
@@ -102,11 +110,10 @@ void PgBouncer::start() {
     argv = {"--reuid=postgres", "--regid=postgres", "--init-groups", "pgbouncer", ini_path_};
   else
     argv = {ini_path_};
-  process_ = std::make_unique<testing::DaemonProcess>(::geteuid() == 0 ? "setpriv" : "pgbouncer",
-                                                     argv);
+  process_ = std::make_unique<DaemonProcess>(::geteuid() == 0 ? "setpriv" : "pgbouncer", argv);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   for (;;) {
-    PgConn conn(PQconnectdb(admin_conninfo().c_str()));
+    PgConnPtr conn(PQconnectdb(admin_conninfo().c_str()));
     if (conn && PQstatus(conn.get()) == CONNECTION_OK) return;
     if (!process_->running() || std::chrono::steady_clock::now() > deadline) {
       std::ifstream log(directory_ + "/pgbouncer.log");
@@ -128,20 +135,17 @@ void PgBouncer::restart() {
 }
 
 long long PgBouncer::total_queries() const {
-  PgConn conn = connect_blocking(admin_conninfo());
-  PGresult* result = PQexec(conn.get(), "SHOW STATS");
-  const long long sum = sum_column(result, "total_query_count");
-  PQclear(result);
-  return sum;
+  PgConnPtr conn = connect_blocking(admin_conninfo());
+  const PgResultPtr result(PQexec(conn.get(), "SHOW STATS"));
+  return sum_column(result.get(), "total_query_count");
 }
 
 long long PgBouncer::clients() const {
-  PgConn conn = connect_blocking(admin_conninfo());
-  PGresult* result = PQexec(conn.get(), "SHOW POOLS");
+  PgConnPtr conn = connect_blocking(admin_conninfo());
+  const PgResultPtr result(PQexec(conn.get(), "SHOW POOLS"));
   long long sum = 0;
-  for (const char* column : {"cl_active", "cl_waiting"}) sum += sum_column(result, column);
-  PQclear(result);
+  for (const char* column : {"cl_active", "cl_waiting"}) sum += sum_column(result.get(), column);
   return sum;
 }
 
-}  // namespace pgwd::bench
+}  // namespace pgwd::testing
