@@ -43,6 +43,12 @@ std::string_view to_string(Cause cause) noexcept {
       return "idle_session_timeout";
     case Cause::server_error:
       return "server_error";
+    case Cause::pooler_server_lost:
+      return "pooler_server_lost";
+    case Cause::pooler_login_failing:
+      return "pooler_login_failing";
+    case Cause::pooler_queue_timeout:
+      return "pooler_queue_timeout";
     case Cause::closed:
       return "closed";
     case Cause::timed_out:

@@ -18,6 +18,9 @@ constexpr Cause kDisconnectCauses[] = {Cause::wrong_role,
                                        Cause::server_crash,
                                        Cause::idle_session_timeout,
                                        Cause::server_error,
+                                       Cause::pooler_server_lost,
+                                       Cause::pooler_login_failing,
+                                       Cause::pooler_queue_timeout,
                                        Cause::closed,
                                        Cause::timed_out,
                                        Cause::probe_failed,
@@ -25,8 +28,10 @@ constexpr Cause kDisconnectCauses[] = {Cause::wrong_role,
 
 // Why an attempt can fail; their series exist from the start.
 constexpr Cause kConnectFailureCauses[] = {
-    Cause::wrong_role,         Cause::auth_failed, Cause::database_missing, Cause::too_many_clients,
-    Cause::cannot_connect_now, Cause::dns,         Cause::connect_timeout,  Cause::connect_failed};
+    Cause::wrong_role, Cause::auth_failed, Cause::database_missing, Cause::too_many_clients,
+    Cause::cannot_connect_now, Cause::dns, Cause::connect_timeout, Cause::connect_failed,
+    // PgBouncer accepts the login, then the first round trip finds no server.
+    Cause::pooler_login_failing, Cause::pooler_queue_timeout, Cause::pooler_server_lost};
 
 double seconds(std::chrono::nanoseconds d) {
   return std::chrono::duration<double>(d).count();

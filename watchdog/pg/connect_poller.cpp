@@ -31,8 +31,10 @@ void ignore_notice(void*, const PGresult*) {}
 
 Failure connection_error(PGconn* conn) {
   const ServerError error = parse_connection_error(PQerrorMessage(conn));
-  return {cause_from_sqlstate(error.sqlstate).value_or(Cause::connect_failed), error.sqlstate,
-          error.message};
+  // PgBouncer refuses a login with its own 08P01 errors too (no server to take it).
+  const std::optional<Cause> cause = pooler_error(error.sqlstate, error.message);
+  return {cause ? *cause : cause_from_sqlstate(error.sqlstate).value_or(Cause::connect_failed),
+          error.sqlstate, error.message};
 }
 
 }  // namespace

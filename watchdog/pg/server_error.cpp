@@ -19,10 +19,22 @@ std::optional<Cause> cause_from_sqlstate(std::string_view s) noexcept {
   return std::nullopt;
 }
 
+std::optional<Cause> pooler_error(std::string_view sqlstate, std::string_view message) noexcept {
+  if (sqlstate != "08P01") return std::nullopt;  // send_pooler_error()'s code
+  const auto says = [&](std::string_view text) {
+    return message.find(text) != std::string_view::npos;
+  };
+  if (says("server conn crashed?")) return Cause::pooler_server_lost;
+  if (says("server login has been failing")) return Cause::pooler_login_failing;
+  if (says("query_wait_timeout")) return Cause::pooler_queue_timeout;
+  return std::nullopt;
+}
+
 std::optional<Cause> session_ending(std::string_view severity, std::string_view sqlstate,
                                     std::string_view message) noexcept {
   const bool fatal = severity == "FATAL" || severity == "PANIC";
   if (!ends_session(sqlstate) && !fatal) return std::nullopt;
+  if (const auto pooler = pooler_error(sqlstate, message)) return pooler;
   if (sqlstate == "57P01") {
     // quickdie() of PostgreSQL 14+: a WARNING, not an error, for `pg_ctl stop -m immediate`.
     if (!fatal) return Cause::immediate_shutdown;
