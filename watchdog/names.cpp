@@ -2,6 +2,7 @@
 #include "pgwd/connection_state.hpp"
 #include "pgwd/events.hpp"
 #include "pgwd/lending.hpp"
+#include "pgwd/target_options.hpp"
 
 namespace pgwd {
 
@@ -99,6 +100,22 @@ std::string_view to_string(LoanVerdict verdict) noexcept {
       return "watchdog_stopped";
   }
   return "unknown";
+}
+
+std::string_view to_string(Pooler pooler) noexcept {
+  switch (pooler) {
+    case Pooler::none:
+      return "none";
+    case Pooler::pgbouncer:
+      return "pgbouncer";
+  }
+  return "none";
+}
+
+std::optional<Pooler> parse_pooler(std::string_view name) noexcept {
+  for (const Pooler pooler : {Pooler::none, Pooler::pgbouncer})
+    if (name == to_string(pooler)) return pooler;
+  return std::nullopt;
 }
 
 }  // namespace pgwd

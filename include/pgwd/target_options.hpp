@@ -5,12 +5,32 @@
 /// Defaults are the ones of DESIGN §5; the daemon's config file maps one-to-one onto these fields.
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "pgwd/export.hpp"
 
 namespace pgwd {
 
 using Duration = std::chrono::milliseconds;
+
+/// What the conninfo points at, when it is not the server itself.
+///
+/// One value for PgBouncer, not one per pool_mode: what the watchdog must do is the same in
+/// session and transaction pooling (one round trip right after login, the role asked in SQL, no
+/// health before a query went through), and only what reaches an idle client differs, which the
+/// watchdog cannot change. Nor is the mode detected: PgBouncer tells it only on its admin console,
+/// which needs an admin user the watchdog should not have.
+enum class Pooler {
+  none,       ///< the server itself, or a TCP proxy (HAProxy): the backend is the one logged in to
+  pgbouncer,  ///< PgBouncer, session or transaction pooling
+};
+
+PGWD_EXPORT std::string_view to_string(Pooler pooler) noexcept;
+/// The names of to_string(); nullopt for anything else.
+PGWD_EXPORT std::optional<Pooler> parse_pooler(std::string_view name) noexcept;
 
 struct TargetOptions {
   /// Name used in metrics (`target` label), logs and events. Never the DSN: it may hold a password.
@@ -45,6 +65,17 @@ struct TargetOptions {
   /// statement instead (a check that must touch a table, say): logged and counted by the server
   /// like any statement; the role still comes from ParameterStatus (PostgreSQL 14+).
   std::string heartbeat_query;
+  /// `pgbouncer`: the conninfo points at PgBouncer, which answers the login from cached
+  /// parameters before any server is involved and links a client to a server only at its first
+  /// message. So each connection makes one round trip right after login, before it counts as
+  /// healthy: it is then linked to a server in session pooling (that server's FATAL and
+  /// PgBouncer's "server conn crashed?" reach it at once), and a query is known to run. The role
+  /// at login is PgBouncer's cached welcome message, possibly older than a promotion, so it is
+  /// never used: that round trip and every heartbeat ask `SELECT pg_is_in_recovery(),
+  /// current_setting('default_transaction_read_only')` (a statement, unlike the lone Sync of a
+  /// direct target), and heartbeat_query cannot be set. In transaction pooling an idle
+  /// connection is linked to nothing, so the heartbeat is all that notices a server gone.
+  Pooler pooler = Pooler::none;
   /// TCP keepalive and user timeout, applied unless the conninfo sets them. They let the kernel
   /// report a dead peer (ETIMEDOUT) without the watchdog sending a single query.
   Duration keepalives_idle = std::chrono::seconds(5);

@@ -436,3 +436,30 @@ TEST_CASE("check-config: warns about a target with heartbeat 0 - and only about 
   CHECK(reloaded.targets[1].heartbeat == Duration::zero());
   CHECK(reloaded.targets[0].heartbeat == TargetOptions{}.heartbeat);
 }
+
+TEST_CASE("check-config: a pooled target with heartbeat 0 gets a warning of its own") {
+  DaemonConfig config;
+  config.listen = "127.0.0.1:0";
+  for (const char* name : {"direct", "pooled", "pooled-beating"}) {
+    TargetOptions t;
+    t.name = name;
+    config.targets.push_back(t);
+  }
+  config.targets[0].heartbeat = Duration::zero();
+  config.targets[1].heartbeat = Duration::zero();
+  config.targets[1].pooler = Pooler::pgbouncer;
+  config.targets[2].pooler = Pooler::pgbouncer;
+  const std::string text = warnings(config);
+  CHECK(text.find("# warning: target \"pooled\" is behind pgbouncer with heartbeat 0: in "
+                  "transaction pooling nothing reaches an idle connection") != std::string::npos);
+  CHECK(text.find("\"direct\" is behind") == std::string::npos);
+  CHECK(text.find("pooled-beating") == std::string::npos);
+  // Printed, and read back the same.
+  const std::string described = describe(config);
+  CHECK(described.find("    pooler: pgbouncer\n") != std::string::npos);
+  CHECK(described.find("    pooler: none\n") != std::string::npos);
+  const DaemonConfig reloaded = parse_config(described, "printed");
+  REQUIRE(reloaded.targets.size() == 3);
+  CHECK(reloaded.targets[0].pooler == Pooler::none);
+  CHECK(reloaded.targets[1].pooler == Pooler::pgbouncer);
+}

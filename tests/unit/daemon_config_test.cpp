@@ -78,6 +78,7 @@ defaults:
   probe_timeout: 7s
   connect_timeout: 4s
   heartbeat: 1m
+  pooler: pgbouncer
   keepalives_idle: 6s
   keepalives_interval: 3s
   keepalives_count: 4
@@ -95,6 +96,7 @@ targets:
     probe_timeout: 1500ms
     connect_timeout: 2s
     heartbeat: 0
+    pooler: none
     keepalives_idle: 10s
     keepalives_interval: 5s
     keepalives_count: 9
@@ -115,6 +117,7 @@ targets:
   defaults.probe_timeout = 7s;
   defaults.connect_timeout = 4s;
   defaults.heartbeat = 1min;
+  defaults.pooler = Pooler::pgbouncer;
   defaults.keepalives_idle = 6s;
   defaults.keepalives_interval = 3s;
   defaults.keepalives_count = 4;
@@ -138,6 +141,7 @@ targets:
   replica.probe_timeout = 1500ms;
   replica.connect_timeout = 2s;
   replica.heartbeat = 0s;
+  replica.pooler = Pooler::none;
   replica.keepalives_idle = 10s;
   replica.keepalives_interval = 5s;
   replica.keepalives_count = 9;
@@ -297,7 +301,7 @@ TEST_CASE("daemon config: unknown keys at the top level - in defaults and in a t
   CHECK(error_of("defaults:\n  connections: 1\n  probe_timout: 5s\n") ==
         "/etc/pgwatchdog.yaml:3: unknown key 'probe_timout' in defaults (known keys: "
         "connections, probe_query, probe_timeout, connect_timeout, heartbeat, heartbeat_query, "
-        "keepalives_idle, keepalives_interval, keepalives_count, tcp_user_timeout, "
+        "pooler, keepalives_idle, keepalives_interval, keepalives_count, tcp_user_timeout, "
         "backoff_initial, backoff_max, scout_interval, listen_channels, password_file)");
   CHECK(error_of(R"(targets:
   - name: a
@@ -309,8 +313,8 @@ TEST_CASE("daemon config: unknown keys at the top level - in defaults and in a t
 )") == "/etc/pgwatchdog.yaml:7: unknown key 'probe_timout' in targets[1] (known keys: name, "
        "dsn, dsn_file, password_file, connections, probe_query, probe_timeout, connect_timeout, "
        "heartbeat, "
-       "heartbeat_query, keepalives_idle, keepalives_interval, keepalives_count, tcp_user_timeout, "
-       "backoff_initial, backoff_max, scout_interval, listen_channels)");
+       "heartbeat_query, pooler, keepalives_idle, keepalives_interval, keepalives_count, "
+       "tcp_user_timeout, backoff_initial, backoff_max, scout_interval, listen_channels)");
 }
 
 TEST_CASE("daemon config: name and dsn belong in a target - not in defaults") {
@@ -456,6 +460,23 @@ TEST_CASE("daemon config: two targets with the same name") {
   - dsn: host=c
     name: x
 )") == "/etc/pgwatchdog.yaml:7: target 'x' is defined twice (first at line 2)");
+}
+
+TEST_CASE("daemon config: pooler is none or pgbouncer - and a pooled heartbeat asks the role") {
+  CHECK(parse_config("defaults:\n  pooler: pgbouncer\n", kOrigin).defaults.pooler ==
+        Pooler::pgbouncer);
+  CHECK(parse_config("defaults:\n  pooler: none\n", kOrigin).defaults.pooler == Pooler::none);
+  CHECK(parse_config("listen: \"127.0.0.1:0\"\n", kOrigin).defaults.pooler == Pooler::none);
+  // One value for both pool modes (see Pooler): a mode name is refused, not guessed at.
+  CHECK(error_of("defaults:\n  pooler: pgbouncer-transaction\n") ==
+        "/etc/pgwatchdog.yaml:2: pooler: unknown pooler 'pgbouncer-transaction' (none, "
+        "pgbouncer)");
+  CHECK(error_of("defaults:\n  pooler: [pgbouncer]\n") ==
+        "/etc/pgwatchdog.yaml:2: pooler: expected a string, got a list");
+  CHECK(error_of("targets:\n  - name: p\n    dsn: host=a\n    pooler: pgbouncer\n"
+                 "    heartbeat_query: SELECT 1\n") ==
+        "/etc/pgwatchdog.yaml:2: target 'p': heartbeat_query cannot be set with a pooler: the "
+        "heartbeat asks the role in SQL");
 }
 
 TEST_CASE("daemon config: values pgwd::validate refuses are reported at the target's name") {

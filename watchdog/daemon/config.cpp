@@ -208,6 +208,15 @@ std::vector<std::string> read_string_list(const ErrorReporter& report, const Ent
   return strings;
 }
 
+Pooler read_pooler(const ErrorReporter& report, const Entry& entry) {
+  const std::string name = read_string(report, entry);
+  const auto pooler = parse_pooler(name);
+  if (!pooler)
+    report.fail(entry.line,
+                entry.key + ": unknown pooler " + quoted_value(name) + " (none, pgbouncer)");
+  return *pooler;
+}
+
 // The keys allowed both under `defaults:` and in a target, in the order the docs list them.
 struct TargetSetting {
   std::string_view key;
@@ -223,13 +232,14 @@ using std::chrono::seconds;
 // that the message names the key and its line. Keepalive limits are Linux's (TCP_KEEPIDLE and
 // TCP_KEEPINTVL at most 32767 s, TCP_KEEPCNT at most 127): beyond them every connect would fail.
 // clang-format off
-constexpr std::array<TargetSetting, 14> kTargetSettings{{
+constexpr std::array<TargetSetting, 15> kTargetSettings{{
     {"connections", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.connections = read_count(r, e, 1, 1000); }},
     {"probe_query", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.probe_query = read_bounded_string(r, e, kMaxProbeQueryBytes); }},
     {"probe_timeout", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.probe_timeout = read_duration(r, e, milliseconds(1), hours(1)); }},
     {"connect_timeout", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.connect_timeout = read_duration(r, e, milliseconds(1), minutes(10)); }},
     {"heartbeat", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.heartbeat = read_duration(r, e, Duration::zero(), hours(24)); }},
     {"heartbeat_query", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.heartbeat_query = read_bounded_string(r, e, kMaxProbeQueryBytes); }},
+    {"pooler", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.pooler = read_pooler(r, e); }},
     {"keepalives_idle", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_idle = read_duration(r, e, seconds(1), seconds(32767)); }},
     {"keepalives_interval", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_interval = read_duration(r, e, seconds(1), seconds(32767)); }},
     {"keepalives_count", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_count = read_count(r, e, 1, 127); }},

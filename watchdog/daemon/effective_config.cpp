@@ -159,6 +159,7 @@ std::string to_yaml(const DaemonConfig& config) {
     out += fmt::format("    connect_timeout: {}\n", format_duration(t.connect_timeout));
     out += fmt::format("    heartbeat: {}\n", format_duration(t.heartbeat));
     out += fmt::format("    heartbeat_query: {}\n", quoted(t.heartbeat_query));
+    out += fmt::format("    pooler: {}\n", to_string(t.pooler));
     out += fmt::format("    keepalives_idle: {}\n", format_duration(t.keepalives_idle));
     out += fmt::format("    keepalives_interval: {}\n", format_duration(t.keepalives_interval));
     out += fmt::format("    keepalives_count: {}\n", t.keepalives_count);
@@ -175,12 +176,22 @@ std::string to_yaml(const DaemonConfig& config) {
 
 std::string warnings(const DaemonConfig& config) {
   std::string out;
-  for (const TargetOptions& t : config.targets)
-    if (t.heartbeat == Duration::zero())
+  for (const TargetOptions& t : config.targets) {
+    if (t.heartbeat != Duration::zero()) continue;
+    const std::string name = yaml_quoted(escape_env_references(t.name));
+    out += fmt::format(
+        "# warning: target {} has heartbeat 0: a hung server, a half-open path behind a proxy "
+        "or pooler, and a role change (a promotion) are not seen while it is idle\n",
+        name);
+    // Behind PgBouncer in transaction pooling an idle client is linked to no server, so nothing
+    // at all reaches it when the server goes: only the heartbeat's round trip finds out.
+    if (t.pooler != Pooler::none)
       out += fmt::format(
-          "# warning: target {} has heartbeat 0: a hung server, a half-open path behind a proxy "
-          "or pooler, and a role change (a promotion) are not seen while it is idle\n",
-          yaml_quoted(escape_env_references(t.name)));
+          "# warning: target {} is behind {} with heartbeat 0: in transaction pooling nothing "
+          "reaches an idle connection when the server stops, crashes or fails over, and the "
+          "role is never asked again after login\n",
+          name, to_string(t.pooler));
+  }
   return out;
 }
 

@@ -1,0 +1,132 @@
+// Targets behind a real PgBouncer (Debian's 1.18) in front of a throwaway cluster: what a watched
+// connection sees through a pooler, with `pooler: pgbouncer` and without it.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "support/pgbouncer.hpp"
+#include "support/watchdog_fixture.hpp"
+
+using namespace std::chrono_literals;
+using namespace pgwd;
+using pgwd::testing::PgBouncer;
+using pgwd::testing::PgBouncerSettings;
+
+namespace {
+
+constexpr const char* kBouncerRole = "pgwd_bouncer";  // PgBouncer's own login to the server
+
+pgwd::testing::ClusterSettings trusting_the_bouncer() {
+  pgwd::testing::ClusterSettings settings;
+  settings.hba_lines = {std::string("host all ") + kBouncerRole + " 127.0.0.1/32 trust"};
+  return settings;
+}
+
+struct PoolerFixture : pgwd::testing::WatchdogFixture {
+  std::unique_ptr<PgBouncer> bouncer;
+
+  PoolerFixture() : WatchdogFixture(trusting_the_bouncer()) {
+    cluster.execute(std::string("CREATE ROLE ") + kBouncerRole + " LOGIN");
+  }
+
+  void start_bouncer(const std::string& pool_mode) {
+    bouncer = std::make_unique<PgBouncer>(PgBouncerSettings{.server_port = cluster.port(),
+                                                            .server_user = kBouncerRole,
+                                                            .user = cluster.user(),
+                                                            .pool_mode = pool_mode});
+  }
+
+  TargetOptions pooled(const std::string& name, int connections, Pooler pooler) const {
+    TargetOptions o = target(name, connections);
+    o.conninfo = "host=127.0.0.1 port=" + std::to_string(bouncer->port()) +
+                 " user=" + cluster.user() + " dbname=postgres application_name=" + name;
+    o.pooler = pooler;
+    // Not what finds a lost server here: the round trip right after login is.
+    o.heartbeat = 1h;
+    return o;
+  }
+
+  // PgBouncer's server connections, whichever client they serve.
+  int terminate_bouncer_backends() const {
+    return std::stoi(cluster.query_value(
+        std::string("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                    "usename = '") +
+        kBouncerRole + "'"));
+  }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(PoolerFixture,
+                  "pooler: session pooling - a terminated server backend takes the watched "
+                  "connection down at once, with the server's cause") {
+  start_bouncer("session");
+  watchdog->add_target(pooled("session", 1, Pooler::pgbouncer));
+  REQUIRE(loop.run_until([&] { return all_healthy("session", 1); }, 10s));
+  // Healthy only after a round trip through the pool: it reached a server, which told its role.
+  CHECK(bouncer->total_queries() >= 1);
+  REQUIRE(observer.healthy.size() == 1);
+  CHECK(observer.healthy[0].event.server.in_hot_standby == "off");
+
+  const auto terminated = std::chrono::steady_clock::now();
+  REQUIRE(terminate_bouncer_backends() == 1);
+  REQUIRE(loop.run_until([&] { return !observer.down.empty(); }, 5s));
+  const auto& down = observer.down[0];
+  INFO(to_string(down.event.cause), " ", down.event.sqlstate, " ", down.event.message);
+  // PgBouncer forwards the server's FATAL 57P01, then sends its own "server conn crashed?".
+  CHECK(down.event.cause == Cause::server_shutdown);
+  CHECK(down.at - terminated < 500ms);
+  REQUIRE(loop.run_until([&] { return all_healthy("session", 1); }, 10s));
+}
+
+TEST_CASE_FIXTURE(PoolerFixture,
+                  "pooler: session pooling without `pooler` - the same terminate is never seen, "
+                  "the control for the test above") {
+  start_bouncer("session");
+  TargetOptions unbound = pooled("unbound", 1, Pooler::none);
+  unbound.heartbeat = 0ms;
+  watchdog->add_target(unbound);
+  REQUIRE(loop.run_until([&] { return all_healthy("unbound", 1); }, 10s));
+  // Linked to no server: PgBouncer answered the login from its cache, or from the server
+  // connection it opened for it and released to the pool.
+  CHECK(bouncer->total_queries() == 0);
+  terminate_bouncer_backends();
+  CHECK_FALSE(loop.run_until([&] { return !observer.down.empty(); }, 1s));
+}
+
+TEST_CASE_FIXTURE(PoolerFixture,
+                  "pooler: healthy means a query ran - PgBouncer's login without a server is not "
+                  "enough") {
+  start_bouncer("transaction");
+  // Warm the pool: PgBouncer caches the server's welcome message and from then on answers
+  // logins by itself.
+  watchdog->add_target(pooled("warm", 1, Pooler::pgbouncer));
+  REQUIRE(loop.run_until([&] { return all_healthy("warm", 1); }, 10s));
+  watchdog->remove_target("warm");
+  cluster.stop(pgwd::testing::ShutdownMode::fast);
+
+  watchdog->add_target(pooled("pooled", 1, Pooler::pgbouncer));
+  watchdog->add_target(pooled("naive", 1, Pooler::none));
+  // The control: PgBouncer lets the naive target in, healthy with no server at all.
+  REQUIRE(loop.run_until([&] { return all_healthy("naive", 1); }, 10s));
+  REQUIRE(loop.run_until(
+      [&] {
+        for (const auto& f : observer.connect_failures)
+          if (f.event.connection.target == "pooled") return true;
+        return false;
+      },
+      10s));
+  CHECK(count_in("pooled", ConnectionState::healthy) == 0);
+  for (const auto& f : observer.connect_failures) {
+    if (f.event.connection.target != "pooled") continue;
+    INFO(to_string(f.event.cause), " ", f.event.sqlstate, " ", f.event.message);
+    CHECK((f.event.cause == Cause::pooler_login_failing ||
+           f.event.cause == Cause::pooler_queue_timeout ||
+           f.event.cause == Cause::connect_timeout));
+  }
+
+  cluster.start();
+  REQUIRE(loop.run_until([&] { return all_healthy("pooled", 1); }, 20s));
+}
