@@ -75,6 +75,9 @@ TEST_CASE("server error: PgBouncer's own errors get causes of their own - told b
                        "server login has been failing, cached error: connect failed "
                        "(server_login_retry)") == Cause::pooler_login_failing);
   CHECK(session_ending("FATAL", "08P01", "query_wait_timeout") == Cause::pooler_queue_timeout);
+  // PgBouncer closes the client after each, and sends no non-localized severity: libpq's
+  // fallback may leave it empty.
+  CHECK(session_ending("", "08P01", "query_wait_timeout") == Cause::pooler_queue_timeout);
   // PgBouncer's other 08P01 errors, and the same words under another code, are not these.
   CHECK(session_ending("FATAL", "08P01", "client_login_timeout") == Cause::server_error);
   CHECK(session_ending("FATAL", "XX000", "server conn crashed?") == Cause::server_error);

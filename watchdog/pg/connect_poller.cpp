@@ -109,7 +109,7 @@ void ConnectPoller::finish(std::optional<Failure> failure) {
 
 void ConnectPoller::collect_notice(void* self, const PGresult* result) {
   static_cast<ConnectPoller*>(self)->notices_.push_back(
-      {error_field(result, PG_DIAG_SEVERITY_NONLOCALIZED), error_field(result, PG_DIAG_SQLSTATE),
+      {severity_of(result), error_field(result, PG_DIAG_SQLSTATE),
        error_field(result, PG_DIAG_MESSAGE_PRIMARY)});
 }
 

@@ -447,7 +447,7 @@ void PgLink::drive_query(Readiness ready) {
     }
     if ((status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE) && !query_error_) {
       const std::string sqlstate = error_field(result.get(), PG_DIAG_SQLSTATE);
-      const std::string severity = error_field(result.get(), PG_DIAG_SEVERITY_NONLOCALIZED);
+      const std::string severity = severity_of(result.get());
       const char* primary = PQresultErrorField(result.get(), PG_DIAG_MESSAGE_PRIMARY);
       const std::string message = primary ? primary : PQresultErrorMessage(result.get());
       const Cause cause = session_ending(severity, sqlstate, message).value_or(Cause::probe_failed);
@@ -552,8 +552,7 @@ void PgLink::receive_notice(void* self, const PGresult* result) {
   auto* link = static_cast<PgLink*>(self);
   // The owner of a lent connection hears everything it would have heard had it not lent it.
   if (link->forward_notice_) link->forward_notice_(link->forward_notice_arg_, result);
-  link->take_notice(error_field(result, PG_DIAG_SEVERITY_NONLOCALIZED),
-                    error_field(result, PG_DIAG_SQLSTATE),
+  link->take_notice(severity_of(result), error_field(result, PG_DIAG_SQLSTATE),
                     link->clean(error_field(result, PG_DIAG_MESSAGE_PRIMARY)));
 }
 

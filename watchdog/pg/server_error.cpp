@@ -32,9 +32,10 @@ std::optional<Cause> pooler_error(std::string_view sqlstate, std::string_view me
 
 std::optional<Cause> session_ending(std::string_view severity, std::string_view sqlstate,
                                     std::string_view message) noexcept {
+  // PgBouncer closes the client after each of these, whatever the severity says.
+  if (const auto pooler = pooler_error(sqlstate, message)) return pooler;
   const bool fatal = severity == "FATAL" || severity == "PANIC";
   if (!ends_session(sqlstate) && !fatal) return std::nullopt;
-  if (const auto pooler = pooler_error(sqlstate, message)) return pooler;
   if (sqlstate == "57P01") {
     // quickdie() of PostgreSQL 14+: a WARNING, not an error, for `pg_ctl stop -m immediate`.
     if (!fatal) return Cause::immediate_shutdown;
@@ -85,6 +86,11 @@ ServerError parse_connection_error(std::string_view text) {
   }
   error.message = one_line(kept);
   return error;
+}
+
+std::string severity_of(const PGresult* result) {
+  const std::string_view severity = error_field(result, PG_DIAG_SEVERITY_NONLOCALIZED);
+  return std::string(severity.empty() ? error_field(result, PG_DIAG_SEVERITY) : severity);
 }
 
 const char* error_field(const PGresult* result, int code) noexcept {

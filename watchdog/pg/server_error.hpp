@@ -51,6 +51,10 @@ struct ServerError {
 /// get the SQLSTATE of a failed connection attempt.
 ServerError parse_connection_error(std::string_view text);
 
+/// The message's severity: the non-localized field (PostgreSQL 9.6+), else the localized one.
+/// PgBouncer sends only the latter (`S`), always in English.
+std::string severity_of(const PGresult* result);
+
 /// PQresultErrorField, "" where the result has no such field.
 const char* error_field(const PGresult* result, int code) noexcept;
 
