@@ -31,11 +31,13 @@ struct PoolerFixture : pgwd::testing::WatchdogFixture {
     cluster.execute(std::string("CREATE ROLE ") + kBouncerRole + " LOGIN");
   }
 
-  void start_bouncer(const std::string& pool_mode) {
-    bouncer = std::make_unique<PgBouncer>(PgBouncerSettings{.server_port = cluster.port(),
-                                                            .server_user = kBouncerRole,
-                                                            .user = cluster.user(),
-                                                            .pool_mode = pool_mode});
+  void start_bouncer(const std::string& pool_mode, int query_wait_timeout_seconds = 120) {
+    bouncer = std::make_unique<PgBouncer>(
+        PgBouncerSettings{.server_port = cluster.port(),
+                          .server_user = kBouncerRole,
+                          .user = cluster.user(),
+                          .pool_mode = pool_mode,
+                          .query_wait_timeout_seconds = query_wait_timeout_seconds});
   }
 
   TargetOptions pooled(const std::string& name, int connections, Pooler pooler) const {
@@ -71,13 +73,15 @@ TEST_CASE_FIXTURE(PoolerFixture,
   CHECK(observer.healthy[0].event.server.in_hot_standby == "off");
 
   const auto terminated = std::chrono::steady_clock::now();
-  REQUIRE(terminate_bouncer_backends() == 1);
+  REQUIRE(terminate_bouncer_backends() >= 1);
   REQUIRE(loop.run_until([&] { return !observer.down.empty(); }, 5s));
   const auto& down = observer.down[0];
   INFO(to_string(down.event.cause), " ", down.event.sqlstate, " ", down.event.message);
   // PgBouncer forwards the server's FATAL 57P01, then sends its own "server conn crashed?".
   CHECK(down.event.cause == Cause::server_shutdown);
   CHECK(down.at - terminated < 500ms);
+  MESSAGE("down ", std::chrono::duration<double, std::milli>(down.at - terminated).count(),
+          " ms after the terminate was sent");
   REQUIRE(loop.run_until([&] { return all_healthy("session", 1); }, 10s));
 }
 
@@ -99,7 +103,8 @@ TEST_CASE_FIXTURE(PoolerFixture,
 TEST_CASE_FIXTURE(PoolerFixture,
                   "pooler: healthy means a query ran - PgBouncer's login without a server is not "
                   "enough") {
-  start_bouncer("transaction");
+  // PgBouncer gives up on the waiting round trip before connect_timeout (5 s) would.
+  start_bouncer("transaction", 1);
   // Warm the pool: PgBouncer caches the server's welcome message and from then on answers
   // logins by itself.
   watchdog->add_target(pooled("warm", 1, Pooler::pgbouncer));
@@ -121,10 +126,8 @@ TEST_CASE_FIXTURE(PoolerFixture,
   CHECK(count_in("pooled", ConnectionState::healthy) == 0);
   for (const auto& f : observer.connect_failures) {
     if (f.event.connection.target != "pooled") continue;
-    INFO(to_string(f.event.cause), " ", f.event.sqlstate, " ", f.event.message);
-    CHECK((f.event.cause == Cause::pooler_login_failing ||
-           f.event.cause == Cause::pooler_queue_timeout ||
-           f.event.cause == Cause::connect_timeout));
+    MESSAGE(to_string(f.event.cause), " ", f.event.sqlstate, " ", f.event.message);
+    CHECK(f.event.cause == Cause::pooler_queue_timeout);
   }
 
   cluster.start();

@@ -18,7 +18,7 @@
 namespace pgwd::testing {
 namespace {
 
-constexpr const char* kAdminUser = "bench_admin";
+constexpr const char* kBouncerAdmin = "bench_admin";
 
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -52,17 +52,20 @@ long long sum_column(const PGresult* result, const char* column) {
 
 PgBouncer::PgBouncer(PgBouncerSettings settings) : settings_(std::move(settings)) {
   // Under $TMPDIR (scripts/bench points it at its own directory, which it cleans up).
-  std::string pattern = (std::filesystem::temp_directory_path() / "pgwd-bench-pgbouncer.XXXXXX").string();
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "pgwd-bench-pgbouncer.XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   directory_ = pattern;
   ::chmod(directory_.c_str(), 0755);
   port_ = free_tcp_port();
   ini_path_ = directory_ + "/pgbouncer.ini";
   const std::string client_method = settings_.scram_verifier.empty() ? "trust" : "scram-sha-256";
+  // One line of code per line of the files.
+  // clang-format off
   write_file(directory_ + "/hba.conf",
-             "host all " + std::string(kAdminUser) + " 127.0.0.1/32 trust\n"
+             "host all " + std::string(kBouncerAdmin) + " 127.0.0.1/32 trust\n"
              "host all " + settings_.user + " 127.0.0.1/32 " + client_method + "\n");
-  write_file(directory_ + "/userlist.txt", "\"" + std::string(kAdminUser) + "\" \"\"\n\"" +
+  write_file(directory_ + "/userlist.txt", "\"" + std::string(kBouncerAdmin) + "\" \"\"\n\"" +
                                                settings_.user + "\" \"" + settings_.scram_verifier +
                                                "\"\n");
   write_file(ini_path_,
@@ -76,15 +79,17 @@ PgBouncer::PgBouncer(PgBouncerSettings settings) : settings_(std::move(settings)
              "auth_type = hba\n"
              "auth_hba_file = " + directory_ + "/hba.conf\n"
              "auth_file = " + directory_ + "/userlist.txt\n"
-             "admin_users = " + kAdminUser + "\n"
+             "admin_users = " + kBouncerAdmin + "\n"
              "pool_mode = " + settings_.pool_mode + "\n"
              "max_client_conn = " + std::to_string(settings_.max_clients) + "\n"
              "default_pool_size = 20\n"
+             "query_wait_timeout = " + std::to_string(settings_.query_wait_timeout_seconds) + "\n"
              "logfile = " + directory_ + "/pgbouncer.log\n"
              "pidfile = " + directory_ + "/pgbouncer.pid\n"
              "log_connections = 0\n"
              "log_disconnections = 0\n"
              "server_login_retry = 0\n");
+  // clang-format on
   if (::geteuid() == 0) {
     for (const auto& entry : std::filesystem::directory_iterator(directory_))
       chown_to_postgres(entry.path().string());
@@ -100,7 +105,7 @@ PgBouncer::~PgBouncer() {
 }
 
 std::string PgBouncer::admin_conninfo() const {
-  return "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=pgbouncer user=" + kAdminUser;
+  return "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=pgbouncer user=" + kBouncerAdmin;
 }
 
 void PgBouncer::start() {
@@ -117,7 +122,8 @@ void PgBouncer::start() {
     if (conn && PQstatus(conn.get()) == CONNECTION_OK) return;
     if (!process_->running() || std::chrono::steady_clock::now() > deadline) {
       std::ifstream log(directory_ + "/pgbouncer.log");
-      const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+      const std::string text((std::istreambuf_iterator<char>(log)),
+                             std::istreambuf_iterator<char>());
       throw std::runtime_error("pgbouncer did not start:\n" + process_->output() + text);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // nothing else to wait on
@@ -126,7 +132,8 @@ void PgBouncer::start() {
 
 void PgBouncer::stop() {
   process_->send_signal(SIGTERM);
-  if (!process_->wait_exit(std::chrono::seconds(30))) throw std::runtime_error("pgbouncer did not stop");
+  if (!process_->wait_exit(std::chrono::seconds(30)))
+    throw std::runtime_error("pgbouncer did not stop");
 }
 
 void PgBouncer::restart() {

@@ -28,6 +28,8 @@ struct PgBouncerSettings {
   std::string scram_verifier;
   int max_clients = 12000;
   std::string pool_mode = "transaction";  ///< or "session"
+  /// How long a client's query may wait for a server before PgBouncer drops it (its default).
+  int query_wait_timeout_seconds = 120;
 };
 
 class PgBouncer {
