@@ -3,17 +3,17 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <memory>
 #include <string>
-#include <thread>
 
+#include "support/background_call.hpp"
 #include "support/standby_cluster.hpp"
 #include "support/watchdog_fixture.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
+using pgwd::testing::BackgroundCall;
 using pgwd::testing::RecordingObserver;
 using pgwd::testing::StandbyCluster;
 using pgwd::testing::TestCluster;
@@ -53,35 +53,6 @@ struct RoleFixture : PrimaryAndStandby, WatchdogHarness {
   }
 };
 
-// Promotes the standby on a helper thread (pg_ctl promote -w takes a while) while the loop keeps
-// running on this one; records when pg_ctl reported the promotion complete.
-class Promoter {
- public:
-  explicit Promoter(StandbyCluster& standby)
-      : thread_([this, &standby] {
-          try {
-            standby.promote();
-          } catch (const std::exception& e) {
-            error_ = e.what();
-          }
-          done_at_ = Clock::now().time_since_epoch().count();
-          done_ = true;
-        }) {}
-  ~Promoter() { thread_.join(); }
-  Promoter(const Promoter&) = delete;
-  Promoter& operator=(const Promoter&) = delete;
-
-  bool done() const { return done_; }
-  Clock::time_point done_at() const { return Clock::time_point(Clock::duration(done_at_.load())); }
-  const std::string& error() const { return error_; }  // read only after done()
-
- private:
-  std::atomic<bool> done_{false};
-  std::atomic<Clock::rep> done_at_{0};
-  std::string error_;
-  std::thread thread_;
-};
-
 }  // namespace
 
 // A helper thread promotes the standby while the loop runs: CI also runs these under
@@ -108,7 +79,7 @@ TEST_CASE_FIXTURE(RoleFixture,
   // The promotion starts just after a heartbeat probe: the next probe, the first that can see the
   // new role, is due one heartbeat later, whatever pg_ctl's own polling adds.
   {
-    Promoter promoter(standby);
+    BackgroundCall promoter([&] { standby.promote(); });
     const bool promoted =
         loop.run_until([&] { return promoter.done() && !observer.role_changes.empty(); }, 30s);
     const bool pg_ctl_done =
@@ -165,7 +136,7 @@ TEST_CASE_FIXTURE(RoleFixture,
   CHECK(metric("pgwatchdog_in_hot_standby", {{"target", "needs_standby"}}) == 1);
 
   {
-    Promoter promoter(standby);
+    BackgroundCall promoter([&] { standby.promote(); });
     const bool seen = loop.run_until(
         [&] {
           return promoter.done() && !observer.down.empty() && observer.connect_failures.size() >= 3;
