@@ -102,6 +102,16 @@ std::string_view to_string(LoanVerdict verdict) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(ServerChange change) noexcept {
+  switch (change) {
+    case ServerChange::restart:
+      return "restart";
+    case ServerChange::other_server:
+      return "other_server";
+  }
+  return "unknown";
+}
+
 std::string_view to_string(Pooler pooler) noexcept {
   switch (pooler) {
     case Pooler::none:

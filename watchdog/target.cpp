@@ -29,7 +29,8 @@ Target::Target(const TargetOptions& options, TargetSettings settings, Loop& loop
       observer_(observer),
       log_(log),
       claim_(std::move(name)),
-      metrics_(std::make_unique<TargetMetrics>(families, name_, shared_histograms)),
+      metrics_(std::make_unique<TargetMetrics>(families, name_, shared_histograms,
+                                               options.pooler != Pooler::none)),
       per_connection_(static_cast<std::size_t>(options.connections)),
       heartbeat_(loop, random, settings_.lifecycle.heartbeat,
                  static_cast<std::size_t>(options.connections),
@@ -142,6 +143,9 @@ void Target::on_healthy(const HealthyEvent& e) {
               e.server.in_hot_standby == "on" ? ", hot standby" : "");
   }
   tell(&Observer::on_healthy, e);
+  // A pooled connection back after an outage is where a restart behind the pool shows in
+  // session pooling, and in transaction pooling when a heartbeat fell into the restart.
+  if (metrics_) compare_server(e.connection, e.server);
 }
 
 void Target::on_down(const DownEvent& e) {
@@ -215,6 +219,26 @@ void Target::on_role_change(const RoleChangeEvent& e) {
   log_.warn("{}[{}] server changed role: in_hot_standby {} -> {}", name_, e.connection.index,
             e.previous, e.in_hot_standby);
   tell(&Observer::on_role_change, e);
+}
+
+void Target::on_server_refreshed(const ConnectionRef& c, const ServerInfo& server) {
+  if (metrics_) compare_server(c, server);
+}
+
+void Target::compare_server(const ConnectionRef& c, const ServerInfo& server) {
+  const std::optional<ServerChange> change = server_behind_.saw(server);
+  if (!change) return;
+  const ServerInfo& previous = server_behind_.previous();
+  metrics_->server_changed(*change);
+  if (*change == ServerChange::restart)
+    log_.warn("{}[{}] the server behind the pooler restarted: {} started at {}, before at {}",
+              name_, c.index, server.server_address, server.server_started,
+              previous.server_started);
+  else
+    log_.warn("{}[{}] another server answers behind the pooler: {} (in_hot_standby {}), before {}",
+              name_, c.index, server.server_address, server.in_hot_standby,
+              previous.server_address);
+  tell(&Observer::on_server_change, ServerChangeEvent{c, *change, previous, server});
 }
 
 void Target::on_wakeup(const ConnectionRef& c) {

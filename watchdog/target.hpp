@@ -9,6 +9,7 @@
 #include "event/activity_notes.hpp"
 #include "health/heartbeat_rota.hpp"
 #include "health/recovery_scout.hpp"
+#include "health/server_identity_watch.hpp"
 #include "health/watched_connection.hpp"
 #include "metrics/registry_share.hpp"
 #include "metrics/target_metrics.hpp"
@@ -62,6 +63,9 @@ class Target final : private ConnectionEvents {
   void on_role_change(const RoleChangeEvent& e) override;
   void on_state_change(const StateChangeEvent& e) override;
   void on_wakeup(const ConnectionRef& c) override;
+  void on_server_refreshed(const ConnectionRef& c, const ServerInfo& server) override;
+  /// Reports a change of the server behind the pool, once, if `server` shows one.
+  void compare_server(const ConnectionRef& c, const ServerInfo& server);
 
   /// Calls the host's observer, if any, catching what it throws.
   template <typename Event>
@@ -78,6 +82,7 @@ class Target final : private ConnectionEvents {
     std::optional<Cause> last_failure;  ///< to log repeated identical failures quietly
   };
   std::vector<PerConnection> per_connection_;
+  ServerIdentityWatch server_behind_;
   HeartbeatRota heartbeat_;  // both stopped by retire(); they read connections_
   RecoveryScout scout_;
   std::vector<std::unique_ptr<WatchedConnection>> connections_;  // last: they call back into us

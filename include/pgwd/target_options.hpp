@@ -72,9 +72,16 @@ struct TargetOptions {
   /// PgBouncer's "server conn crashed?" reach it at once), and a query is known to run. The role
   /// at login is PgBouncer's cached welcome message, possibly older than a promotion, so it is
   /// never used: that round trip and every heartbeat ask `SELECT pg_is_in_recovery(),
-  /// current_setting('default_transaction_read_only')` (a statement, unlike the lone Sync of a
-  /// direct target), and heartbeat_query cannot be set. In transaction pooling an idle
-  /// connection is linked to nothing, so the heartbeat is all that notices a server gone.
+  /// current_setting('default_transaction_read_only')` along with the server's address and
+  /// postmaster start time (a statement, unlike the lone Sync of a direct target), and
+  /// heartbeat_query cannot be set. In transaction pooling an idle connection is linked to
+  /// nothing, so the heartbeat is all that notices a server gone; a server that answers with
+  /// another start time or address than before is reported (Observer::on_server_change).
+  ///
+  /// Declared, not detected: PgBouncer answers a login with the server's cached parameters and
+  /// shows nothing of itself on a client connection (its `SHOW` commands exist only on its admin
+  /// console, which needs a user the watchdog should not have), and guessing wrong would make a
+  /// direct target send statements it never sends.
   Pooler pooler = Pooler::none;
   /// TCP keepalive and user timeout, applied unless the conninfo sets them. They let the kernel
   /// report a dead peer (ETIMEDOUT) without the watchdog sending a single query.

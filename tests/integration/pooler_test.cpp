@@ -5,23 +5,44 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "support/background_call.hpp"
 #include "support/pgbouncer.hpp"
 #include "support/watchdog_fixture.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
+using pgwd::testing::BackgroundCall;
 using pgwd::testing::PgBouncer;
 using pgwd::testing::PgBouncerSettings;
+using pgwd::testing::RecordingObserver;
+using pgwd::testing::ShutdownMode;
 
 namespace {
 
 constexpr const char* kBouncerRole = "pgwd_bouncer";  // PgBouncer's own login to the server
 
+std::string bouncer_conninfo(const PgBouncer& bouncer, const std::string& user,
+                             const std::string& application_name) {
+  return "host=127.0.0.1 port=" + std::to_string(bouncer.port()) + " user=" + user +
+         " dbname=postgres application_name=" + application_name;
+}
+
 pgwd::testing::ClusterSettings trusting_the_bouncer() {
   pgwd::testing::ClusterSettings settings;
   settings.hba_lines = {std::string("host all ") + kBouncerRole + " 127.0.0.1/32 trust"};
   return settings;
+}
+
+using Stamped = RecordingObserver::Stamped<ProbeEvent>;
+
+// The heartbeat round trips of a target, whatever their answer.
+std::vector<Stamped> heartbeats_of(const RecordingObserver& observer, const std::string& target) {
+  std::vector<Stamped> found;
+  for (const auto& p : observer.probes)
+    if (p.event.connection.target == target && p.event.heartbeat) found.push_back(p);
+  return found;
 }
 
 struct PoolerFixture : pgwd::testing::WatchdogFixture {
@@ -42,8 +63,7 @@ struct PoolerFixture : pgwd::testing::WatchdogFixture {
 
   TargetOptions pooled(const std::string& name, int connections, Pooler pooler) const {
     TargetOptions o = target(name, connections);
-    o.conninfo = "host=127.0.0.1 port=" + std::to_string(bouncer->port()) +
-                 " user=" + cluster.user() + " dbname=postgres application_name=" + name;
+    o.conninfo = bouncer_conninfo(*bouncer, cluster.user(), name);
     o.pooler = pooler;
     // Not what finds a lost server here: the round trip right after login is.
     o.heartbeat = 1h;
@@ -133,3 +153,54 @@ TEST_CASE_FIXTURE(PoolerFixture,
   cluster.start();
   REQUIRE(loop.run_until([&] { return all_healthy("pooled", 1); }, 20s));
 }
+
+// A helper thread restarts the server while the loop runs: CI also runs these under
+// ThreadSanitizer.
+TEST_SUITE_BEGIN("thread");
+
+TEST_CASE_FIXTURE(PoolerFixture,
+                  "pooler: transaction pooling - a pg_ctl restart behind the pool is reported as "
+                  "a restart of the server, once for the target, and counted") {
+  start_bouncer("transaction");
+  TargetOptions o = pooled("behind", 3, Pooler::pgbouncer);
+  o.heartbeat = 200ms;
+  o.probe_timeout = 2s;
+  watchdog->add_target(o);
+  REQUIRE(loop.run_until([&] { return all_healthy("behind", 3); }, 10s));
+  const ServerInfo before = observer.healthy[0].event.server;
+  CHECK(before.server_address == "127.0.0.1:" + std::to_string(cluster.port()));
+  CHECK_FALSE(before.server_started.empty());
+  CHECK(metric("pgwatchdog_server_changes_total", {{"target", "behind"}, {"change", "restart"}}) ==
+        0);
+  // Every round trip may get another server connection: that alone is no change.
+  REQUIRE(loop.run_until([&] { return heartbeats_of(observer, "behind").size() >= 6; }, 10s));
+  CHECK(observer.server_changes.empty());
+
+  {
+    BackgroundCall restart([&] { cluster.restart(ShutdownMode::fast); });
+    REQUIRE(loop.run_until([&] { return restart.done(); }, 60s));
+    REQUIRE_MESSAGE(restart.error().empty(), restart.error());
+  }
+  REQUIRE(loop.run_until([&] { return !observer.server_changes.empty(); }, 30s));
+  // Each connection has had its round trips to the restarted server since: still one report.
+  const std::size_t seen = heartbeats_of(observer, "behind").size();
+  REQUIRE(loop.run_until(
+      [&] { return all_healthy("behind", 3) && heartbeats_of(observer, "behind").size() >= seen + 6; },
+      30s));
+  REQUIRE(observer.server_changes.size() == 1);
+  const ServerChangeEvent& change = observer.server_changes[0].event;
+  MESSAGE("reported by ", change.connection.target, "[", change.connection.index, "]: started ",
+          change.previous.server_started, " -> ", change.now.server_started,
+          "; disconnects meanwhile: ", observer.down.size());
+  CHECK(change.change == ServerChange::restart);
+  CHECK(change.previous.server_started == before.server_started);
+  CHECK(change.now.server_address == before.server_address);
+  CHECK(std::stod(change.now.server_started) > std::stod(before.server_started));
+  CHECK(metric("pgwatchdog_server_changes_total", {{"target", "behind"}, {"change", "restart"}}) ==
+        1);
+  CHECK(metric("pgwatchdog_server_changes_total",
+               {{"target", "behind"}, {"change", "other_server"}}) == 0);
+  CHECK(log_text->str().find("the server behind the pooler restarted") != std::string::npos);
+}
+
+TEST_SUITE_END();

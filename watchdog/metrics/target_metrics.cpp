@@ -33,6 +33,8 @@ constexpr Cause kConnectFailureCauses[] = {
     // PgBouncer accepts the login, then the first round trip finds no server.
     Cause::pooler_login_failing, Cause::pooler_queue_timeout, Cause::pooler_server_lost};
 
+constexpr ServerChange kServerChanges[] = {ServerChange::restart, ServerChange::other_server};
+
 double seconds(std::chrono::nanoseconds d) {
   return std::chrono::duration<double>(d).count();
 }
@@ -45,7 +47,7 @@ bool TargetMetrics::shown(ConnectionState state) noexcept {
 }
 
 TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target,
-                             const SharedHistograms* shared)
+                             const SharedHistograms* shared, bool pooled)
     : families_(families),
       target_(target),
       own_histograms_(shared == nullptr),
@@ -73,6 +75,14 @@ TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target
   }
   for (Cause cause : kDisconnectCauses) disconnected_series(cause);
   for (Cause cause : kConnectFailureCauses) connect_failure_series(cause);
+  if (pooled)
+    for (ServerChange change : kServerChanges)
+      server_changes_[static_cast<std::size_t>(change)] = &families.server_changes.Add(
+          {{"target", target}, {"change", std::string(to_string(change))}});
+}
+
+void TargetMetrics::server_changed(ServerChange change) {
+  if (auto* series = server_changes_[static_cast<std::size_t>(change)]) series->Increment();
 }
 
 prometheus::Counter& TargetMetrics::connect_failure_series(Cause cause) {
@@ -132,6 +142,9 @@ void TargetMetrics::each_series(Visit&& visit) {
   }
   visit(families_.notifications, "", "", notifications_, none);
   visit(families_.notices, "", "", notices_, none);
+  for (ServerChange change : kServerChanges)
+    if (auto*& series = server_changes_[static_cast<std::size_t>(change)])
+      visit(families_.server_changes, "change", to_string(change), series, none);
 }
 
 namespace {

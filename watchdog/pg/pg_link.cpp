@@ -36,9 +36,15 @@ constexpr int kReportsRole = 140000;
 constexpr const char* kRecoveryQuery = "SELECT pg_is_in_recovery()";
 // Through a pooler the role must come from the backend that answers, in SQL: the ParameterStatus
 // values at login are PgBouncer's cached welcome message (possibly from before a promotion), and
-// a backend reports a change only when its own value changes.
-constexpr const char* kPooledRoleQuery =
-    "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')";
+// a backend reports a change only when its own value changes. The same round trip names the
+// server (its address and its postmaster's start time), the only way a restart or a failover
+// behind a transaction pool shows at all. The start time as epoch seconds: its text form would
+// follow each server connection's DateStyle and TimeZone.
+constexpr const char* kPooledServerQuery =
+    "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only'), "
+    "extract(epoch FROM pg_postmaster_start_time()), "
+    "coalesce(host(inet_server_addr()), 'local') || ':' || current_setting('port')";
+constexpr int kPooledServerColumns = 4;
 
 }  // namespace
 
@@ -96,6 +102,8 @@ void PgLink::close() {
   asking_recovery_ = false;
   recovery_from_sql_.reset();
   read_only_from_sql_.reset();
+  started_from_sql_.clear();
+  address_from_sql_.clear();
   arrived_ = {};
 }
 
@@ -260,7 +268,7 @@ void PgLink::finish_connect() {
     // links this client to a server (in session pooling for good, so that the server's FATAL
     // and PgBouncer's "server conn crashed?" reach the idle connection), proves that a query can
     // run, and brings the role. One round trip, the LISTENs included; connected only after it.
-    const std::string setup = settings_.setup_sql + kPooledRoleQuery;  // libpq copies it
+    const std::string setup = settings_.setup_sql + kPooledServerQuery;  // libpq copies it
     phase_ = Phase::setting_up;
     send_query(setup.c_str());
     asking_recovery_ = true;
@@ -313,6 +321,8 @@ ServerInfo PgLink::server_info() const {
     // Never PgBouncer's cached ParameterStatus: empty until the SQL answered.
     if (recovery_from_sql_) info.in_hot_standby = on_off(*recovery_from_sql_);
     if (read_only_from_sql_) info.default_transaction_read_only = on_off(*read_only_from_sql_);
+    info.server_started = started_from_sql_;
+    info.server_address = address_from_sql_;
     return info;
   }
   info.in_hot_standby = parameter("in_hot_standby");
@@ -375,7 +385,7 @@ void PgLink::probe() {
 void PgLink::heartbeat() {
   if (!begin_round_trip()) return;
   if (settings_.pooled) {
-    send_query(kPooledRoleQuery);
+    send_query(kPooledServerQuery);
     asking_recovery_ = true;
     return;
   }
@@ -442,8 +452,11 @@ void PgLink::drive_query(Readiness ready) {
     const ExecStatusType status = PQresultStatus(result.get());
     if (asking_recovery_ && status == PGRES_TUPLES_OK && PQntuples(result.get()) == 1) {
       recovery_from_sql_ = std::string_view(PQgetvalue(result.get(), 0, 0)) == "t";
-      if (PQnfields(result.get()) == 2)  // kPooledRoleQuery
+      if (PQnfields(result.get()) == kPooledServerColumns) {
         read_only_from_sql_ = std::string_view(PQgetvalue(result.get(), 0, 1)) == "on";
+        started_from_sql_ = PQgetvalue(result.get(), 0, 2);
+        address_from_sql_ = PQgetvalue(result.get(), 0, 3);
+      }
     }
     if ((status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE) && !query_error_) {
       const std::string sqlstate = error_field(result.get(), PG_DIAG_SQLSTATE);

@@ -73,7 +73,7 @@ class PgLink final : public Link {
   /// messages that precede its ReadyForQuery bring the role back. Before PostgreSQL 14 the server
   /// reports no role, so there it asks `SELECT pg_is_in_recovery()`, a statement, and
   /// server_info() answers in_hot_standby from it. A heartbeat_query, if set, is sent instead.
-  /// A pooled link always asks the role in SQL (kPooledRoleQuery): see finish_connect().
+  /// A pooled link always asks the role in SQL (kPooledServerQuery): see finish_connect().
   void heartbeat() override;
   void close() override;
   ServerInfo server_info() const override;
@@ -140,6 +140,8 @@ class PgLink final : public Link {
   bool asking_recovery_ = false;           ///< the query in flight asks the role (pre-14 or pooled)
   std::optional<bool> recovery_from_sql_;  ///< its last answer (before PostgreSQL 14, or pooled)
   std::optional<bool> read_only_from_sql_;  ///< default_transaction_read_only, pooled only
+  std::string started_from_sql_;  ///< pooled only: ServerInfo::server_started
+  std::string address_from_sql_;  ///< pooled only: ServerInfo::server_address
   Arrivals arrived_;                                             ///< read and not handed over yet
   std::vector<std::pair<const char*, std::string>> parameters_;  ///< last ParameterStatus seen
   PQnoticeReceiver forward_notice_ = nullptr;  ///< an adopted connection's owner's receiver
