@@ -2,6 +2,7 @@
 
 #include <spdlog/logger.h>
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -27,12 +28,16 @@ namespace pgwd {
 /// (RecoveryScout), after which they all come back at once.
 class Target final : private ConnectionEvents {
  public:
+  /// Told, with this target's name, when one of its connections goes down or sees its server
+  /// change role: the targets in front of it (TargetOptions::in_front_of) then probe at once.
+  using AlertFront = std::function<void(const std::string& target)>;
+
   /// `name` is this target's claim on its name in the registry, released by retire().
   /// `connector` (runs each connect attempt) must outlive the Target.
   Target(const TargetOptions& options, TargetSettings settings, Loop& loop, Resolver& resolver,
          Connector& connector, ActivityNotes& notes, Random& random, AttemptGate& gate, MetricFamilies& families,
          std::unique_ptr<RegistryShare::Claim> name, Observer* observer, spdlog::logger& log,
-         const SharedHistograms* shared_histograms = nullptr);
+         const SharedHistograms* shared_histograms = nullptr, AlertFront alert_front = {});
   ~Target() override;
   Target(const Target&) = delete;
   Target& operator=(const Target&) = delete;
@@ -49,6 +54,12 @@ class Target final : private ConnectionEvents {
                                                 const prometheus::Registry* guarded = nullptr);
 
   const std::string& name() const noexcept { return name_; }
+  /// TargetOptions::in_front_of.
+  const std::string& in_front_of() const noexcept { return in_front_of_; }
+  /// The target this one is in front of had an event: one heartbeat round trip at the next loop
+  /// turn, however many times this is called before it. Only arms a timer, so it may be called
+  /// from inside any callback.
+  void probe_soon();
   std::vector<ConnectionState> states() const;
 
  private:
@@ -72,6 +83,7 @@ class Target final : private ConnectionEvents {
   void tell(void (Observer::*method)(const Event&), const Event& event);
 
   std::string name_;
+  std::string in_front_of_;
   TargetSettings settings_;
   Observer* observer_;
   spdlog::logger& log_;
@@ -82,9 +94,11 @@ class Target final : private ConnectionEvents {
     std::optional<Cause> last_failure;  ///< to log repeated identical failures quietly
   };
   std::vector<PerConnection> per_connection_;
+  AlertFront alert_front_;
   ServerIdentityWatch server_behind_;
-  HeartbeatRota heartbeat_;  // both stopped by retire(); they read connections_
+  HeartbeatRota heartbeat_;  // these three stopped by retire(); they read connections_
   RecoveryScout scout_;
+  TimerPtr front_probe_;  ///< probe_soon()'s turn
   std::vector<std::unique_ptr<WatchedConnection>> connections_;  // last: they call back into us
 };
 

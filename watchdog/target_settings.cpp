@@ -122,6 +122,9 @@ TargetSettings prepare_target(const TargetOptions& o) {
         "heartbeat_query cannot be set with a pooler: the heartbeat asks the role in SQL");
   check(o.pooler == Pooler::none || o.pooler == Pooler::pgbouncer, o.name,
         "pooler must be none or pgbouncer");
+  check(o.in_front_of != o.name, o.name, "in_front_of names the target itself");
+  check(o.in_front_of.size() <= kMaxNameBytes, o.name,
+        fmt::format("in_front_of is longer than a target name may be ({} bytes)", kMaxNameBytes));
   check(o.heartbeat >= milliseconds::zero(), o.name, "heartbeat must not be negative");
   check_at_most(o.heartbeat, std::chrono::hours(24), "24h", o.name, "heartbeat");
   // libpq takes keepalive settings in whole seconds, and 0 would mean "the system default" (2 h).

@@ -83,6 +83,18 @@ struct TargetOptions {
   /// console, which needs a user the watchdog should not have), and guessing wrong would make a
   /// direct target send statements it never sends.
   Pooler pooler = Pooler::none;
+  /// A TCP proxy (HAProxy, a cloud load balancer) stands between the watchdog and the server.
+  /// Changes nothing in how the target is watched; it is what the daemon's --check-config needs
+  /// to warn that with heartbeat 0 such a target cannot see a half-open or hung server (the
+  /// keepalives test only the leg to the proxy) or the proxy handing over a server of another
+  /// role. Declared for the same reason as `pooler`: nothing on the wire tells a proxy apart.
+  bool proxied = false;
+  /// The name of the target this one reaches through its pooler or proxy (a direct target on the
+  /// same server), or empty. When a connection of that target goes down or sees its server change
+  /// role, this target sends a heartbeat round trip at once (one per loop turn, however many
+  /// events came in it), heartbeat 0 or not: a transaction pool shows an idle client nothing,
+  /// and the direct target is the first to know. A name no target has (yet) is no error.
+  std::string in_front_of;
   /// TCP keepalive and user timeout, applied unless the conninfo sets them. They let the kernel
   /// report a dead peer (ETIMEDOUT) without the watchdog sending a single query.
   Duration keepalives_idle = std::chrono::seconds(5);

@@ -45,6 +45,12 @@ std::vector<Stamped> heartbeats_of(const RecordingObserver& observer, const std:
   return found;
 }
 
+// When a round trip was sent: the observer hears of it when its answer came.
+RecordingObserver::Clock::time_point sent_at(const Stamped& probe) {
+  return probe.at - std::chrono::duration_cast<RecordingObserver::Clock::duration>(
+                        probe.event.duration);
+}
+
 struct PoolerFixture : pgwd::testing::WatchdogFixture {
   std::unique_ptr<PgBouncer> bouncer;
 
@@ -204,3 +210,36 @@ TEST_CASE_FIXTURE(PoolerFixture,
 }
 
 TEST_SUITE_END();
+
+TEST_CASE_FIXTURE(PoolerFixture,
+                  "pooler: in_front_of - a disconnect on the direct target makes the pooled "
+                  "target in front of it send one round trip at once, with its heartbeat off") {
+  start_bouncer("transaction");
+  TargetOptions direct = target("direct", 1);
+  direct.heartbeat = 0ms;
+  TargetOptions front = pooled("front", 2, Pooler::pgbouncer);
+  front.heartbeat = 0ms;
+  front.in_front_of = "direct";
+  TargetOptions alone = pooled("alone", 1, Pooler::pgbouncer);  // the control: names no target
+  alone.heartbeat = 0ms;
+  watchdog->add_target(direct);
+  watchdog->add_target(front);
+  watchdog->add_target(alone);
+  REQUIRE(loop.run_until(
+      [&] { return all_healthy("direct", 1) && all_healthy("front", 2) && all_healthy("alone", 1); },
+      10s));
+  CHECK(observer.probes.empty());
+
+  REQUIRE(cluster.terminate_backends("direct") == 1);
+  REQUIRE(loop.run_until([&] { return !heartbeats_of(observer, "front").empty(); }, 5s));
+  REQUIRE(!observer.down.empty());
+  CHECK(observer.down[0].event.connection.target == "direct");
+  const auto front_probes = heartbeats_of(observer, "front");
+  CHECK(front_probes[0].event.result == ProbeResult::ok);
+  CHECK(sent_at(front_probes[0]) >= observer.down[0].at);
+  // One down, one round trip; the direct target's reconnect is no event for the front.
+  REQUIRE(loop.run_until([&] { return all_healthy("direct", 1); }, 10s));
+  REQUIRE(observer.healthy.size() == 5);
+  CHECK(heartbeats_of(observer, "front").size() == 1);
+  CHECK(observer.probes.size() == 1);  // none of "alone"
+}
