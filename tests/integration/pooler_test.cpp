@@ -9,6 +9,7 @@
 
 #include "support/background_call.hpp"
 #include "support/pgbouncer.hpp"
+#include "support/standby_cluster.hpp"
 #include "support/watchdog_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -18,6 +19,9 @@ using pgwd::testing::PgBouncer;
 using pgwd::testing::PgBouncerSettings;
 using pgwd::testing::RecordingObserver;
 using pgwd::testing::ShutdownMode;
+using pgwd::testing::StandbyCluster;
+using pgwd::testing::TestCluster;
+using pgwd::testing::WatchdogHarness;
 
 namespace {
 
@@ -160,7 +164,7 @@ TEST_CASE_FIXTURE(PoolerFixture,
   REQUIRE(loop.run_until([&] { return all_healthy("pooled", 1); }, 20s));
 }
 
-// A helper thread restarts the server while the loop runs: CI also runs these under
+// A helper thread restarts or promotes the server while the loop runs: CI also runs these under
 // ThreadSanitizer.
 TEST_SUITE_BEGIN("thread");
 
@@ -243,3 +247,78 @@ TEST_CASE_FIXTURE(PoolerFixture,
   CHECK(heartbeats_of(observer, "front").size() == 1);
   CHECK(observer.probes.size() == 1);  // none of "alone"
 }
+
+namespace {
+
+// A primary that lets PgBouncer's role in, so that its standby (a base backup) does too.
+struct PrimaryTrustingTheBouncer {
+  TestCluster primary{trusting_the_bouncer()};
+  PrimaryTrustingTheBouncer() { primary.execute(std::string("CREATE ROLE ") + kBouncerRole + " LOGIN"); }
+};
+
+// A standby with PgBouncer (session pooling) in front of it, then a Watchdog.
+struct StandbyBehindBouncer : PrimaryTrustingTheBouncer {
+  StandbyCluster standby{primary};
+  PgBouncer bouncer{PgBouncerSettings{.server_port = standby.port(),
+                                      .server_user = kBouncerRole,
+                                      .user = standby.user(),
+                                      .pool_mode = "session"}};
+};
+
+struct PooledStandbyFixture : StandbyBehindBouncer, WatchdogHarness {};
+
+}  // namespace
+
+TEST_SUITE_BEGIN("thread");
+
+TEST_CASE_FIXTURE(PooledStandbyFixture,
+                  "pooler: target_session_attrs=standby through PgBouncer - down with wrong_role "
+                  "at the first heartbeat after the promotion, though the pool still hands out "
+                  "the standby's cached welcome") {
+  TargetOptions o;
+  o.name = "standby_only";
+  o.conninfo = bouncer_conninfo(bouncer, standby.user(), o.name) + " target_session_attrs=standby";
+  o.pooler = Pooler::pgbouncer;
+  o.heartbeat = 300ms;
+  o.probe_timeout = 1s;
+  o.backoff_initial = 50ms;
+  o.backoff_max = 400ms;
+  watchdog->add_target(o);
+  REQUIRE(loop.run_until([&] { return all_healthy("standby_only", 1); }, 10s));
+  CHECK(observer.healthy[0].event.server.in_hot_standby == "on");
+
+  {
+    BackgroundCall promoter([&] { standby.promote(); });
+    const bool seen = loop.run_until(
+        [&] {
+          return promoter.done() && !observer.down.empty() && observer.connect_failures.size() >= 3;
+        },
+        30s);
+    const bool pg_ctl_done =
+        promoter.done() || loop.run_until([&] { return promoter.done(); }, 60s);
+    REQUIRE_MESSAGE(pg_ctl_done, "pg_ctl promote did not return");
+    REQUIRE_MESSAGE(promoter.error().empty(), promoter.error());
+    REQUIRE(seen);
+    MESSAGE("down ",
+            std::chrono::duration<double, std::milli>(observer.down[0].at - promoter.done_at())
+                .count(),
+            " ms after pg_ctl promote -w returned (heartbeat 300 ms): ",
+            observer.down[0].event.message);
+    // Within one heartbeat: the first round trip sent after the promotion was the last.
+    std::size_t sent_after = 0;
+    for (const auto& p : heartbeats_of(observer, "standby_only"))
+      if (sent_at(p) > promoter.done_at()) ++sent_after;
+    CHECK(sent_after <= 1);
+  }
+  REQUIRE(observer.down.size() == 1);
+  CHECK(observer.down[0].event.cause == Cause::wrong_role);
+  for (const auto& f : observer.connect_failures) {
+    INFO(f.event.message);
+    CHECK(f.event.cause == Cause::wrong_role);
+  }
+  CHECK(observer.healthy.size() == 1);  // never healthy again on the new primary
+  REQUIRE(observer.role_changes.size() == 1);
+  CHECK(observer.role_changes[0].event.in_hot_standby == "off");
+}
+
+TEST_SUITE_END();
