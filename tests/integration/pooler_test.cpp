@@ -170,7 +170,7 @@ TEST_SUITE_BEGIN("thread");
 
 TEST_CASE_FIXTURE(PoolerFixture,
                   "pooler: transaction pooling - a pg_ctl restart behind the pool is reported as "
-                  "a restart of the server, once for the target, and counted") {
+                  "a restart of the server once for the target and counted") {
   start_bouncer("transaction");
   TargetOptions o = pooled("behind", 3, Pooler::pgbouncer);
   o.heartbeat = 200ms;
@@ -273,7 +273,7 @@ TEST_SUITE_BEGIN("thread");
 
 TEST_CASE_FIXTURE(PooledStandbyFixture,
                   "pooler: target_session_attrs=standby through PgBouncer - down with wrong_role "
-                  "at the first heartbeat after the promotion, though the pool still hands out "
+                  "at the first heartbeat after the promotion though the pool still hands out "
                   "the standby's cached welcome") {
   TargetOptions o;
   o.name = "standby_only";

@@ -60,8 +60,8 @@ struct RoleFixture : PrimaryAndStandby, WatchdogHarness {
 TEST_SUITE_BEGIN("thread");
 
 TEST_CASE_FIXTURE(RoleFixture,
-                  "role: a promoted standby - on_role_change within one heartbeat, in_hot_standby "
-                  "1 then 0, and not one statement sent") {
+                  "role: a promoted standby - on_role_change within one heartbeat: in_hot_standby "
+                  "1 then 0 and not one statement sent") {
   REQUIRE(standby.in_recovery());
   TargetOptions o = on_standby("promoted");
   o.heartbeat = 300ms;
@@ -125,7 +125,7 @@ TEST_CASE_FIXTURE(RoleFixture,
 
 TEST_CASE_FIXTURE(RoleFixture,
                   "role: target_session_attrs=standby - down with wrong_role within one heartbeat "
-                  "of the promotion, with no SELECT sent, and reconnects refused with wrong_role") {
+                  "of the promotion with no SELECT sent and reconnects refused with wrong_role") {
   TargetOptions o = on_standby("needs_standby", "target_session_attrs=standby");
   o.heartbeat = 300ms;
   o.probe_timeout = 1s;
