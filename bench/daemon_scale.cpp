@@ -33,6 +33,8 @@
 using namespace std::chrono_literals;
 using namespace pgwd;
 using namespace pgwd::bench;
+using pgwd::testing::PgBouncer;
+using pgwd::testing::PgBouncerSettings;
 using testing::TestCluster;
 
 namespace {

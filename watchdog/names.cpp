@@ -2,6 +2,7 @@
 #include "pgwd/connection_state.hpp"
 #include "pgwd/events.hpp"
 #include "pgwd/lending.hpp"
+#include "pgwd/target_options.hpp"
 
 namespace pgwd {
 
@@ -43,6 +44,12 @@ std::string_view to_string(Cause cause) noexcept {
       return "idle_session_timeout";
     case Cause::server_error:
       return "server_error";
+    case Cause::pooler_server_lost:
+      return "pooler_server_lost";
+    case Cause::pooler_login_failing:
+      return "pooler_login_failing";
+    case Cause::pooler_queue_timeout:
+      return "pooler_queue_timeout";
     case Cause::closed:
       return "closed";
     case Cause::timed_out:
@@ -93,6 +100,32 @@ std::string_view to_string(LoanVerdict verdict) noexcept {
       return "watchdog_stopped";
   }
   return "unknown";
+}
+
+std::string_view to_string(ServerChange change) noexcept {
+  switch (change) {
+    case ServerChange::restart:
+      return "restart";
+    case ServerChange::other_server:
+      return "other_server";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(Pooler pooler) noexcept {
+  switch (pooler) {
+    case Pooler::none:
+      return "none";
+    case Pooler::pgbouncer:
+      return "pgbouncer";
+  }
+  return "none";
+}
+
+std::optional<Pooler> parse_pooler(std::string_view name) noexcept {
+  for (const Pooler pooler : {Pooler::none, Pooler::pgbouncer})
+    if (name == to_string(pooler)) return pooler;
+  return std::nullopt;
 }
 
 }  // namespace pgwd

@@ -23,14 +23,17 @@ Target::Target(const TargetOptions& options, TargetSettings settings, Loop& loop
                Resolver& resolver, Connector& connector, ActivityNotes& notes, Random& random,
                AttemptGate& gate, MetricFamilies& families,
                std::unique_ptr<RegistryShare::Claim> name, Observer* observer, spdlog::logger& log,
-               const SharedHistograms* shared_histograms)
+               const SharedHistograms* shared_histograms, AlertFront alert_front)
     : name_(options.name),
+      in_front_of_(options.in_front_of),
       settings_(std::move(settings)),
       observer_(observer),
       log_(log),
       claim_(std::move(name)),
-      metrics_(std::make_unique<TargetMetrics>(families, name_, shared_histograms)),
+      metrics_(std::make_unique<TargetMetrics>(families, name_, shared_histograms,
+                                               options.pooler != Pooler::none)),
       per_connection_(static_cast<std::size_t>(options.connections)),
+      alert_front_(std::move(alert_front)),
       heartbeat_(loop, random, settings_.lifecycle.heartbeat,
                  static_cast<std::size_t>(options.connections),
                  [this](std::size_t i) { return connections_[i]->heartbeat(); }),
@@ -43,7 +46,8 @@ Target::Target(const TargetOptions& options, TargetSettings settings, Loop& loop
                     return failure == Cause::auth_failed || failure == Cause::database_missing;
                   },
               .retry_within = [this](std::size_t i,
-                                     Nanos delay) { connections_[i]->retry_within(delay); }}) {
+                                     Nanos delay) { connections_[i]->retry_within(delay); }}),
+      front_probe_(loop.make_timer([this] { heartbeat_.beat_now(); })) {
   const WatchedConnection::LinkFactory make_link = [&](LinkCallbacks& callbacks,
                                                        const ConnectionRef& who) {
     return std::make_unique<PgLink>(settings_.link, loop, resolver, connector, notes, who,
@@ -92,6 +96,7 @@ void Target::retire() {
   observer_ = nullptr;
   heartbeat_.stop();
   scout_.stop();
+  front_probe_->disarm();
   for (auto& c : connections_) c->stop();
 }
 
@@ -115,6 +120,10 @@ std::vector<ConnectionState> Target::states() const {
   std::vector<ConnectionState> out;
   for (const auto& c : connections_) out.push_back(c->state());
   return out;
+}
+
+void Target::probe_soon() {
+  if (metrics_) front_probe_->arm(Nanos::zero());
 }
 
 void Target::on_state_change(const StateChangeEvent& e) {
@@ -142,6 +151,9 @@ void Target::on_healthy(const HealthyEvent& e) {
               e.server.in_hot_standby == "on" ? ", hot standby" : "");
   }
   tell(&Observer::on_healthy, e);
+  // A pooled connection back after an outage is where a restart behind the pool shows in
+  // session pooling, and in transaction pooling when a heartbeat fell into the restart.
+  if (metrics_) compare_server(e.connection, e.server);
 }
 
 void Target::on_down(const DownEvent& e) {
@@ -158,6 +170,7 @@ void Target::on_down(const DownEvent& e) {
   // statements per terminate; after a kernel timeout a probe even delayed their own detection
   // (Linux suspends keepalive while data is unacknowledged).
   scout_.lost();
+  if (alert_front_) alert_front_(name_);
   tell(&Observer::on_down, e);
 }
 
@@ -214,7 +227,28 @@ void Target::on_role_change(const RoleChangeEvent& e) {
   metrics_->in_hot_standby(e.in_hot_standby == "on");
   log_.warn("{}[{}] server changed role: in_hot_standby {} -> {}", name_, e.connection.index,
             e.previous, e.in_hot_standby);
+  if (alert_front_) alert_front_(name_);
   tell(&Observer::on_role_change, e);
+}
+
+void Target::on_server_refreshed(const ConnectionRef& c, const ServerInfo& server) {
+  if (metrics_) compare_server(c, server);
+}
+
+void Target::compare_server(const ConnectionRef& c, const ServerInfo& server) {
+  const std::optional<ServerChange> change = server_behind_.saw(server);
+  if (!change) return;
+  const ServerInfo& previous = server_behind_.previous();
+  metrics_->server_changed(*change);
+  if (*change == ServerChange::restart)
+    log_.warn("{}[{}] the server behind the pooler restarted: {} started at {}, before at {}",
+              name_, c.index, server.server_address, server.server_started,
+              previous.server_started);
+  else
+    log_.warn("{}[{}] another server answers behind the pooler: {} (in_hot_standby {}), before {}",
+              name_, c.index, server.server_address, server.in_hot_standby,
+              previous.server_address);
+  tell(&Observer::on_server_change, ServerChangeEvent{c, *change, previous, server});
 }
 
 void Target::on_wakeup(const ConnectionRef& c) {

@@ -2,6 +2,7 @@
 
 #include <spdlog/logger.h>
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "event/activity_notes.hpp"
 #include "health/heartbeat_rota.hpp"
 #include "health/recovery_scout.hpp"
+#include "health/server_identity_watch.hpp"
 #include "health/watched_connection.hpp"
 #include "metrics/registry_share.hpp"
 #include "metrics/target_metrics.hpp"
@@ -26,12 +28,16 @@ namespace pgwd {
 /// (RecoveryScout), after which they all come back at once.
 class Target final : private ConnectionEvents {
  public:
+  /// Told, with this target's name, when one of its connections goes down or sees its server
+  /// change role: the targets in front of it (TargetOptions::in_front_of) then probe at once.
+  using AlertFront = std::function<void(const std::string& target)>;
+
   /// `name` is this target's claim on its name in the registry, released by retire().
   /// `connector` (runs each connect attempt) must outlive the Target.
   Target(const TargetOptions& options, TargetSettings settings, Loop& loop, Resolver& resolver,
          Connector& connector, ActivityNotes& notes, Random& random, AttemptGate& gate, MetricFamilies& families,
          std::unique_ptr<RegistryShare::Claim> name, Observer* observer, spdlog::logger& log,
-         const SharedHistograms* shared_histograms = nullptr);
+         const SharedHistograms* shared_histograms = nullptr, AlertFront alert_front = {});
   ~Target() override;
   Target(const Target&) = delete;
   Target& operator=(const Target&) = delete;
@@ -48,6 +54,12 @@ class Target final : private ConnectionEvents {
                                                 const prometheus::Registry* guarded = nullptr);
 
   const std::string& name() const noexcept { return name_; }
+  /// TargetOptions::in_front_of.
+  const std::string& in_front_of() const noexcept { return in_front_of_; }
+  /// The target this one is in front of had an event: one heartbeat round trip at the next loop
+  /// turn, however many times this is called before it. Only arms a timer, so it may be called
+  /// from inside any callback.
+  void probe_soon();
   std::vector<ConnectionState> states() const;
 
  private:
@@ -62,12 +74,16 @@ class Target final : private ConnectionEvents {
   void on_role_change(const RoleChangeEvent& e) override;
   void on_state_change(const StateChangeEvent& e) override;
   void on_wakeup(const ConnectionRef& c) override;
+  void on_server_refreshed(const ConnectionRef& c, const ServerInfo& server) override;
+  /// Reports a change of the server behind the pool, once, if `server` shows one.
+  void compare_server(const ConnectionRef& c, const ServerInfo& server);
 
   /// Calls the host's observer, if any, catching what it throws.
   template <typename Event>
   void tell(void (Observer::*method)(const Event&), const Event& event);
 
   std::string name_;
+  std::string in_front_of_;
   TargetSettings settings_;
   Observer* observer_;
   spdlog::logger& log_;
@@ -78,8 +94,11 @@ class Target final : private ConnectionEvents {
     std::optional<Cause> last_failure;  ///< to log repeated identical failures quietly
   };
   std::vector<PerConnection> per_connection_;
-  HeartbeatRota heartbeat_;  // both stopped by retire(); they read connections_
+  AlertFront alert_front_;
+  ServerIdentityWatch server_behind_;
+  HeartbeatRota heartbeat_;  // these three stopped by retire(); they read connections_
   RecoveryScout scout_;
+  TimerPtr front_probe_;  ///< probe_soon()'s turn
   std::vector<std::unique_ptr<WatchedConnection>> connections_;  // last: they call back into us
 };
 

@@ -116,6 +116,15 @@ TargetSettings prepare_target(const TargetOptions& o) {
   check_at_most(o.probe_timeout, std::chrono::hours(1), "1h", o.name, "probe_timeout");
   check(o.connect_timeout > milliseconds::zero(), o.name, "connect_timeout must be positive");
   check_at_most(o.connect_timeout, std::chrono::minutes(10), "10m", o.name, "connect_timeout");
+  // A pooled target's heartbeat is the role question: another statement would leave the role
+  // unknown (PgBouncer's ParameterStatus is its cached welcome message, not the server's).
+  check(o.pooler == Pooler::none || o.heartbeat_query.empty(), o.name,
+        "heartbeat_query cannot be set with a pooler: the heartbeat asks the role in SQL");
+  check(o.pooler == Pooler::none || o.pooler == Pooler::pgbouncer, o.name,
+        "pooler must be none or pgbouncer");
+  check(o.in_front_of != o.name, o.name, "in_front_of names the target itself");
+  check(o.in_front_of.size() <= kMaxNameBytes, o.name,
+        fmt::format("in_front_of is longer than a target name may be ({} bytes)", kMaxNameBytes));
   check(o.heartbeat >= milliseconds::zero(), o.name, "heartbeat must not be negative");
   check_at_most(o.heartbeat, std::chrono::hours(24), "24h", o.name, "heartbeat");
   // libpq takes keepalive settings in whole seconds, and 0 would mean "the system default" (2 h).
@@ -187,6 +196,7 @@ TargetSettings prepare_target(const TargetOptions& o) {
 
   s.link.probe_query = o.probe_query;
   s.link.heartbeat_query = o.heartbeat_query;
+  s.link.pooled = o.pooler != Pooler::none;
   for (const std::string& channel : o.listen_channels)
     s.link.setup_sql += "LISTEN " + quote_identifier(channel) + ";";
   s.link.dsn_for_redaction = o.conninfo;

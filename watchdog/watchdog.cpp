@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "event/guarded_loop.hpp"
+#include "fronted_targets.hpp"
 #include "health/attempt_gate.hpp"
 #include "health/random.hpp"
 #include "lending/lending_desk.hpp"
@@ -128,10 +129,12 @@ class Watchdog::Impl {
                           "with this name");
     auto target = std::make_unique<Target>(options, std::move(settings), loop_, *resolver_, *connector_, loop_,
                                            random_, gate_, share_->families(), std::move(claim),
-                                           observer_, *logger_, loop_metrics_.shared_histograms());
+                                           observer_, *logger_, loop_metrics_.shared_histograms(),
+                                           [this](const std::string& behind) { fronted_.alert(behind); });
     Target& added = *target;
     targets_.push_back(std::move(target));
     by_name_.emplace(added.name(), std::prev(targets_.end()));
+    fronted_.add(added);
     added.start();
   }
 
@@ -143,6 +146,7 @@ class Watchdog::Impl {
     // We may be inside one of this target's callbacks: silence it and close its connections
     // now, free it once the watchdog's code has left the stack.
     (*it)->retire();
+    fronted_.remove(**it);
     std::unique_ptr<Target> removed = std::move(*it);
     targets_.erase(it);
     loop_.delete_when_safe(std::move(removed));
@@ -179,6 +183,7 @@ class Watchdog::Impl {
         found.size(), removal.rebuilt, removal.visits);
     for (const auto& it : found) {
       logger_->info("target {}: removed", (*it)->name());
+      fronted_.remove(**it);
       std::unique_ptr<Target> removed = std::move(*it);
       targets_.erase(it);
       loop_.delete_when_safe(std::move(removed));
@@ -242,6 +247,7 @@ class Watchdog::Impl {
   TimerPtr ticker_;
   Targets targets_;
   std::unordered_map<std::string_view, Targets::iterator> by_name_;  // keys: the targets' names
+  FrontedTargets fronted_;  // the targets in front of others (TargetOptions::in_front_of)
   std::shared_ptr<LendingLedger> ledger_;  // outlives the Watchdog while a Loan holds it
   std::unique_ptr<LendingDesk> desk_;      // last: destroyed first, letting go of lent connections
 };

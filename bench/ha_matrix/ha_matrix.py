@@ -424,10 +424,16 @@ def run_scenario(args, env, scenario, paths):
     listen = f"127.0.0.1:{free_port()}"
     cfg = os.path.join(workdir, "pgwatchdog.yaml")
     with open(cfg, "w") as f:
-        # The daemon's defaults: nothing but where to listen and what to watch.
+        # The daemon's defaults: nothing but where to listen, what to watch and, for the PgBouncer
+        # and HAProxy paths, what is in front of the server (`pooler`, `proxied`: facts about
+        # the target, not tunings; `proxied` changes nothing in the watching).
         f.write(f'listen: "{listen}"\ntargets:\n')
         for p in paths:
             f.write(f'  - name: {p}\n    dsn: "host=127.0.0.1 port={ports[p]} dbname=postgres user=postgres"\n')
+            if p.startswith("pgbouncer_"):
+                f.write('    pooler: pgbouncer\n')
+            if p.startswith("haproxy_"):
+                f.write('    proxied: true\n')
             if p == "pgbouncer_session" and args.bind_session_pool:
                 # LISTEN after every connect is a statement: PgBouncer links the client to a
                 # server for the session, so the server's FATAL/EOF reach the watchdog.

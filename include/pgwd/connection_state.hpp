@@ -37,6 +37,12 @@ enum class Cause {
   cannot_connect_now,    ///< 57P03: the server is starting up, shutting down or recovering
   idle_session_timeout,  ///< 57P05: idle_session_timeout ended the session
   server_error,          ///< any other FATAL/PANIC the server sent on an idle connection
+  pooler_server_lost,    ///< PgBouncer: 08P01 "server conn crashed?": the server connection this
+                         ///< one was linked to is gone (session pooling), without a word from
+                         ///< the server (kill -9, a network fault behind the pooler)
+  pooler_login_failing,  ///< PgBouncer: 08P01 "server login has been failing": no server, and
+                         ///< logging in to one keeps failing
+  pooler_queue_timeout,  ///< PgBouncer: 08P01 "query_wait_timeout": no server came free in time
   closed,                ///< EOF or reset without an explanation from the server
   timed_out,             ///< the kernel gave up on the peer (keepalive / TCP_USER_TIMEOUT)
   probe_failed,          ///< the probe query returned an error on a live connection

@@ -26,6 +26,12 @@ struct ServerInfo {
   std::string host;            ///< "host:port" of the DSN's host list entry this connection is on
   std::string in_hot_standby;  ///< "on"/"off"; empty before PostgreSQL 14
   std::string default_transaction_read_only;  ///< "on"/"off"; empty before PostgreSQL 14
+  /// Through a pooler (TargetOptions::pooler) only, from the role question each round trip
+  /// asks, so that they name the server that answered and not the pooler; empty otherwise.
+  /// `pg_postmaster_start_time()` in seconds since the epoch, as the server wrote it.
+  std::string server_started;
+  /// `inet_server_addr():port` of the server that answered ("local:port" over a Unix socket).
+  std::string server_address;
 };
 
 /// A connection is connected and watched: after its first connect or a reconnect.
@@ -99,6 +105,24 @@ struct RoleChangeEvent {
   ConnectionRef connection;
   std::string in_hot_standby;  ///< now
   std::string previous;        ///< before
+};
+
+/// How the server behind a pooler changed between two round trips of a target.
+enum class ServerChange {
+  restart,       ///< the same address, a postmaster started since: a restart behind the pool
+  other_server,  ///< another address answers: a failover or switchover behind the pool
+};
+PGWD_EXPORT std::string_view to_string(ServerChange change) noexcept;
+
+/// The server behind a pooled target (TargetOptions::pooler) is not the one that answered
+/// before. In transaction pooling, the only way a restart or failover there is seen at all: the
+/// next query simply gets a new server connection, and no idle client hears a thing. Reported
+/// once per target and change, by the connection whose round trip showed it first.
+struct ServerChangeEvent {
+  ConnectionRef connection;
+  ServerChange change = ServerChange::restart;
+  ServerInfo previous;  ///< the server that answered before
+  ServerInfo now;       ///< the one that answers now
 };
 
 struct StateChangeEvent {

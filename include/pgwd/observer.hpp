@@ -26,6 +26,7 @@ class PGWD_EXPORT Observer {
   virtual void on_notification(const NotificationEvent&) {}
   virtual void on_notice(const NoticeEvent&) {}
   virtual void on_role_change(const RoleChangeEvent&) {}
+  virtual void on_server_change(const ServerChangeEvent&) {}
   virtual void on_state_change(const StateChangeEvent&) {}
 };
 

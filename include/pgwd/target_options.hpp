@@ -6,12 +6,32 @@
 /// one-to-one onto these fields.
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "pgwd/export.hpp"
 
 namespace pgwd {
 
 using Duration = std::chrono::milliseconds;
+
+/// What the conninfo points at, when it is not the server itself.
+///
+/// One value for PgBouncer, not one per pool_mode: what the watchdog must do is the same in
+/// session and transaction pooling (one round trip right after login, the role asked in SQL, no
+/// health before a query went through), and only what reaches an idle client differs, which the
+/// watchdog cannot change. Nor is the mode detected: PgBouncer tells it only on its admin console,
+/// which needs an admin user the watchdog should not have.
+enum class Pooler {
+  none,       ///< the server itself, or a TCP proxy (HAProxy): the backend is the one logged in to
+  pgbouncer,  ///< PgBouncer, session or transaction pooling
+};
+
+PGWD_EXPORT std::string_view to_string(Pooler pooler) noexcept;
+/// The names of to_string(); nullopt for anything else.
+PGWD_EXPORT std::optional<Pooler> parse_pooler(std::string_view name) noexcept;
 
 struct TargetOptions {
   /// Name used in metrics (`target` label), logs and events. Never the DSN: it may hold a password.
@@ -46,6 +66,36 @@ struct TargetOptions {
   /// statement instead (a check that must touch a table, say): logged and counted by the server
   /// like any statement; the role still comes from ParameterStatus (PostgreSQL 14+).
   std::string heartbeat_query;
+  /// `pgbouncer`: the conninfo points at PgBouncer, which answers the login from cached
+  /// parameters before any server is involved and links a client to a server only at its first
+  /// message. So each connection makes one round trip right after login, before it counts as
+  /// healthy: it is then linked to a server in session pooling (that server's FATAL and
+  /// PgBouncer's "server conn crashed?" reach it at once), and a query is known to run. The role
+  /// at login is PgBouncer's cached welcome message, possibly older than a promotion, so it is
+  /// never used: that round trip and every heartbeat ask `SELECT pg_is_in_recovery(),
+  /// current_setting('default_transaction_read_only')` along with the server's address and
+  /// postmaster start time (a statement, unlike the lone Sync of a direct target), and
+  /// heartbeat_query cannot be set. In transaction pooling an idle connection is linked to
+  /// nothing, so the heartbeat is all that notices a server gone; a server that answers with
+  /// another start time or address than before is reported (Observer::on_server_change).
+  ///
+  /// Declared, not detected: PgBouncer answers a login with the server's cached parameters and
+  /// shows nothing of itself on a client connection (its `SHOW` commands exist only on its admin
+  /// console, which needs a user the watchdog should not have), and guessing wrong would make a
+  /// direct target send statements it never sends.
+  Pooler pooler = Pooler::none;
+  /// A TCP proxy (HAProxy, a cloud load balancer) stands between the watchdog and the server.
+  /// Changes nothing in how the target is watched; it is what the daemon's --check-config needs
+  /// to warn that with heartbeat 0 such a target cannot see a half-open or hung server (the
+  /// keepalives test only the leg to the proxy) or the proxy handing over a server of another
+  /// role. Declared for the same reason as `pooler`: nothing on the wire tells a proxy apart.
+  bool proxied = false;
+  /// The name of the target this one reaches through its pooler or proxy (a direct target on the
+  /// same server), or empty. When a connection of that target goes down or sees its server change
+  /// role, this target sends a heartbeat round trip at once (one per loop turn, however many
+  /// events came in it), heartbeat 0 or not: a transaction pool shows an idle client nothing,
+  /// and the direct target is the first to know. A name no target has (yet) is no error.
+  std::string in_front_of;
   /// TCP keepalive and user timeout, applied unless the conninfo sets them. They let the kernel
   /// report a dead peer (ETIMEDOUT) without the watchdog sending a single query.
   Duration keepalives_idle = std::chrono::seconds(5);

@@ -30,8 +30,9 @@ TEST_CASE_FIXTURE(DaemonFixture,
   start({"--target", "main=" + cluster.conninfo("main"), "--listen", listen()});
   const std::string text = scrape();
   CHECK(text.find("pgwatchdog_build_info{") != std::string::npos);
-  for (const char* cause : {"server_shutdown", "immediate_shutdown", "server_crash", "closed",
-                            "timed_out", "probe_failed", "probe_timeout"})
+  for (const char* cause : {"server_shutdown", "immediate_shutdown", "server_crash",
+                            "pooler_server_lost", "pooler_login_failing", "pooler_queue_timeout",
+                            "closed", "timed_out", "probe_failed", "probe_timeout"})
     CHECK(sample(text, series("pgwatchdog_disconnects_total", "main", "cause", cause)) == 0);
   for (const char* result : {"success", "failure"})
     CHECK(sample(text, series("pgwatchdog_reconnects_total", "main", "result", result)) == 0);

@@ -97,8 +97,9 @@ TEST_CASE_FIXTURE(WatchdogFixture, "embedding: bad options are refused before an
 TEST_CASE_FIXTURE(WatchdogFixture,
                   "embedding: every series of a target exists from the start with zeros") {
   watchdog->add_target(target("fresh", 1));
-  for (const char* cause : {"server_shutdown", "immediate_shutdown", "server_crash", "closed",
-                            "timed_out", "probe_failed", "probe_timeout"})
+  for (const char* cause : {"server_shutdown", "immediate_shutdown", "server_crash",
+                            "pooler_server_lost", "pooler_login_failing", "pooler_queue_timeout",
+                            "closed", "timed_out", "probe_failed", "probe_timeout"})
     CHECK(metric("pgwatchdog_disconnects_total", {{"target", "fresh"}, {"cause", cause}}) == 0);
   for (const char* result : {"success", "failure"})
     CHECK(metric("pgwatchdog_reconnects_total", {{"target", "fresh"}, {"result", result}}) == 0);

@@ -3,19 +3,21 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <memory>
 #include <string>
-#include <thread>
 
+#include "support/background_call.hpp"
 #include "support/standby_cluster.hpp"
+#include "support/tcp_proxy.hpp"
 #include "support/watchdog_fixture.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
+using pgwd::testing::BackgroundCall;
 using pgwd::testing::RecordingObserver;
 using pgwd::testing::StandbyCluster;
+using pgwd::testing::TcpProxy;
 using pgwd::testing::TestCluster;
 using pgwd::testing::TestLoop;
 using pgwd::testing::WatchdogHarness;
@@ -53,44 +55,21 @@ struct RoleFixture : PrimaryAndStandby, WatchdogHarness {
   }
 };
 
-// Promotes the standby on a helper thread (pg_ctl promote -w takes a while) while the loop keeps
-// running on this one; records when pg_ctl reported the promotion complete.
-class Promoter {
- public:
-  explicit Promoter(StandbyCluster& standby)
-      : thread_([this, &standby] {
-          try {
-            standby.promote();
-          } catch (const std::exception& e) {
-            error_ = e.what();
-          }
-          done_at_ = Clock::now().time_since_epoch().count();
-          done_ = true;
-        }) {}
-  ~Promoter() { thread_.join(); }
-  Promoter(const Promoter&) = delete;
-  Promoter& operator=(const Promoter&) = delete;
-
-  bool done() const { return done_; }
-  Clock::time_point done_at() const { return Clock::time_point(Clock::duration(done_at_.load())); }
-  const std::string& error() const { return error_; }  // read only after done()
-
- private:
-  std::atomic<bool> done_{false};
-  std::atomic<Clock::rep> done_at_{0};
-  std::string error_;
-  std::thread thread_;
-};
-
 }  // namespace
+
+// The two clusters, HAProxy (mode tcp) in front of the standby, and a Watchdog.
+struct ProxiedStandby : PrimaryAndStandby {
+  TcpProxy proxy{standby.host(), standby.port()};
+};
+struct ProxiedRoleFixture : ProxiedStandby, WatchdogHarness {};
 
 // A helper thread promotes the standby while the loop runs: CI also runs these under
 // ThreadSanitizer.
 TEST_SUITE_BEGIN("thread");
 
 TEST_CASE_FIXTURE(RoleFixture,
-                  "role: a promoted standby - on_role_change within one heartbeat, in_hot_standby "
-                  "1 then 0, and not one statement sent") {
+                  "role: a promoted standby - on_role_change within one heartbeat: in_hot_standby "
+                  "1 then 0 and not one statement sent") {
   REQUIRE(standby.in_recovery());
   TargetOptions o = on_standby("promoted");
   o.heartbeat = 300ms;
@@ -108,7 +87,7 @@ TEST_CASE_FIXTURE(RoleFixture,
   // The promotion starts just after a heartbeat probe: the next probe, the first that can see the
   // new role, is due one heartbeat later, whatever pg_ctl's own polling adds.
   {
-    Promoter promoter(standby);
+    BackgroundCall promoter([&] { standby.promote(); });
     const bool promoted =
         loop.run_until([&] { return promoter.done() && !observer.role_changes.empty(); }, 30s);
     const bool pg_ctl_done =
@@ -154,7 +133,7 @@ TEST_CASE_FIXTURE(RoleFixture,
 
 TEST_CASE_FIXTURE(RoleFixture,
                   "role: target_session_attrs=standby - down with wrong_role within one heartbeat "
-                  "of the promotion, with no SELECT sent, and reconnects refused with wrong_role") {
+                  "of the promotion with no SELECT sent and reconnects refused with wrong_role") {
   TargetOptions o = on_standby("needs_standby", "target_session_attrs=standby");
   o.heartbeat = 300ms;
   o.probe_timeout = 1s;
@@ -165,7 +144,7 @@ TEST_CASE_FIXTURE(RoleFixture,
   CHECK(metric("pgwatchdog_in_hot_standby", {{"target", "needs_standby"}}) == 1);
 
   {
-    Promoter promoter(standby);
+    BackgroundCall promoter([&] { standby.promote(); });
     const bool seen = loop.run_until(
         [&] {
           return promoter.done() && !observer.down.empty() && observer.connect_failures.size() >= 3;
@@ -206,6 +185,57 @@ TEST_CASE_FIXTURE(RoleFixture,
   REQUIRE(!observer.probes.empty());
   for (const auto& p : observer.probes) CHECK(p.event.heartbeat);
   CHECK(standby.count_statements("needs_standby") == 0);
+}
+
+TEST_CASE_FIXTURE(ProxiedRoleFixture,
+                  "role: target_session_attrs=standby through HAProxy (mode tcp) - down with "
+                  "wrong_role at the first heartbeat after the server behind it is promoted") {
+  TargetOptions o;
+  o.name = "proxied_standby";
+  // The last port= wins: the standby's DSN, through the proxy.
+  o.conninfo = standby.conninfo(o.name) + " port=" + std::to_string(proxy.port()) +
+               " target_session_attrs=standby";
+  o.proxied = true;
+  o.heartbeat = 300ms;
+  o.probe_timeout = 1s;
+  o.backoff_initial = 50ms;
+  o.backoff_max = 400ms;
+  watchdog->add_target(o);
+  REQUIRE(loop.run_until([&] { return all_healthy("proxied_standby", 1); }, 10s));
+  CHECK(observer.healthy[0].event.server.in_hot_standby == "on");
+  // The backend behind the proxy is the standby's.
+  REQUIRE(standby.backend_pids("proxied_standby").size() == 1);
+
+  {
+    BackgroundCall promoter([&] { standby.promote(); });
+    const bool seen = loop.run_until(
+        [&] {
+          return promoter.done() && !observer.down.empty() && observer.connect_failures.size() >= 3;
+        },
+        30s);
+    const bool pg_ctl_done =
+        promoter.done() || loop.run_until([&] { return promoter.done(); }, 60s);
+    REQUIRE_MESSAGE(pg_ctl_done, "pg_ctl promote did not return");
+    REQUIRE_MESSAGE(promoter.error().empty(), promoter.error());
+    REQUIRE(seen);
+    MESSAGE("down ", ms(observer.down[0].at - promoter.done_at()),
+            " ms after pg_ctl promote -w returned (heartbeat 300 ms): ",
+            observer.down[0].event.message);
+    // Within one heartbeat, counted in round trips: at most one sent after the promotion.
+    std::size_t sent_after = 0;
+    for (const auto& p : observer.probes)
+      if (p.at - std::chrono::duration_cast<Clock::duration>(p.event.duration) >
+          promoter.done_at())
+        ++sent_after;
+    CHECK(sent_after <= 1);
+  }
+  REQUIRE(observer.down.size() == 1);
+  CHECK(observer.down[0].event.cause == Cause::wrong_role);
+  for (const auto& f : observer.connect_failures) {
+    INFO(f.event.message);
+    CHECK(f.event.cause == Cause::wrong_role);
+  }
+  CHECK(observer.healthy.size() == 1);  // never healthy again on the new primary
 }
 
 TEST_SUITE_END();

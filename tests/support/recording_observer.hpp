@@ -27,6 +27,7 @@ class RecordingObserver : public Observer {
   std::vector<Stamped<NoticeEvent>> notices;
   std::vector<Stamped<StateChangeEvent>> state_changes;
   std::vector<Stamped<RoleChangeEvent>> role_changes;
+  std::vector<Stamped<ServerChangeEvent>> server_changes;
 
   void on_healthy(const HealthyEvent& e) override { healthy.push_back({e, Clock::now()}); }
   void on_down(const DownEvent& e) override { down.push_back({e, Clock::now()}); }
@@ -43,6 +44,9 @@ class RecordingObserver : public Observer {
   void on_notice(const NoticeEvent& e) override { notices.push_back({e, Clock::now()}); }
   void on_role_change(const RoleChangeEvent& e) override {
     role_changes.push_back({e, Clock::now()});
+  }
+  void on_server_change(const ServerChangeEvent& e) override {
+    server_changes.push_back({e, Clock::now()});
   }
   void on_state_change(const StateChangeEvent& e) override {
     state_changes.push_back({e, Clock::now()});

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <string>
 
 #include "daemon/config.hpp"
@@ -98,6 +99,18 @@ class TemporaryPath {
 
 bool contains(const std::string& text, std::string_view part) {
   return text.find(part) != std::string::npos;
+}
+
+// A configuration of targets with these names and every other setting left at its default.
+DaemonConfig config_of_targets(std::initializer_list<const char*> names) {
+  DaemonConfig config;
+  config.listen = "127.0.0.1:0";
+  for (const char* name : names) {
+    TargetOptions t;
+    t.name = name;
+    config.targets.push_back(t);
+  }
+  return config;
 }
 
 }  // namespace
@@ -420,13 +433,7 @@ TEST_CASE("check-config: says when listen cannot be bound, and when it is only b
 }
 
 TEST_CASE("check-config: warns about a target with heartbeat 0 - and only about that one") {
-  DaemonConfig config;
-  config.listen = "127.0.0.1:0";
-  for (const char* name : {"beating", "silent"}) {
-    TargetOptions t;
-    t.name = name;
-    config.targets.push_back(t);
-  }
+  DaemonConfig config = config_of_targets({"beating", "silent"});
   CHECK(warnings(config).empty());  // the default heartbeat
   CHECK(describe(config).starts_with("listen: "));
   config.targets[1].heartbeat = Duration::zero();
@@ -438,4 +445,61 @@ TEST_CASE("check-config: warns about a target with heartbeat 0 - and only about 
   REQUIRE(reloaded.targets.size() == 2);
   CHECK(reloaded.targets[1].heartbeat == Duration::zero());
   CHECK(reloaded.targets[0].heartbeat == TargetOptions{}.heartbeat);
+}
+
+TEST_CASE("check-config: a pooled target with heartbeat 0 gets a warning of its own") {
+  DaemonConfig config = config_of_targets({"direct", "pooled", "pooled-beating"});
+  config.targets[0].heartbeat = Duration::zero();
+  config.targets[1].heartbeat = Duration::zero();
+  config.targets[1].pooler = Pooler::pgbouncer;
+  config.targets[2].pooler = Pooler::pgbouncer;
+  const std::string text = warnings(config);
+  CHECK(text.find("# warning: target \"pooled\" is behind pgbouncer with heartbeat 0: in "
+                  "transaction pooling nothing reaches an idle connection") != std::string::npos);
+  CHECK(text.find("\"direct\" is behind") == std::string::npos);
+  CHECK(text.find("pooled-beating") == std::string::npos);
+  // Printed, and read back the same.
+  const std::string described = describe(config);
+  CHECK(described.find("    pooler: pgbouncer\n") != std::string::npos);
+  CHECK(described.find("    pooler: none\n") != std::string::npos);
+  const DaemonConfig reloaded = parse_config(described, "printed");
+  REQUIRE(reloaded.targets.size() == 3);
+  CHECK(reloaded.targets[0].pooler == Pooler::none);
+  CHECK(reloaded.targets[1].pooler == Pooler::pgbouncer);
+}
+
+TEST_CASE("check-config: a proxied target with heartbeat 0 gets a warning of its own") {
+  DaemonConfig config = config_of_targets({"direct", "proxied", "proxied-beating"});
+  config.targets[0].heartbeat = Duration::zero();
+  config.targets[1].heartbeat = Duration::zero();
+  config.targets[1].proxied = true;
+  config.targets[2].proxied = true;
+  const std::string text = warnings(config);
+  CHECK(text.find("# warning: target \"proxied\" is proxied with heartbeat 0: keepalives and "
+                  "tcp_user_timeout reach only the proxy") != std::string::npos);
+  CHECK(text.find("\"direct\" is proxied") == std::string::npos);
+  CHECK(text.find("proxied-beating") == std::string::npos);
+  const std::string described = describe(config);
+  CHECK(described.find("    proxied: true\n") != std::string::npos);
+  CHECK(described.find("    proxied: false\n") != std::string::npos);
+  const DaemonConfig reloaded = parse_config(described, "printed");
+  REQUIRE(reloaded.targets.size() == 3);
+  CHECK_FALSE(reloaded.targets[0].proxied);
+  CHECK(reloaded.targets[1].proxied);
+}
+
+TEST_CASE("check-config: in_front_of a target the configuration does not watch is a warning") {
+  DaemonConfig config = config_of_targets({"direct", "pooled", "orphan"});
+  config.targets[1].pooler = Pooler::pgbouncer;
+  config.targets[2].pooler = Pooler::pgbouncer;
+  config.targets[1].in_front_of = "direct";
+  config.targets[2].in_front_of = "gone";
+  const std::string text = warnings(config);
+  CHECK(text == "# warning: target \"orphan\" is in_front_of \"gone\", which this configuration "
+                "does not watch: no event of it can reach \"orphan\"\n");
+  const DaemonConfig reloaded = parse_config(describe(config), "printed");
+  REQUIRE(reloaded.targets.size() == 3);
+  CHECK(reloaded.targets[0].in_front_of.empty());
+  CHECK(reloaded.targets[1].in_front_of == "direct");
+  CHECK(reloaded.targets[2].in_front_of == "gone");
 }

@@ -78,6 +78,8 @@ defaults:
   probe_timeout: 7s
   connect_timeout: 4s
   heartbeat: 1m
+  pooler: pgbouncer
+  proxied: true
   keepalives_idle: 6s
   keepalives_interval: 3s
   keepalives_count: 4
@@ -89,12 +91,15 @@ targets:
   - name: primary
     dsn: "host=db1.internal port=5432 dbname=app user=watchdog"
     connections: 2
+    in_front_of: replica
   - name: replica
     dsn: "host=db2.internal dbname=app"
     probe_query: "SELECT 3"
     probe_timeout: 1500ms
     connect_timeout: 2s
     heartbeat: 0
+    pooler: none
+    proxied: false
     keepalives_idle: 10s
     keepalives_interval: 5s
     keepalives_count: 9
@@ -115,6 +120,8 @@ targets:
   defaults.probe_timeout = 7s;
   defaults.connect_timeout = 4s;
   defaults.heartbeat = 1min;
+  defaults.pooler = Pooler::pgbouncer;
+  defaults.proxied = true;
   defaults.keepalives_idle = 6s;
   defaults.keepalives_interval = 3s;
   defaults.keepalives_count = 4;
@@ -129,6 +136,7 @@ targets:
   primary.name = "primary";
   primary.conninfo = "host=db1.internal port=5432 dbname=app user=watchdog";
   primary.connections = 2;
+  primary.in_front_of = "replica";
   CHECK(config.targets[0] == primary);
 
   TargetOptions replica = defaults;
@@ -138,6 +146,8 @@ targets:
   replica.probe_timeout = 1500ms;
   replica.connect_timeout = 2s;
   replica.heartbeat = 0s;
+  replica.pooler = Pooler::none;
+  replica.proxied = false;
   replica.keepalives_idle = 10s;
   replica.keepalives_interval = 5s;
   replica.keepalives_count = 9;
@@ -297,7 +307,7 @@ TEST_CASE("daemon config: unknown keys at the top level - in defaults and in a t
   CHECK(error_of("defaults:\n  connections: 1\n  probe_timout: 5s\n") ==
         "/etc/pgwatchdog.yaml:3: unknown key 'probe_timout' in defaults (known keys: "
         "connections, probe_query, probe_timeout, connect_timeout, heartbeat, heartbeat_query, "
-        "keepalives_idle, keepalives_interval, keepalives_count, tcp_user_timeout, "
+        "pooler, proxied, keepalives_idle, keepalives_interval, keepalives_count, tcp_user_timeout, "
         "backoff_initial, backoff_max, scout_interval, listen_channels, password_file)");
   CHECK(error_of(R"(targets:
   - name: a
@@ -307,10 +317,10 @@ TEST_CASE("daemon config: unknown keys at the top level - in defaults and in a t
 
     probe_timout: 5s
 )") == "/etc/pgwatchdog.yaml:7: unknown key 'probe_timout' in targets[1] (known keys: name, "
-       "dsn, dsn_file, password_file, connections, probe_query, probe_timeout, connect_timeout, "
-       "heartbeat, "
-       "heartbeat_query, keepalives_idle, keepalives_interval, keepalives_count, tcp_user_timeout, "
-       "backoff_initial, backoff_max, scout_interval, listen_channels)");
+       "dsn, dsn_file, password_file, in_front_of, connections, probe_query, probe_timeout, "
+       "connect_timeout, heartbeat, "
+       "heartbeat_query, pooler, proxied, keepalives_idle, keepalives_interval, keepalives_count, "
+       "tcp_user_timeout, backoff_initial, backoff_max, scout_interval, listen_channels)");
 }
 
 TEST_CASE("daemon config: name and dsn belong in a target - not in defaults") {
@@ -458,6 +468,23 @@ TEST_CASE("daemon config: two targets with the same name") {
 )") == "/etc/pgwatchdog.yaml:7: target 'x' is defined twice (first at line 2)");
 }
 
+TEST_CASE("daemon config: pooler is none or pgbouncer - and a pooled heartbeat asks the role") {
+  CHECK(parse_config("defaults:\n  pooler: pgbouncer\n", kOrigin).defaults.pooler ==
+        Pooler::pgbouncer);
+  CHECK(parse_config("defaults:\n  pooler: none\n", kOrigin).defaults.pooler == Pooler::none);
+  CHECK(parse_config("listen: \"127.0.0.1:0\"\n", kOrigin).defaults.pooler == Pooler::none);
+  // One value for both pool modes (see Pooler): a mode name is refused, not guessed at.
+  CHECK(error_of("defaults:\n  pooler: pgbouncer-transaction\n") ==
+        "/etc/pgwatchdog.yaml:2: pooler: unknown pooler 'pgbouncer-transaction' (none, "
+        "pgbouncer)");
+  CHECK(error_of("defaults:\n  pooler: [pgbouncer]\n") ==
+        "/etc/pgwatchdog.yaml:2: pooler: expected a string, got a list");
+  CHECK(error_of("targets:\n  - name: p\n    dsn: host=a\n    pooler: pgbouncer\n"
+                 "    heartbeat_query: SELECT 1\n") ==
+        "/etc/pgwatchdog.yaml:2: target 'p': heartbeat_query cannot be set with a pooler: the "
+        "heartbeat asks the role in SQL");
+}
+
 TEST_CASE("daemon config: values pgwd::validate refuses are reported at the target's name") {
   CHECK(error_of("defaults:\n  backoff_initial: 1s\n  backoff_max: 500ms\n"
                  "targets:\n  - {name: y, dsn: host=a}\n") ==
@@ -592,4 +619,11 @@ TEST_CASE("daemon config: per_target_histograms is true or false, nothing else")
   CHECK(parse_config("per_target_histograms: true\n", kOrigin).per_target_histograms);
   CHECK(error_of("per_target_histograms: maybe\n") ==
         "/etc/pgwatchdog.yaml:1: per_target_histograms: expected true or false, got 'maybe'");
+}
+
+TEST_CASE("daemon config: in_front_of belongs to one target - under defaults it is an unknown key") {
+  CHECK(error_of("defaults:\n  in_front_of: primary\n").find(
+            "/etc/pgwatchdog.yaml:2: unknown key 'in_front_of' in defaults") == 0);
+  CHECK(error_of("targets:\n  - name: a\n    dsn: host=x\n    proxied: yes\n") ==
+        "/etc/pgwatchdog.yaml:4: proxied: expected true or false, got 'yes'");
 }

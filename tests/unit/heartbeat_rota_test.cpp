@@ -149,3 +149,39 @@ TEST_CASE(
   CHECK(longest <= period);
   CHECK(longest - shortest > period / 16);  // jittered, not a fixed beat
 }
+
+TEST_CASE_FIXTURE(Fixture,
+                  "heartbeat rota: beat_now sends one round trip at once by the next connection "
+                  "that can take it, and leaves the rhythm where it was") {
+  HeartbeatRota rota(loop, random, 1s, 3, beat());
+  rota.start();
+  loop.advance(0s);  // LowestRandom: the first turn at once, by connection 0
+  REQUIRE(took == std::vector<std::size_t>{0});
+  const MonotonicTime asked_at = loop.now() + 100ms;
+  loop.advance(100ms);
+  idle[1] = false;
+  rota.beat_now();
+  CHECK(took == std::vector<std::size_t>{0, 2});
+  CHECK(at[1] == asked_at);
+  // The next turn is still 7/8 of a period after the first, and goes on from connection 0.
+  loop.advance(775ms - 1ns);
+  CHECK(took.size() == 2);
+  loop.advance(1ns);
+  CHECK(took == std::vector<std::size_t>{0, 2, 0});
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "heartbeat rota: beat_now works with period 0 (no rhythm at all), and sends "
+                  "nothing when no connection can take it") {
+  HeartbeatRota rota(loop, random, 0s, 3, beat());
+  rota.start();
+  loop.advance(10s);
+  CHECK(took.empty());
+  rota.beat_now();
+  CHECK(took == std::vector<std::size_t>{0});
+  idle = {false, false, false};
+  rota.beat_now();
+  CHECK(took.size() == 1);
+  CHECK(asked == std::vector<std::size_t>{0, 1, 2, 0});
+  CHECK(loop.armed_timers() == 0);
+}

@@ -64,6 +64,36 @@ TEST_CASE(
   CHECK_FALSE(session_ending("ERROR", "57014", "canceling statement").has_value());
 }
 
+TEST_CASE("server error: PgBouncer's own errors get causes of their own - told by the message") {
+  // PgBouncer 1.18's texts (send_pooler_error: FATAL, 08P01 unless told otherwise).
+  CHECK(session_ending("FATAL", "08P01", "server conn crashed?") == Cause::pooler_server_lost);
+  CHECK(session_ending("FATAL", "08P01",
+                       "server login has been failing, try again later (server_login_retry)") ==
+        Cause::pooler_login_failing);
+  // Newer PgBouncer adds the cached error to the same words.
+  CHECK(session_ending("FATAL", "08P01",
+                       "server login has been failing, cached error: connect failed "
+                       "(server_login_retry)") == Cause::pooler_login_failing);
+  CHECK(session_ending("FATAL", "08P01", "query_wait_timeout") == Cause::pooler_queue_timeout);
+  // PgBouncer closes the client after each, and sends no non-localized severity: libpq's
+  // fallback may leave it empty.
+  CHECK(session_ending("", "08P01", "query_wait_timeout") == Cause::pooler_queue_timeout);
+  // PgBouncer's other 08P01 errors, and the same words under another code, are not these.
+  CHECK(session_ending("FATAL", "08P01", "client_login_timeout") == Cause::server_error);
+  CHECK(session_ending("FATAL", "XX000", "server conn crashed?") == Cause::server_error);
+  CHECK_FALSE(pooler_error("08P01", "no more connections allowed (max_client_conn)").has_value());
+  CHECK_FALSE(pooler_error("", "query_wait_timeout").has_value());
+  // The server's own word comes first: a terminate forwarded by PgBouncer stays server_shutdown.
+  CHECK(session_ending("FATAL", "57P01", "terminating connection due to administrator command") ==
+        Cause::server_shutdown);
+  // A refused login, as libpq words it: the message carries libpq's prefix.
+  const ServerError login = parse_connection_error(
+      "connection to server at \"127.0.0.1\", port 6432 failed: FATAL:  08P01: server login has "
+      "been failing, try again later (server_login_retry)\n");
+  CHECK(login.sqlstate == "08P01");
+  CHECK(pooler_error(login.sqlstate, login.message) == Cause::pooler_login_failing);
+}
+
 TEST_CASE("server error: one_line folds libpq's multi-line messages") {
   CHECK(one_line("server closed the connection unexpectedly\n\tThis probably means\n") ==
         "server closed the connection unexpectedly This probably means");

@@ -122,6 +122,14 @@ TEST_CASE(
   o.backoff_max = 10ms;
   CHECK(error_of(o) == "target 'primary': backoff_max must not be less than backoff_initial");
   o = target("host=127.0.0.1");
+  o.in_front_of = "primary";
+  CHECK(error_of(o) == "target 'primary': in_front_of names the target itself");
+  o.in_front_of = std::string(129, 'x');
+  CHECK(error_of(o) ==
+        "target 'primary': in_front_of is longer than a target name may be (128 bytes)");
+  o.in_front_of = "direct";
+  CHECK(error_of(o) == "");
+  o = target("host=127.0.0.1");
   o.name = "";
   CHECK(error_of(o) == "a target needs a name");
 }

@@ -208,6 +208,22 @@ std::vector<std::string> read_string_list(const ErrorReporter& report, const Ent
   return strings;
 }
 
+Pooler read_pooler(const ErrorReporter& report, const Entry& entry) {
+  const std::string name = read_string(report, entry);
+  const auto pooler = parse_pooler(name);
+  if (!pooler)
+    report.fail(entry.line,
+                entry.key + ": unknown pooler " + quoted_value(name) + " (none, pgbouncer)");
+  return *pooler;
+}
+
+bool read_bool(const ErrorReporter& report, const Entry& entry) {
+  const std::string value = read_string(report, entry);
+  if (value != "true" && value != "false")
+    report.fail(entry.line, entry.key + ": expected true or false, got " + quoted_value(value));
+  return value == "true";
+}
+
 // The keys allowed both under `defaults:` and in a target, in the order the docs list them.
 struct TargetSetting {
   std::string_view key;
@@ -223,13 +239,15 @@ using std::chrono::seconds;
 // that the message names the key and its line. Keepalive limits are Linux's (TCP_KEEPIDLE and
 // TCP_KEEPINTVL at most 32767 s, TCP_KEEPCNT at most 127): beyond them every connect would fail.
 // clang-format off
-constexpr std::array<TargetSetting, 14> kTargetSettings{{
+constexpr std::array<TargetSetting, 16> kTargetSettings{{
     {"connections", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.connections = read_count(r, e, 1, 1000); }},
     {"probe_query", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.probe_query = read_bounded_string(r, e, kMaxProbeQueryBytes); }},
     {"probe_timeout", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.probe_timeout = read_duration(r, e, milliseconds(1), hours(1)); }},
     {"connect_timeout", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.connect_timeout = read_duration(r, e, milliseconds(1), minutes(10)); }},
     {"heartbeat", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.heartbeat = read_duration(r, e, Duration::zero(), hours(24)); }},
     {"heartbeat_query", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.heartbeat_query = read_bounded_string(r, e, kMaxProbeQueryBytes); }},
+    {"pooler", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.pooler = read_pooler(r, e); }},
+    {"proxied", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.proxied = read_bool(r, e); }},
     {"keepalives_idle", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_idle = read_duration(r, e, seconds(1), seconds(32767)); }},
     {"keepalives_interval", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_interval = read_duration(r, e, seconds(1), seconds(32767)); }},
     {"keepalives_count", [](const ErrorReporter& r, const Entry& e, TargetOptions& o) { o.keepalives_count = read_count(r, e, 1, 127); }},
@@ -260,7 +278,8 @@ const std::vector<std::string_view>& defaults_keys() {
 
 const std::vector<std::string_view>& target_keys() {
   static const std::vector<std::string_view> keys = [] {
-    std::vector<std::string_view> names{"name", "dsn", "dsn_file", "password_file"};
+    // in_front_of names one other target: the same for all of them would name one's self.
+    std::vector<std::string_view> names{"name", "dsn", "dsn_file", "password_file", "in_front_of"};
     for (const TargetSetting& setting : kTargetSettings) names.push_back(setting.key);
     return names;
   }();
@@ -335,6 +354,8 @@ ParsedTarget parse_target(const ErrorReporter& report, const YAML::Node& map, st
       if (entry.value.IsNull()) continue;
       target.sources.dsn_file = read_string(report, entry);
       dsn_file_line = entry.line;
+    } else if (entry.key == "in_front_of") {
+      target.options.in_front_of = read_string(report, entry);
     } else if (entry.key == "password_file") {
       // "" on a target: no password_file, not even the defaults' one.
       target.sources.password_file = read_string(report, entry);
@@ -750,11 +771,7 @@ DaemonConfig parse_document(const ErrorReporter& report, std::string_view yaml_t
                     "log_format: unknown format " + quoted_value(name) + " (text, json)");
       config.log_format = *format;
     } else if (entry.key == "per_target_histograms") {
-      const std::string value = read_string(report, entry);
-      if (value != "true" && value != "false")
-        report.fail(entry.line,
-                    "per_target_histograms: expected true or false, got " + quoted_value(value));
-      config.per_target_histograms = value == "true";
+      config.per_target_histograms = read_bool(report, entry);
     } else if (entry.key == "connector_threads") {
       config.connector_threads =
           static_cast<std::size_t>(read_count(report, entry, 0, static_cast<int>(kMaxConnectorThreads)));

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <memory>
 #include <numeric>
+#include <string_view>
+#include <unordered_set>
 
 #include "daemon/duration.hpp"
 #include "daemon/secret_sources.hpp"
@@ -159,6 +161,9 @@ std::string to_yaml(const DaemonConfig& config) {
     out += fmt::format("    connect_timeout: {}\n", format_duration(t.connect_timeout));
     out += fmt::format("    heartbeat: {}\n", format_duration(t.heartbeat));
     out += fmt::format("    heartbeat_query: {}\n", quoted(t.heartbeat_query));
+    out += fmt::format("    pooler: {}\n", to_string(t.pooler));
+    out += fmt::format("    proxied: {}\n", t.proxied);
+    if (!t.in_front_of.empty()) out += fmt::format("    in_front_of: {}\n", quoted(t.in_front_of));
     out += fmt::format("    keepalives_idle: {}\n", format_duration(t.keepalives_idle));
     out += fmt::format("    keepalives_interval: {}\n", format_duration(t.keepalives_interval));
     out += fmt::format("    keepalives_count: {}\n", t.keepalives_count);
@@ -175,12 +180,39 @@ std::string to_yaml(const DaemonConfig& config) {
 
 std::string warnings(const DaemonConfig& config) {
   std::string out;
-  for (const TargetOptions& t : config.targets)
-    if (t.heartbeat == Duration::zero())
+  std::unordered_set<std::string_view> names;
+  for (const TargetOptions& t : config.targets) names.insert(t.name);
+  for (const TargetOptions& t : config.targets) {
+    const std::string name = yaml_quoted(escape_env_references(t.name));
+    // Events reach a target in front of another only inside one watchdog (one shard).
+    if (!t.in_front_of.empty() && !names.contains(t.in_front_of))
       out += fmt::format(
-          "# warning: target {} has heartbeat 0: a hung server, a half-open path behind a proxy "
-          "or pooler, and a role change (a promotion) are not seen while it is idle\n",
-          yaml_quoted(escape_env_references(t.name)));
+          "# warning: target {} is in_front_of {}, which this configuration{} does not watch: "
+          "no event of it can reach {}\n",
+          name, yaml_quoted(escape_env_references(t.in_front_of)),
+          config.shard ? " (this shard)" : "", name);
+    if (t.heartbeat != Duration::zero()) continue;
+    out += fmt::format(
+        "# warning: target {} has heartbeat 0: a hung server, a half-open path behind a proxy "
+        "or pooler, and a role change (a promotion) are not seen while it is idle\n",
+        name);
+    // Behind PgBouncer in transaction pooling an idle client is linked to no server, so nothing
+    // at all reaches it when the server goes: only the heartbeat's round trip finds out.
+    if (t.pooler != Pooler::none)
+      out += fmt::format(
+          "# warning: target {} is behind {} with heartbeat 0: in transaction pooling nothing "
+          "reaches an idle connection when the server stops, crashes or fails over, and the "
+          "role is never asked again after login\n",
+          name, to_string(t.pooler));
+    // A TCP proxy answers the keepalives itself: they test only the leg to it.
+    if (t.proxied)
+      out += fmt::format(
+          "# warning: target {} is proxied with heartbeat 0: keepalives and tcp_user_timeout "
+          "reach only the proxy, so a hung or half-open server behind it is never seen, nor the "
+          "proxy handing over a server of another role (target_session_attrs is checked only "
+          "at login)\n",
+          name);
+  }
   return out;
 }
 

@@ -27,12 +27,16 @@ void HeartbeatRota::stop() {
 void HeartbeatRota::turn() {
   // The next turn first: a beat that stops the rota cancels it.
   timer_->arm(draw(period_ - period_ / 8, period_));
+  beat_now();
+}
+
+void HeartbeatRota::beat_now() {
   for (std::size_t tried = 0; tried < connections_; ++tried) {
     const std::size_t index = next_;
     next_ = (next_ + 1) % connections_;
     if (beat_(index)) return;
   }
-  // None could take it (all down, connecting or already probing): nothing is sent this turn.
+  // None could take it (all down, connecting or already probing): nothing is sent.
 }
 
 }  // namespace pgwd

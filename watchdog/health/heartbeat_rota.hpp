@@ -33,6 +33,9 @@ class HeartbeatRota {
 
   void start();
   void stop();
+  /// One round trip now, by the next connection that can take it, outside the rhythm (which it
+  /// leaves as it is); also with period zero. Same contract as a turn.
+  void beat_now();
 
  private:
   void turn();

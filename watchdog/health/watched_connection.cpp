@@ -225,6 +225,8 @@ bool WatchedConnection::role_still_fits() {
   // An idle connection is told nothing when its server is promoted or demoted: the
   // ParameterStatus before a heartbeat's or a probe's ReadyForQuery is where a new role shows.
   const ServerInfo now = link_->server_info();
+  events_.on_server_refreshed(ref_, now);
+  if (!live()) return false;
   // From unknown to known is no change (before PostgreSQL 14 the first heartbeat's SQL answer is
   // where the role becomes known at all).
   if (!server_.in_hot_standby.empty() && now.in_hot_standby != server_.in_hot_standby) {

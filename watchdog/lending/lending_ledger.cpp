@@ -76,10 +76,9 @@ struct LastLook {
     auto* look = static_cast<LastLook*>(self);
     if (look->forward) look->forward(look->forward_arg, result);
     const char* sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
-    const char* severity = PQresultErrorField(result, PG_DIAG_SEVERITY_NONLOCALIZED);
     const char* message = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
     const std::string state = sqlstate ? sqlstate : "";
-    const std::string level = severity ? severity : "";
+    const std::string level = severity_of(result);
     const std::string text = message ? message : "";
     if (look->ending) return;
     if (const auto cause = session_ending(level, state, text))

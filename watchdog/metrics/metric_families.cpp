@@ -89,6 +89,11 @@ MetricFamilies::MetricFamilies(prometheus::Registry& registry)
                   .Name("pgwatchdog_notices_total")
                   .Help("NOTICE/WARNING messages received on watched connections")
                   .Register(registry)),
+      server_changes(BuildCounter()
+                         .Name("pgwatchdog_server_changes_total")
+                         .Help("Times the server behind a pooled target was not the one that "
+                               "answered before, by target and change (restart, other_server)")
+                         .Register(registry)),
       event_loop_lag(BuildHistogram()
                          .Name("pgwatchdog_event_loop_lag_seconds")
                          .Help("How late the event loop ran a timer of the watchdog that was due, "
@@ -137,7 +142,7 @@ MetricFamilies::MetricFamilies(prometheus::Registry& registry)
 void MetricFamilies::unregister(prometheus::Registry& registry) {
   for (auto* f : {&up, &connections, &in_hot_standby, &build_info}) registry.Remove(*f);
   for (auto* f : {&disconnects, &reconnects, &connect_failures, &wakeups, &probes, &notifications,
-                  &notices, &slow_callbacks})
+                  &notices, &server_changes, &slow_callbacks})
     registry.Remove(*f);
   for (auto* f : {&probe_duration, &outage, &event_loop_lag}) registry.Remove(*f);
   registry.Remove(lent_connections);

@@ -32,6 +32,7 @@ class MetricFamilies {
   prometheus::Family<prometheus::Histogram>& outage;
   prometheus::Family<prometheus::Counter>& notifications;
   prometheus::Family<prometheus::Counter>& notices;
+  prometheus::Family<prometheus::Counter>& server_changes;
   prometheus::Family<prometheus::Histogram>& event_loop_lag;
   prometheus::Family<prometheus::Counter>& slow_callbacks;
   prometheus::Family<prometheus::Gauge>& build_info;

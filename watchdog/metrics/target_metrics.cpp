@@ -18,6 +18,9 @@ constexpr Cause kDisconnectCauses[] = {Cause::wrong_role,
                                        Cause::server_crash,
                                        Cause::idle_session_timeout,
                                        Cause::server_error,
+                                       Cause::pooler_server_lost,
+                                       Cause::pooler_login_failing,
+                                       Cause::pooler_queue_timeout,
                                        Cause::closed,
                                        Cause::timed_out,
                                        Cause::probe_failed,
@@ -25,8 +28,12 @@ constexpr Cause kDisconnectCauses[] = {Cause::wrong_role,
 
 // Why an attempt can fail; their series exist from the start.
 constexpr Cause kConnectFailureCauses[] = {
-    Cause::wrong_role,         Cause::auth_failed, Cause::database_missing, Cause::too_many_clients,
-    Cause::cannot_connect_now, Cause::dns,         Cause::connect_timeout,  Cause::connect_failed};
+    Cause::wrong_role, Cause::auth_failed, Cause::database_missing, Cause::too_many_clients,
+    Cause::cannot_connect_now, Cause::dns, Cause::connect_timeout, Cause::connect_failed,
+    // PgBouncer accepts the login, then the first round trip finds no server.
+    Cause::pooler_login_failing, Cause::pooler_queue_timeout, Cause::pooler_server_lost};
+
+constexpr ServerChange kServerChanges[] = {ServerChange::restart, ServerChange::other_server};
 
 double seconds(std::chrono::nanoseconds d) {
   return std::chrono::duration<double>(d).count();
@@ -40,7 +47,7 @@ bool TargetMetrics::shown(ConnectionState state) noexcept {
 }
 
 TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target,
-                             const SharedHistograms* shared)
+                             const SharedHistograms* shared, bool pooled)
     : families_(families),
       target_(target),
       own_histograms_(shared == nullptr),
@@ -68,6 +75,14 @@ TargetMetrics::TargetMetrics(MetricFamilies& families, const std::string& target
   }
   for (Cause cause : kDisconnectCauses) disconnected_series(cause);
   for (Cause cause : kConnectFailureCauses) connect_failure_series(cause);
+  if (pooled)
+    for (ServerChange change : kServerChanges)
+      server_changes_[static_cast<std::size_t>(change)] = &families.server_changes.Add(
+          {{"target", target}, {"change", std::string(to_string(change))}});
+}
+
+void TargetMetrics::server_changed(ServerChange change) {
+  if (auto* series = server_changes_[static_cast<std::size_t>(change)]) series->Increment();
 }
 
 prometheus::Counter& TargetMetrics::connect_failure_series(Cause cause) {
@@ -127,6 +142,9 @@ void TargetMetrics::each_series(Visit&& visit) {
   }
   visit(families_.notifications, "", "", notifications_, none);
   visit(families_.notices, "", "", notices_, none);
+  for (ServerChange change : kServerChanges)
+    if (auto*& series = server_changes_[static_cast<std::size_t>(change)])
+      visit(families_.server_changes, "change", to_string(change), series, none);
 }
 
 namespace {

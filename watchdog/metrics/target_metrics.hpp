@@ -19,8 +19,9 @@ class TargetMetrics {
  public:
   /// With `shared` (per-target histograms off), probe durations and outages are recorded in
   /// its histograms, which this target does not own.
+  /// `pooled`: the target is behind a pooler, so it has server_changes series.
   TargetMetrics(MetricFamilies& families, const std::string& target,
-                const SharedHistograms* shared = nullptr);
+                const SharedHistograms* shared = nullptr, bool pooled = false);
   ~TargetMetrics();
 
   /// Removes the series of many targets together, family by family (SeriesSweep), where
@@ -57,6 +58,8 @@ class TargetMetrics {
   void notification() { notifications_->Increment(); }
   void notice() { notices_->Increment(); }
   void in_hot_standby(bool standby) { in_hot_standby_->Set(standby ? 1 : 0); }
+  /// Only for a pooled target.
+  void server_changed(ServerChange change);
 
   /// States that have a `pgwatchdog_connections` series.
   static bool shown(ConnectionState state) noexcept;
@@ -93,6 +96,9 @@ class TargetMetrics {
   prometheus::Histogram* outage_;
   prometheus::Counter* notifications_;
   prometheus::Counter* notices_;
+  /// By ServerChange; null unless pooled: a direct target's server changes show as disconnects,
+  /// and 10,000 direct targets need not carry two more series each.
+  std::array<prometheus::Counter*, 2> server_changes_{};
 };
 
 }  // namespace pgwd

@@ -31,8 +31,10 @@ void ignore_notice(void*, const PGresult*) {}
 
 Failure connection_error(PGconn* conn) {
   const ServerError error = parse_connection_error(PQerrorMessage(conn));
-  return {cause_from_sqlstate(error.sqlstate).value_or(Cause::connect_failed), error.sqlstate,
-          error.message};
+  // PgBouncer refuses a login with its own 08P01 errors too (no server to take it).
+  const std::optional<Cause> cause = pooler_error(error.sqlstate, error.message);
+  return {cause ? *cause : cause_from_sqlstate(error.sqlstate).value_or(Cause::connect_failed),
+          error.sqlstate, error.message};
 }
 
 }  // namespace
@@ -107,7 +109,7 @@ void ConnectPoller::finish(std::optional<Failure> failure) {
 
 void ConnectPoller::collect_notice(void* self, const PGresult* result) {
   static_cast<ConnectPoller*>(self)->notices_.push_back(
-      {error_field(result, PG_DIAG_SEVERITY_NONLOCALIZED), error_field(result, PG_DIAG_SQLSTATE),
+      {severity_of(result), error_field(result, PG_DIAG_SQLSTATE),
        error_field(result, PG_DIAG_MESSAGE_PRIMARY)});
 }
 

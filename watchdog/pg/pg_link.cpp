@@ -34,6 +34,17 @@ constexpr const char* kTrackedParameters[] = {
 // PostgreSQL reports in_hot_standby and default_transaction_read_only since 14 (GUC_REPORT).
 constexpr int kReportsRole = 140000;
 constexpr const char* kRecoveryQuery = "SELECT pg_is_in_recovery()";
+// Through a pooler the role must come from the backend that answers, in SQL: the ParameterStatus
+// values at login are PgBouncer's cached welcome message (possibly from before a promotion), and
+// a backend reports a change only when its own value changes. The same round trip names the
+// server (its address and its postmaster's start time), the only way a restart or a failover
+// behind a transaction pool shows at all. The start time as epoch seconds: its text form would
+// follow each server connection's DateStyle and TimeZone.
+constexpr const char* kPooledServerQuery =
+    "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only'), "
+    "extract(epoch FROM pg_postmaster_start_time()), "
+    "coalesce(host(inet_server_addr()), 'local') || ':' || current_setting('port')";
+constexpr int kPooledServerColumns = 4;
 
 }  // namespace
 
@@ -90,6 +101,9 @@ void PgLink::close() {
   query_error_.reset();
   asking_recovery_ = false;
   recovery_from_sql_.reset();
+  read_only_from_sql_.reset();
+  started_from_sql_.clear();
+  address_from_sql_.clear();
   arrived_ = {};
 }
 
@@ -249,16 +263,36 @@ void PgLink::finish_connect() {
     return;
   }
   remember_parameters();
-  const RoleRequirement wanted = standby_pass_ ? RoleRequirement::standby : settings_.role;
-  if (const auto mismatch = role_mismatch(wanted, server_info())) {
-    host_failed({Cause::wrong_role, "", *mismatch});
+  if (settings_.pooled) {
+    // PgBouncer answered the login from its cache, with no server involved: the first message
+    // links this client to a server (in session pooling for good, so that the server's FATAL
+    // and PgBouncer's "server conn crashed?" reach the idle connection), proves that a query can
+    // run, and brings the role. One round trip, the LISTENs included; connected only after it.
+    const std::string setup = settings_.setup_sql + kPooledServerQuery;  // libpq copies it
+    phase_ = Phase::setting_up;
+    send_query(setup.c_str());
+    asking_recovery_ = true;
     return;
   }
+  if (!role_fits()) return;
   if (!settings_.setup_sql.empty()) {
     phase_ = Phase::setting_up;
     send_query(settings_.setup_sql.c_str());
     return;
   }
+  connected();
+}
+
+bool PgLink::role_fits() {
+  const RoleRequirement wanted = standby_pass_ ? RoleRequirement::standby : settings_.role;
+  if (const auto mismatch = role_mismatch(wanted, server_info())) {
+    host_failed({Cause::wrong_role, "", *mismatch});
+    return false;
+  }
+  return true;
+}
+
+void PgLink::connected() {
   host_deadline_->disarm();
   phase_ = Phase::idle;
   callbacks_.on_connected({server_info(), take_arrivals()});
@@ -282,9 +316,18 @@ ServerInfo PgLink::server_info() const {
   info.backend_pid = PQbackendPID(conn_.get());
   info.server_version = PQserverVersion(conn_.get());
   info.host = settings_.hosts[host_index_].label();
+  const auto on_off = [](bool value) { return std::string(value ? "on" : "off"); };
+  if (settings_.pooled) {
+    // Never PgBouncer's cached ParameterStatus: empty until the SQL answered.
+    if (recovery_from_sql_) info.in_hot_standby = on_off(*recovery_from_sql_);
+    if (read_only_from_sql_) info.default_transaction_read_only = on_off(*read_only_from_sql_);
+    info.server_started = started_from_sql_;
+    info.server_address = address_from_sql_;
+    return info;
+  }
   info.in_hot_standby = parameter("in_hot_standby");
   if (info.in_hot_standby.empty() && recovery_from_sql_)
-    info.in_hot_standby = *recovery_from_sql_ ? "on" : "off";
+    info.in_hot_standby = on_off(*recovery_from_sql_);
   info.default_transaction_read_only = parameter("default_transaction_read_only");
   return info;
 }
@@ -341,6 +384,11 @@ void PgLink::probe() {
 
 void PgLink::heartbeat() {
   if (!begin_round_trip()) return;
+  if (settings_.pooled) {
+    send_query(kPooledServerQuery);
+    asking_recovery_ = true;
+    return;
+  }
   if (!settings_.heartbeat_query.empty()) {
     send_query(settings_.heartbeat_query.c_str());
     return;
@@ -402,11 +450,17 @@ void PgLink::drive_query(Readiness ready) {
       break;
     }
     const ExecStatusType status = PQresultStatus(result.get());
-    if (asking_recovery_ && status == PGRES_TUPLES_OK && PQntuples(result.get()) == 1)
+    if (asking_recovery_ && status == PGRES_TUPLES_OK && PQntuples(result.get()) == 1) {
       recovery_from_sql_ = std::string_view(PQgetvalue(result.get(), 0, 0)) == "t";
+      if (PQnfields(result.get()) == kPooledServerColumns) {
+        read_only_from_sql_ = std::string_view(PQgetvalue(result.get(), 0, 1)) == "on";
+        started_from_sql_ = PQgetvalue(result.get(), 0, 2);
+        address_from_sql_ = PQgetvalue(result.get(), 0, 3);
+      }
+    }
     if ((status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE) && !query_error_) {
       const std::string sqlstate = error_field(result.get(), PG_DIAG_SQLSTATE);
-      const std::string severity = error_field(result.get(), PG_DIAG_SEVERITY_NONLOCALIZED);
+      const std::string severity = severity_of(result.get());
       const char* primary = PQresultErrorField(result.get(), PG_DIAG_MESSAGE_PRIMARY);
       const std::string message = primary ? primary : PQresultErrorMessage(result.get());
       const Cause cause = session_ending(severity, sqlstate, message).value_or(Cause::probe_failed);
@@ -455,9 +509,8 @@ void PgLink::query_done(std::optional<Failure> failure) {
       host_failed(*failure);
       return;
     }
-    host_deadline_->disarm();
-    phase_ = Phase::idle;
-    callbacks_.on_connected({server_info(), take_arrivals()});
+    if (settings_.pooled && !role_fits()) return;  // the role only now known
+    connected();
     return;
   }
   phase_ = Phase::idle;
@@ -513,8 +566,7 @@ void PgLink::receive_notice(void* self, const PGresult* result) {
   auto* link = static_cast<PgLink*>(self);
   // The owner of a lent connection hears everything it would have heard had it not lent it.
   if (link->forward_notice_) link->forward_notice_(link->forward_notice_arg_, result);
-  link->take_notice(error_field(result, PG_DIAG_SEVERITY_NONLOCALIZED),
-                    error_field(result, PG_DIAG_SQLSTATE),
+  link->take_notice(severity_of(result), error_field(result, PG_DIAG_SQLSTATE),
                     link->clean(error_field(result, PG_DIAG_MESSAGE_PRIMARY)));
 }
 

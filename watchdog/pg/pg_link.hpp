@@ -25,6 +25,9 @@ struct LinkSettings {
   Nanos host_timeout{};  ///< deadline of one host of an attempt
   std::string probe_query;
   std::string heartbeat_query;    ///< empty: a lone Sync (see heartbeat())
+  /// Behind PgBouncer (TargetOptions::pooler): one round trip before on_connected, and the role
+  /// from SQL only, never from ParameterStatus.
+  bool pooled = false;
   std::string setup_sql;          ///< run after each connect (LISTEN ...); empty for none
   std::string dsn_for_redaction;  ///< the user's text, to strip its password from messages
 };
@@ -70,6 +73,7 @@ class PgLink final : public Link {
   /// messages that precede its ReadyForQuery bring the role back. Before PostgreSQL 14 the server
   /// reports no role, so there it asks `SELECT pg_is_in_recovery()`, a statement, and
   /// server_info() answers in_hot_standby from it. A heartbeat_query, if set, is sent instead.
+  /// A pooled link always asks the role in SQL (kPooledServerQuery): see finish_connect().
   void heartbeat() override;
   void close() override;
   ServerInfo server_info() const override;
@@ -93,6 +97,9 @@ class PgLink final : public Link {
   void on_socket(Readiness ready);
   void on_attempt_done(AttemptOutcome outcome);
   void finish_connect();
+  /// False (and the host failed with wrong_role) if the server's role does not fit.
+  bool role_fits();
+  void connected();  ///< setup done: idle, and on_connected
   void remember_parameters();
   /// probe() and heartbeat(): false (the failure reported from the loop) when not connected.
   bool begin_round_trip();
@@ -130,8 +137,11 @@ class PgLink final : public Link {
   std::unique_ptr<Lookup> previous_lookup_;  ///< may still be running its callback
   std::optional<Failure> ending_;  ///< the server said it is ending the session (57P0x, FATAL)
   std::optional<Failure> query_error_;
-  bool asking_recovery_ = false;           ///< the query in flight is the pre-14 role question
-  std::optional<bool> recovery_from_sql_;  ///< its last answer (before PostgreSQL 14 only)
+  bool asking_recovery_ = false;           ///< the query in flight asks the role (pre-14 or pooled)
+  std::optional<bool> recovery_from_sql_;  ///< its last answer (before PostgreSQL 14, or pooled)
+  std::optional<bool> read_only_from_sql_;  ///< default_transaction_read_only, pooled only
+  std::string started_from_sql_;  ///< pooled only: ServerInfo::server_started
+  std::string address_from_sql_;  ///< pooled only: ServerInfo::server_address
   Arrivals arrived_;                                             ///< read and not handed over yet
   std::vector<std::pair<const char*, std::string>> parameters_;  ///< last ParameterStatus seen
   PQnoticeReceiver forward_notice_ = nullptr;  ///< an adopted connection's owner's receiver

@@ -19,8 +19,21 @@ std::optional<Cause> cause_from_sqlstate(std::string_view s) noexcept {
   return std::nullopt;
 }
 
+std::optional<Cause> pooler_error(std::string_view sqlstate, std::string_view message) noexcept {
+  if (sqlstate != "08P01") return std::nullopt;  // send_pooler_error()'s code
+  const auto says = [&](std::string_view text) {
+    return message.find(text) != std::string_view::npos;
+  };
+  if (says("server conn crashed?")) return Cause::pooler_server_lost;
+  if (says("server login has been failing")) return Cause::pooler_login_failing;
+  if (says("query_wait_timeout")) return Cause::pooler_queue_timeout;
+  return std::nullopt;
+}
+
 std::optional<Cause> session_ending(std::string_view severity, std::string_view sqlstate,
                                     std::string_view message) noexcept {
+  // PgBouncer closes the client after each of these, whatever the severity says.
+  if (const auto pooler = pooler_error(sqlstate, message)) return pooler;
   const bool fatal = severity == "FATAL" || severity == "PANIC";
   if (!ends_session(sqlstate) && !fatal) return std::nullopt;
   if (sqlstate == "57P01") {
@@ -73,6 +86,11 @@ ServerError parse_connection_error(std::string_view text) {
   }
   error.message = one_line(kept);
   return error;
+}
+
+std::string severity_of(const PGresult* result) {
+  const std::string_view severity = error_field(result, PG_DIAG_SEVERITY_NONLOCALIZED);
+  return std::string(severity.empty() ? error_field(result, PG_DIAG_SEVERITY) : severity);
 }
 
 const char* error_field(const PGresult* result, int code) noexcept {

@@ -12,13 +12,13 @@
 #include <string_view>
 #include <thread>
 
-#include "support/raw_connection.hpp"
+#include "pg/handles.hpp"
 #include "support/server_tools.hpp"
 
-namespace pgwd::bench {
+namespace pgwd::testing {
 namespace {
 
-constexpr const char* kAdminUser = "bench_admin";
+constexpr const char* kBouncerAdmin = "bench_admin";
 
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -26,9 +26,17 @@ void write_file(const std::string& path, const std::string& text) {
   if (!out) throw std::runtime_error("could not write " + path);
 }
 
+/// Blocking, on the admin console; throws with libpq's message.
+PgConnPtr connect_blocking(const std::string& conninfo) {
+  PgConnPtr conn(PQconnectdb(conninfo.c_str()));
+  if (!conn || PQstatus(conn.get()) != CONNECTION_OK)
+    throw std::runtime_error("pgbouncer admin console: " + connection_error(conn.get()));
+  return conn;
+}
+
 /// The sum of a column over the rows of the forwarded databases (the admin console's own
 /// "pgbouncer" row counts our SHOW commands).
-long long sum_column(PGresult* result, const char* column) {
+long long sum_column(const PGresult* result, const char* column) {
   const int field = PQfnumber(result, column);
   const int database = PQfnumber(result, "database");
   long long sum = 0;
@@ -44,17 +52,20 @@ long long sum_column(PGresult* result, const char* column) {
 
 PgBouncer::PgBouncer(PgBouncerSettings settings) : settings_(std::move(settings)) {
   // Under $TMPDIR (scripts/bench points it at its own directory, which it cleans up).
-  std::string pattern = (std::filesystem::temp_directory_path() / "pgwd-bench-pgbouncer.XXXXXX").string();
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "pgwd-bench-pgbouncer.XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   directory_ = pattern;
   ::chmod(directory_.c_str(), 0755);
-  port_ = testing::free_tcp_port();
+  port_ = free_tcp_port();
   ini_path_ = directory_ + "/pgbouncer.ini";
   const std::string client_method = settings_.scram_verifier.empty() ? "trust" : "scram-sha-256";
+  // One line of code per line of the files.
+  // clang-format off
   write_file(directory_ + "/hba.conf",
-             "host all " + std::string(kAdminUser) + " 127.0.0.1/32 trust\n"
+             "host all " + std::string(kBouncerAdmin) + " 127.0.0.1/32 trust\n"
              "host all " + settings_.user + " 127.0.0.1/32 " + client_method + "\n");
-  write_file(directory_ + "/userlist.txt", "\"" + std::string(kAdminUser) + "\" \"\"\n\"" +
+  write_file(directory_ + "/userlist.txt", "\"" + std::string(kBouncerAdmin) + "\" \"\"\n\"" +
                                                settings_.user + "\" \"" + settings_.scram_verifier +
                                                "\"\n");
   write_file(ini_path_,
@@ -68,19 +79,21 @@ PgBouncer::PgBouncer(PgBouncerSettings settings) : settings_(std::move(settings)
              "auth_type = hba\n"
              "auth_hba_file = " + directory_ + "/hba.conf\n"
              "auth_file = " + directory_ + "/userlist.txt\n"
-             "admin_users = " + kAdminUser + "\n"
-             "pool_mode = transaction\n"
+             "admin_users = " + kBouncerAdmin + "\n"
+             "pool_mode = " + settings_.pool_mode + "\n"
              "max_client_conn = " + std::to_string(settings_.max_clients) + "\n"
              "default_pool_size = 20\n"
+             "query_wait_timeout = " + std::to_string(settings_.query_wait_timeout_seconds) + "\n"
              "logfile = " + directory_ + "/pgbouncer.log\n"
              "pidfile = " + directory_ + "/pgbouncer.pid\n"
              "log_connections = 0\n"
              "log_disconnections = 0\n"
              "server_login_retry = 0\n");
+  // clang-format on
   if (::geteuid() == 0) {
     for (const auto& entry : std::filesystem::directory_iterator(directory_))
-      testing::chown_to_postgres(entry.path().string());
-    testing::chown_to_postgres(directory_);
+      chown_to_postgres(entry.path().string());
+    chown_to_postgres(directory_);
   }
   start();
 }
@@ -92,7 +105,7 @@ PgBouncer::~PgBouncer() {
 }
 
 std::string PgBouncer::admin_conninfo() const {
-  return "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=pgbouncer user=" + kAdminUser;
+  return "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=pgbouncer user=" + kBouncerAdmin;
 }
 
 void PgBouncer::start() {
@@ -102,15 +115,15 @@ void PgBouncer::start() {
     argv = {"--reuid=postgres", "--regid=postgres", "--init-groups", "pgbouncer", ini_path_};
   else
     argv = {ini_path_};
-  process_ = std::make_unique<testing::DaemonProcess>(::geteuid() == 0 ? "setpriv" : "pgbouncer",
-                                                     argv);
+  process_ = std::make_unique<DaemonProcess>(::geteuid() == 0 ? "setpriv" : "pgbouncer", argv);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   for (;;) {
-    PgConn conn(PQconnectdb(admin_conninfo().c_str()));
+    PgConnPtr conn(PQconnectdb(admin_conninfo().c_str()));
     if (conn && PQstatus(conn.get()) == CONNECTION_OK) return;
     if (!process_->running() || std::chrono::steady_clock::now() > deadline) {
       std::ifstream log(directory_ + "/pgbouncer.log");
-      const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+      const std::string text((std::istreambuf_iterator<char>(log)),
+                             std::istreambuf_iterator<char>());
       throw std::runtime_error("pgbouncer did not start:\n" + process_->output() + text);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // nothing else to wait on
@@ -119,7 +132,8 @@ void PgBouncer::start() {
 
 void PgBouncer::stop() {
   process_->send_signal(SIGTERM);
-  if (!process_->wait_exit(std::chrono::seconds(30))) throw std::runtime_error("pgbouncer did not stop");
+  if (!process_->wait_exit(std::chrono::seconds(30)))
+    throw std::runtime_error("pgbouncer did not stop");
 }
 
 void PgBouncer::restart() {
@@ -128,20 +142,17 @@ void PgBouncer::restart() {
 }
 
 long long PgBouncer::total_queries() const {
-  PgConn conn = connect_blocking(admin_conninfo());
-  PGresult* result = PQexec(conn.get(), "SHOW STATS");
-  const long long sum = sum_column(result, "total_query_count");
-  PQclear(result);
-  return sum;
+  PgConnPtr conn = connect_blocking(admin_conninfo());
+  const PgResultPtr result(PQexec(conn.get(), "SHOW STATS"));
+  return sum_column(result.get(), "total_query_count");
 }
 
 long long PgBouncer::clients() const {
-  PgConn conn = connect_blocking(admin_conninfo());
-  PGresult* result = PQexec(conn.get(), "SHOW POOLS");
+  PgConnPtr conn = connect_blocking(admin_conninfo());
+  const PgResultPtr result(PQexec(conn.get(), "SHOW POOLS"));
   long long sum = 0;
-  for (const char* column : {"cl_active", "cl_waiting"}) sum += sum_column(result, column);
-  PQclear(result);
+  for (const char* column : {"cl_active", "cl_waiting"}) sum += sum_column(result.get(), column);
   return sum;
 }
 
-}  // namespace pgwd::bench
+}  // namespace pgwd::testing

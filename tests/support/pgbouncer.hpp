@@ -1,11 +1,12 @@
 #pragma once
 
 /// \file
-/// A throwaway PgBouncer (Debian's pgbouncer) in front of a TestCluster, for the sizes that do
-/// not fit as PostgreSQL backends on a small machine (10,000 connections). It runs in the
-/// foreground as the OS user postgres (it refuses root), in transaction pooling mode: an idle
-/// client holds no server connection, so the benchmark's clients are PgBouncer's, and the
-/// server sees only the statements PgBouncer forwards.
+/// A throwaway PgBouncer (Debian's pgbouncer) in front of a TestCluster: for the benchmarks, the
+/// sizes that do not fit as PostgreSQL backends on a small machine (10,000 connections); for the
+/// tests, what a watched connection sees through a pooler. It runs in the foreground as the OS
+/// user postgres (it refuses root), in transaction pooling by default: an idle client holds no
+/// server connection, so the benchmark's clients are PgBouncer's, and the server sees only the
+/// statements PgBouncer forwards.
 ///
 /// Clients log in as `user` (trust, or SCRAM against the verifier given); PgBouncer itself logs
 /// into the server as `server_user` (which the cluster must trust from 127.0.0.1).
@@ -16,7 +17,7 @@
 
 #include "support/daemon_process.hpp"
 
-namespace pgwd::bench {
+namespace pgwd::testing {
 
 struct PgBouncerSettings {
   std::string server_host = "127.0.0.1";
@@ -26,6 +27,9 @@ struct PgBouncerSettings {
   /// Empty: trust. Else the SCRAM verifier ("SCRAM-SHA-256$...") of `user`'s password.
   std::string scram_verifier;
   int max_clients = 12000;
+  std::string pool_mode = "transaction";  ///< or "session"
+  /// How long a client's query may wait for a server before PgBouncer drops it (its default).
+  int query_wait_timeout_seconds = 120;
 };
 
 class PgBouncer {
@@ -57,7 +61,7 @@ class PgBouncer {
   std::string directory_;
   std::string ini_path_;
   int port_ = 0;
-  std::unique_ptr<testing::DaemonProcess> process_;
+  std::unique_ptr<DaemonProcess> process_;
 };
 
-}  // namespace pgwd::bench
+}  // namespace pgwd::testing
