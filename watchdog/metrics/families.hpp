@@ -1,0 +1,129 @@
+#pragma once
+
+// Every metric family pgwatchdog exports, in the order /metrics writes them. docs/metrics.md is
+// the contract: names, types, labels and help texts are public (dashboards, alerts, queries).
+
+#include "metrics/series.hpp"
+
+namespace pgwd::families {
+
+inline constexpr double kProbeDurationBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                   0.1,    0.25,  0.5,    1,     2.5,  5};
+inline constexpr double kOutageBuckets[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1,  2.5,
+                                            5,    10,   30,  60,   300, 900};
+inline constexpr double kLoopLagBuckets[] = {0.001, 0.005, 0.01, 0.025, 0.05,
+                                             0.1,   0.25,  0.5,  1,     2.5};
+// From "an idle connection was there" (microseconds) to "waited for one to be opened or
+// returned" (milliseconds to the acquire timeout).
+inline constexpr double kPoolAcquireBuckets[] = {0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005,
+                                                 0.01,    0.05,    0.1,    0.5,    1,     5};
+
+using enum MetricType;
+
+// The targets' (TargetSeries).
+inline constexpr Family up{
+    0, "pgwatchdog_up",
+    "1 while at least one connection of the target is connected (healthy or probing)", gauge};
+inline constexpr Family in_hot_standby{1, "pgwatchdog_in_hot_standby",
+                                       "1 if the server a connection of the target last connected "
+                                       "to or probed is a hot standby, else 0",
+                                       gauge};
+inline constexpr Family connections{2, "pgwatchdog_connections",
+                                    "Watched connections per life-cycle state", gauge};
+inline constexpr Family disconnects{3, "pgwatchdog_disconnects_total",
+                                    "Connections lost, by cause", counter};
+inline constexpr Family reconnects{4, "pgwatchdog_reconnects_total",
+                                   "Connect attempts after the first, by result", counter};
+inline constexpr Family connect_failures{
+    5, "pgwatchdog_connect_failures_total",
+    "Failed connect attempts (first ones included), by cause", counter};
+inline constexpr Family server_changes{6, "pgwatchdog_server_changes_total",
+                                       "Times the server behind a pooled target was not the one "
+                                       "that answered before, by target and change (restart, "
+                                       "other_server)",
+                                       counter};
+inline constexpr Family wakeups{7, "pgwatchdog_wakeups_total",
+                                "Times the OS reported activity on an idle watched connection",
+                                counter};
+inline constexpr Family probes{8, "pgwatchdog_probes_total", "Probe queries sent, by result",
+                               counter};
+inline constexpr Family probe_duration{9, "pgwatchdog_probe_duration_seconds",
+                                       "Round trip of successful probes", histogram,
+                                       kProbeDurationBuckets};
+inline constexpr Family outage{
+    10, "pgwatchdog_outage_seconds",
+    "From a lost connection detected to the same connection healthy again", histogram,
+    kOutageBuckets};
+inline constexpr Family notifications{11, "pgwatchdog_notifications_total",
+                                      "NOTIFY messages received on watched connections", counter};
+inline constexpr Family notices{12, "pgwatchdog_notices_total",
+                                "NOTICE/WARNING messages received on watched connections",
+                                counter};
+// A watchdog's loop (LoopSeries).
+inline constexpr Family event_loop_lag{
+    13, "pgwatchdog_event_loop_lag_seconds",
+    "How late the event loop ran a timer of the watchdog that was due, by loop (the watchdog's "
+    "name)",
+    histogram, kLoopLagBuckets};
+inline constexpr Family slow_callbacks{14, "pgwatchdog_slow_callbacks_total",
+                                       "Callbacks of the watchdog that ran longer than its "
+                                       "slow_callback_threshold, by loop and phase",
+                                       counter};
+// The store's own (Store).
+inline constexpr Family build_info{
+    15, "pgwatchdog_build_info", "Version of pgwatchdog and of the libpq it runs with; always 1",
+    gauge};
+// Connections hosts lend (pgwd/lending.hpp), by the loans' target (LentSeries).
+inline constexpr Family lent_connections{16, "pgwatchdog_lent_connections",
+                                         "Host-owned connections lent to the watchdog and not "
+                                         "taken back yet, by target (dead ones included)",
+                                         gauge};
+inline constexpr Family lent_deaths{17, "pgwatchdog_lent_deaths_total",
+                                    "Lent connections found dead while lent, by target and cause",
+                                    counter};
+inline constexpr Family lent_take_backs{18, "pgwatchdog_lent_take_backs_total",
+                                        "Take-backs of lent connections, by target and verdict "
+                                        "(alive, dead, busy, watchdog_stopped)",
+                                        counter};
+inline constexpr Family lent_probes{19, "pgwatchdog_lent_probes_total",
+                                    "Probe queries sent on lent connections, by target", counter};
+inline constexpr Family lent_notifications{20, "pgwatchdog_lent_notifications_total",
+                                           "NOTIFY messages read on lent connections and handed "
+                                           "back with the take-back verdict, by target",
+                                           counter};
+inline constexpr Family server_lost{21, "pgwatchdog_server_lost_total",
+                                    "Times the evidence said a target's server as a whole went "
+                                    "away (the lenders were told to drop every idle connection), "
+                                    "by target",
+                                    counter};
+// The daemon's (daemon/daemon_metrics.hpp).
+inline constexpr Family shard_info{22, "pgwatchdog_shard_info",
+                                   "Which shard of the targets this process watches (--shard, "
+                                   "--total-shards); always 1",
+                                   gauge};
+inline constexpr Family shard_targets{
+    23, "pgwatchdog_shard_targets",
+    "Targets this process watches: those of the config that hash to its shard", gauge};
+inline constexpr Family log_messages_dropped{24, "pgwatchdog_log_messages_dropped_total",
+                                             "Log lines dropped because stderr did not take them "
+                                             "fast enough (the log queue was full)",
+                                             counter};
+// pgwd::Pool's (pool/pool_series.hpp).
+inline constexpr Family pool_connections{25, "pgwatchdog_pool_connections",
+                                         "Connections of a pgwd::Pool per state: idle (lent to "
+                                         "the watchdog), in_use (leased), opening",
+                                         gauge};
+inline constexpr Family pool_waiters{26, "pgwatchdog_pool_waiters",
+                                     "acquire() calls of a pgwd::Pool waiting for a connection",
+                                     gauge};
+inline constexpr Family pool_acquire{27, "pgwatchdog_pool_acquire_seconds",
+                                     "Time acquire() took to hand out a connection", histogram,
+                                     kPoolAcquireBuckets};
+inline constexpr Family pool_found_dead{28, "pgwatchdog_pool_checkouts_found_dead_total",
+                                        "Checkouts whose take-back said dead (another connection "
+                                        "was handed out instead)",
+                                        counter};
+inline constexpr Family pool_replaced{29, "pgwatchdog_pool_replaced_total",
+                                      "Connections a pgwd::Pool closed, by cause", counter};
+
+}  // namespace pgwd::families
