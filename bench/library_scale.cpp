@@ -6,13 +6,10 @@
 //  - remove_half: remove_target of half the targets, on the loop;
 //  - destroy:     destroying the Watchdog with the other half (what SIGTERM costs the daemon).
 // and, with that many targets of one connection each (up to 10,000: --target-sizes), removing
-// half the targets, which is what costs metric series (each target has 33):
-//  - remove_half_targets:            Watchdog::remove_targets on a registry scraped through the
-//                                    guard (metrics/scrape_guard.hpp), as the daemon's is;
-//  - remove_half_targets_unguarded:  remove_targets on a plain registry (an embedding host's);
-//  - remove_half_targets_one_by_one: remove_target of each, as before remove_targets existed.
-// The last two are O(k·(n−k)) in the series (prometheus-cpp 1.0.1 removes by a search): above
-// 1,000 targets they are skipped with that reason.
+// half the targets, which is what costs metric series (each target has a row of them in the
+// series store, dropped in O(1)):
+//  - remove_half_targets:            Watchdog::remove_targets, what a reload does;
+//  - remove_half_targets_one_by_one: remove_target of each.
 // Sizes run in ascending order; a size whose remove + destroy is predicted, from the previous
 // size and a quadratic growth, to take longer than --budget seconds is skipped with the
 // prediction printed (the landed code is quadratic in both; the fixed code will not be skipped).
@@ -23,13 +20,12 @@
 
 #include "support/bench_args.hpp"
 #include "support/connection_tracker.hpp"
+#include "support/daemon_process.hpp"
 #include "support/figures.hpp"
 #include "support/loop_host.hpp"
 #include "support/process_stats.hpp"
 #include "support/quiet_logger.hpp"
 #include "support/targets.hpp"
-#include "support/daemon_process.hpp"
-#include "metrics/scrape_guard.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
@@ -39,15 +35,13 @@ namespace {
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-enum class Removal { together_guarded, together_unguarded, one_by_one };
+enum class Removal { together, one_by_one };
 
 /// `targets` targets of one connection each to a closed port, then half of them removed as
 /// `how` says, on the loop: the seconds that took.
 double remove_half_targets(int targets, Removal how, const std::string& conninfo) {
   WatchdogOptions options;
   options.logger = quiet_logger();
-  options.registry = std::make_shared<prometheus::Registry>();
-  if (how == Removal::together_guarded) ScrapeGuard::declare_guarded(options.registry);
   LoopHost host(options);
   host.call([&](Watchdog& w) {
     for (int i = 0; i < targets; ++i) {
@@ -84,18 +78,11 @@ int main(int argc, char** argv) {
                                    std::to_string(testing::free_tcp_port()) +
                                    " user=nobody dbname=postgres connect_timeout=5";
       emit_value("scale.library_remove_half_targets_s." + n,
-                 remove_half_targets(targets, Removal::together_guarded, conninfo), "s",
-                 "remove_targets of half the targets (one connection each), guarded registry");
-      const char* quadratic = "O(k*(n-k)) in the series: prometheus-cpp 1.0.1 removes by a search";
-      for (const auto& [how, figure] :
-           {std::pair{Removal::together_unguarded, "library_remove_half_targets_unguarded_s"},
-            std::pair{Removal::one_by_one, "library_remove_half_targets_one_by_one_s"}}) {
-        if (targets > 1000)
-          emit_skipped(std::string("scale.") + figure + "." + n, quadratic);
-        else
-          emit_value(std::string("scale.") + figure + "." + n,
-                     remove_half_targets(targets, how, conninfo), "s");
-      }
+                 remove_half_targets(targets, Removal::together, conninfo), "s",
+                 "remove_targets of half the targets (one connection each)");
+      emit_value("scale.library_remove_half_targets_one_by_one_s." + n,
+                 remove_half_targets(targets, Removal::one_by_one, conninfo), "s",
+                 "remove_target of each of half the targets");
     }
     std::optional<std::pair<int, double>> previous;  // size, remove + destroy seconds
     for (const int size : sizes) {

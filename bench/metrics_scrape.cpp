@@ -3,10 +3,10 @@
 // change and the loop is busy reconnecting), how big the exposition is, how many series it has,
 // and how many of them are histogram buckets; the same with per_target_histograms: false; 50
 // scrapers at once against one target; and,
-// in this process on a registry of the same shape, where a scrape's time goes: prometheus-cpp's
-// Registry::Collect (copying every series), our text writer on its output, TextSerializer, and
-// what /metrics does now: the registry read in place (append_registry_text).
-#include <prometheus/registry.h>
+// in this process on a series store of the same shape, where a scrape's time goes: what
+// /metrics does (SeriesStore::append_text), and what a host's prometheus-cpp Exposer does
+// (pgwd::prometheus_collectable's Collect, then TextSerializer).
+#include <prometheus/collectable.h>
 #include <prometheus/text_serializer.h>
 
 #include <atomic>
@@ -18,10 +18,10 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/metrics_text.hpp"
-#include "metrics/loop_metrics.hpp"
-#include "metrics/metric_families.hpp"
-#include "metrics/target_metrics.hpp"
+#include "metrics/loop_series.hpp"
+#include "metrics/store.hpp"
+#include "metrics/target_series.hpp"
+#include "pgwd/prometheus_collectable.hpp"
 #include "support/bench_args.hpp"
 #include "support/bench_daemon.hpp"
 #include "support/figures.hpp"
@@ -101,55 +101,49 @@ std::vector<double> concurrent_scrapes(const BenchDaemon& daemon, int scrapers, 
 }
 
 // The daemon's series for `targets` targets, with one probe and one outage each, in this process:
-// how long Registry::Collect, our writer and TextSerializer take on them (what /metrics does,
-// without HTTP).
+// how long the store's text writer (what /metrics does, without HTTP), the prometheus-cpp
+// collectable and TextSerializer take on them.
 void breakdown(const std::string& prefix, int targets, int rounds) {
-  auto registry = std::make_shared<prometheus::Registry>();
-  MetricFamilies families(*registry);
-  LoopMetrics loop(families, "daemon");
-  std::vector<std::unique_ptr<TargetMetrics>> series;
+  const auto metrics = make_series_store();
+  Store& store = Store::of(*metrics);
+  LoopSeries loop(store, "daemon");
+  std::vector<std::unique_ptr<TargetSeries>> series;
   for (int i = 0; i < targets; ++i) {
-    series.push_back(std::make_unique<TargetMetrics>(families, "t" + std::to_string(i)));
+    series.push_back(std::make_unique<TargetSeries>(store, "t" + std::to_string(i)));
     series.back()->probed(ProbeResult::ok, std::chrono::microseconds(300 + i));
     series.back()->outage(std::chrono::milliseconds(40 + i));
   }
   // One way after the other, each for all rounds: interleaved, each would run on the caches the
   // previous one emptied.
-  std::vector<double> collect_ms, write_ms, serializer_ms, in_place_ms;
+  std::vector<double> collect_ms, serializer_ms, in_place_ms;
   std::string in_place;
   for (int round = 0; round < rounds; ++round) {
     in_place.clear();
     in_place.reserve(4u << 20);
     const Clock::time_point t0 = Clock::now();
-    daemon::append_registry_text(*registry, in_place);
+    metrics->append_text(in_place);
     in_place_ms.push_back(millis(Clock::now() - t0));
   }
-  std::string ours;
+  const auto collectable = prometheus_collectable(metrics);
   for (int round = 0; round < rounds; ++round) {
     const Clock::time_point t0 = Clock::now();
-    const auto collected = registry->Collect();
-    const Clock::time_point t1 = Clock::now();
-    ours.clear();
-    ours.reserve(4u << 20);
-    daemon::append_text_exposition(collected, ours);
-    collect_ms.push_back(millis(t1 - t0));
-    write_ms.push_back(millis(Clock::now() - t1));
+    const auto collected = collectable->Collect();
+    collect_ms.push_back(millis(Clock::now() - t0));
   }
-  const auto collected = registry->Collect();
+  const auto collected = collectable->Collect();
   std::string theirs;
   for (int round = 0; round < rounds; ++round) {
     const Clock::time_point t0 = Clock::now();
     theirs = prometheus::TextSerializer().Serialize(collected);
     serializer_ms.push_back(millis(Clock::now() - t0));
   }
-  if (ours != theirs || in_place != theirs)
-    throw std::runtime_error("the writer and TextSerializer disagree");
-  emit_samples(prefix + "inprocess.collect", collect_ms, "ms", "prometheus::Registry::Collect");
-  emit_samples(prefix + "inprocess.write", write_ms, "ms", "daemon::append_text_exposition");
+  if (in_place != theirs) throw std::runtime_error("the writer and TextSerializer disagree");
+  emit_samples(prefix + "inprocess.collect", collect_ms, "ms",
+               "pgwd::prometheus_collectable's Collect, what a host's Exposer does first");
   emit_samples(prefix + "inprocess.text_serializer", serializer_ms, "ms",
-               "prometheus::TextSerializer, what /metrics used before");
+               "prometheus::TextSerializer on it, what a host's Exposer does next");
   emit_samples(prefix + "inprocess.in_place", in_place_ms, "ms",
-               "daemon::append_registry_text, what /metrics does now");
+               "SeriesStore::append_text, what /metrics does");
 }
 
 }  // namespace

@@ -14,8 +14,6 @@
 //      pgbouncer: the clients are PgBouncer's (10,000 do not fit as backends here), and the
 //      "restart" is PgBouncer's: SIGTERM (every client dropped at once), then started again.
 #include <libpq-fe.h>
-#include <prometheus/registry.h>
-#include <prometheus/text_serializer.h>
 
 #include <algorithm>
 #include <chrono>
@@ -124,11 +122,10 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
                              std::to_string(connections) + " came up");
   emit_value(prefix + "first_connect_s", seconds(Clock::now() - added), "s",
              "add_target until all healthy");
-  std::shared_ptr<prometheus::Registry> registry;
-  host.call([&](Watchdog& w) { registry = w.registry(); });
+  std::shared_ptr<SeriesStore> metrics;
+  host.call([&](Watchdog& w) { metrics = w.metrics(); });
   const auto slow_callbacks = [&] {
-    return metric_sum(prometheus::TextSerializer().Serialize(registry->Collect()),
-                      "pgwatchdog_slow_callbacks_total");
+    return metric_sum(metrics->text(), "pgwatchdog_slow_callbacks_total");
   };
   const double slow_before = std::max(0.0, slow_callbacks());
 

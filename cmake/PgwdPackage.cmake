@@ -22,7 +22,7 @@ configure_package_config_file(
   ${PROJECT_BINARY_DIR}/pgwatchdog-config.cmake
   INSTALL_DESTINATION ${PGWD_CMAKE_INSTALL_DIR})
 # Before 1.0 a minor release may break the API (and the ABI: see the SOVERSION), so a request
-# for 0.2 accepts 0.2.x only.
+# for 0.3 accepts 0.3.x only.
 write_basic_package_version_file(
   ${PROJECT_BINARY_DIR}/pgwatchdog-config-version.cmake
   VERSION ${PROJECT_VERSION}

@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   pgwd::AsioLoop loop(io);  // must outlive the Watchdog
   PrintingObserver observer;
   pgwd::WatchdogOptions options;
-  options.observer = &observer;  // metrics go to a registry of its own: watchdog->registry()
+  options.observer = &observer;  // metrics go to a store of its own: watchdog->metrics()
   auto watchdog = std::make_unique<pgwd::Watchdog>(loop, options);
 
   pgwd::TargetOptions target;

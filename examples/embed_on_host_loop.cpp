@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<event_base, BaseDeleter> base(event_base_new());  // the host's loop
   PrintingObserver observer;
   pgwd::WatchdogOptions options;
-  options.observer = &observer;  // metrics go to a registry of its own: watchdog.registry()
+  options.observer = &observer;  // metrics go to a store of its own: watchdog.metrics()
   pgwd::Watchdog watchdog(base.get(), options);
 
   pgwd::TargetOptions target;
@@ -64,5 +64,8 @@ int main(int argc, char** argv) {
       base.get()));
   event_add(stop.get(), nullptr);
   event_base_dispatch(base.get());
+  // What a scrape would read, in the Prometheus text format; a host with a prometheus-cpp
+  // Exposer registers pgwd::prometheus_collectable(watchdog.metrics()) with it instead.
+  std::fputs(watchdog.metrics()->text().c_str(), stdout);
   return 0;
 }

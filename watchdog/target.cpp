@@ -21,17 +21,17 @@ std::chrono::milliseconds ms(std::chrono::nanoseconds d) {
 
 Target::Target(const TargetOptions& options, TargetSettings settings, Loop& loop,
                Resolver& resolver, Connector& connector, ActivityNotes& notes, Random& random,
-               AttemptGate& gate, MetricFamilies& families,
-               std::unique_ptr<RegistryShare::Claim> name, Observer* observer, spdlog::logger& log,
-               const SharedHistograms* shared_histograms, AlertFront alert_front)
+               AttemptGate& gate, Store& store, std::unique_ptr<Store::Claim> name,
+               Observer* observer, spdlog::logger& log, const LoopHistograms* shared_histograms,
+               AlertFront alert_front)
     : name_(options.name),
       in_front_of_(options.in_front_of),
       settings_(std::move(settings)),
       observer_(observer),
       log_(log),
       claim_(std::move(name)),
-      metrics_(std::make_unique<TargetMetrics>(families, name_, shared_histograms,
-                                               options.pooler != Pooler::none)),
+      metrics_(std::make_unique<TargetSeries>(store, name_, shared_histograms,
+                                              options.pooler != Pooler::none)),
       per_connection_(static_cast<std::size_t>(options.connections)),
       alert_front_(std::move(alert_front)),
       heartbeat_(loop, random, settings_.lifecycle.heartbeat,
@@ -98,22 +98,6 @@ void Target::retire() {
   scout_.stop();
   front_probe_->disarm();
   for (auto& c : connections_) c->stop();
-}
-
-TargetMetrics::Removal Target::retire_together(std::span<Target* const> targets,
-                                               std::span<Target* const> staying,
-                                               const prometheus::Registry* guarded) {
-  auto metrics_of = [](std::span<Target* const> some) {
-    std::vector<TargetMetrics*> metrics;
-    metrics.reserve(some.size());
-    for (Target* t : some)
-      if (t->metrics_) metrics.push_back(t->metrics_.get());
-    return metrics;
-  };
-  const TargetMetrics::Removal removal = TargetMetrics::remove_together(
-      metrics_of(targets), guarded ? metrics_of(staying) : std::vector<TargetMetrics*>{}, guarded);
-  for (Target* t : targets) t->retire();
-  return removal;
 }
 
 std::vector<ConnectionState> Target::states() const {

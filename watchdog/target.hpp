@@ -4,7 +4,6 @@
 
 #include <functional>
 #include <memory>
-#include <span>
 #include <vector>
 
 #include "event/activity_notes.hpp"
@@ -12,8 +11,8 @@
 #include "health/recovery_scout.hpp"
 #include "health/server_identity_watch.hpp"
 #include "health/watched_connection.hpp"
-#include "metrics/registry_share.hpp"
-#include "metrics/target_metrics.hpp"
+#include "metrics/store.hpp"
+#include "metrics/target_series.hpp"
 #include "pg/connector.hpp"
 #include "target_settings.hpp"
 
@@ -32,12 +31,12 @@ class Target final : private ConnectionEvents {
   /// change role: the targets in front of it (TargetOptions::in_front_of) then probe at once.
   using AlertFront = std::function<void(const std::string& target)>;
 
-  /// `name` is this target's claim on its name in the registry, released by retire().
+  /// `name` is this target's claim on its name in the store, released by retire().
   /// `connector` (runs each connect attempt) must outlive the Target.
   Target(const TargetOptions& options, TargetSettings settings, Loop& loop, Resolver& resolver,
-         Connector& connector, ActivityNotes& notes, Random& random, AttemptGate& gate, MetricFamilies& families,
-         std::unique_ptr<RegistryShare::Claim> name, Observer* observer, spdlog::logger& log,
-         const SharedHistograms* shared_histograms = nullptr, AlertFront alert_front = {});
+         Connector& connector, ActivityNotes& notes, Random& random, AttemptGate& gate,
+         Store& store, std::unique_ptr<Store::Claim> name, Observer* observer, spdlog::logger& log,
+         const LoopHistograms* shared_histograms = nullptr, AlertFront alert_front = {});
   ~Target() override;
   Target(const Target&) = delete;
   Target& operator=(const Target&) = delete;
@@ -46,12 +45,6 @@ class Target final : private ConnectionEvents {
   /// Stops reporting: no more events, logs or metric updates, and the metric series are removed.
   /// The connections stay open until the Target is destroyed (never inside one of its callbacks).
   void retire();
-  /// retire() for many targets at once, with their series removed together
-  /// (TargetMetrics::remove_together: `staying` are the caller's other targets, `guarded` the
-  /// registry if ScrapeGuard::guarded). Linear where retiring them one by one is quadratic.
-  static TargetMetrics::Removal retire_together(std::span<Target* const> targets,
-                                                std::span<Target* const> staying = {},
-                                                const prometheus::Registry* guarded = nullptr);
 
   const std::string& name() const noexcept { return name_; }
   /// TargetOptions::in_front_of.
@@ -87,8 +80,8 @@ class Target final : private ConnectionEvents {
   TargetSettings settings_;
   Observer* observer_;
   spdlog::logger& log_;
-  std::unique_ptr<RegistryShare::Claim> claim_;  // reset by retire()
-  std::unique_ptr<TargetMetrics> metrics_;       // reset by retire()
+  std::unique_ptr<Store::Claim> claim_;    // reset by retire()
+  std::unique_ptr<TargetSeries> metrics_;  // reset by retire()
   struct PerConnection {
     bool reconnecting = false;          ///< the attempt in flight is a retry
     std::optional<Cause> last_failure;  ///< to log repeated identical failures quietly

@@ -1,7 +1,6 @@
 #include "pgwd/watchdog.hpp"
 
 #include <fmt/chrono.h>
-#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -16,9 +15,8 @@
 #include "health/random.hpp"
 #include "lending/lending_desk.hpp"
 #include "lending/lending_ledger.hpp"
-#include "metrics/loop_metrics.hpp"
-#include "metrics/registry_share.hpp"
-#include "metrics/scrape_guard.hpp"
+#include "metrics/loop_series.hpp"
+#include "metrics/store.hpp"
 #include "pg/connector_pool.hpp"
 #include "pg/loop_connector.hpp"
 #include "pgwd/adapters/libevent.hpp"
@@ -27,11 +25,11 @@
 namespace pgwd {
 namespace {
 
-std::unique_ptr<RegistryShare::Claim> claim_name(RegistryShare& share, const std::string& wanted) {
-  auto claim = share.claim_watchdog(wanted);
+std::unique_ptr<Store::Claim> claim_name(Store& store, const std::string& wanted) {
+  auto claim = store.claim_watchdog(wanted);
   if (!claim)
-    throw InvalidOptions("name: another Watchdog on the same registry is already named '" + wanted +
-                         "'");
+    throw InvalidOptions("name: another Watchdog on the same metrics store is already named '" +
+                         wanted + "'");
   return claim;
 }
 
@@ -74,10 +72,10 @@ class Watchdog::Impl {
       : own_loop_(std::move(own_loop)),
         observer_(checked(options).observer),
         logger_(options.logger ? options.logger : spdlog::default_logger()),
-        registry_(options.registry ? options.registry : std::make_shared<prometheus::Registry>()),
-        share_(RegistryShare::of(registry_)),
-        name_(claim_name(*share_, options.name)),
-        loop_metrics_(share_->families(), name_->name(), !options.per_target_histograms),
+        metrics_(options.metrics ? options.metrics : make_series_store()),
+        store_(Store::of(*metrics_)),
+        name_(claim_name(store_, options.name)),
+        loop_metrics_(store_, name_->name(), !options.per_target_histograms),
         loop_(host_loop, {[this](Nanos late) { loop_metrics_.timer_late(late); },
                           [this](const SlowCallback& slow) { report_slow(slow); },
                           options.slow_callback_threshold}),
@@ -85,8 +83,7 @@ class Watchdog::Impl {
         gate_(loop_, options.max_concurrent_connects),
         connector_(make_connector(loop_, options.connector_threads)),
         ledger_(std::make_shared<LendingLedger>(
-            [this](std::function<void()> task) { loop_.post(std::move(task)); },
-            share_->families(), logger_)),
+            [this](std::function<void()> task) { loop_.post(std::move(task)); }, store_, logger_)),
         desk_(std::make_unique<LendingDesk>(loop_, ledger_, *logger_)) {
     if (options.loop_lag_interval > std::chrono::milliseconds::zero()) {
       // Each tick is a timer like any other: the guard measures how late it runs.
@@ -97,15 +94,8 @@ class Watchdog::Impl {
   }
 
   ~Impl() {
-    // Lent connections first: their series go with the ledger's own removal, before the
-    // families may be dropped whole below.
-    desk_.reset();
-    // Alone on its registry, the watchdog drops the metric families whole; else it removes its
-    // targets' series together. Either is linear (one by one, 10,000 targets took 71.5 s).
-    const bool drop = share_->close_if_sole();
-    if (!drop) retire_all();
+    desk_.reset();  // lent connections first: the desk lets go of them
     targets_.clear();
-    if (drop) share_->drop_families();
   }
 
   GuardedLoop& loop() noexcept { return loop_; }
@@ -115,22 +105,22 @@ class Watchdog::Impl {
     observer_ = nullptr;
     ticker_.reset();
     desk_->shut_down();
-    retire_all();
+    for (const auto& t : targets_) t->retire();
   }
 
   void add_target(TargetOptions options) {
     TargetSettings settings = prepare_target(options);
     if (by_name_.contains(options.name))
       throw InvalidTarget("target '" + options.name + "': a target with this name already exists");
-    auto claim = share_->claim_target(options.name);
+    auto claim = store_.claim_target(options.name);
     if (!claim)
       throw InvalidTarget("target '" + options.name +
-                          "': another Watchdog on the same metrics registry watches a target "
+                          "': another Watchdog on the same metrics store watches a target "
                           "with this name");
-    auto target = std::make_unique<Target>(options, std::move(settings), loop_, *resolver_, *connector_, loop_,
-                                           random_, gate_, share_->families(), std::move(claim),
-                                           observer_, *logger_, loop_metrics_.shared_histograms(),
-                                           [this](const std::string& behind) { fronted_.alert(behind); });
+    auto target = std::make_unique<Target>(
+        options, std::move(settings), loop_, *resolver_, *connector_, loop_, random_, gate_, store_,
+        std::move(claim), observer_, *logger_, loop_metrics_.shared_histograms(),
+        [this](const std::string& behind) { fronted_.alert(behind); });
     Target& added = *target;
     targets_.push_back(std::move(target));
     by_name_.emplace(added.name(), std::prev(targets_.end()));
@@ -155,40 +145,10 @@ class Watchdog::Impl {
   }
 
   std::size_t remove_targets(std::span<const std::string> names) {
-    std::vector<Targets::iterator> found;
-    found.reserve(names.size());
-    for (const std::string& name : names) {
-      const auto it = by_name_.find(name);
-      if (it == by_name_.end()) continue;  // unknown, or named twice
-      found.push_back(it->second);
-      by_name_.erase(it);
-    }
-    std::vector<Target*> doomed;
-    doomed.reserve(found.size());
-    for (const auto& it : found) doomed.push_back(it->get());
-    // Only a registry whose every scrape waits on the guard may have families rebuilt; the
-    // targets that stay must then be known, to follow their series.
-    const prometheus::Registry* guarded =
-        ScrapeGuard::guarded(*registry_) ? registry_.get() : nullptr;
-    std::vector<Target*> staying;
-    if (guarded) {
-      staying.reserve(by_name_.size());
-      for (const auto& t : targets_)
-        if (by_name_.contains(t->name())) staying.push_back(t.get());
-    }
-    const TargetMetrics::Removal removal = Target::retire_together(doomed, staying, guarded);
-    logger_->debug(
-        "removing {} target(s) together: {} metric famil(ies) rebuilt, {} series passed by "
-        "searches",
-        found.size(), removal.rebuilt, removal.visits);
-    for (const auto& it : found) {
-      logger_->info("target {}: removed", (*it)->name());
-      fronted_.remove(**it);
-      std::unique_ptr<Target> removed = std::move(*it);
-      targets_.erase(it);
-      loop_.delete_when_safe(std::move(removed));
-    }
-    return found.size();
+    std::size_t removed = 0;
+    for (const std::string& name : names)
+      if (remove_target(name)) ++removed;
+    return removed;
   }
 
   std::vector<std::string> target_names() const {
@@ -202,7 +162,7 @@ class Watchdog::Impl {
     return it == by_name_.end() ? std::vector<ConnectionState>{} : (*it->second)->states();
   }
 
-  const std::shared_ptr<prometheus::Registry>& registry() const noexcept { return registry_; }
+  const std::shared_ptr<SeriesStore>& metrics() const noexcept { return metrics_; }
   const std::string& name() const noexcept { return name_->name(); }
 
   /// Any thread: the ledger is thread-safe, and the ledger_ pointer never changes.
@@ -213,14 +173,6 @@ class Watchdog::Impl {
  private:
   // A list, so that the index's iterators stay valid; in the order added (target_names()).
   using Targets = std::list<std::unique_ptr<Target>>;
-
-  /// Retires every target with their series removed together (TargetMetrics::remove_together).
-  void retire_all() {
-    std::vector<Target*> all;
-    all.reserve(targets_.size());
-    for (const auto& t : targets_) all.push_back(t.get());
-    Target::retire_together(all);
-  }
 
   void report_slow(const SlowCallback& slow) {
     loop_metrics_.slow_callback(slow.phase);
@@ -235,10 +187,10 @@ class Watchdog::Impl {
   std::unique_ptr<LibeventLoop> own_loop_;  // first: outlives everything registered with it
   Observer* observer_;
   std::shared_ptr<spdlog::logger> logger_;
-  std::shared_ptr<prometheus::Registry> registry_;
-  std::shared_ptr<RegistryShare> share_;
-  std::unique_ptr<RegistryShare::Claim> name_;
-  LoopMetrics loop_metrics_;
+  std::shared_ptr<SeriesStore> metrics_;
+  Store& store_;  // *metrics_
+  std::unique_ptr<Store::Claim> name_;
+  LoopSeries loop_metrics_;
   GuardedLoop loop_;                    // everything below registers its callbacks through it
   std::unique_ptr<Resolver> resolver_;  // outlives every target's lookups
   SystemRandom random_;
@@ -297,8 +249,8 @@ std::vector<ConnectionState> Watchdog::connection_states(std::string_view target
 Loan Watchdog::lend(PGconn* connection, LendOptions options) {
   return impl_->lend(connection, std::move(options));
 }
-const std::shared_ptr<prometheus::Registry>& Watchdog::registry() const noexcept {
-  return impl_->registry();
+const std::shared_ptr<SeriesStore>& Watchdog::metrics() const noexcept {
+  return impl_->metrics();
 }
 const std::string& Watchdog::name() const noexcept {
   return impl_->name();

@@ -1,7 +1,6 @@
 #include "pgwd/watchdog_thread.hpp"
 
 #include <event2/event.h>
-#include <prometheus/registry.h>
 
 #include <condition_variable>
 #include <cstdio>
@@ -21,9 +20,9 @@ namespace pgwd {
 
 class WatchdogThread::Impl {
  public:
-  explicit Impl(WatchdogOptions options) : registry_(std::move(options.registry)) {
-    if (!registry_) registry_ = std::make_shared<prometheus::Registry>();
-    options.registry = registry_;
+  explicit Impl(WatchdogOptions options) : metrics_(std::move(options.metrics)) {
+    if (!metrics_) metrics_ = make_series_store();
+    options.metrics = metrics_;
     std::promise<void> started;
     std::future<void> running = started.get_future();
     thread_ = std::thread([this, options = std::move(options), &started]() mutable {
@@ -104,7 +103,7 @@ class WatchdogThread::Impl {
   }
 
   bool in_loop_thread() const { return loop_->in_loop_thread(); }
-  const std::shared_ptr<prometheus::Registry>& registry() const noexcept { return registry_; }
+  const std::shared_ptr<SeriesStore>& metrics() const noexcept { return metrics_; }
 
  private:
 
@@ -131,7 +130,7 @@ class WatchdogThread::Impl {
     loop.reset();
   }
 
-  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<SeriesStore> metrics_;
   std::thread thread_;
   event_base* base_ = nullptr;
   LibeventLoop* loop_ = nullptr;
@@ -177,8 +176,8 @@ Loan WatchdogThread::lend(PGconn* connection, LendOptions options) {
   return impl_->watchdog().lend(connection, std::move(options));
 }
 
-const std::shared_ptr<prometheus::Registry>& WatchdogThread::registry() const noexcept {
-  return impl_->registry();
+const std::shared_ptr<SeriesStore>& WatchdogThread::metrics() const noexcept {
+  return impl_->metrics();
 }
 
 bool WatchdogThread::in_watchdog_thread() const {

@@ -32,9 +32,6 @@
 namespace spdlog {
 class logger;
 }
-namespace prometheus {
-class Registry;
-}
 
 namespace pgwd {
 
@@ -65,7 +62,7 @@ struct PoolOptions {
   /// libpq conninfo or URI of every connection of the pool. Required.
   std::string dsn;
   /// The pool's name: the lending target (LendOptions::target) and the `pool` label of the
-  /// pool's metrics. Required, unique per registry.
+  /// pool's metrics. Required, unique per metrics store.
   std::string name;
   /// Connections at most (idle + in use + being opened). At least 1.
   std::size_t max_size = 10;
@@ -153,7 +150,7 @@ class PGWD_EXPORT Lease {
 /// The pool. Not copyable or movable (callbacks of the watchdog refer to it).
 class PGWD_EXPORT Pool {
  public:
-  /// Over a watchdog on a thread of its own. Metrics go to its registry. Throws
+  /// Over a watchdog on a thread of its own. Metrics go to its store (metrics()). Throws
   /// InvalidPoolOptions.
   Pool(WatchdogThread& watchdog, PoolOptions options);
   /// Over a watchdog on the host's loop (lending is thread-safe, so acquire() may still be

@@ -11,7 +11,7 @@
 /// watchdog's own callbacks), all of it tested:
 ///  - remove_target(), for any target, the one the event is about included: its connections are
 ///    closed at once (gone from pg_stat_activity), its series removed, and no event of it follows;
-///  - add_target(), target_names(), connection_states(), registry();
+///  - add_target(), target_names(), connection_states(), metrics();
 ///  - destroying the Watchdog itself: nothing more is reported, every connection is closed, and
 ///    the rest of the watchdog is freed as soon as the callback returns (before control is back
 ///    in the loop), so the host may free its loop right after;
@@ -32,12 +32,10 @@
 #include "pgwd/lending.hpp"
 #include "pgwd/loop.hpp"
 #include "pgwd/observer.hpp"
+#include "pgwd/series_store.hpp"
 #include "pgwd/target_options.hpp"
 
 struct event_base;
-namespace prometheus {
-class Registry;
-}
 namespace spdlog {
 class logger;
 }
@@ -69,14 +67,15 @@ inline constexpr std::size_t kMaxConnectorThreads = 64;
 struct WatchdogOptions {
   /// Receives every event. Not owned; must outlive the Watchdog. May be null.
   Observer* observer = nullptr;
-  /// Metrics are registered here (the host exposes it); a private registry is made if null.
-  /// Several watchdogs may share one registry: they share its metric families, and a target
-  /// name may then be used by only one of them (add_target says so).
-  std::shared_ptr<prometheus::Registry> registry;
+  /// Where the metrics are kept (pgwd/series_store.hpp; the host exports it: its text(), or
+  /// pgwd::prometheus_collectable() for a prometheus-cpp Exposer); a private store is made if
+  /// null. Several watchdogs may share one store, and a target name may then be used by only
+  /// one of them (add_target says so).
+  std::shared_ptr<SeriesStore> metrics;
   /// Where the watchdog logs; spdlog's default logger if null.
   std::shared_ptr<spdlog::logger> logger;
   /// The `loop` label of this watchdog's own series (event_loop_lag_seconds,
-  /// slow_callbacks_total), unique per registry. Empty: "watchdog", or "watchdog-2", ... when
+  /// slow_callbacks_total), unique per store. Empty: "watchdog", or "watchdog-2", ... when
   /// taken.
   std::string name;
   /// How late the loop runs is measured on every timer the watchdog arms anyway (deadlines,
@@ -137,27 +136,17 @@ class PGWD_EXPORT Watchdog {
   /// Opens `options.connections` connections and keeps them healthy. Returns at once; results
   /// arrive as events, never from inside this call. Throws InvalidTarget (nothing is started)
   /// if the options are bad or the name is taken (here, or by another Watchdog on the same
-  /// registry).
+  /// store).
   void add_target(TargetOptions options);
 
   /// Closes the target's connections and removes its metric series; no event of it follows.
   /// Safe from an observer callback. Returns false if no target has that name.
   bool remove_target(std::string_view name);
 
-  /// remove_target() for each of `names` (unknown ones are skipped), with their metric series
-  /// removed together. Why: prometheus-cpp 1.0.1 removes a series by a search of its family,
-  /// so one remove_target costs a pass over a good part of every family it has series in;
-  /// removing 5,000 of 10,000 targets one by one took over a minute. Together, each family's
-  /// series are removed in its own order, so that each search passes only the series that stay
-  /// before it: linear when most of a family goes, O(k·(n−k)) when half of it does. The
-  /// daemon's registry, whose every scrape waits on an internal guard, goes further: where that
-  /// is cheaper, a family is rebuilt (the staying targets' series taken out and put back with
-  /// their values), O(family size), and no scrape sees it.
-  /// A host's registry is rebuilt likewise only if it is exposed through
-  /// pgwd::guarded_collectable() (pgwd/guarded_registry.hpp); otherwise never, so that its
-  /// scrapes (the host's prometheus::Exposer, or Collect()) never see a series of a staying
-  /// target missing or a counter going back. Either way the staying targets' values are kept
-  /// exactly. Safe from an observer callback. Returns how many targets were removed.
+  /// remove_target() for each of `names` (unknown ones are skipped), in one step of the loop.
+  /// Linear in the targets removed: each one's series are one row of the store, dropped in
+  /// O(1), and a scrape never sees a series of a target that stays missing. Safe from an
+  /// observer callback. Returns how many targets were removed.
   std::size_t remove_targets(std::span<const std::string> names);
 
   std::vector<std::string> target_names() const;
@@ -171,7 +160,8 @@ class PGWD_EXPORT Watchdog {
   /// busy, in pipeline mode, already lent, or the options are bad.
   Loan lend(PGconn* connection, LendOptions options);
 
-  const std::shared_ptr<prometheus::Registry>& registry() const noexcept;
+  /// Where its metrics are (WatchdogOptions::metrics, or the store made for it).
+  const std::shared_ptr<SeriesStore>& metrics() const noexcept;
   /// The `loop` label of this watchdog's own series (WatchdogOptions::name).
   const std::string& name() const noexcept;
 

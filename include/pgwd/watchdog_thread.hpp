@@ -33,7 +33,7 @@ namespace pgwd {
 ///    other call may run concurrently with the destructor.
 class PGWD_EXPORT WatchdogThread {
  public:
-  /// `options.registry` is made here if null, so registry() is valid at once.
+  /// `options.metrics` is made here if null, so metrics() is valid at once.
   explicit WatchdogThread(WatchdogOptions options = {});
   ~WatchdogThread();
   WatchdogThread(const WatchdogThread&) = delete;
@@ -51,8 +51,8 @@ class PGWD_EXPORT WatchdogThread {
   std::map<std::string, std::vector<ConnectionState>> snapshot() const;
   /// As Watchdog::lend: from any thread, without waiting for the watchdog's thread.
   Loan lend(PGconn* connection, LendOptions options);
-  /// Thread-safe (prometheus-cpp's own guarantee): expose it, scrape it, from any thread.
-  const std::shared_ptr<prometheus::Registry>& registry() const noexcept;
+  /// Where its metrics are: thread-safe, scrape it from any thread.
+  const std::shared_ptr<SeriesStore>& metrics() const noexcept;
   /// True on the watchdog's own thread (inside the observer's callbacks).
   bool in_watchdog_thread() const;
 

@@ -3,8 +3,6 @@
 // The integration tests' WatchdogHarness (support/watchdog_fixture.hpp), with the Watchdog on a
 // host's asio io_context through pgwd::AsioLoop instead of a libevent loop.
 
-#include <prometheus/registry.h>
-
 #include <algorithm>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -25,12 +23,12 @@ namespace pgwd::testing {
 
 using AsioTestLoop = AsioHarness<asio::io_context, AsioLoop>;
 
-/// A Watchdog on an AsioLoop, with a recording observer, its own registry and a readable log.
+/// A Watchdog on an AsioLoop, with a recording observer, its own metrics store and a readable log.
 /// `host.io` is the host's io_context; run it with host.run_until / run_for.
 struct AsioWatchdogHarness : WatchdogQueries<AsioWatchdogHarness> {
   AsioTestLoop host;  // first: outlives the Watchdog
   RecordingObserver observer;
-  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  std::shared_ptr<SeriesStore> metrics = make_series_store();
   std::shared_ptr<std::ostringstream> log_text = std::make_shared<std::ostringstream>();
   std::shared_ptr<spdlog::logger> logger = WatchdogHarness::make_logger(log_text);
   std::unique_ptr<Watchdog> watchdog;
@@ -38,7 +36,7 @@ struct AsioWatchdogHarness : WatchdogQueries<AsioWatchdogHarness> {
   AsioWatchdogHarness() {
     WatchdogOptions options;
     options.observer = &observer;
-    options.registry = registry;
+    options.metrics = metrics;
     options.logger = logger;
     options.loop_lag_interval = std::chrono::milliseconds(10);
     watchdog = std::make_unique<Watchdog>(host.loop(), options);

@@ -248,7 +248,7 @@ void run_case(const TestCluster& cluster, const Case& c, Action action, int run)
     CHECK(watchdog == nullptr);
   } else {
     CHECK(watchdog->target_names() == std::vector<std::string>{observer.fresh});
-    CHECK(pgwd::testing::metric_value(*watchdog->registry(), "pgwatchdog_up", {{"target", own}}) ==
+    CHECK(pgwd::testing::metric_value(watchdog->metrics(), "pgwatchdog_up", {{"target", own}}) ==
           -1);
   }
 }

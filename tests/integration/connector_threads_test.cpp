@@ -40,12 +40,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 /// Replaces the harness's Watchdog with one that has `threads` connector threads (same
-/// observer, registry and logger).
+/// observer, metrics store and logger).
 void use_connector_threads(WatchdogHarness& h, std::size_t threads) {
   h.watchdog.reset();
   WatchdogOptions options;
   options.observer = &h.observer;
-  options.registry = h.registry;
+  options.metrics = h.metrics;
   options.logger = h.logger;
   options.loop_lag_interval = 10ms;
   options.connector_threads = threads;

@@ -93,9 +93,9 @@ std::shared_ptr<spdlog::logger> quiet_logger() {
   return logger;
 }
 
-double lent_metric(const prometheus::Registry& r, const std::string& name,
-                   prometheus::Labels labels) {
-  return testing::metric_value(r, name, std::move(labels));
+double lent_metric(const std::shared_ptr<SeriesStore>& store, const std::string& name,
+                   std::map<std::string, std::string> labels) {
+  return testing::metric_value(store, name, labels);
 }
 
 }  // namespace
@@ -113,7 +113,7 @@ TEST_SUITE("thread") {
       conns.push_back(std::make_unique<OwnedConn>(cluster.conninfo("lend")));
       loans.push_back(w.lend(conns.back()->conn, heard.options("pool")));
     }
-    CHECK(lent_metric(*w.registry(), "pgwatchdog_lent_connections", {{"target", "pool"}}) == 3);
+    CHECK(lent_metric(w.metrics(), "pgwatchdog_lent_connections", {{"target", "pool"}}) == 3);
     const int victim = PQbackendPID(conns[1]->conn);
     cluster.execute("SELECT pg_terminate_backend(" + std::to_string(victim) + ")");
     REQUIRE(heard.wait([&] { return heard.deaths.size() == 1; }, 10s));
@@ -138,12 +138,12 @@ TEST_SUITE("thread") {
     // A single terminate is a single death: nothing target-wide, and no probe anywhere.
     CHECK(heard.lost.empty());
     CHECK(cluster.count_statements("lend") == 2);  // the two usable() checks, nothing else
-    CHECK(lent_metric(*w.registry(), "pgwatchdog_lent_connections", {{"target", "pool"}}) == 0);
-    CHECK(lent_metric(*w.registry(), "pgwatchdog_lent_deaths_total",
+    CHECK(lent_metric(w.metrics(), "pgwatchdog_lent_connections", {{"target", "pool"}}) == 0);
+    CHECK(lent_metric(w.metrics(), "pgwatchdog_lent_deaths_total",
                       {{"target", "pool"}, {"cause", "server_shutdown"}}) == 1);
-    CHECK(lent_metric(*w.registry(), "pgwatchdog_lent_take_backs_total",
+    CHECK(lent_metric(w.metrics(), "pgwatchdog_lent_take_backs_total",
                       {{"target", "pool"}, {"verdict", "alive"}}) == 2);
-    CHECK(lent_metric(*w.registry(), "pgwatchdog_server_lost_total", {{"target", "pool"}}) == 0);
+    CHECK(lent_metric(w.metrics(), "pgwatchdog_server_lost_total", {{"target", "pool"}}) == 0);
   }
 
   TEST_CASE("lending: a whole server going away is told once per target") {
@@ -161,7 +161,7 @@ TEST_SUITE("thread") {
     CHECK(heard.lost[0].target == "pool");
     CHECK(heard.lost[0].reason.find("all 4") != std::string::npos);
     for (Loan& loan : loans) CHECK(loan.take_back().verdict == LoanVerdict::dead);
-    CHECK(lent_metric(*w.registry(), "pgwatchdog_server_lost_total", {{"target", "pool"}}) == 1);
+    CHECK(lent_metric(w.metrics(), "pgwatchdog_server_lost_total", {{"target", "pool"}}) == 1);
     cluster.start();
   }
 
@@ -191,8 +191,8 @@ TEST_SUITE("thread") {
     CHECK(got[1].payload == "two");
     CHECK(PQnotifies(listener.conn) == nullptr);  // handed over once, not twice
     CHECK(cluster.count_statements("lend") == 1);  // the LISTEN: a NOTIFY needs no probe
-    CHECK(lent_metric(*w.registry(), "pgwatchdog_lent_notifications_total",
-                      {{"target", "pool"}}) == 2);
+    CHECK(lent_metric(w.metrics(), "pgwatchdog_lent_notifications_total", {{"target", "pool"}}) ==
+          2);
   }
 
   TEST_CASE("lending: the owner's notice receiver keeps receiving while lent, and is restored") {

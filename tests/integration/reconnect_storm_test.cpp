@@ -5,6 +5,8 @@
 // server's 1000 backends and the loop share 2 cores, and the wall clock measures the machine.
 #include <doctest/doctest.h>
 #include <event2/event.h>
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -19,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "pgwd/prometheus_collectable.hpp"
 #include "support/loop_gaps.hpp"
 #include "support/watchdog_fixture.hpp"
 
@@ -76,9 +79,9 @@ std::size_t most_in_window(std::vector<Clock::time_point> times, Clock::duration
 }
 
 /// Cumulative count of pgwatchdog_event_loop_lag_seconds samples up to each bucket bound.
-std::string lag_buckets(const prometheus::Registry& registry) {
+std::string lag_buckets(const std::shared_ptr<SeriesStore>& store) {
   std::string out;
-  for (const auto& family : registry.Collect()) {
+  for (const auto& family : prometheus_collectable(store)->Collect()) {
     if (family.name != "pgwatchdog_event_loop_lag_seconds") continue;
     for (const auto& m : family.metric)
       for (const auto& b : m.histogram.bucket)
@@ -330,7 +333,7 @@ void storm(WatchdogFixture& f, std::string_view auth) {
   MESSAGE(auth, ": during the storm the worst 10 ms tick gap was ", ms(worst_gap),
           " ms; pgwatchdog_event_loop_lag_seconds: ", lag_count, " samples, sum ", lag_sum * 1000.0,
           " ms, mean ", lag_count > 0 ? lag_sum * 1000.0 / lag_count : 0.0,
-          " ms; cumulative buckets (whole test):", lag_buckets(*f.registry));
+          " ms; cumulative buckets (whole test):", lag_buckets(f.metrics));
   MESSAGE(auth, ": the worst gap ended ", ms(worst_gap_end - restart_at),
           " ms after the restart started: ", ms(worst_split.on_cpu), " ms on a CPU, ",
           ms(worst_split.waiting),

@@ -12,9 +12,9 @@ TEST_CASE("slow callbacks: SCRAM inside PQconnectPoll is reported with its targe
   pgwd::testing::TestCluster cluster;  // the watchdog role authenticates with scram-sha-256
   pgwd::testing::TestLoop loop;
   const auto log_text = std::make_shared<std::ostringstream>();
-  auto registry = std::make_shared<prometheus::Registry>();
+  auto metrics = make_series_store();
   Watchdog watchdog(loop.base(),
-                    WatchdogOptions{.registry = registry,
+                    WatchdogOptions{.metrics = metrics,
                                     .logger = pgwd::testing::WatchdogHarness::make_logger(log_text),
                                     .name = "scram",
                                     .slow_callback_threshold = 1ms});
@@ -29,7 +29,7 @@ TEST_CASE("slow callbacks: SCRAM inside PQconnectPoll is reported with its targe
         return std::count(s.begin(), s.end(), ConnectionState::healthy) == 10;
       },
       20s));
-  const double slow = pgwd::testing::metric_value(*registry, "pgwatchdog_slow_callbacks_total",
+  const double slow = pgwd::testing::metric_value(metrics, "pgwatchdog_slow_callbacks_total",
                                                   {{"loop", "scram"}, {"phase", "connect_poll"}});
   MESSAGE("10 SCRAM connects: ", slow, " connect_poll callbacks took 1 ms or more");
   CHECK(slow >= 1);

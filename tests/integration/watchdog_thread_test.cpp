@@ -176,7 +176,7 @@ TEST_SUITE("thread") {
     REQUIRE(wait_healthy(*w, observer, "threaded", 2, 10s));
     CHECK(w->snapshot() == std::map<std::string, std::vector<ConnectionState>>{
                                {"threaded", {ConnectionState::healthy, ConnectionState::healthy}}});
-    CHECK(testing::metric_value(*w->registry(), "pgwatchdog_up", {{"target", "threaded"}}) == 1);
+    CHECK(testing::metric_value(w->metrics(), "pgwatchdog_up", {{"target", "threaded"}}) == 1);
     cluster.terminate_backends("threaded");
     REQUIRE(observer.wait([](const ThreadObserver& o) { return o.downs("threaded") == 2; }, 10s));
     REQUIRE(observer.wait([](const ThreadObserver& o) { return o.healthy("threaded") == 4; }, 10s));

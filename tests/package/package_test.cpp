@@ -90,7 +90,7 @@ std::string pkg_config(const fs::path& prefix, std::vector<std::string> args) {
 }
 
 /// Runs an example against the cluster: it must report a healthy connection, have its backends
-/// in pg_stat_activity, and exit 0 on SIGINT.
+/// in pg_stat_activity, and exit 0 on SIGINT, printing its metrics on the way out.
 void check_runs_and_stops(const fs::path& binary, const TestCluster& cluster,
                           const fs::path& library_dir) {
   INFO("example: ", binary.string());
@@ -109,6 +109,7 @@ void check_runs_and_stops(const fs::path& binary, const TestCluster& cluster,
   const std::optional<int> exit_code = example.wait_exit(kStopDeadline);
   REQUIRE(exit_code.has_value());
   CHECK(*exit_code == 0);
+  CHECK(example.output().find("\npgwatchdog_up{target=\"main\"} 1\n") != std::string::npos);
 }
 
 }  // namespace
@@ -120,7 +121,9 @@ TEST_CASE("the installed package builds the examples out-of-tree, and they run")
 
   run_checked({PGWD_TEST_CMAKE, "--install", PGWD_TEST_BUILD_DIR, "--prefix", prefix.string()});
   // What the package consists of (docs/embedding.md "Install and find_package").
-  for (const char* file : {"include/pgwd/watchdog.hpp", "include/pgwd/export.hpp"}) {
+  for (const char* file :
+       {"include/pgwd/watchdog.hpp", "include/pgwd/export.hpp", "include/pgwd/series_store.hpp",
+        "include/pgwd/prometheus_collectable.hpp"}) {
     INFO(file);
     CHECK(fs::is_regular_file(prefix / file));
   }
@@ -169,7 +172,7 @@ TEST_CASE("the installed package builds the examples out-of-tree, and they run")
   CHECK(refused.exit_code != 0);
   CHECK(refused.output.find("version: " PGWD_PROJECT_VERSION) != std::string::npos);
 
-  // As a host's project: find_package(pgwatchdog 0.2 CONFIG REQUIRED) in examples/CMakeLists.txt.
+  // As a host's project: find_package(pgwatchdog 0.3 CONFIG REQUIRED) in examples/CMakeLists.txt.
   const fs::path examples_build = scratch.path() / "examples-build";
   run_checked({PGWD_TEST_CMAKE, "-S", PGWD_TEST_EXAMPLES_DIR, "-B", examples_build.string(),
                "-DCMAKE_PREFIX_PATH=" + prefix.string(),

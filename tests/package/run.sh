@@ -7,7 +7,7 @@
 #
 #   --debs DIR   use the packages in DIR (default: build them with scripts/build-deb first)
 #
-# Checks, each with a deadline: apt installs pgwatchdog, libpgwatchdog0.2 and libpgwatchdog-dev
+# Checks, each with a deadline: apt installs pgwatchdog, libpgwatchdog0.3 and libpgwatchdog-dev
 # with their dependencies; the system user pgwatchdog exists; /etc/pgwatchdog/pgwatchdog.yaml is
 # a conffile of mode 0640, root:pgwatchdog (a dpkg statoverride); the daemon, started with the
 # unit's ExecStart= and /etc/default/pgwatchdog's ARGS as the unit's User=, serves
@@ -75,7 +75,7 @@ if [[ -z $debs ]]; then
   bash "$root/scripts/build-deb" --out "$debs" </dev/null
 fi
 packages=()
-for name in pgwatchdog libpgwatchdog0.2 libpgwatchdog-dev; do
+for name in pgwatchdog libpgwatchdog0.3 libpgwatchdog-dev; do
   deb=$(ls "$debs/${name}_${version}_"*.deb 2>/dev/null | head -n1 || true)
   [[ -n $deb ]] || die "no ${name}_${version}_*.deb in $debs"
   packages+=("/debs/$(basename "$deb")")
@@ -212,14 +212,14 @@ done
 
 # --- remove and purge --------------------------------------------------------------------------
 step "apt-get remove: the conffiles stay"
-in_root 'DEBIAN_FRONTEND=noninteractive apt-get -q remove -y pgwatchdog libpgwatchdog-dev libpgwatchdog0.2 >/dev/null
+in_root 'DEBIAN_FRONTEND=noninteractive apt-get -q remove -y pgwatchdog libpgwatchdog-dev libpgwatchdog0.3 >/dev/null
   test -f /etc/pgwatchdog/pgwatchdog.yaml
   test -f /etc/default/pgwatchdog
   ! test -e /usr/bin/pgwatchdog
   [[ $(dpkg-query -W -f="\${db:Status-Abbrev}" pgwatchdog) == "rc " ]]'
 step "dpkg --purge: nothing left but the system user"
-in_root 'dpkg --purge pgwatchdog libpgwatchdog-dev libpgwatchdog0.2 >/dev/null
-  for p in pgwatchdog libpgwatchdog-dev libpgwatchdog0.2; do
+in_root 'dpkg --purge pgwatchdog libpgwatchdog-dev libpgwatchdog0.3 >/dev/null
+  for p in pgwatchdog libpgwatchdog-dev libpgwatchdog0.3; do
     if dpkg-query -W -f="\${db:Status-Abbrev}" $p 2>/dev/null | grep -q .; then echo "$p is still known to dpkg"; exit 1; fi
   done
   left=$(find / -xdev \( -path /proc -o -path /debs -o -path /src -o -path /tmp \) -prune -o \

@@ -1,10 +1,15 @@
 #include "support/metrics_reader.hpp"
 
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+#include "pgwd/prometheus_collectable.hpp"
+
 namespace pgwd::testing {
 
-double metric_value(const prometheus::Registry& registry, const std::string& name,
+double metric_value(const std::shared_ptr<const SeriesStore>& store, const std::string& name,
                     const std::map<std::string, std::string>& labels) {
-  for (const prometheus::MetricFamily& family : registry.Collect()) {
+  for (const prometheus::MetricFamily& family : prometheus_collectable(store)->Collect()) {
     std::string suffix;
     if (name == family.name)
       suffix = "";

@@ -1,7 +1,5 @@
 #pragma once
 
-#include <prometheus/registry.h>
-
 #include <chrono>
 #include <functional>
 #include <string>
@@ -43,7 +41,7 @@ struct PoolFixture {
     return o;
   }
   double metric(const std::string& name, const std::map<std::string, std::string>& labels) const {
-    return metric_value(*watchdog.registry(), name, labels);
+    return metric_value(watchdog.metrics(), name, labels);
   }
   /// SELECT 1 on a leased connection; false (with the error in `error`) if it failed.
   static bool select_one(PGconn* connection, std::string* error = nullptr) {

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <prometheus/registry.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -20,13 +19,13 @@
 
 namespace pgwd::testing {
 
-/// What tests ask a harness (`Self`: it has `registry` and `watchdog` members) about its
+/// What tests ask a harness (`Self`: it has `metrics` and `watchdog` members) about its
 /// Watchdog. A base of each harness, whatever loop the Watchdog runs on.
 template <typename Self>
 struct WatchdogQueries {
   double metric(const std::string& name,
                 const std::map<std::string, std::string>& labels = {}) const {
-    return metric_value(*self().registry, name, labels);
+    return metric_value(self().metrics, name, labels);
   }
   std::size_t count_in(const std::string& target, ConnectionState state) const {
     const auto states = self().watchdog->connection_states(target);
@@ -40,7 +39,7 @@ struct WatchdogQueries {
   const Self& self() const { return static_cast<const Self&>(*this); }
 };
 
-/// A Watchdog on a test loop with a recording observer, its own registry, and a logger whose
+/// A Watchdog on a test loop with a recording observer, its own metrics store, and a logger whose
 /// output the test can read. The servers are the test's: declare them before the harness (as a
 /// base listed first, or a member before it) so that they outlive the Watchdog.
 struct WatchdogHarness : WatchdogQueries<WatchdogHarness> {
@@ -49,7 +48,7 @@ struct WatchdogHarness : WatchdogQueries<WatchdogHarness> {
 
   TestLoop loop;
   RecordingObserver observer;
-  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  std::shared_ptr<SeriesStore> metrics = make_series_store();
   std::shared_ptr<std::ostringstream> log_text = std::make_shared<std::ostringstream>();
   std::shared_ptr<spdlog::logger> logger = make_logger(log_text);
   std::unique_ptr<Watchdog> watchdog;
@@ -58,7 +57,7 @@ struct WatchdogHarness : WatchdogQueries<WatchdogHarness> {
   explicit WatchdogHarness(std::vector<std::string> nameservers = {}) {
     WatchdogOptions options;
     options.observer = &observer;
-    options.registry = registry;
+    options.metrics = metrics;
     options.logger = logger;
     options.loop_lag_interval = std::chrono::milliseconds(10);
     options.nameservers = std::move(nameservers);

@@ -1,7 +1,6 @@
 // The daemon's HTTP pieces that need no network: the web config loader, bcrypt basic auth, the
 // health verdicts and the status page.
 #include <doctest/doctest.h>
-#include <prometheus/registry.h>
 
 #include <atomic>
 #include <chrono>
@@ -107,8 +106,7 @@ TEST_CASE("basic auth: a cached success costs far less than a bcrypt check") {
 TEST_CASE("health: healthy while the loop beats - 503 after 5 s without a beat - ready needs all") {
   pgwd::daemon::HealthState health;
   pgwd::daemon::StatusBoard board(health);
-  const auto handler = pgwd::daemon::daemon_routes(std::make_shared<prometheus::Registry>(),
-                                                   health, board);
+  const auto handler = pgwd::daemon::daemon_routes(pgwd::make_series_store(), health, board);
   health.beat(std::chrono::steady_clock::now());
   CHECK(handler("/-/healthy").status == 200);
   health.beat(std::chrono::steady_clock::now() - 6s);
@@ -194,8 +192,7 @@ TEST_CASE("status board and basic auth: HTTP threads read while the loop writes"
   pgwd::daemon::HealthState health;
   pgwd::daemon::StatusBoard board(health);
   pgwd::daemon::BasicAuth auth({{"u", pgwd::testing::bcrypt_hash("p", 4)}});
-  const auto handler = pgwd::daemon::daemon_routes(std::make_shared<prometheus::Registry>(),
-                                                   health, board);
+  const auto handler = pgwd::daemon::daemon_routes(pgwd::make_series_store(), health, board);
   pgwd::TargetOptions target;
   target.name = "t";
   target.connections = 2;

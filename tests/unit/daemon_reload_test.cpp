@@ -1,5 +1,4 @@
 #include <doctest/doctest.h>
-#include <prometheus/registry.h>
 #include <spdlog/sinks/null_sink.h>
 
 #include "daemon/effective_config.hpp"
@@ -38,9 +37,9 @@ TEST_CASE("reload plan: removed and added and changed and unchanged targets are 
 TEST_CASE(
     "reload steps: removed and restarted targets go in one step and then one per target added") {
   pgwd::testing::FakeLoop loop;
-  auto registry = std::make_shared<prometheus::Registry>();
+  auto metrics = pgwd::make_series_store();
   Watchdog watchdog(
-      loop, WatchdogOptions{.registry = registry,
+      loop, WatchdogOptions{.metrics = metrics,
                             .logger = std::make_shared<spdlog::logger>(
                                 "silent", std::make_shared<spdlog::sinks::null_sink_mt>())});
   const std::vector<TargetOptions> running = {target("a", "host=127.0.0.1 port=1"),
@@ -54,11 +53,11 @@ TEST_CASE(
   REQUIRE(steps.size() == 1 + 1 + 2);  // c and b's old half; b again; d; e
   steps[0]();
   CHECK(watchdog.target_names() == std::vector<std::string>{"a"});
-  CHECK(pgwd::testing::metric_value(*registry, "pgwatchdog_up", {{"target", "c"}}) == -1);
-  CHECK(pgwd::testing::metric_value(*registry, "pgwatchdog_up", {{"target", "a"}}) == 0);
+  CHECK(pgwd::testing::metric_value(metrics, "pgwatchdog_up", {{"target", "c"}}) == -1);
+  CHECK(pgwd::testing::metric_value(metrics, "pgwatchdog_up", {{"target", "a"}}) == 0);
   for (std::size_t i = 1; i < steps.size(); ++i) steps[i]();
   CHECK(watchdog.target_names() == std::vector<std::string>{"a", "b", "d", "e"});
-  CHECK(pgwd::testing::metric_value(*registry, "pgwatchdog_connections",
+  CHECK(pgwd::testing::metric_value(metrics, "pgwatchdog_connections",
                                     {{"target", "b"}, {"state", "waiting"}}) == 1);
 }
 

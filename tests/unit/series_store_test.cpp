@@ -74,8 +74,8 @@ TEST_CASE("series store: the text writer and the prometheus-cpp collectable say 
     targets.push_back(std::make_unique<pgwd::TargetSeries>(store_of(store), "t" + std::to_string(i),
                                                            nullptr, i % 3 == 0));
     exercise(*targets.back(), i);
-    targets.push_back(std::make_unique<pgwd::TargetSeries>(
-        store_of(store), "s" + std::to_string(i), shared.shared_histograms()));
+    targets.push_back(std::make_unique<pgwd::TargetSeries>(store_of(store), "s" + std::to_string(i),
+                                                           shared.shared_histograms()));
     exercise(*targets.back(), i);
   }
   targets.front()->disconnected(pgwd::Cause::dns);  // not a usual cause: a series made late
@@ -106,8 +106,9 @@ TEST_CASE("series store: the text writer and the prometheus-cpp collectable say 
   CHECK(lines_with(text, "pgwatchdog_server_changes_total{change=\"restart\",target=\"t0\"} 1")
             .size() == 1);
   CHECK(lines_with(text, "pgwatchdog_server_changes_total{target=\"t1\"").empty());  // not pooled
-  CHECK(lines_with(text, "pgwatchdog_lent_connections{target=\"lender \\\"quoted\\\"\\nand\\\\"
-                         "slashed\"} 1")
+  CHECK(lines_with(text,
+                   "pgwatchdog_lent_connections{target=\"lender \\\"quoted\\\"\\nand\\\\"
+                   "slashed\"} 1")
             .size() == 1);
   CHECK(lines_with(text, "pgwatchdog_probe_duration_seconds_count{loop=\"shared\"} 45").size() ==
         1);
@@ -165,9 +166,10 @@ TEST_CASE("series store: a removed target's series go and the others stay as the
 TEST_CASE("series store: an empty store writes build_info alone") {
   auto store = pgwd::make_series_store();
   const std::string text = store->text();
-  CHECK(text.starts_with("# HELP pgwatchdog_build_info Version of pgwatchdog and of the libpq it "
-                         "runs with; always 1\n# TYPE pgwatchdog_build_info gauge\n"
-                         "pgwatchdog_build_info{libpq=\""));
+  CHECK(
+      text.starts_with("# HELP pgwatchdog_build_info Version of pgwatchdog and of the libpq it "
+                       "runs with; always 1\n# TYPE pgwatchdog_build_info gauge\n"
+                       "pgwatchdog_build_info{libpq=\""));
   CHECK(text.find("\",version=\"" + std::string(pgwd::kVersion) + "\"} 1\n") != std::string::npos);
   CHECK(count_of(text, "\n") == 3);
   CHECK(text == serialized(store));

@@ -1,6 +1,5 @@
 #include "daemon/daemon.hpp"
 
-#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -11,16 +10,16 @@
 #include "daemon/daemon_metrics.hpp"
 #include "daemon/effective_config.hpp"
 #include "daemon/exit_codes.hpp"
-#include "daemon/logging.hpp"
 #include "daemon/http_routes.hpp"
 #include "daemon/http_server.hpp"
+#include "daemon/logging.hpp"
 #include "daemon/loop_heartbeat.hpp"
 #include "daemon/signal_handlers.hpp"
 #include "daemon/status_board.hpp"
 #include "daemon/systemd_notify.hpp"
 #include "daemon/target_reload.hpp"
 #include "daemon/web_config.hpp"
-#include "metrics/scrape_guard.hpp"
+#include "metrics/store.hpp"
 #include "pgwd/adapters/libevent.hpp"
 #include "pgwd/version.hpp"
 #include "pgwd/watchdog.hpp"
@@ -39,11 +38,8 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
       log_owner_(std::make_unique<DaemonLog>(config_.log_format, config_.log_level)),
       log_(log_owner_->logger()),
       base_(event_base_new()),
-      registry_(std::make_shared<prometheus::Registry>()) {
+      metrics_(make_series_store()) {
   if (!base_) throw std::runtime_error("cannot create the event loop");
-  // Every scrape of this registry is /metrics, which collects through the guard
-  // (http_routes.cpp): removing many targets may then rebuild families (Watchdog::remove_targets).
-  ScrapeGuard::declare_guarded(registry_);
   loop_ = std::make_unique<LibeventLoop>(base_.get());
   health_.set_config_loaded();
   board_ = std::make_unique<StatusBoard>(health_);
@@ -51,16 +47,16 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
   std::vector<std::string> open_paths;
   if (cli_.health_without_auth) open_paths = {"/-/healthy", "/-/ready"};
   http_ = std::make_unique<HttpServer>(config_.listen, std::move(web), std::move(open_paths),
-                                       daemon_routes(registry_, health_, *board_));
+                                       daemon_routes(metrics_, health_, *board_));
   health_.set_listening();
   heartbeat_ = std::make_unique<LoopHeartbeat>(base_.get(), health_);
-  daemon_metrics_ = std::make_unique<DaemonMetrics>(*registry_, base_.get(), config_.shard,
-                                                    [this] { return log_owner_->dropped(); });
+  daemon_metrics_ = std::make_unique<DaemonMetrics>(
+      Store::of(*metrics_), base_.get(), config_.shard, [this] { return log_owner_->dropped(); });
   daemon_metrics_->set_shard_targets(config_.targets.size());
   notifier_ = std::make_unique<SystemdNotifier>(base_.get(), *board_, log_);
   WatchdogOptions options;
   options.observer = board_.get();
-  options.registry = registry_;
+  options.metrics = metrics_;
   options.logger = log_;
   options.name = "daemon";
   // The daemon keeps a ticker, so that a stalled loop shows in event_loop_lag_seconds even while

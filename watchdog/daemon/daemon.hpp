@@ -13,12 +13,10 @@
 #include "daemon/health_state.hpp"
 #include "daemon/target_reload.hpp"
 #include "event/libevent/event_ptr.hpp"
+#include "pgwd/series_store.hpp"
 
 namespace spdlog {
 class logger;
-}
-namespace prometheus {
-class Registry;
 }
 
 namespace pgwd {
@@ -73,7 +71,7 @@ class Daemon {
   std::shared_ptr<spdlog::logger> log_;
   EventBasePtr base_;
   std::unique_ptr<LibeventLoop> loop_;  // the Watchdog's, and post() for the reload reader
-  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<SeriesStore> metrics_;
   HealthState health_;                   // read by the HTTP threads: outlives the server
   std::unique_ptr<StatusBoard> board_;   // the Watchdog's observer; read by the HTTP threads
   std::unique_ptr<HttpServer> http_;

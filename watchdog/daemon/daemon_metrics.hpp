@@ -1,10 +1,5 @@
 #pragma once
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -12,10 +7,12 @@
 
 #include "daemon/sharding.hpp"
 #include "event/libevent/event_ptr.hpp"
+#include "metrics/store.hpp"
 
 namespace pgwd::daemon {
 
-/// The daemon's own metric families (the library's are in metrics/metric_families.hpp):
+/// The daemon's own series, in two rows of the store (their families are in
+/// metrics/families.hpp with the library's):
 ///   pgwatchdog_shard_info{shard, total_shards}  1; shard="0", total_shards="1" without sharding
 ///   pgwatchdog_shard_targets                    the targets this process watches
 ///   pgwatchdog_log_messages_dropped_total       log lines dropped because stderr did not keep up
@@ -25,8 +22,8 @@ class DaemonMetrics {
  public:
   static constexpr std::chrono::milliseconds kDropSampleInterval{250};
 
-  DaemonMetrics(prometheus::Registry& registry, event_base* base,
-                const std::optional<Shard>& shard, std::function<std::uint64_t()> dropped_lines);
+  DaemonMetrics(Store& store, event_base* base, const std::optional<Shard>& shard,
+                std::function<std::uint64_t()> dropped_lines);
   DaemonMetrics(const DaemonMetrics&) = delete;
   DaemonMetrics& operator=(const DaemonMetrics&) = delete;
 
@@ -36,9 +33,10 @@ class DaemonMetrics {
   static void on_sample(evutil_socket_t, short, void* self);
   void sample();
 
-  prometheus::Gauge& shard_info_;
-  prometheus::Gauge& shard_targets_;
-  prometheus::Counter& log_dropped_;
+  Gauge shard_targets_;
+  Counter log_dropped_;
+  RowHandle info_row_;  // shard_info, labelled shard and total_shards
+  RowHandle row_;       // the other two, unlabelled
   std::function<std::uint64_t()> dropped_lines_;
   std::uint64_t dropped_seen_ = 0;
   EventPtr sampler_;

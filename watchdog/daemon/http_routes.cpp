@@ -1,13 +1,10 @@
 #include "daemon/http_routes.hpp"
 
 #include <fmt/format.h>
-#include <prometheus/registry.h>
 
 #include <atomic>
 
-#include "daemon/metrics_text.hpp"
 #include "daemon/status_page.hpp"
-#include "metrics/scrape_guard.hpp"  // read_guarded: waits out a family rebuild (reload)
 #include "pgwd/version.hpp"
 
 namespace pgwd::daemon {
@@ -34,32 +31,27 @@ HttpReply ready(const HealthState& health) {
   return {503, std::string(kText), why};
 }
 
-// The registry in the text format, read straight from it (append_registry_text: no copy of
-// every series), never half rebuilt (read_guarded). The body is reserved at the last scrape's size plus some room for new series,
-// so that writing megabytes never reallocates and copies.
-HttpReply metrics(const prometheus::Registry& registry, std::atomic<std::size_t>& last_size) {
+// The store in the text format, written straight into the body, which is reserved at the last
+// scrape's size plus some room for new series, so that writing megabytes never reallocates and
+// copies.
+HttpReply metrics(const SeriesStore& store, std::atomic<std::size_t>& last_size) {
   HttpReply reply{200, "text/plain; version=0.0.4; charset=utf-8", {}};
   const std::size_t hint = last_size.load(std::memory_order_relaxed);
   reply.body.reserve(hint + hint / 8 + 4096);
-  // A reload that removes targets may rebuild a family (metrics/scrape_guard.hpp): a scrape that
-  // overlapped it is written again, so that no staying series is ever missing from /metrics.
-  read_guarded(registry, [&] {
-    reply.body.clear();
-    append_registry_text(registry, reply.body);
-  });
+  store.append_text(reply.body);
   last_size.store(reply.body.size(), std::memory_order_relaxed);
   return reply;
 }
 
 }  // namespace
 
-HttpHandler daemon_routes(std::shared_ptr<prometheus::Registry> registry, const HealthState& health,
+HttpHandler daemon_routes(std::shared_ptr<const SeriesStore> store, const HealthState& health,
                           const StatusBoard& board) {
   // Shared by the server's threads, and by copies of the handler.
   auto last_size = std::make_shared<std::atomic<std::size_t>>(0);
-  return [registry = std::move(registry), last_size, &health,
+  return [store = std::move(store), last_size, &health,
           &board](std::string_view path) -> HttpReply {
-    if (path == "/metrics") return metrics(*registry, *last_size);
+    if (path == "/metrics") return metrics(*store, *last_size);
     if (path == "/-/healthy") return healthy(health);
     if (path == "/-/ready") return ready(health);
     if (path == "/")

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "lending/lending_desk.hpp"
+#include "metrics/lent_series.hpp"
 #include "pg/server_error.hpp"
 
 namespace pgwd {
@@ -110,33 +111,24 @@ void look_once_more(LoanState& loan) {
 }  // namespace
 
 struct LendingLedger::Group {
-  prometheus::Gauge* lent = nullptr;
-  prometheus::Counter* probes = nullptr;
-  prometheus::Counter* notifications = nullptr;
-  prometheus::Counter* server_lost = nullptr;
-  std::map<std::string, prometheus::Counter*, std::less<>> deaths;      ///< by cause
-  std::map<std::string, prometheus::Counter*, std::less<>> take_backs;  ///< by verdict
+  Group(Store& store, const std::string& target) : series(store, target) {}
+  LentSeries series;
   int alive = 0;                     ///< lent and not found dead
   std::deque<Clock::time_point> recent_deaths;
   bool told = false;                 ///< ServerLost told; again only after a new lend
   std::function<void(const ServerLost&)> on_server_lost;
 };
 
-LendingLedger::LendingLedger(std::function<void(std::function<void()>)> post,
-                             MetricFamilies& families, std::shared_ptr<spdlog::logger> log)
-    : post_to_loop_(std::move(post)), log_(std::move(log)), families_(&families) {}
+LendingLedger::LendingLedger(std::function<void(std::function<void()>)> post, Store& store,
+                             std::shared_ptr<spdlog::logger> log)
+    : post_to_loop_(std::move(post)), log_(std::move(log)), store_(&store) {}
 
 LendingLedger::~LendingLedger() = default;
 
 LendingLedger::Group& LendingLedger::group(const std::string& target) {
   auto it = groups_.find(target);
   if (it != groups_.end()) return *it->second;
-  auto made = std::make_unique<Group>();
-  const prometheus::Labels labels{{"target", target}};
-  made->lent = &families_->lent_connections.Add(labels);
-  made->probes = &families_->lent_probes.Add(labels);
-  made->notifications = &families_->lent_notifications.Add(labels);
-  made->server_lost = &families_->server_lost.Add(labels);
+  auto made = std::make_unique<Group>(*store_, target);
   return *groups_.emplace(target, std::move(made)).first->second;
 }
 
@@ -186,7 +178,7 @@ Loan LendingLedger::lend(PGconn* conn, LendOptions options) {
     loan->lent_at = Clock::now();
     loan->ledger = shared_from_this();
     Group& g = group(options.target);
-    g.lent->Increment();
+    g.series.lent().increment();
     ++g.alive;
     g.told = false;
     if (options.on_server_lost) g.on_server_lost = options.on_server_lost;
@@ -213,15 +205,9 @@ TakenBack LendingLedger::take_back(LoanState& loan, bool wait) {
       busy.probes = loan.probes;
       busy.lent_for = Clock::now() - loan.lent_at;
       const std::lock_guard ledger_lock(mutex_);
-      if (families_) {
-        if (auto it = groups_.find(loan.options.target); it != groups_.end()) {
-          auto& counter = it->second->take_backs["busy"];
-          if (!counter)
-            counter = &families_->lent_take_backs.Add(
-                {{"target", loan.options.target}, {"verdict", "busy"}});
-          counter->Increment();
-        }
-      }
+      if (store_)
+        if (auto it = groups_.find(loan.options.target); it != groups_.end())
+          it->second->series.take_back("busy").increment();
       return busy;
     }
     const auto deadline = Clock::now() + loan.options.probe_timeout + kProbeGrace;
@@ -279,18 +265,13 @@ LoanVerdict LendingLedger::peek(const LoanState& loan) const {
 void LendingLedger::forget(LoanState& loan, const TakenBack& result) {
   const std::lock_guard lock(mutex_);
   lent_.erase(loan.conn);
-  if (families_) {
+  if (store_) {
     Group& g = group(loan.options.target);
     if (loan.counted_alive) --g.alive;
-    g.lent->Decrement();
-    g.probes->Increment(result.probes);
-    g.notifications->Increment(static_cast<double>(result.notifications.size()));
-    const std::string verdict(to_string(result.verdict));
-    auto& counter = g.take_backs[verdict];
-    if (!counter)
-      counter = &families_->lent_take_backs.Add(
-          {{"target", loan.options.target}, {"verdict", verdict}});
-    counter->Increment();
+    g.series.lent().decrement();
+    g.series.probes().increment(result.probes);
+    g.series.notifications().increment(static_cast<double>(result.notifications.size()));
+    g.series.take_back(to_string(result.verdict)).increment();
   }
   loan.counted_alive = false;
   post([id = loan.id](LendingDesk& desk) { desk.release(id); });
@@ -298,14 +279,10 @@ void LendingLedger::forget(LoanState& loan, const TakenBack& result) {
 
 std::optional<LendingLedger::ServerLostReport> LendingLedger::record_death(LoanState& loan) {
   const std::lock_guard lock(mutex_);
-  if (!families_) return std::nullopt;
+  if (!store_) return std::nullopt;
   Group& g = group(loan.options.target);
   const LoanDeath& death = *loan.death;
-  const std::string cause(to_string(death.cause));
-  auto& counter = g.deaths[cause];
-  if (!counter)
-    counter = &families_->lent_deaths.Add({{"target", loan.options.target}, {"cause", cause}});
-  counter->Increment();
+  g.series.death(to_string(death.cause)).increment();
   if (loan.counted_alive) --g.alive;
   loan.counted_alive = false;
 
@@ -321,7 +298,7 @@ std::optional<LendingLedger::ServerLostReport> LendingLedger::record_death(LoanS
                          g.recent_deaths.size(), kServerLostWindow.count());
   if (reason.empty() || g.told) return std::nullopt;
   g.told = true;
-  g.server_lost->Increment();
+  g.series.server_lost().increment();
   log_->warn("lending target {}: server lost: {}", loan.options.target, reason);
   return ServerLostReport{ServerLost{loan.options.target, reason, death}, g.on_server_lost};
 }
@@ -335,18 +312,8 @@ void LendingLedger::detach() {
   const std::lock_guard lock(mutex_);
   desk_ = nullptr;
   detached_ = true;
-  if (families_) {
-    for (auto& [target, g] : groups_) {
-      families_->lent_connections.Remove(g->lent);
-      families_->lent_probes.Remove(g->probes);
-      families_->lent_notifications.Remove(g->notifications);
-      families_->server_lost.Remove(g->server_lost);
-      for (auto& [cause, c] : g->deaths) families_->lent_deaths.Remove(c);
-      for (auto& [verdict, c] : g->take_backs) families_->lent_take_backs.Remove(c);
-    }
-  }
-  groups_.clear();
-  families_ = nullptr;
+  groups_.clear();  // their series go with them
+  store_ = nullptr;
 }
 
 void LendingLedger::post(std::function<void(LendingDesk&)> task) {

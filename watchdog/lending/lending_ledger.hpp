@@ -13,7 +13,7 @@
 #include <unordered_set>
 
 #include "lending/loan_state.hpp"
-#include "metrics/metric_families.hpp"
+#include "metrics/store.hpp"
 #include "os/unique_fd.hpp"
 #include "pgwd/lending.hpp"
 
@@ -30,9 +30,9 @@ class LendingDesk;
 /// Lock order: a loan's mutex, then the ledger's.
 class LendingLedger : public std::enable_shared_from_this<LendingLedger> {
  public:
-  /// `post` hands a task to the watchdog's loop (thread-safe). `families` and `log` are valid
+  /// `post` hands a task to the watchdog's loop (thread-safe). `store` and `log` are valid
   /// until detach().
-  LendingLedger(std::function<void(std::function<void()>)> post, MetricFamilies& families,
+  LendingLedger(std::function<void(std::function<void()>)> post, Store& store,
                 std::shared_ptr<spdlog::logger> log);
   ~LendingLedger();
   LendingLedger(const LendingLedger&) = delete;
@@ -74,7 +74,7 @@ class LendingLedger : public std::enable_shared_from_this<LendingLedger> {
 
   mutable std::mutex mutex_;
   // Guarded by mutex_:
-  MetricFamilies* families_;  ///< null after detach()
+  Store* store_;  ///< null after detach()
   LendingDesk* desk_ = nullptr;
   bool detached_ = false;
   std::unordered_set<const PGconn*> lent_;

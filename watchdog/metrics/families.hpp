@@ -30,13 +30,13 @@ inline constexpr Family in_hot_standby{1, "pgwatchdog_in_hot_standby",
                                        gauge};
 inline constexpr Family connections{2, "pgwatchdog_connections",
                                     "Watched connections per life-cycle state", gauge};
-inline constexpr Family disconnects{3, "pgwatchdog_disconnects_total",
-                                    "Connections lost, by cause", counter};
+inline constexpr Family disconnects{3, "pgwatchdog_disconnects_total", "Connections lost, by cause",
+                                    counter};
 inline constexpr Family reconnects{4, "pgwatchdog_reconnects_total",
                                    "Connect attempts after the first, by result", counter};
-inline constexpr Family connect_failures{
-    5, "pgwatchdog_connect_failures_total",
-    "Failed connect attempts (first ones included), by cause", counter};
+inline constexpr Family connect_failures{5, "pgwatchdog_connect_failures_total",
+                                         "Failed connect attempts (first ones included), by cause",
+                                         counter};
 inline constexpr Family server_changes{6, "pgwatchdog_server_changes_total",
                                        "Times the server behind a pooled target was not the one "
                                        "that answered before, by target and change (restart, "
@@ -57,8 +57,7 @@ inline constexpr Family outage{
 inline constexpr Family notifications{11, "pgwatchdog_notifications_total",
                                       "NOTIFY messages received on watched connections", counter};
 inline constexpr Family notices{12, "pgwatchdog_notices_total",
-                                "NOTICE/WARNING messages received on watched connections",
-                                counter};
+                                "NOTICE/WARNING messages received on watched connections", counter};
 // A watchdog's loop (LoopSeries).
 inline constexpr Family event_loop_lag{
     13, "pgwatchdog_event_loop_lag_seconds",
@@ -70,9 +69,9 @@ inline constexpr Family slow_callbacks{14, "pgwatchdog_slow_callbacks_total",
                                        "slow_callback_threshold, by loop and phase",
                                        counter};
 // The store's own (Store).
-inline constexpr Family build_info{
-    15, "pgwatchdog_build_info", "Version of pgwatchdog and of the libpq it runs with; always 1",
-    gauge};
+inline constexpr Family build_info{15, "pgwatchdog_build_info",
+                                   "Version of pgwatchdog and of the libpq it runs with; always 1",
+                                   gauge};
 // Connections hosts lend (pgwd/lending.hpp), by the loans' target (LentSeries).
 inline constexpr Family lent_connections{16, "pgwatchdog_lent_connections",
                                          "Host-owned connections lent to the watchdog and not "

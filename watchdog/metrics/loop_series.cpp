@@ -8,8 +8,8 @@ LoopSeries::LoopSeries(Store& store, const std::string& loop, bool shared_histog
   auto row = std::make_shared<Row>(std::vector<Label>{{"loop", loop}});
   lag_ = row->histogram(families::event_loop_lag);
   if (shared_histograms)
-    shared_ = LoopHistograms{row->histogram(families::probe_duration),
-                             row->histogram(families::outage)};
+    shared_ =
+        LoopHistograms{row->histogram(families::probe_duration), row->histogram(families::outage)};
   for (CallbackPhase phase : kCallbackPhases)
     slow_[static_cast<std::size_t>(phase)] =
         row->counter(families::slow_callbacks, "phase", std::string(to_string(phase)));

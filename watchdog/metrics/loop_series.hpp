@@ -29,9 +29,7 @@ class LoopSeries {
   void timer_late(Nanos late);
   void slow_callback(CallbackPhase phase);
   /// Null unless made with shared_histograms.
-  const LoopHistograms* shared_histograms() const noexcept {
-    return shared_ ? &*shared_ : nullptr;
-  }
+  const LoopHistograms* shared_histograms() const noexcept { return shared_ ? &*shared_ : nullptr; }
 
  private:
   static constexpr std::size_t kPhases = std::size(kCallbackPhases);

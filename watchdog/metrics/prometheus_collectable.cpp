@@ -43,8 +43,9 @@ class StoreCollectable final : public prometheus::Collectable {
         [&](const Row& row, const Series& series) {
           auto& metric = collected.back().metric.emplace_back();
           // The row's labels and the series' own, by name (as prometheus-cpp orders them).
-          const std::size_t own_at =
-              series.label_name.empty() ? row.labels().size() : row.labels_before(series.label_name);
+          const std::size_t own_at = series.label_name.empty()
+                                         ? row.labels().size()
+                                         : row.labels_before(series.label_name);
           for (std::size_t i = 0; i <= row.labels().size(); ++i) {
             if (i == own_at && !series.label_name.empty())
               metric.label.push_back({std::string(series.label_name), series.label_value});
@@ -66,9 +67,8 @@ class StoreCollectable final : public prometheus::Collectable {
               metric.histogram.sample_sum = reading.sum;
               for (std::size_t i = 0; i < reading.cumulative.size(); ++i)
                 metric.histogram.bucket.push_back(
-                    {reading.cumulative[i], i < bounds.size()
-                                                ? bounds[i]
-                                                : std::numeric_limits<double>::infinity()});
+                    {reading.cumulative[i],
+                     i < bounds.size() ? bounds[i] : std::numeric_limits<double>::infinity()});
               break;
             }
           }

@@ -23,7 +23,8 @@ struct Family {
   std::string_view name;
   std::string_view help;
   MetricType type;
-  std::span<const double> buckets = {};  ///< a histogram's upper bounds, ascending, +Inf not included
+  std::span<const double> buckets =
+      {};  ///< a histogram's upper bounds, ascending, +Inf not included
 };
 
 /// A label, name and value.
@@ -102,8 +103,7 @@ class Row {
   /// `label_name` must outlive the row (a literal).
   Counter counter(const Family& family, std::string_view label_name = {},
                   std::string label_value = {});
-  Gauge gauge(const Family& family, std::string_view label_name = {},
-              std::string label_value = {});
+  Gauge gauge(const Family& family, std::string_view label_name = {}, std::string label_value = {});
   Histogram histogram(const Family& family, std::string_view label_name = {},
                       std::string label_value = {});
 

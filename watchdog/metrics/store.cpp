@@ -53,7 +53,9 @@ RowHandle& RowHandle::operator=(RowHandle&& other) noexcept {
   return *this;
 }
 
-RowHandle::~RowHandle() { withdraw(); }
+RowHandle::~RowHandle() {
+  withdraw();
+}
 
 void RowHandle::withdraw() noexcept {
   if (!store_) return;
@@ -80,7 +82,9 @@ std::vector<std::shared_ptr<const Row>> Store::snapshot() const {
   return {rows_.begin(), rows_.end()};
 }
 
-void Store::append_text(std::string& out) const { append_exposition(snapshot(), out); }
+void Store::append_text(std::string& out) const {
+  append_exposition(snapshot(), out);
+}
 
 Store::Claim::Claim(std::shared_ptr<Store> store, std::set<std::string>& names, std::string name)
     : store_(std::move(store)), names_(names), name_(std::move(name)) {}

@@ -95,8 +95,9 @@ void TargetSeries::connection_moved(std::optional<ConnectionState> from,
                                     std::optional<ConnectionState> to) {
   if (from && shown(*from)) connections_[static_cast<std::size_t>(*from)].decrement();
   if (to && shown(*to)) connections_[static_cast<std::size_t>(*to)].increment();
-  const double connected = connections_[static_cast<std::size_t>(ConnectionState::healthy)].value() +
-                           connections_[static_cast<std::size_t>(ConnectionState::probing)].value();
+  const double connected =
+      connections_[static_cast<std::size_t>(ConnectionState::healthy)].value() +
+      connections_[static_cast<std::size_t>(ConnectionState::probing)].value();
   up_.set(connected > 0 ? 1 : 0);
 }
 

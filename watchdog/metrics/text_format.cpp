@@ -18,12 +18,6 @@ constexpr int kPrecision = std::numeric_limits<double>::max_digits10 - 1;
 // lost), and most series are counters and gauges holding small integers: the fast path.
 constexpr double kIntegralFastPathLimit = 1e15;
 
-template <typename Integer>
-void append_any_integer(std::string& out, Integer value) {
-  char digits[24];
-  out.append(digits, std::to_chars(std::begin(digits), std::end(digits), value).ptr);
-}
-
 // HELP: backslash and line feed are escaped (format 0.0.4); a double quote is not.
 void append_help(std::string& out, std::string_view help) {
   std::size_t plain = 0;
@@ -55,15 +49,7 @@ void append_head(std::string& out, const SeriesHead& series, std::string_view su
   out += "} ";
 }
 
-void append_tail(std::string& out, const SeriesHead& series) {
-  if (series.timestamp_ms != 0) {
-    out += ' ';
-    append_integer(out, series.timestamp_ms);
-  }
-  out += '\n';
-}
-
-// The extra label of a histogram bucket (`le="0.25"`) or a summary quantile, rendered.
+// The extra label of a histogram bucket (`le="0.25"`), rendered.
 void render_extra(std::string& text, std::string_view name, double value) {
   text.clear();
   text += name;
@@ -94,8 +80,10 @@ void append_double(std::string& out, double value) {
   out.append(digits, written.ptr);
 }
 
-void append_integer(std::string& out, std::int64_t value) { append_any_integer(out, value); }
-void append_integer(std::string& out, std::uint64_t value) { append_any_integer(out, value); }
+void append_integer(std::string& out, std::uint64_t value) {
+  char digits[24];
+  out.append(digits, std::to_chars(std::begin(digits), std::end(digits), value).ptr);
+}
 
 void append_label_value(std::string& out, std::string_view value) {
   std::size_t plain = 0;
@@ -136,32 +124,24 @@ void append_family_head(std::string& out, std::string_view name, std::string_vie
 void append_sample(std::string& out, const SeriesHead& series, double value) {
   append_head(out, series);
   append_double(out, value);
-  append_tail(out, series);
+  out += '\n';
 }
 
 void append_count_and_sum(std::string& out, const SeriesHead& series, std::uint64_t count,
                           double sum) {
   append_head(out, series, "_count");
   append_integer(out, count);
-  append_tail(out, series);
+  out += '\n';
   append_head(out, series, "_sum");
   append_double(out, sum);
-  append_tail(out, series);
+  out += '\n';
 }
 
 void append_bucket(std::string& out, const SeriesHead& series, std::string_view le,
                    std::uint64_t cumulative_count) {
   append_head(out, series, "_bucket", le);
   append_integer(out, cumulative_count);
-  append_tail(out, series);
-}
-
-void append_quantile(std::string& out, const SeriesHead& series, double quantile, double value) {
-  std::string label;
-  render_extra(label, "quantile", quantile);
-  append_head(out, series, {}, label);
-  append_double(out, value);
-  append_tail(out, series);
+  out += '\n';
 }
 
 std::string_view BucketLabels::of(std::size_t bucket, double upper_bound) {

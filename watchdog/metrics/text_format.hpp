@@ -17,7 +17,6 @@ namespace pgwd {
 // (64,000 series) took 60% of a scrape. Pure functions: thread-safe.
 
 void append_double(std::string& out, double value);
-void append_integer(std::string& out, std::int64_t value);
 void append_integer(std::string& out, std::uint64_t value);
 /// Escapes backslash, double quote and line feed.
 void append_label_value(std::string& out, std::string_view value);
@@ -31,10 +30,9 @@ void append_family_head(std::string& out, std::string_view name, std::string_vie
 struct SeriesHead {
   std::string_view name;
   std::string_view labels;  // rendered
-  std::int64_t timestamp_ms = 0;
 };
 
-/// `name{labels} value` (with `extra`, a rendered label, after the series' own).
+/// `name{labels} value`.
 void append_sample(std::string& out, const SeriesHead& series, double value);
 /// `name_count` and `name_sum`.
 void append_count_and_sum(std::string& out, const SeriesHead& series, std::uint64_t count,
@@ -42,8 +40,6 @@ void append_count_and_sum(std::string& out, const SeriesHead& series, std::uint6
 /// One `name_bucket{labels,le} count` line; `le` rendered by BucketLabels.
 void append_bucket(std::string& out, const SeriesHead& series, std::string_view le,
                    std::uint64_t cumulative_count);
-/// One `name{labels,quantile} value` line of a summary.
-void append_quantile(std::string& out, const SeriesHead& series, double quantile, double value);
 
 /// The `le` labels of one family's histograms, which share their bucket bounds: formatting a
 /// double takes longer than copying it, and a family has thousands of buckets.

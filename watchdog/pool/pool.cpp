@@ -42,9 +42,9 @@ void validate(const PoolOptions& options) {
 }
 
 std::shared_ptr<PoolCore> start_core(PoolCore::LendFunction lend, PoolOptions options,
-                                     std::shared_ptr<prometheus::Registry> registry) {
+                                     std::shared_ptr<SeriesStore> metrics) {
   validate(options);
-  auto core = std::make_shared<PoolCore>(std::move(lend), std::move(options), std::move(registry));
+  auto core = std::make_shared<PoolCore>(std::move(lend), std::move(options), std::move(metrics));
   core->start();
   return core;
 }
@@ -56,14 +56,14 @@ Pool::Pool(WatchdogThread& watchdog, PoolOptions options)
           [&watchdog](PGconn* connection, LendOptions lend) {
             return watchdog.lend(connection, std::move(lend));
           },
-          std::move(options), watchdog.registry())) {}
+          std::move(options), watchdog.metrics())) {}
 
 Pool::Pool(Watchdog& watchdog, PoolOptions options)
     : core_(start_core(
           [&watchdog](PGconn* connection, LendOptions lend) {
             return watchdog.lend(connection, std::move(lend));
           },
-          std::move(options), watchdog.registry())) {}
+          std::move(options), watchdog.metrics())) {}
 
 Pool::~Pool() { core_->stop(); }
 

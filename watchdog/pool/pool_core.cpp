@@ -20,12 +20,12 @@ std::string millis(std::chrono::nanoseconds duration) {
 
 }  // namespace
 
-PoolCore::PoolCore(LendFunction lend, PoolOptions options,
-                   std::shared_ptr<prometheus::Registry> registry)
+PoolCore::PoolCore(LendFunction lend, PoolOptions options, std::shared_ptr<SeriesStore> metrics)
     : lend_(std::move(lend)),
       options_(std::move(options)),
       logger_(options_.logger ? options_.logger : spdlog::default_logger()),
-      metrics_(std::move(registry), options_.name),
+      metrics_store_(std::move(metrics)),
+      metrics_(Store::of(*metrics_store_), options_.name),
       backoff_(options_.backoff_initial, options_.backoff_max, random_) {
   publish_sizes_locked();
 }

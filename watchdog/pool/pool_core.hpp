@@ -17,7 +17,7 @@
 #include "health/random.hpp"
 #include "pgwd/lending.hpp"
 #include "pgwd/pool.hpp"
-#include "pool/pool_metrics.hpp"
+#include "pool/pool_series.hpp"
 #include "pool/pooled_connection.hpp"
 
 namespace spdlog {
@@ -39,8 +39,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   using LendFunction = std::function<Loan(PGconn*, LendOptions)>;
   using AsyncDone = std::function<void(Lease, std::exception_ptr)>;
 
-  PoolCore(LendFunction lend, PoolOptions options,
-           std::shared_ptr<prometheus::Registry> registry);
+  PoolCore(LendFunction lend, PoolOptions options, std::shared_ptr<SeriesStore> metrics);
   ~PoolCore();
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
@@ -96,7 +95,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   const LendFunction lend_;
   const PoolOptions options_;
   std::shared_ptr<spdlog::logger> logger_;
-  PoolMetrics metrics_;
+  std::shared_ptr<SeriesStore> metrics_store_;  // outlives metrics_
+  PoolSeries metrics_;
 
   mutable std::mutex mutex_;
   std::condition_variable available_;  // sync acquirers: a connection is idle, or stopping
