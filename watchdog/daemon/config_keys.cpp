@@ -25,13 +25,13 @@ constexpr long long ms(Duration duration) {
 }
 
 // A string as --check-config prints it: loading it back expands no `${`.
-std::string quoted(std::string_view text) {
+std::string as_yaml_string(std::string_view text) {
   return yaml_quoted(escape_env_references(text));
 }
 
 Shown shown_path(const std::string& path) {
   if (path.empty()) return std::nullopt;
-  return quoted(path);
+  return as_yaml_string(path);
 }
 
 constexpr std::array<std::string_view, 2> kPoolerNames{"none", "pgbouncer"};
@@ -59,7 +59,7 @@ void read_text(const ValueReader& r, const Entry& e, const ValueRange& range, Ta
 }
 template <std::string TargetOptions::*field>
 Shown show_text(const ShownTarget& t) {
-  return quoted(t.options.*field);
+  return as_yaml_string(t.options.*field);
 }
 
 // The library's pgwd::validate refuses the same values as these ranges (and says so in its own
@@ -80,7 +80,7 @@ constexpr std::array<TopLevelKey, 7> kTopLevelKeys{{
          r.fail(e.line, error.what());
        }
      },
-     [](const DaemonConfig& c) -> Shown { return quoted(c.listen); }},
+     [](const DaemonConfig& c) -> Shown { return as_yaml_string(c.listen); }},
     {"log_level", KeyPlace::top_level, ValueType::choice,
      {.choices = kLogLevelNames, .choice_noun = "level"}, "",
      "the least severe log lines written; `--log-level` overrides it",
@@ -134,7 +134,7 @@ constexpr std::array<TargetKey, 21> kTargetKeys{{
        d.options.name = r.string(e, range);
        d.name_line = e.line;
      },
-     [](const ShownTarget& t) -> Shown { return quoted(t.options.name); }},
+     [](const ShownTarget& t) -> Shown { return as_yaml_string(t.options.name); }},
     {"dsn", KeyPlace::targets_only, ValueType::string,
      {.also = "one libpq conninfo, at most 100 hosts"}, "(required, or `dsn_file`)",
      "libpq conninfo, `key=value` or URI (see [Connection strings](#connection-strings)); printed "
@@ -144,7 +144,9 @@ constexpr std::array<TargetKey, 21> kTargetKeys{{
        d.options.conninfo = r.string(e, range);
        d.dsn_line = e.line;
      },
-     [](const ShownTarget& t) -> Shown { return quoted(redact_conninfo(t.options.conninfo)); }},
+     [](const ShownTarget& t) -> Shown {
+       return as_yaml_string(redact_conninfo(t.options.conninfo));
+     }},
     {"dsn_file", KeyPlace::targets_only, ValueType::string, {}, "",
      "a file whose content is the whole DSN (see [Secrets](#secrets)); not with `dsn`",
      [](const ValueReader& r, const Entry& e, const ValueRange& range, TargetDraft& d) {
@@ -216,7 +218,7 @@ constexpr std::array<TargetKey, 21> kTargetKeys{{
      },
      [](const ShownTarget& t) -> Shown {
        if (t.options.in_front_of.empty()) return std::nullopt;
-       return quoted(t.options.in_front_of);
+       return as_yaml_string(t.options.in_front_of);
      }},
     {"keepalives_idle", KeyPlace::defaults_and_targets, ValueType::duration,
      {.min = ms(seconds(1)), .max = ms(seconds(32767))}, "",
@@ -258,7 +260,7 @@ constexpr std::array<TargetKey, 21> kTargetKeys{{
      [](const ShownTarget& t) -> Shown {
        std::vector<std::string> channels;
        for (const std::string& channel : t.options.listen_channels)
-         channels.push_back(quoted(channel));
+         channels.push_back(as_yaml_string(channel));
        return fmt::format("[{}]", fmt::join(channels, ", "));
      }},
 }};
