@@ -11,7 +11,10 @@ FROM docker.io/library/debian:bookworm-slim AS build
 COPY scripts/install-deps /src/scripts/install-deps
 RUN /src/scripts/install-deps --quiet --daemon-build && rm -rf /var/lib/apt/lists/*
 COPY . /src
+# A unity build (CMAKE_UNITY_BUILD): the library's files compiled a batch at a time parse the
+# heavy headers (spdlog, fmt, prometheus-cpp, libevent, the standard library) once a batch.
 RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=Release -DPGWD_BUILD_TESTS=OFF -DPGWD_INSTALL=OFF \
+      -DCMAKE_UNITY_BUILD=ON \
  && cmake --build /build -j"$(nproc)" --target pgwatchdog-daemon \
  && install -D -m 0755 -s /build/watchdog/daemon/pgwatchdog /out/usr/bin/pgwatchdog \
  && install -D -m 0644 /src/deploy/image/pgwatchdog.yaml /out/etc/pgwatchdog/pgwatchdog.yaml \

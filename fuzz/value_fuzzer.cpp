@@ -17,6 +17,8 @@
 
 #include "daemon/config.hpp"
 #include "daemon/duration.hpp"
+#include "daemon/listen_address.hpp"
+#include "daemon/yaml_document.hpp"
 #include "pgwd/watchdog.hpp"
 
 namespace {

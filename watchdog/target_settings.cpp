@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include "pg/host_list.hpp"
@@ -98,9 +99,9 @@ bool is_port(std::string_view port) {
   return number >= 1 && number <= 65535;
 }
 
-}  // namespace
-
-TargetSettings prepare_target(const TargetOptions& o) {
+// `parsed` is o.conninfo parsed, or null to parse it here: after every other check, so that a
+// message about the name or a setting comes first whatever the conninfo holds.
+TargetSettings prepare(const TargetOptions& o, std::optional<Conninfo> parsed) {
   check_name(o.name);  // first: every later message quotes the name as it is
   check(o.connections >= 1, o.name,
         fmt::format("connections must be at least 1 (got {})", o.connections));
@@ -160,7 +161,7 @@ TargetSettings prepare_target(const TargetOptions& o) {
 
   TargetSettings s;
   try {
-    s.link.conninfo = Conninfo::parse(o.conninfo);
+    s.link.conninfo = parsed ? std::move(*parsed) : Conninfo::parse(o.conninfo);
   } catch (const InvalidTarget& e) {
     throw InvalidTarget(fmt::format("target '{}': {}", o.name, e.what()));
   }
@@ -212,6 +213,16 @@ TargetSettings prepare_target(const TargetOptions& o) {
   s.scout_interval = o.scout_interval;
   s.scout_spread = std::min<Nanos>(o.backoff_initial, o.scout_interval);
   return s;
+}
+
+}  // namespace
+
+TargetSettings prepare_target(const TargetOptions& options) {
+  return prepare(options, std::nullopt);
+}
+
+TargetSettings prepare_target(const TargetOptions& options, Conninfo conninfo) {
+  return prepare(options, std::move(conninfo));
 }
 
 void validate(const TargetOptions& options) {

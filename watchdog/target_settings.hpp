@@ -19,4 +19,9 @@ struct TargetSettings {
 /// first. Throws InvalidTarget with a message that names the target and never contains a password.
 TargetSettings prepare_target(const TargetOptions& options);
 
+/// The same for a caller that holds options.conninfo parsed already (the daemon's loader parses
+/// each DSN once and completes it parsed): `conninfo` must be what Conninfo::parse makes of
+/// options.conninfo, whose text is then used only to redact libpq's messages.
+TargetSettings prepare_target(const TargetOptions& options, Conninfo conninfo);
+
 }  // namespace pgwd

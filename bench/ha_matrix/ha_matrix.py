@@ -225,7 +225,7 @@ class Poller(threading.Thread):
         deadline = time.time() + POLL_TIMEOUT
         if self.conn is None:
             self.conn = psycopg2.connect(host="127.0.0.1", port=self.port, dbname="postgres",
-                                         user="postgres", application_name="ha_matrix_poller",
+                                         user="postgres", application_name=poller_app(self.name_),
                                          connect_timeout=int(POLL_TIMEOUT), async_=1)
             self.wait(self.conn, deadline)
         cur = self.conn.cursor()
@@ -287,13 +287,77 @@ class Sampler(threading.Thread):
         self.role_thread.join(2)
 
 
-def truth_role(truth, t, path, nodes):
-    """Patroni's answer for the server behind PATH at time t ('primary'/'replica'/None)."""
-    if path in ("haproxy_primary", "pgbouncer_session", "pgbouncer_transaction"):
-        return "primary"
-    if path == "haproxy_replica":
-        return "replica"
-    node = nodes[path]
+def watcher_app(path):
+    """The application_name of pgwatchdog's connection on PATH (the node locator finds it)."""
+    return f"pgwd_{path}"
+
+
+def poller_app(path):
+    return f"poll_{path}"
+
+
+class NodeLocator(threading.Thread):
+    """Every 250 ms, which clients of the watchers and pollers a node serves (pg_stat_activity by
+    application_name): behind HAProxy the node a connection is on is HAProxy's choice, and after
+    a switchover HAProxy keeps routing a port to the old node until its checks mark it down, so
+    the truth for a connection there is the role of the node it is on, not the port's intent.
+    One thread per node: a stopped node blocks only its own."""
+
+    def __init__(self, env, node, stop):
+        super().__init__(daemon=True)
+        self.port, self.stop = env[f"HA_NODE{node}_PG_PORT"], stop
+        self.seen = []  # (t, {application_name, ...})
+
+    def run(self):
+        conn = None
+        while not self.stop.is_set():
+            t = time.time()
+            try:
+                if conn is None:
+                    conn = psycopg2.connect(host="127.0.0.1", port=self.port, dbname="postgres",
+                                            user="postgres", application_name="ha_matrix_locator",
+                                            connect_timeout=1)
+                    conn.autocommit = True
+                cur = conn.cursor()
+                cur.execute("SELECT application_name FROM pg_stat_activity "
+                            "WHERE application_name LIKE 'pgwd\\_%' OR application_name LIKE 'poll\\_%'")
+                self.seen.append((t, {row[0] for row in cur.fetchall()}))
+            except Exception:  # down, restarting or stopped: nothing known of it meanwhile
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:
+                        pass
+                    conn = None
+            self.stop.wait(max(0.0, 0.25 - (time.time() - t)))
+        if conn is not None:
+            conn.close()
+
+
+def node_of(locators, app, t):
+    """The node whose latest look at or before t saw APP, the latest such look winning; None if
+    no node's latest look saw it (between connections, or nothing known)."""
+    best = None
+    for node, locator in (locators or {}).items():
+        latest = next(((ts, names) for ts, names in reversed(locator.seen) if ts <= t), None)
+        if latest is not None and app in latest[1] and (best is None or latest[0] > best[0]):
+            best = (latest[0], node)
+    return None if best is None else best[1]
+
+
+def truth_role(truth, t, path, nodes, app=None, locators=None):
+    """Patroni's answer for the server behind PATH at time t ('primary'/'replica'/None). Through
+    HAProxy: the role of the node the connection named APP is on, where the locators saw it;
+    else the port's intent, as through PgBouncer (whose server is HAProxy's primary port's)."""
+    node = nodes.get(path)
+    if path.startswith("haproxy_") and app is not None:
+        node = node_of(locators, app, t)
+    if node is None:
+        if path in ("haproxy_primary", "pgbouncer_session", "pgbouncer_transaction"):
+            return "primary"
+        if path == "haproxy_replica":
+            return "replica"
+        return None
     last = None
     for tt, roles in truth:
         if tt > t:
@@ -303,7 +367,7 @@ def truth_role(truth, t, path, nodes):
     return last
 
 
-def analyse_path(path, sampler, poller, t_fault, t_event, nodes):
+def analyse_path(path, sampler, poller, t_fault, t_event, nodes, locators):
     samples = [(t, m.get(path)) for t, m in sampler.samples if m is not None and m.get(path)]
     base = [m for t, m in samples if t < t_fault]
     after = [(t, m) for t, m in samples if t >= t_fault]
@@ -347,7 +411,7 @@ def analyse_path(path, sampler, poller, t_fault, t_event, nodes):
     res["poll_round_trips_per_hour"] = round(poller.round_trips / pdur * 3600, 1) if pdur > 0 else None
     # roles: at the end, and time spent wrong after the fault (while the truth is known)
     t_last = after[-1][0]
-    truth_end = truth_role(sampler.truth, t_last, path, nodes)
+    truth_end = truth_role(sampler.truth, t_last, path, nodes, watcher_app(path), locators)
     res["truth_role_end"] = truth_end
     res["pgwd_role_end"] = ("replica" if last["hs"] == 1 else "primary") if last["up"] == 1 else None
     ok_polls = [r for r in pres if r[1]]
@@ -355,7 +419,7 @@ def analyse_path(path, sampler, poller, t_fault, t_event, nodes):
     wrong = 0.0
     for i in range(1, len(after)):
         t, m = after[i]
-        tr = truth_role(sampler.truth, t, path, nodes)
+        tr = truth_role(sampler.truth, t, path, nodes, watcher_app(path), locators)
         if tr is None or m["up"] != 1:
             continue
         if ("replica" if m["hs"] == 1 else "primary") != tr:
@@ -364,7 +428,7 @@ def analyse_path(path, sampler, poller, t_fault, t_event, nodes):
     pwrong = 0.0
     for i in range(1, len(ok_polls)):
         t = ok_polls[i][0]
-        tr = truth_role(sampler.truth, t, path, nodes)
+        tr = truth_role(sampler.truth, t, path, nodes, poller_app(path), locators)
         if tr is not None and ("replica" if ok_polls[i][2] else "primary") != tr:
             pwrong += t - ok_polls[i - 1][0]
     res["poll_role_wrong_s"] = round(pwrong, 1)
@@ -429,7 +493,8 @@ def run_scenario(args, env, scenario, paths):
         # the target, not tunings; `proxied` changes nothing in the watching).
         f.write(f'listen: "{listen}"\ntargets:\n')
         for p in paths:
-            f.write(f'  - name: {p}\n    dsn: "host=127.0.0.1 port={ports[p]} dbname=postgres user=postgres"\n')
+            f.write(f'  - name: {p}\n    dsn: "host=127.0.0.1 port={ports[p]} dbname=postgres user=postgres '
+                    f'application_name={watcher_app(p)}"\n')
             if p.startswith("pgbouncer_"):
                 f.write('    pooler: pgbouncer\n')
             if p.startswith("haproxy_"):
@@ -442,6 +507,7 @@ def run_scenario(args, env, scenario, paths):
     daemon = subprocess.Popen([args.daemon, "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
     stop = threading.Event()
     pollers = {p: Poller(p, ports[p], stop) for p in paths}
+    locators = {n: NodeLocator(env, n, stop) for n in (1, 2)}
     sampler = Sampler(env, f"http://{listen}/metrics", env[f"HA_NODE{lead}_DATA"],
                       postmaster_pid(env, lead), stop)
     result = {"scenario": scenario, "fault": fault_args, "leader_before": f"node{lead}", "paths": []}
@@ -460,6 +526,8 @@ def run_scenario(args, env, scenario, paths):
         for p in pollers.values():
             p.start()
         sampler.start()
+        for locator in locators.values():
+            locator.start()
         # A baseline of a few polls: every path answering before the fault.
         time.sleep(3)
         out = subprocess.run([os.path.join(STACK_DIR, "ha-fault"), env["HA_ROOT"]] + fault_args,
@@ -483,6 +551,8 @@ def run_scenario(args, env, scenario, paths):
                 p.join(POLL_TIMEOUT + 2)
         if sampler.is_alive():
             sampler.join(3)
+        for locator in locators.values():
+            locator.join(3)
     # The event the clients can see: for a switchover or restart, the moment the old primary's
     # postmaster began to shut down (Patroni checkpoints first, 1-3 s after the request);
     # otherwise the fault's start. Sampled every 100 ms, so a detection may show up to -0.1 s.
@@ -494,7 +564,7 @@ def run_scenario(args, env, scenario, paths):
                    "fault_seconds": round(t_fault_end - t_fault, 2)})
     misses = []
     for p in paths:
-        res = analyse_path(p, sampler, pollers[p], t_fault, t_event, nodes)
+        res = analyse_path(p, sampler, pollers[p], t_fault, t_event, nodes, locators)
         result["paths"].append(res)
         if args.check:
             misses += check(scenario, res, signalled, carriers)

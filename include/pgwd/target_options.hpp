@@ -52,8 +52,9 @@ struct TargetOptions {
   /// Deadline for one host of an attempt (DNS + TCP + TLS + auth + LISTEN). libpq ignores its own
   /// `connect_timeout` in non-blocking mode, so the watchdog enforces this itself.
   Duration connect_timeout = std::chrono::seconds(5);
-  /// One round trip per target per `heartbeat`, on one idle connection in rotation, at a random
-  /// phase per target: a lone Sync message, which the server answers (ReadyForQuery) without
+  /// One round trip per target every 6/8 to 7/8 of `heartbeat` (so its answer is in before
+  /// `heartbeat` of silence has passed), on one idle connection in rotation, at a random phase
+  /// per target: a lone Sync message, which the server answers (ReadyForQuery) without
   /// running, logging or counting anything: no statement. It shows a hung server
   /// (down with `probe_timeout` within heartbeat + probe_timeout: 10 s with the defaults) and
   /// brings back the role, which PostgreSQL never pushes to an idle session (a promotion shows

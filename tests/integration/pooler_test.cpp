@@ -15,6 +15,9 @@
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::BackgroundCall;
+using pgwd::testing::CallOutcome;
+using pgwd::testing::heartbeats_of;
+using pgwd::testing::heartbeats_sent_between;
 using pgwd::testing::PgBouncer;
 using pgwd::testing::PgBouncerSettings;
 using pgwd::testing::RecordingObserver;
@@ -22,6 +25,8 @@ using pgwd::testing::ShutdownMode;
 using pgwd::testing::StandbyCluster;
 using pgwd::testing::TestCluster;
 using pgwd::testing::WatchdogHarness;
+using pgwd::testing::run_while_calling;
+using pgwd::testing::sent_at;
 
 namespace {
 
@@ -37,22 +42,6 @@ pgwd::testing::ClusterSettings trusting_the_bouncer() {
   pgwd::testing::ClusterSettings settings;
   settings.hba_lines = {std::string("host all ") + kBouncerRole + " 127.0.0.1/32 trust"};
   return settings;
-}
-
-using Stamped = RecordingObserver::Stamped<ProbeEvent>;
-
-// The heartbeat round trips of a target, whatever their answer.
-std::vector<Stamped> heartbeats_of(const RecordingObserver& observer, const std::string& target) {
-  std::vector<Stamped> found;
-  for (const auto& p : observer.probes)
-    if (p.event.connection.target == target && p.event.heartbeat) found.push_back(p);
-  return found;
-}
-
-// When a round trip was sent: the observer hears of it when its answer came.
-RecordingObserver::Clock::time_point sent_at(const Stamped& probe) {
-  return probe.at - std::chrono::duration_cast<RecordingObserver::Clock::duration>(
-                        probe.event.duration);
 }
 
 struct PoolerFixture : pgwd::testing::WatchdogFixture {
@@ -288,27 +277,18 @@ TEST_CASE_FIXTURE(PooledStandbyFixture,
   CHECK(observer.healthy[0].event.server.in_hot_standby == "on");
 
   {
-    BackgroundCall promoter([&] { standby.promote(); });
-    const bool seen = loop.run_until(
-        [&] {
-          return promoter.done() && !observer.down.empty() && observer.connect_failures.size() >= 3;
-        },
-        30s);
-    const bool pg_ctl_done =
-        promoter.done() || loop.run_until([&] { return promoter.done(); }, 60s);
-    REQUIRE_MESSAGE(pg_ctl_done, "pg_ctl promote did not return");
-    REQUIRE_MESSAGE(promoter.error().empty(), promoter.error());
-    REQUIRE(seen);
+    const CallOutcome promotion = run_while_calling(
+        loop, [&] { standby.promote(); },
+        [&] { return !observer.down.empty() && observer.connect_failures.size() >= 3; }, 30s);
+    REQUIRE(promotion.seen);
     MESSAGE("down ",
-            std::chrono::duration<double, std::milli>(observer.down[0].at - promoter.done_at())
+            std::chrono::duration<double, std::milli>(observer.down[0].at - promotion.returned_at)
                 .count(),
             " ms after pg_ctl promote -w returned (heartbeat 300 ms): ",
             observer.down[0].event.message);
     // Within one heartbeat: the first round trip sent after the promotion was the last.
-    std::size_t sent_after = 0;
-    for (const auto& p : heartbeats_of(observer, "standby_only"))
-      if (sent_at(p) > promoter.done_at()) ++sent_after;
-    CHECK(sent_after <= 1);
+    CHECK(heartbeats_sent_between(observer, "standby_only", promotion.returned_at,
+                                  observer.down[0].at) <= 1);
   }
   REQUIRE(observer.down.size() == 1);
   CHECK(observer.down[0].event.cause == Cause::wrong_role);

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <doctest/doctest.h>
+
 #include <atomic>
 #include <chrono>
 #include <exception>
@@ -40,5 +42,27 @@ class BackgroundCall {
   std::string error_;
   std::thread thread_;  // last: started once the rest exists
 };
+
+/// Runs `action` (pg_ctl promote -w, restart -w) on a helper thread while `loop` runs until
+/// `seen()` holds once the action has returned, for up to `within`; then, if the action has not
+/// returned yet, waits up to a minute more for it. REQUIREs that it returned without an error.
+/// Returns whether `seen()` held, and when the action returned.
+struct CallOutcome {
+  bool seen = false;
+  BackgroundCall::Clock::time_point returned_at;
+};
+template <typename Loop, typename Seen>
+CallOutcome run_while_calling(Loop& loop, std::function<void()> action, Seen seen,
+                              std::chrono::milliseconds within) {
+  BackgroundCall call(std::move(action));
+  CallOutcome outcome;
+  outcome.seen = loop.run_until([&] { return call.done() && seen(); }, within);
+  const bool returned =
+      call.done() || loop.run_until([&] { return call.done(); }, std::chrono::minutes(1));
+  REQUIRE_MESSAGE(returned, "the background call did not return within a minute");
+  REQUIRE_MESSAGE(call.error().empty(), call.error());
+  outcome.returned_at = call.done_at();
+  return outcome;
+}
 
 }  // namespace pgwd::testing

@@ -23,6 +23,8 @@
 #include <thread>
 #include <utility>
 
+#include "support/poll_deadline.hpp"
+#include "support/server_tools.hpp"
 #include "support/subprocess.hpp"
 
 extern char** environ;
@@ -35,18 +37,8 @@ using Clock = std::chrono::steady_clock;
 // Without a pidfd or an inotify watch, how often waiting loops look again.
 constexpr std::chrono::milliseconds kFallbackPollInterval{10};
 
-std::string errno_message(std::string_view what, int error) {
-  return std::string(what) + ": " + std::generic_category().message(error);
-}
-
 [[noreturn]] void throw_errno(std::string_view what, int error) {
   throw std::runtime_error(errno_message(what, error));
-}
-
-/// Milliseconds until `deadline`, rounded up, as a poll() timeout (0 once it has passed).
-int remaining_ms(Clock::time_point deadline) {
-  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return static_cast<int>(std::clamp<decltype(left)>(left, 0, INT_MAX));
 }
 
 Clock::time_point deadline_after(std::chrono::milliseconds timeout) {

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "support/daemon_process.hpp"
+#include "support/server_tools.hpp"
 #include "support/subprocess.hpp"
 
 namespace pgwd::testing {
@@ -28,16 +29,11 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-constexpr int kStartAttempts = 5;
 constexpr std::chrono::seconds kReadyTimeout{10};
 constexpr std::chrono::seconds kChangeTimeout{10};
 // A name dnsmasq answers from the start, to tell when it is serving.
 constexpr std::string_view kCanaryName = "canary.pgwd.test";
 constexpr std::string_view kCanaryAddress = "127.0.0.254";
-
-std::string errno_message(std::string_view what, int error) {
-  return std::string(what) + ": " + std::generic_category().message(error);
-}
 
 int free_udp_port() {
   const UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));

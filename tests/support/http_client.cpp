@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "support/poll_deadline.hpp"
 #include "support/subprocess.hpp"
 
 namespace pgwd::testing {
@@ -35,11 +36,6 @@ struct Failure : std::runtime_error {
 
 [[noreturn]] void fail_errno(std::string_view what, int error) {
   throw Failure(std::string(what) + ": " + std::generic_category().message(error));
-}
-
-int remaining_ms(Clock::time_point deadline) {
-  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return static_cast<int>(std::clamp<decltype(left)>(left, 0, INT_MAX));
 }
 
 /// poll() one descriptor until `events` or the deadline. Returns false on timeout.

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "pgwd/observer.hpp"
@@ -52,5 +54,33 @@ class RecordingObserver : public Observer {
     state_changes.push_back({e, Clock::now()});
   }
 };
+
+/// The heartbeats (round trips after a silence, not probes for a cause) to `target`, in order.
+inline std::vector<RecordingObserver::Stamped<ProbeEvent>> heartbeats_of(
+    const RecordingObserver& observer, const std::string& target) {
+  std::vector<RecordingObserver::Stamped<ProbeEvent>> found;
+  for (const auto& p : observer.probes)
+    if (p.event.connection.target == target && p.event.heartbeat) found.push_back(p);
+  return found;
+}
+
+/// When a round trip was sent: the observer hears of it when its answer came.
+inline RecordingObserver::Clock::time_point sent_at(
+    const RecordingObserver::Stamped<ProbeEvent>& probe) {
+  return probe.at -
+         std::chrono::duration_cast<RecordingObserver::Clock::duration>(probe.event.duration);
+}
+
+/// How many heartbeats to `target` were sent after `from` and answered by `until`: how long the
+/// watchdog took to see a change, counted in what it controls (its heartbeats), not in wall time.
+inline std::size_t heartbeats_sent_between(const RecordingObserver& observer,
+                                           const std::string& target,
+                                           RecordingObserver::Clock::time_point from,
+                                           RecordingObserver::Clock::time_point until) {
+  std::size_t count = 0;
+  for (const auto& p : heartbeats_of(observer, target))
+    if (sent_at(p) > from && p.at <= until) ++count;
+  return count;
+}
 
 }  // namespace pgwd::testing

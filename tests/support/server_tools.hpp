@@ -23,6 +23,9 @@ inline constexpr std::string_view kAdminUser = "postgres";
 inline constexpr std::string_view kAdminApplication = "pgwd_test_admin";
 /// The LOGIN role every test cluster has (a standby inherits it through replication).
 inline constexpr std::string_view kRole = "watchdog";
+/// How many times a server (a cluster, a standby, dnsmasq) is started, each time on a new free
+/// port: between pick_free_port() and the server's bind, a test running beside may take the port.
+inline constexpr int kStartAttempts = 5;
 
 std::string errno_message(std::string_view what, int error);
 /// PostgreSQL's server binaries (pg_config --bindir, else Debian's path).

@@ -27,7 +27,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int kStartAttempts = 5;
 constexpr std::string_view kTimeout = "60";
 
 }  // namespace

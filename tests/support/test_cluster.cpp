@@ -35,7 +35,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::string_view kLoopback = "127.0.0.1";
-constexpr int kStartAttempts = 5;
 constexpr std::string_view kStartTimeout = "60";
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "daemon/config.hpp"
 #include "daemon/duration.hpp"
 #include "daemon/effective_config.hpp"
+#include "daemon/yaml_document.hpp"
 #include "pgwd/watchdog.hpp"
 #include "support/thread_cpu_clock.hpp"
 

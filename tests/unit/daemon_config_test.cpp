@@ -8,6 +8,7 @@
 
 #include "daemon/config.hpp"
 #include "daemon/duration.hpp"
+#include "daemon/listen_address.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgwd;
@@ -306,9 +307,9 @@ TEST_CASE("daemon config: unknown keys at the top level - in defaults and in a t
         "log_format, per_target_histograms, connector_threads, defaults, targets)");
   CHECK(error_of("defaults:\n  connections: 1\n  probe_timout: 5s\n") ==
         "/etc/pgwatchdog.yaml:3: unknown key 'probe_timout' in defaults (known keys: "
-        "connections, probe_query, probe_timeout, connect_timeout, heartbeat, heartbeat_query, "
-        "pooler, proxied, keepalives_idle, keepalives_interval, keepalives_count, tcp_user_timeout, "
-        "backoff_initial, backoff_max, scout_interval, listen_channels, password_file)");
+        "password_file, connections, probe_query, probe_timeout, connect_timeout, heartbeat, "
+        "heartbeat_query, pooler, proxied, keepalives_idle, keepalives_interval, keepalives_count, "
+        "tcp_user_timeout, backoff_initial, backoff_max, scout_interval, listen_channels)");
   CHECK(error_of(R"(targets:
   - name: a
     dsn: host=x
@@ -317,16 +318,16 @@ TEST_CASE("daemon config: unknown keys at the top level - in defaults and in a t
 
     probe_timout: 5s
 )") == "/etc/pgwatchdog.yaml:7: unknown key 'probe_timout' in targets[1] (known keys: name, "
-       "dsn, dsn_file, password_file, in_front_of, connections, probe_query, probe_timeout, "
-       "connect_timeout, heartbeat, "
-       "heartbeat_query, pooler, proxied, keepalives_idle, keepalives_interval, keepalives_count, "
-       "tcp_user_timeout, backoff_initial, backoff_max, scout_interval, listen_channels)");
+       "dsn, dsn_file, password_file, connections, probe_query, probe_timeout, connect_timeout, "
+       "heartbeat, heartbeat_query, pooler, proxied, in_front_of, keepalives_idle, "
+       "keepalives_interval, keepalives_count, tcp_user_timeout, backoff_initial, backoff_max, "
+       "scout_interval, listen_channels)");
 }
 
 TEST_CASE("daemon config: name and dsn belong in a target - not in defaults") {
   CHECK(error_of("defaults:\n  dsn: host=x\n")
             .starts_with("/etc/pgwatchdog.yaml:2: unknown key 'dsn' in defaults (known keys: "
-                         "connections,"));
+                         "password_file, connections,"));
   CHECK(error_of("name: a\n").starts_with("/etc/pgwatchdog.yaml:1: unknown key 'name' (known"));
 }
 

@@ -4,48 +4,19 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 
 #include "daemon/effective_config.hpp"
 #include "daemon/env_references.hpp"
 #include "daemon/target_reload.hpp"
+#include "support/scratch_directory.hpp"
 
 using namespace pgwd;
 using namespace pgwd::daemon;
+using pgwd::testing::ScratchDirectory;
 
 namespace {
-
-int next_id() {
-  static int id = 0;
-  return ++id;
-}
-
-// A directory of its own, removed afterwards.
-class SecretsDir {
- public:
-  SecretsDir()
-      : path_(std::filesystem::temp_directory_path() /
-              ("pgwd_secrets_test_" + std::to_string(getpid()) + "_" +
-               std::to_string(next_id()))) {
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~SecretsDir() { std::filesystem::remove_all(path_); }
-  SecretsDir(const SecretsDir&) = delete;
-  SecretsDir& operator=(const SecretsDir&) = delete;
-
-  std::string write(const std::string& name, const std::string& content) const {
-    const std::filesystem::path file = path_ / name;
-    std::ofstream(file, std::ios::binary | std::ios::trunc) << content;
-    return file.string();
-  }
-  std::string path(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 EnvironmentLookup environment(std::map<std::string, std::string> variables) {
   return [variables = std::move(variables)](const std::string& name) -> std::optional<std::string> {
@@ -142,7 +113,7 @@ TEST_CASE("check-config output escapes ${ so that it loads back to the same valu
 }
 
 TEST_CASE("password_file: its content without the trailing newline is the password") {
-  const SecretsDir dir;
+  const ScratchDirectory dir;
   const std::string lf = dir.write("lf", "pa ss'w\\rd\n");
   const std::string crlf = dir.write("crlf", "pa ss'w\\rd\r\n");
   const std::string bare = dir.write("bare", "pa ss'w\\rd");
@@ -162,7 +133,7 @@ TEST_CASE("password_file: its content without the trailing newline is the passwo
 }
 
 TEST_CASE("password_file: a URI keeps every setting, and the defaults' file is inherited") {
-  const SecretsDir dir;
+  const ScratchDirectory dir;
   const std::string file = dir.write("pw", "hunter2\n");
   const DaemonConfig config = parse_config("defaults:\n  password_file: " + file + R"(
 targets:
@@ -187,7 +158,7 @@ targets:
   CHECK(config.default_sources.password_file == file);
 
   // --target inherits it too.
-  const SecretsDir cli_dir;
+  const ScratchDirectory cli_dir;
   const std::string yaml = cli_dir.write("c.yaml", "defaults:\n  password_file: " + file + "\n");
   CommandLine cli;
   cli.config_path = yaml;
@@ -200,7 +171,7 @@ targets:
 TEST_CASE("password_file: a readable file owned by someone else with any mode is fine") {
   // A Kubernetes Secret volume is root-owned, 0644 (or 0440 with an fsGroup): unlike libpq's
   // passfile, no owner or mode is required, only that the file can be read.
-  const SecretsDir dir;
+  const ScratchDirectory dir;
   const std::string file = dir.write("pw", "k8s\n");
   std::filesystem::permissions(file, std::filesystem::perms::owner_read |
                                          std::filesystem::perms::group_read |
@@ -212,7 +183,7 @@ TEST_CASE("password_file: a readable file owned by someone else with any mode is
 }
 
 TEST_CASE("password_file: missing, empty, a directory, a FIFO or two passwords are errors") {
-  const SecretsDir dir;
+  const ScratchDirectory dir;
   const std::string empty = dir.write("empty", "\n");
   const std::string nul = dir.write("nul", std::string("a\0b", 3));
   const std::string fifo = dir.path("fifo");
@@ -240,7 +211,7 @@ TEST_CASE("password_file: missing, empty, a directory, a FIFO or two passwords a
 }
 
 TEST_CASE("dsn_file: the whole DSN from a file, never echoed, exclusive with dsn") {
-  const SecretsDir dir;
+  const ScratchDirectory dir;
   const std::string dsn = dir.write("dsn", "host=db1 user=u password=t0ps3cret\n");
   const std::string junk = dir.write("junk", "t0ps3cret no equals sign\n");
   const std::string pw = dir.write("pw", "frompwfile");
@@ -268,7 +239,7 @@ TEST_CASE("dsn_file: the whole DSN from a file, never echoed, exclusive with dsn
 }
 
 TEST_CASE("reload: a rotated password_file restarts its target, an untouched one stays") {
-  const SecretsDir dir;
+  const ScratchDirectory dir;
   const std::string a = dir.write("a", "one\n"), b = dir.write("b", "two\n");
   const std::string yaml = "targets:\n  - name: a\n    dsn: host=h\n    password_file: " + a +
                            "\n  - name: b\n    dsn: host=h\n    password_file: " + b + "\n";
@@ -285,7 +256,7 @@ TEST_CASE("reload: a rotated password_file restarts its target, an untouched one
 }
 
 TEST_CASE("password_file: a malformed dsn is reported as such, with or without a password file") {
-  const SecretsDir dir;
+  const ScratchDirectory dir;
   const std::string file = dir.write("pw", "pw\n");
   CHECK(error_of("defaults:\n  password_file: " + file +
                  "\ntargets:\n  - name: a\n    dsn: \"host=h oops\"\n")

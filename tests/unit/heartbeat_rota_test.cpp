@@ -53,12 +53,12 @@ TEST_CASE_FIXTURE(Fixture,
   rota.start();
   const MonotonicTime started = loop.now();
   loop.advance(10s);
-  // LowestRandom: the first turn at once, then every 7/8 of a period.
-  CHECK(took.size() == 1 + 11);
-  CHECK(took == std::vector<std::size_t>{0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2});
+  // LowestRandom: the first turn at once, then every 6/8 of a period.
+  CHECK(took.size() == 1 + 13);
+  CHECK(took == std::vector<std::size_t>{0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1});
   CHECK(asked == took);
   CHECK(at[0] == started);
-  for (std::size_t k = 1; k < at.size(); ++k) CHECK(at[k] - at[k - 1] == Nanos(875ms));
+  for (std::size_t k = 1; k < at.size(); ++k) CHECK(at[k] - at[k - 1] == Nanos(750ms));
 }
 
 TEST_CASE_FIXTURE(Fixture,
@@ -67,7 +67,7 @@ TEST_CASE_FIXTURE(Fixture,
   idle = {true, false, true};
   HeartbeatRota rota(loop, random, 1s, 3, beat());
   rota.start();
-  loop.advance(3s);  // turns at 0, 875, 1750, 2625 ms
+  loop.advance(2900ms);  // turns at 0, 750, 1500, 2250 ms
   CHECK(took == std::vector<std::size_t>{0, 2, 0, 2});
   CHECK(asked == std::vector<std::size_t>{0, 1, 2, 0, 1, 2});
 }
@@ -79,10 +79,10 @@ TEST_CASE_FIXTURE(Fixture,
   rota.start();
   loop.advance(2s);
   CHECK(took.empty());
-  CHECK(asked.size() == 3 * 3);  // each turn asked each connection once
+  CHECK(asked.size() == 3 * 3);  // turns at 0, 750, 1500 ms asked each connection once
   CHECK(loop.armed_timers() == 1);
   idle[1] = true;
-  loop.advance(1s);
+  loop.advance(500ms);  // the turn at 2250 ms
   CHECK(took == std::vector<std::size_t>{1});
 }
 
@@ -137,7 +137,7 @@ TEST_CASE(
     CHECK(count > 140);
     CHECK(count < 260);
   }
-  // Gaps: within [7/8, 1] of the period, so never more than a period of silence.
+  // Gaps: within [6/8, 7/8] of the period, so a turn's answer is in before a period of silence.
   Nanos shortest = period;
   Nanos longest = Nanos::zero();
   for (const auto& b : beats)
@@ -145,8 +145,8 @@ TEST_CASE(
       shortest = std::min(shortest, b[k] - b[k - 1]);
       longest = std::max(longest, b[k] - b[k - 1]);
     }
-  CHECK(shortest >= period * 7 / 8);
-  CHECK(longest <= period);
+  CHECK(shortest >= period * 6 / 8);
+  CHECK(longest <= period * 7 / 8);
   CHECK(longest - shortest > period / 16);  // jittered, not a fixed beat
 }
 
@@ -163,8 +163,8 @@ TEST_CASE_FIXTURE(Fixture,
   rota.beat_now();
   CHECK(took == std::vector<std::size_t>{0, 2});
   CHECK(at[1] == asked_at);
-  // The next turn is still 7/8 of a period after the first, and goes on from connection 0.
-  loop.advance(775ms - 1ns);
+  // The next turn is still 6/8 of a period after the first, and goes on from connection 0.
+  loop.advance(650ms - 1ns);
   CHECK(took.size() == 2);
   loop.advance(1ns);
   CHECK(took == std::vector<std::size_t>{0, 2, 0});

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "daemon/config.hpp"
 #include "daemon/exit_codes.hpp"
 #include "pgwd/version.hpp"
 
@@ -21,9 +22,11 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
       ->take_all();
   app.add_option("--listen", cli.listen, "HOST:PORT for /metrics (default 127.0.0.1:10432)");
   app.add_option("--log-level", cli.log_level, "trace|debug|info|warn|error (default info)")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+      ->check(
+          CLI::IsMember(std::vector<std::string>(kLogLevelNames.begin(), kLogLevelNames.end())));
   app.add_option("--log-format", cli.log_format, "text|json (default text)")
-      ->check(CLI::IsMember({"text", "json"}));
+      ->check(
+          CLI::IsMember(std::vector<std::string>(kLogFormatNames.begin(), kLogFormatNames.end())));
   app.add_option("--web.config.file", cli.web_config_path,
                  "exporter-toolkit web config: TLS, client certificates, basic auth "
                  "(see pgwatchdog(1))");
@@ -39,6 +42,10 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
   app.add_flag(
       "--check-config", cli.check_config,
       "Validate the configuration, print the effective targets (passwords redacted) and exit");
+  // Hidden (no group): for the docs' key tables, which the test "docs: config keys" compares.
+  app.add_flag("--print-config-keys", cli.print_config_keys,
+               "Print the config file's keys as the Markdown tables of pgwatchdog.yaml(5) and exit")
+      ->group("");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -17,6 +17,7 @@ struct CommandLine {
   std::optional<std::string> log_level;
   std::optional<std::string> log_format;
   bool check_config = false;
+  bool print_config_keys = false;  ///< hidden: the docs' key tables (config_keys.hpp)
   std::optional<std::string> web_config_path;  ///< --web.config.file (TLS, basic auth)
   bool health_without_auth = false;            ///< --web.health-without-auth
   /// As given: checked by parse_shard_flags (sharding.hpp), which needs the host name for "auto".

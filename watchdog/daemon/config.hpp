@@ -3,45 +3,32 @@
 /// \file
 /// The daemon's YAML config file (docs/configuration.md). Read once at start-up and again on
 /// SIGHUP; every problem is a ConfigError whose one-line message says where it is and what to write
-/// instead.
-///
-/// ```yaml
-/// listen: "127.0.0.1:10432"
-/// log_level: info            # trace|debug|info|warn|error
-/// log_format: text           # text|json
-/// per_target_histograms: true  # false: one probe_duration/outage histogram for all targets
-/// connector_threads: 2       # threads for connect attempts (SCRAM); 0: on the watch loop
-/// defaults:                  # any per-target key except name and dsn; targets inherit them
-///   probe_timeout: 5s
-/// targets:
-///   - name: primary
-///     dsn: "host=db1.internal port=5432 dbname=app user=watchdog"
-///     connections: 2
-/// ```
+/// instead. Each key is declared once, in config_keys.hpp; the text is checked as YAML by
+/// yaml_document.hpp and each value read by yaml_values.hpp.
 
+#include <array>
 #include <cstddef>
 #include <map>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "daemon/config_error.hpp"
 #include "daemon/env_references.hpp"
 #include "daemon/sharding.hpp"
 #include "pgwd/target_options.hpp"
 
 namespace pgwd::daemon {
 
-/// A config problem: the message is one line and names the file and line and the key or target.
-/// It never contains a password (DSNs are not echoed; libpq's complaints are redacted).
-class ConfigError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 enum class LogFormat { text, json };
 enum class LogLevel { trace, debug, info, warn, error };
+
+/// The names of the enumerators, in their order: the config file, the command line and the docs
+/// take these.
+inline constexpr std::array<std::string_view, 5> kLogLevelNames{"trace", "debug", "info", "warn",
+                                                                "error"};
+inline constexpr std::array<std::string_view, 2> kLogFormatNames{"text", "json"};
 
 /// Exactly the names of the enumerators ("warn", not "warning"); nullopt for anything else.
 std::optional<LogLevel> parse_log_level(std::string_view name);
@@ -122,21 +109,5 @@ DaemonConfig parse_config(std::string_view yaml_text, std::string_view origin,
 /// reading on SIGHUP never stalls the loop. Every exception on the way (yaml-cpp's, bad_alloc)
 /// arrives as a ConfigError.
 DaemonConfig load_config_file(const std::string& path);
-
-/// Offset of the first byte that does not start a valid UTF-8 sequence (overlong forms,
-/// surrogates and code points above U+10FFFF are invalid), or nullopt.
-std::optional<std::size_t> find_invalid_utf8(std::string_view text);
-
-/// `text` as a YAML double-quoted scalar that parse_config reads back as exactly `text`, with
-/// every character outside YAML's printable set escaped. `text` must be valid UTF-8 (every string
-/// parse_config returns is); an invalid byte is written as \xNN, which reads back as U+00NN.
-std::string yaml_quoted(std::string_view text);
-
-/// "HOST:PORT" as `listen` (and the CLI's --listen) takes it: HOST is an IPv4 address, a host
-/// name; PORT is 0..65535 (0: any free port). Throws
-/// ConfigError("listen: bad address '...' (expected HOST:PORT, e.g. 127.0.0.1:10432)"). A
-/// bracketed IPv6 address is refused with its own message: the HTTP port binds IPv4 only
-/// (http_server.cpp).
-void check_listen_address(std::string_view address);
 
 }  // namespace pgwd::daemon

@@ -13,10 +13,13 @@
 #include <string_view>
 #include <unordered_set>
 
-#include "daemon/duration.hpp"
+#include "daemon/config_keys.hpp"
+#include "daemon/listen_address.hpp"
 #include "daemon/secret_sources.hpp"
+#include "daemon/yaml_document.hpp"
 #include "os/unique_fd.hpp"
 #include "pgwd/watchdog.hpp"
+#include "target_settings.hpp"
 
 namespace pgwd::daemon {
 namespace {
@@ -80,33 +83,39 @@ DaemonConfig effective_config(const CommandLine& cli) {
     TargetOptions target = config.defaults;
     target.name = name;
     target.conninfo = dsn;
-    if (!config.default_sources.password_file.empty() && parses_as_conninfo(dsn) &&
-        !sets_password(dsn)) {
+    // Parsed once here; one libpq cannot parse is left to validate, which says why.
+    std::optional<Conninfo> parsed = parse_dsn(dsn);
+    if (!config.default_sources.password_file.empty() && parsed && !parsed->get("password")) {
       try {
         if (!default_password)
           default_password =
               read_secret_file(config.default_sources.password_file, "password_file");
-        target.conninfo = conninfo_with_password(dsn, *default_password);
+        add_password(*parsed, *default_password);
+        target.conninfo = parsed->text();
       } catch (const ConfigError& e) {
-        throw ConfigError(fmt::format("--target {}: defaults: {}", shown_in_listing(name), e.what()));
+        throw ConfigError(
+            fmt::format("--target {}: defaults: {}", shown_in_listing(name), e.what()));
       }
       config.sources[name].password_file = config.default_sources.password_file;
     }
     try {
-      validate(target);
+      if (parsed)
+        (void)prepare_target(target, *parsed);
+      else
+        validate(target);
     } catch (const InvalidTarget& e) {
       throw ConfigError(fmt::format("--target: {}", e.what()));
     }
     // The file's strings are UTF-8 (the loader checks); so must these be, for --check-config's
     // YAML, once libpq has decoded a URI's %XX (a password aside: it is never printed). Never
     // echo the DSN: it may carry a password.
-    if (find_invalid_utf8(redact_conninfo(dsn)))
+    if (find_invalid_utf8(parsed->redacted()))
       throw ConfigError(
           fmt::format("--target {}: a DSN value is not valid UTF-8 once %-decoded", name));
     if (std::any_of(config.targets.begin(), config.targets.end(),
                     [&](const auto& t) { return t.name == target.name; }))
-      throw ConfigError(
-          fmt::format("--target {}: a target with this name is already defined", shown_in_listing(name)));
+      throw ConfigError(fmt::format("--target {}: a target with this name is already defined",
+                                    shown_in_listing(name)));
     config.targets.push_back(std::move(target));
   }
   if (config.targets.empty())
@@ -131,49 +140,31 @@ DaemonConfig effective_config(const CommandLine& cli) {
 }
 
 std::string to_yaml(const DaemonConfig& config) {
-  // Every string is printed with its `${` escaped: loading this back expands nothing.
-  const auto quoted = [](std::string_view text) {
-    return yaml_quoted(escape_env_references(text));
-  };
   std::string out;
   if (config.shard)
-    out += fmt::format("# shard {} of --total-shards {}: {} of the {} targets\n",
-                       config.shard->index, config.shard->total, config.targets.size(),
-                       config.targets_in_all_shards);
-  out += fmt::format(
-      "listen: {}\nlog_level: {}\nlog_format: {}\nper_target_histograms: {}\ntargets:\n",
-      quoted(config.listen), to_string(config.log_level), to_string(config.log_format),
-      config.per_target_histograms);
+    out +=
+        fmt::format("# shard {} of --total-shards {}: {} of the {} targets\n", config.shard->index,
+                    config.shard->total, config.targets.size(), config.targets_in_all_shards);
+  // Each key as its declaration shows it; `defaults:` are already folded into the targets.
+  for (const TopLevelKey& key : top_level_keys())
+    if (key.show != nullptr)
+      if (const auto value = key.show(config)) out += fmt::format("{}: {}\n", key.name, *value);
+  out += "targets:\n";
+  const SecretSources no_sources;
   for (const TargetOptions& t : config.targets) {
-    out += fmt::format("  - name: {}\n", quoted(t.name));
-    // Where the secrets came from, as comments: the paths, never the files' content (the dsn
-    // below shows the password as ***).
-    if (const auto sources = config.sources.find(t.name); sources != config.sources.end()) {
-      if (!sources->second.dsn_file.empty())
-        out += fmt::format("    # dsn_file: {}\n", quoted(sources->second.dsn_file));
-      if (!sources->second.password_file.empty())
-        out += fmt::format("    # password_file: {}\n", quoted(sources->second.password_file));
+    const auto sources = config.sources.find(t.name);
+    const ShownTarget shown{t, sources == config.sources.end() ? no_sources : sources->second};
+    // "  - " before the first key, "    " before the others.
+    std::string_view indent = "  - ";
+    for (const TargetKey& key : target_keys()) {
+      const auto value = key.show(shown);
+      if (!value) continue;
+      // A secret file's path, as a comment: its content is in the dsn, shown with the password
+      // as ***.
+      out +=
+          fmt::format("{}{}{}: {}\n", indent, key.shown_as_comment ? "# " : "", key.name, *value);
+      indent = "    ";
     }
-    out += fmt::format("    dsn: {}\n", quoted(redact_conninfo(t.conninfo)));
-    out += fmt::format("    connections: {}\n", t.connections);
-    out += fmt::format("    probe_query: {}\n", quoted(t.probe_query));
-    out += fmt::format("    probe_timeout: {}\n", format_duration(t.probe_timeout));
-    out += fmt::format("    connect_timeout: {}\n", format_duration(t.connect_timeout));
-    out += fmt::format("    heartbeat: {}\n", format_duration(t.heartbeat));
-    out += fmt::format("    heartbeat_query: {}\n", quoted(t.heartbeat_query));
-    out += fmt::format("    pooler: {}\n", to_string(t.pooler));
-    out += fmt::format("    proxied: {}\n", t.proxied);
-    if (!t.in_front_of.empty()) out += fmt::format("    in_front_of: {}\n", quoted(t.in_front_of));
-    out += fmt::format("    keepalives_idle: {}\n", format_duration(t.keepalives_idle));
-    out += fmt::format("    keepalives_interval: {}\n", format_duration(t.keepalives_interval));
-    out += fmt::format("    keepalives_count: {}\n", t.keepalives_count);
-    out += fmt::format("    tcp_user_timeout: {}\n", format_duration(t.tcp_user_timeout));
-    out += fmt::format("    backoff_initial: {}\n", format_duration(t.backoff_initial));
-    out += fmt::format("    backoff_max: {}\n", format_duration(t.backoff_max));
-    out += fmt::format("    scout_interval: {}\n", format_duration(t.scout_interval));
-    std::vector<std::string> channels;
-    for (const std::string& channel : t.listen_channels) channels.push_back(quoted(channel));
-    out += fmt::format("    listen_channels: [{}]\n", fmt::join(channels, ", "));
   }
   return out;
 }

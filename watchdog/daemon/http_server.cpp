@@ -111,7 +111,12 @@ ClientCertificate client_certificate(MHD_Connection* connection) {
   return ClientCertificate::verified;
 }
 
-struct DaemonDeleter {
+}  // namespace
+
+// Outside the anonymous namespace: HttpServer::Instance, a member of a class declared in the
+// header, holds one, and GCC rejects a member of internal linkage there when this file is part of
+// a unity build (-Wsubobject-linkage).
+struct MhdDaemonDeleter {
   void operator()(MHD_Daemon* daemon) const noexcept {
     // The listening socket is ours and may serve the next instance: stop accepting first, so
     // that stopping does not close it.
@@ -120,14 +125,12 @@ struct DaemonDeleter {
   }
 };
 
-}  // namespace
-
 struct HttpServer::Instance {
   HttpServer* server = nullptr;
   WebConfig web;
   std::string tls_priorities;
   BasicAuth auth;
-  std::unique_ptr<MHD_Daemon, DaemonDeleter> daemon;
+  std::unique_ptr<MHD_Daemon, MhdDaemonDeleter> daemon;
 
   Instance(HttpServer* owner, WebConfig config)
       : server(owner), web(std::move(config)), auth(web.basic_auth_users) {}

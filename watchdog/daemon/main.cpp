@@ -5,6 +5,7 @@
 
 #include "daemon/argv_scrub.hpp"
 #include "daemon/command_line.hpp"
+#include "daemon/config_keys.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/effective_config.hpp"
 #include "daemon/exit_codes.hpp"
@@ -16,6 +17,10 @@ int main(int argc, char** argv) {
   if (const int* exit_code = std::get_if<int>(&parsed)) return *exit_code;
   CommandLine& cli = std::get<CommandLine>(parsed);
   hide_passwords_in_arguments(argc, argv);  // ps must not show a --target DSN's password
+  if (cli.print_config_keys) {
+    std::fputs(config_key_tables().c_str(), stdout);
+    return kExitOk;
+  }
 
   try {
     DaemonConfig config = effective_config(cli);

@@ -7,8 +7,11 @@
 /// SIGHUP).
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include "pg/conninfo.hpp"
 
 namespace pgwd::daemon {
 
@@ -21,17 +24,14 @@ constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
 /// larger than 64 KiB, empty (or only line breaks), or holding a NUL byte.
 std::string read_secret_file(const std::string& path, std::string_view key);
 
-/// Whether `conninfo` (key=value or URI) sets a password. False when libpq cannot parse it (the
-/// caller's validation reports that).
-bool sets_password(std::string_view conninfo);
+/// `dsn` (key=value or URI) as libpq parses it, or nullopt when libpq cannot (pgwd::validate says
+/// why, with any password redacted). The loader parses each DSN this once and keeps the parsed
+/// form while it adds a password and checks the result.
+std::optional<Conninfo> parse_dsn(std::string_view dsn);
 
-/// Whether libpq parses `conninfo` (key=value or URI).
-bool parses_as_conninfo(std::string_view conninfo);
-
-/// `conninfo` with `password` added, as `key='value'` pairs (a URI is rewritten into that form by
-/// libpq's own parser, so every other setting is kept). Throws ConfigError if the conninfo cannot
-/// be parsed or already sets a password (two sources for one secret is a mistake to report, not
-/// to resolve silently).
-std::string conninfo_with_password(std::string_view conninfo, const std::string& password);
+/// Adds a password_file's `password` to a parsed DSN; its text() is then a `key='value'` conninfo
+/// with every other setting kept (a URI included). Throws ConfigError if the DSN sets a password
+/// already: two sources for one secret is a mistake to report, not to resolve silently.
+void add_password(Conninfo& dsn, const std::string& password);
 
 }  // namespace pgwd::daemon

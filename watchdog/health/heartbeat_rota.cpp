@@ -25,8 +25,11 @@ void HeartbeatRota::stop() {
 }
 
 void HeartbeatRota::turn() {
-  // The next turn first: a beat that stops the rota cancels it.
-  timer_->arm(draw(period_ - period_ / 8, period_));
+  // The next turn first: a beat that stops the rota cancels it. At most 7/8 of a period after
+  // this one, so that the round trip's answer too is in before a period of silence has passed
+  // (a stale role or a hung server is then seen within `heartbeat` + `probe_timeout`, with an
+  // eighth of a period to spare for the round trip and the loop's own lateness).
+  timer_->arm(draw(period_ - period_ / 4, period_ - period_ / 8));
   beat_now();
 }
 

@@ -15,9 +15,11 @@ namespace pgwd {
 /// TCP_USER_TIMEOUT).
 ///
 /// Spread: the first turn falls at a uniformly random point of the first period, and each next
-/// one between 7/8 and 8/8 of a period after the last, so targets added together (a config of
-/// 10,000) do not beat together, and never more than one period passes between two turns: a
-/// server that stops answering is seen within period + probe_timeout.
+/// one between 6/8 and 7/8 of a period after the last, so targets added together (a config of
+/// 10,000) do not beat together, and never more than 7/8 of a period passes between two turns:
+/// the answer to a turn is in before a period of silence has passed, so a role is never stale
+/// for longer than the period and a server that stops answering is seen within period +
+/// probe_timeout, with an eighth of a period to spare for the round trip and the loop.
 ///
 /// `beat(i)` asks connection i for its round trip and says whether it took it; it may stop the
 /// rota (stop() from inside it: the turn after is cancelled), and must not destroy it. Not
