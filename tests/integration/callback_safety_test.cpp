@@ -23,6 +23,11 @@
 #include "support/test_loop.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::StandbyCluster;
@@ -308,3 +313,6 @@ TEST_CASE("libpq guard: a PGconn used after PQfinish aborts the test binary") {
   CHECK(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGABRT);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -25,6 +25,11 @@
 #include "support/tls_certificates.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::ClusterSettings;
@@ -425,3 +430,6 @@ TEST_CASE("connector threads: more than kMaxConnectorThreads is refused, naming 
 }
 
 TEST_SUITE_END();
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

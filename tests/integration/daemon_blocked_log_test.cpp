@@ -12,6 +12,11 @@
 #include "support/daemon_fixture.hpp"
 #include "support/loop_gaps.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::testing::DaemonFixture;
 
@@ -125,3 +130,6 @@ TEST_CASE_FIXTURE(DaemonFixture,
   CHECK(took < 3s);
   CHECK(waiter.run_until([&] { return cluster.backend_pids("blk").empty(); }, 2s));
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -15,6 +15,11 @@
 
 #include "support/daemon_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using pgwd::testing::DaemonFixture;
@@ -189,3 +194,6 @@ TEST_CASE_FIXTURE(DaemonFixture, "http load: 50 concurrent scrapers are all serv
   // (metrics.concurrent_50x20.scrape), and this test asserts only what the server decides.
   CHECK(failures == 0);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -17,6 +17,11 @@
 #include "support/subprocess.hpp"
 #include "support/tls_certificates.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::testing::DaemonFixture;
 using pgwd::testing::run_process;
@@ -377,3 +382,6 @@ TEST_CASE_FIXTURE(DaemonFixture, "http: the status page in headless Chromium mat
   CHECK(magic == "\x89PNG\r\n\x1a\n");
   CHECK(std::filesystem::file_size(png) > 2000);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -14,6 +14,11 @@
 #include "support/daemon_fixture.hpp"
 #include "support/http_client.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::testing::DaemonFixture;
 
@@ -108,3 +113,6 @@ TEST_CASE_FIXTURE(
   CHECK(waiter.run_until([&] { return cluster.backend_pids("goes").empty(); }, 5s));
   CHECK(cluster.backend_pids("stays") == stays_pids);  // not reconnected
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -24,6 +24,11 @@
 #include "support/daemon_fixture.hpp"
 #include "support/http_client.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::testing::DaemonFixture;
 using pgwd::testing::DaemonProcess;
@@ -223,3 +228,6 @@ TEST_CASE_FIXTURE(DaemonFixture,
   daemon->send_signal(SIGTERM);
   CHECK(daemon->wait_exit(10s) == 0);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -7,6 +7,11 @@
 #include "support/daemon_fixture.hpp"
 #include "support/subprocess.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::testing::DaemonFixture;
 using pgwd::testing::ShutdownMode;
@@ -247,3 +252,6 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: json logs are one valid object per lin
   }
   CHECK(checked >= 3);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

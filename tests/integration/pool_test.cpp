@@ -9,6 +9,11 @@
 
 #include "support/pool_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::eventually;
@@ -332,3 +337,6 @@ TEST_CASE_FIXTURE(PoolFixture, "pool: destroyed with connections idle and leased
   kept.release();
   REQUIRE(eventually([&] { return cluster.backend_pids("pool_close").empty(); }, 10s));
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -25,6 +25,11 @@
 #include "support/loop_gaps.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::ClusterSettings;
@@ -393,3 +398,6 @@ TEST_CASE_FIXTURE(ScramStormFixture,
 #endif
   storm(*this, "scram");
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

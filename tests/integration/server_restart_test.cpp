@@ -6,6 +6,11 @@
 
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::ShutdownMode;
@@ -161,3 +166,6 @@ TEST_CASE_FIXTURE(WatchdogFixture,
 }
 
 TEST_SUITE_END();
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -18,6 +18,11 @@
 #include "support/bcrypt_hash.hpp"
 #include "support/thread_cpu_clock.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::daemon::ConfigError;
 using pgwd::daemon::parse_web_config;
@@ -226,3 +231,6 @@ TEST_CASE("status board and basic auth: HTTP threads read while the loop writes"
   CHECK(pages >= 10);
   CHECK(health.every_target_attempted());
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -8,6 +8,11 @@
 
 #include "support/fake_loop.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::FakeLoop;
@@ -130,3 +135,6 @@ TEST_CASE("guarded loop: posted tasks and socket callbacks run guarded - none af
   fake.run_posted();
   CHECK(ran == 2);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace
