@@ -11,11 +11,14 @@
 
 #include "support/daemon_fixture.hpp"
 #include "support/loop_gaps.hpp"
+#include "support/poll_deadline.hpp"
 
 // This file's own scope, also where a unity build puts several test files in one translation
 // unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
 namespace {
 namespace PGWD_TEST_FILE_ID {
+
+using pgwd::testing::at_most_every;
 
 using namespace std::chrono_literals;
 using pgwd::testing::DaemonFixture;
@@ -78,8 +81,7 @@ TEST_CASE_FIXTURE(DaemonFixture,
     }
   };
   const std::string healthy = series("pgwatchdog_connections", "state", "healthy");
-  const std::string terminated =
-      series("pgwatchdog_disconnects_total", "cause", "server_shutdown");
+  const std::string terminated = series("pgwatchdog_disconnects_total", "cause", "server_shutdown");
   REQUIRE(waiter.run_until([&] { return sample_now(healthy) == kConnections; }, 15s));
 
   // Detection is bounded less the time the daemon's watch loop (its main thread) waited for a
@@ -91,10 +93,10 @@ TEST_CASE_FIXTURE(DaemonFixture,
     CAPTURE(round);
     // Thousands of NOTIFYs, each logged at debug on every connection: far more lines than the
     // log's queue holds, all while stderr is blocked.
-    cluster.execute(
-        "SELECT pg_notify('chatter', g::text) FROM generate_series(1, 10000) AS g");
-    REQUIRE(waiter.run_until([&] { return cluster.backend_pids("blk").size() == kConnections; },
-                             5s));
+    cluster.execute("SELECT pg_notify('chatter', g::text) FROM generate_series(1, 10000) AS g");
+    REQUIRE(waiter.run_until(
+        at_most_every(50ms, [&] { return cluster.backend_pids("blk").size() == kConnections; }),
+        5s));
     const auto terminating = std::chrono::steady_clock::now();
     const pgwd::testing::CpuWaitSince loop_wait(daemon->pid(), daemon->pid());
     REQUIRE(cluster.terminate_backends("blk") == kConnections);
@@ -128,7 +130,8 @@ TEST_CASE_FIXTURE(DaemonFixture,
   MESSAGE("SIGTERM to exit with stderr blocked: ",
           std::chrono::duration_cast<std::chrono::milliseconds>(took).count(), " ms");
   CHECK(took < 3s);
-  CHECK(waiter.run_until([&] { return cluster.backend_pids("blk").empty(); }, 2s));
+  CHECK(waiter.run_until(at_most_every(50ms, [&] { return cluster.backend_pids("blk").empty(); }),
+                         2s));
 }
 
 }  // namespace PGWD_TEST_FILE_ID
