@@ -58,7 +58,8 @@ std::string render_status_page(std::vector<TargetStatus> targets, std::string_vi
   page.reserve(page.size() + targets.size() * 256);
   page += fmt::format(
       "<h1>pgwatchdog {}</h1>\n<p><a href=\"/metrics\">/metrics</a> · <a href=\"/-/healthy\">"
-      "/-/healthy</a> · <a href=\"/-/ready\">/-/ready</a></p>\n"
+      "/-/healthy</a> · <a href=\"/-/ready\">/-/ready</a> · <a href=\"/api/v1/targets\">"
+      "/api/v1/targets</a></p>\n"
       "<p id=\"summary\">{} targets: {} up, {} down. As of {}; refreshes every 5 s.</p>\n",
       html_escaped(version), targets.size(), up, static_cast<long>(targets.size()) - up,
       utc_text(now_wall));
