@@ -14,6 +14,7 @@
 
 #include "support/bcrypt_hash.hpp"
 #include "support/daemon_fixture.hpp"
+#include "support/web_fixture.hpp"
 #include "support/subprocess.hpp"
 #include "support/tls_certificates.hpp"
 
@@ -27,22 +28,11 @@ using pgwd::testing::DaemonFixture;
 using pgwd::testing::run_process;
 using pgwd::testing::ShutdownMode;
 using pgwd::testing::TlsCertificates;
+using pgwd::testing::WebFixture;
+using pgwd::testing::Curl;
+using pgwd::testing::curl;
 
 namespace {
-
-struct Curl {
-  int exit_code = 0;
-  std::string status;  // "200", or "000" when no HTTP answer came
-};
-
-Curl curl(std::vector<std::string> args) {
-  std::vector<std::string> argv = {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                   "--max-time", "10"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const auto result = run_process(argv);
-  return {result.exit_code, result.output};
-}
-
 
 /// A TCP port that accepts connections (the kernel completes the handshake) and never answers:
 /// a connect attempt to it ends only at its connect_timeout.
@@ -60,20 +50,6 @@ struct SilentListener {
     port = ntohs(address.sin_port);
   }
   ~SilentListener() { ::close(fd); }
-};
-
-struct WebFixture : DaemonFixture {
-  std::filesystem::path web_path = config_path.parent_path() / "web.yml";
-  void write_web(const std::string& yaml) { std::ofstream(web_path) << yaml; }
-  std::string url(const std::string& scheme, const std::string& path) const {
-    return scheme + "://127.0.0.1:" + std::to_string(metrics_port) + path;
-  }
-  void start_web(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--target", "main=" + cluster.conninfo("main"), "--listen",
-                                     listen(), "--web.config.file", web_path.string()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    start(args);
-  }
 };
 
 }  // namespace

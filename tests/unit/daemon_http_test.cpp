@@ -209,7 +209,8 @@ TEST_CASE("status board and basic auth: HTTP threads read while the loop writes"
     readers.emplace_back([&] {
       while (!stop) {
         if (handler("/").status == 200 && handler("/-/ready").status != 0 &&
-            handler("/-/healthy").status == 200 && auth.verify("u", "p"))
+            handler("/-/healthy").status == 200 && handler("/targets/t/primary").status != 0 &&
+            handler("/api/v1/targets").status == 200 && auth.verify("u", "p"))
           ++pages;
       }
     });
@@ -220,6 +221,7 @@ TEST_CASE("status board and basic auth: HTTP threads read while the loop writes"
                            i % 3 ? pgwd::ConnectionState::healthy : pgwd::ConnectionState::backoff});
     board.on_down({{"t", 0}, pgwd::Cause::closed});
     board.on_healthy({{"t", 1}});
+    board.on_role_change({{"t", 1}, i % 2 ? "on" : "off", i % 2 ? "off" : "on"});
     if (i % 500 == 0) board.set_targets({target});
   }
   // Wait (with a deadline, not a sleep) until the readers have been through the pages at least
