@@ -19,6 +19,11 @@
 #include "support/tls_certificates.hpp"
 #include "support/web_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::testing::curl;
 using pgwd::testing::DaemonFixture;
@@ -297,3 +302,6 @@ TEST_CASE_FIXTURE(EndpointFixture,
   CHECK(get("/targets/node2/replica").status == 503);
   CHECK(haproxy.running());
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -14,6 +14,11 @@
 #include "daemon/target_endpoints.hpp"
 #include "support/thread_cpu_clock.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::ConnectionState;
 using pgwd::daemon::parse_target_path;
@@ -245,3 +250,6 @@ TEST_CASE("target endpoints: a check costs one target's copy - 10000 targets ans
   // A walk over 10,000 targets per check would be ~1000x more.
   CHECK(took < 500ms);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace
