@@ -981,9 +981,23 @@ class Soak:
         for v in timeline.values():
             v.sort()
 
+        # Indexes by target: an hour's run has tens of thousands of downs and connects.
+        by_target = {}
+        for (tt, ii), events in timeline.items():
+            by_target.setdefault(tt, {})[ii] = events
+        downs_of, connects_of = {}, {}
+        for d in downs:
+            downs_of.setdefault(d[1], []).append(d)
+        for c in connects:
+            connects_of.setdefault((c[1], c[2]), []).append(c)
+        faults_on = {}
+        for f in faults:
+            for target in f.window:
+                faults_on.setdefault(target, []).append(f)
+
         def alive(target, idx, t):
-            for (tt, ii), events in timeline.items():
-                if tt != target or (idx is not None and ii != idx):
+            for ii, events in by_target.get(target, {}).items():
+                if idx is not None and ii != idx:
                     continue
                 last = None
                 for te, up in events:
@@ -1017,7 +1031,7 @@ class Soak:
                 t_ref = when[0] if when else (f.event or f.start)
                 if not alive(target, idx, t_ref):
                     continue
-                hit = next((d for d in downs if d[1] == target and (idx is None or d[2] == idx)
+                hit = next((d for d in downs_of.get(target, []) if (idx is None or d[2] == idx)
                             and d[0] >= min(f.start, t_ref) - 0.05), None)
                 dt = None if hit is None else max(0.0, hit[0] - t_ref)
                 wait = 0.0 if hit is None else max(0.0, cpu_wait(hit[0]) - cpu_wait(t_ref))
@@ -1057,8 +1071,8 @@ class Soak:
             changed = True
             while changed:
                 changed = False
-                for g in faults:
-                    if g is f or target not in g.window or g.end is None or g.start > end:
+                for g in faults_on.get(target, []):
+                    if g is f or g.end is None or g.start > end:
                         continue
                     gb = next((b for t, b in g.recover if t == target), DEFAULT_RECOVERY)
                     if gb is None:
@@ -1071,10 +1085,10 @@ class Soak:
             for target, bound in f.recover:
                 if target not in self.targets:
                     continue
-                lost = {(d[1], d[2]) for d in downs if d[1] == target and f.start - 0.05 <= d[0] <= f.end + f.grace}
+                lost = {(d[1], d[2]) for d in downs_of.get(target, []) if f.start - 0.05 <= d[0] <= f.end + f.grace}
                 for key in lost:
-                    last_down = max(d[0] for d in downs if (d[1], d[2]) == key and d[0] <= f.end + f.grace)
-                    back = next((c for c in connects if (c[1], c[2]) == key and c[0] > last_down), None)
+                    last_down = max(d[0] for d in downs_of[target] if d[2] == key[1] and d[0] <= f.end + f.grace)
+                    back = next((c for c in connects_of.get(key, []) if c[0] > last_down), None)
                     limit = deadline(target, f, bound)
                     if back is not None:
                         recoveries.setdefault((f.kind, bound), []).append(back[0] - f.end)
@@ -1093,8 +1107,8 @@ class Soak:
             if t < t0 - 1:
                 orphans.append(f"{target}[{idx}] down ({cause}) before the first fault")
                 continue
-            if not any(target in f.window and f.start - 0.1 <= t <= f.end + f.grace + self.args.slack
-                       for f in faults):
+            if not any(f.start - 0.1 <= t <= f.end + f.grace + self.args.slack
+                       for f in faults_on.get(target, [])):
                 orphans.append(f"{target}[{idx}] down ({cause}) at +{t - t0:.1f} s with no fault on it")
         inv.append(("no down without a fault", not orphans, "; ".join(orphans[:20]) if orphans
                     else f"{len(downs)} downs, each inside a fault's window"))
@@ -1296,6 +1310,13 @@ class Soak:
         self.stop.set()
         self.daemon_alive_at_end = self.daemon.poll() is None
         self.stop_processes()
+        # What the checks read, kept before they run (an hour's run is worth a look even if a
+        # check has a bug).
+        os.makedirs(self.args.out, exist_ok=True)
+        with open(os.path.join(self.args.out, "soak-raw.json"), "w") as f:
+            json.dump({"faults": [x.doc() | {"expect": x.expect, "window": sorted(x.window)} for x in self.faults],
+                       "connects": self.dlog.connects, "downs": self.dlog.downs, "roles": self.dlog.roles,
+                       "samples": self.sampler.samples, "lender": self.lender_events}, f)
         inv = self.check(settled)
         return self.report(inv, time.time() - t_begin)
 
