@@ -721,6 +721,7 @@ class Soak:
 
     def fault_dns(self, f, rng):
         seconds = rng.uniform(5, 15)
+        f.window = set(self.group["dns"])   # before anything can fail
         f.start = time.time()
         self.dns.names["db.soak.test"] = False
         try:
@@ -734,15 +735,29 @@ class Soak:
         f.window = set(self.group["dns"])
         f.info["seconds"] = round(seconds, 1)
 
+    def undo(self, f, sql):
+        """Runs SQL that ends a fault, retrying for a minute: a restart of the primary (another
+        fault) may be under way, and a password left changed would keep its targets down."""
+        deadline = time.time() + 60
+        while True:
+            try:
+                self.primary.psql(sql)
+                return
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+
     def fault_password(self, f, rng):
         seconds = rng.uniform(5, 15)
+        f.window = set(self.group["password"])   # before anything can fail
         f.start = time.time()
         self.primary.psql("ALTER ROLE soak_pw PASSWORD 'soak-pw-2'")
         try:
             self.terminate_all(f, self.group["password"])
             self.stop.wait(seconds)
         finally:
-            self.primary.psql("ALTER ROLE soak_pw PASSWORD 'soak-pw-1'")
+            self.undo(f, "ALTER ROLE soak_pw PASSWORD 'soak-pw-1'")
         f.end = time.time()
         for t in self.group["password"]:
             f.recover.append((t, BACKOFF_MAX + 2.0))
@@ -751,13 +766,15 @@ class Soak:
 
     def fault_idle_timeout(self, f, rng):
         seconds = rng.uniform(8, 15)
+        f.window = set(self.group["idle"])   # before anything can fail
+        f.grace = IDLE_TIMEOUT + 5.0
         f.start = time.time()
         self.primary.psql(f"ALTER ROLE soak_idle SET idle_session_timeout = '{int(IDLE_TIMEOUT * 1000)}ms'")
         try:
             self.terminate_all(f, self.group["idle"])
             self.stop.wait(seconds)
         finally:
-            self.primary.psql("ALTER ROLE soak_idle RESET idle_session_timeout")
+            self.undo(f, "ALTER ROLE soak_idle RESET idle_session_timeout")
         f.end = time.time()
         for t in self.group["idle"]:
             f.recover.append((t, IDLE_TIMEOUT + 10.0))
@@ -982,9 +999,9 @@ class Soak:
             v.sort()
 
         # Indexes by target: an hour's run has tens of thousands of downs and connects.
-        by_target = {}
+        events_of = {}
         for (tt, ii), events in timeline.items():
-            by_target.setdefault(tt, {})[ii] = events
+            events_of.setdefault(tt, {})[ii] = events
         downs_of, connects_of = {}, {}
         for d in downs:
             downs_of.setdefault(d[1], []).append(d)
@@ -996,7 +1013,7 @@ class Soak:
                 faults_on.setdefault(target, []).append(f)
 
         def alive(target, idx, t):
-            for ii, events in by_target.get(target, {}).items():
+            for ii, events in events_of.get(target, {}).items():
                 if idx is not None and ii != idx:
                     continue
                 last = None
