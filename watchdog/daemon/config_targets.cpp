@@ -1,6 +1,7 @@
 #include "daemon/config_targets.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 
 #include "daemon/config_keys.hpp"
@@ -134,9 +135,10 @@ TargetDefaults read_defaults(const ValueReader& reader, const Entry& section) {
   return defaults;
 }
 
-std::vector<TargetOptions> read_targets(
-    const ValueReader& reader, const Entry& section, const TargetDefaults& defaults,
-    std::map<std::string, SecretSources, std::less<>>& sources) {
+std::vector<TargetOptions> read_targets(const ValueReader& reader, const Entry& section,
+                                        const TargetDefaults& defaults,
+                                        std::map<std::string, SecretSources, std::less<>>& sources,
+                                        PreparedTargets& prepared) {
   std::vector<TargetOptions> targets;
   if (section.value.IsNull()) return targets;
   if (!section.value.IsSequence()) reader.wrong_type(section, "a list of targets");
@@ -151,10 +153,13 @@ std::vector<TargetOptions> read_targets(
       reader.fail(line_of(item), "more than " + std::to_string(kMaxTargets) + " targets");
     ParsedTarget target = parse_target(reader, item, targets.size(), defaults);
     // First, so that the name is known to be printable UTF-8 before any message quotes it. On the
-    // DSN parsed above; one libpq cannot parse is parsed again only to say why.
+    // DSN parsed above, and kept, so that the watchdog gets it as it is; one libpq cannot parse
+    // is parsed again only to say why.
+    std::shared_ptr<const TargetSettings> settings;
     try {
       if (target.dsn)
-        (void)prepare_target(target.options, *target.dsn);
+        settings =
+            std::make_shared<const TargetSettings>(prepare_target(target.options, *target.dsn));
       else
         pgwd::validate(target.options);
     } catch (const InvalidTarget& e) {
@@ -173,6 +178,7 @@ std::vector<TargetOptions> read_targets(
     first_line_of_name.emplace(name, target.name_line);
     totals.add(reader, target.name_line, target.options);
     if (!(target.sources == SecretSources{})) sources.emplace(name, target.sources);
+    prepared.emplace(name, std::move(settings));
     targets.push_back(std::move(target.options));
   }
   return targets;

@@ -26,10 +26,12 @@ struct TargetDefaults {
 TargetDefaults read_defaults(const ValueReader& reader, const Entry& section);
 
 /// The targets in file order, each `defaults` with its own keys applied over it, validated by
-/// pgwd::validate, with unique names. `sources` gets an entry for each target with a
-/// password_file or dsn_file. Throws ConfigError at the line of the target's name (or its key).
+/// the library's prepare_target, with unique names. `sources` gets an entry for each target with
+/// a password_file or dsn_file, `prepared` one for each target. Throws ConfigError at the line
+/// of the target's name (or its key).
 std::vector<TargetOptions> read_targets(const ValueReader& reader, const Entry& section,
                                         const TargetDefaults& defaults,
-                                        std::map<std::string, SecretSources, std::less<>>& sources);
+                                        std::map<std::string, SecretSources, std::less<>>& sources,
+                                        PreparedTargets& prepared);
 
 }  // namespace pgwd::daemon

@@ -98,9 +98,10 @@ DaemonConfig effective_config(const CommandLine& cli) {
       }
       config.sources[name].password_file = config.default_sources.password_file;
     }
+    std::shared_ptr<const TargetSettings> settings;
     try {
       if (parsed)
-        (void)prepare_target(target, *parsed);
+        settings = std::make_shared<const TargetSettings>(prepare_target(target, *parsed));
       else
         validate(target);
     } catch (const InvalidTarget& e) {
@@ -116,6 +117,7 @@ DaemonConfig effective_config(const CommandLine& cli) {
                     [&](const auto& t) { return t.name == target.name; }))
       throw ConfigError(fmt::format("--target {}: a target with this name is already defined",
                                     shown_in_listing(name)));
+    config.prepared.emplace(name, std::move(settings));
     config.targets.push_back(std::move(target));
   }
   if (config.targets.empty())
@@ -132,10 +134,13 @@ DaemonConfig effective_config(const CommandLine& cli) {
   // file is valid on all shards or on none, so replicas never disagree about a reload.
   config.targets_in_all_shards = config.targets.size();
   config.shard = shard;
-  if (shard)
-    std::erase_if(config.targets, [&](const TargetOptions& t) {
-      return shard_of(t.name, shard->total) != shard->index;
-    });
+  if (shard) {
+    const auto elsewhere = [&](const std::string& name) {
+      return shard_of(name, shard->total) != shard->index;
+    };
+    std::erase_if(config.targets, [&](const TargetOptions& t) { return elsewhere(t.name); });
+    std::erase_if(config.prepared, [&](const auto& entry) { return elsewhere(entry.first); });
+  }
   return config;
 }
 
