@@ -46,7 +46,14 @@ Target::Target(const TargetOptions& options, TargetSettings settings, Loop& loop
                     return failure == Cause::auth_failed || failure == Cause::database_missing;
                   },
               .retry_within = [this](std::size_t i,
-                                     Nanos delay) { connections_[i]->retry_within(delay); }}),
+                                     Nanos delay) { connections_[i]->retry_within(delay); },
+              .hedge =
+                  [this](std::size_t i, Nanos older_than) {
+                    if (!connections_[i]->hedge(older_than) || !metrics_) return;
+                    metrics_->hedged();
+                    log_.debug("{}[{}] connect attempt still on its way: a second one beside it",
+                               name_, i);
+                  }}),
       front_probe_(loop.make_timer([this] { heartbeat_.beat_now(); })) {
   const WatchedConnection::LinkFactory make_link = [&](LinkCallbacks& callbacks,
                                                        const ConnectionRef& who) {

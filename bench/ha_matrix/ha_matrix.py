@@ -156,7 +156,7 @@ METRIC_RE = re.compile(r'^(pgwatchdog_[a-z_]+)\{([^}]*)\} ([0-9.eE+-]+|NaN)$')
 
 
 def parse_metrics(text):
-    """{target: {up, hs, disconnects, causes{}, probes}}."""
+    """{target: {up, hs, disconnects, causes{}, probes, hedges}}."""
     out = {}
     for line in text.splitlines():
         m = METRIC_RE.match(line)
@@ -167,7 +167,8 @@ def parse_metrics(text):
         t = lab.get("target")
         if t is None:
             continue
-        d = out.setdefault(t, {"up": 0, "hs": 0, "disconnects": 0, "causes": {}, "probes": 0})
+        d = out.setdefault(t, {"up": 0, "hs": 0, "disconnects": 0, "causes": {}, "probes": 0,
+                                  "hedges": 0})
         if name == "pgwatchdog_up":
             d["up"] = value
         elif name == "pgwatchdog_in_hot_standby":
@@ -177,6 +178,8 @@ def parse_metrics(text):
             d["causes"][lab.get("cause", "?")] = value
         elif name == "pgwatchdog_probes_total":
             d["probes"] += value
+        elif name == "pgwatchdog_connect_hedges_total":
+            d["hedges"] = value
     return out
 
 
@@ -376,6 +379,8 @@ def analyse_path(path, sampler, poller, t_fault, t_event, nodes, locators):
     last = after[-1][1]
     res["pgwd_causes"] = {c: int(v - causes0.get(c, 0)) for c, v in last["causes"].items()
                           if v - causes0.get(c, 0) > 0}
+    # Attempts started beside one still on its way (a proxy holding it, a lost SYN).
+    res["pgwd_hedges"] = int(last.get("hedges", 0) - base[0].get("hedges", 0))
     dur = samples[-1][0] - samples[0][0]
     res["pgwd_round_trips_per_hour"] = round((last["probes"] - base[0]["probes"]) / dur * 3600, 1) \
         if dur > 0 else None

@@ -110,8 +110,11 @@ struct TargetOptions {
   /// a wrong password or a missing database), one of them tries at once every `scout_interval`;
   /// when any connection is back, the others waiting retry within min(backoff_initial,
   /// scout_interval), still through the connect slots. So a target is back within about
-  /// scout_interval of its server answering again, not backoff_max. 0 = no scout: each
-  /// connection keeps its own backoff.
+  /// scout_interval of its server answering again, not backoff_max. An attempt still on its way
+  /// at a turn (held by a proxy that retries a refused server, or a SYN lost in a black hole)
+  /// gets a second attempt beside it instead, renewed every scout_interval; the first to connect
+  /// wins (counted in pgwatchdog_connect_hedges_total). 0 = no scout: each connection keeps its
+  /// own backoff.
   Duration scout_interval = std::chrono::milliseconds(500);
   /// Channels to LISTEN on after every (re)connect; NOTIFY messages are delivered to the observer.
   std::vector<std::string> listen_channels;

@@ -32,11 +32,14 @@ struct ScriptedLink final : Link {
   ServerInfo server_info() const override { return server; }
 };
 
-/// A link factory for WatchedConnection that makes a ScriptedLink and points `made` at it.
-inline WatchedConnection::LinkFactory scripted_links(ScriptedLink*& made) {
-  return [&made](LinkCallbacks& callbacks, const ConnectionRef&) {
+/// A link factory for WatchedConnection that makes a ScriptedLink and points `made` at it; with
+/// `all`, also appends each link it makes (a hedge makes a second one).
+inline WatchedConnection::LinkFactory scripted_links(ScriptedLink*& made,
+                                                     std::vector<ScriptedLink*>* all = nullptr) {
+  return [&made, all](LinkCallbacks& callbacks, const ConnectionRef&) {
     auto link = std::make_unique<ScriptedLink>(callbacks);
     made = link.get();
+    if (all) all->push_back(link.get());
     return link;
   };
 }

@@ -53,6 +53,29 @@ TEST_CASE("attempt gate: an attempt that ends at once lets the next one in durin
   CHECK(gate.running() == 0);
 }
 
+TEST_CASE("attempt gate: try_enter takes a free slot at once, never one an attempt waits for") {
+  pgwd::testing::FakeLoop loop;
+  AttemptGate gate(loop, 2);
+  const auto first = gate.try_enter();
+  REQUIRE(first.has_value());
+  CHECK(gate.running() == 1);
+  std::vector<int> admitted;
+  const auto queued = gate.enter([&] { admitted.push_back(1); });
+  // A slot is free, but an attempt waits for it (admitted at the loop's next pass).
+  CHECK_FALSE(gate.try_enter().has_value());
+  loop.advance(0ms);
+  CHECK(admitted == std::vector<int>{1});
+  CHECK_FALSE(gate.try_enter().has_value());  // full
+  gate.leave(*first);
+  const auto second = gate.try_enter();
+  REQUIRE(second.has_value());
+  CHECK(*second != *first);
+  gate.leave(*second);
+  gate.leave(queued);
+  CHECK(gate.running() == 0);
+  CHECK(gate.waiting() == 0);
+}
+
 TEST_CASE("attempt gate: giving up waiting costs no scan of the queue, and order is kept") {
   // Stopping a fleet that waits for its turn (40,000 connections to a closed port) leaves every
   // ticket, newest first here: a queue scanned per leave() makes this 2·10^10 comparisons

@@ -1,5 +1,6 @@
 // A target's way back after an outage, on the fake loop: one scout attempt per period while its
-// connections wait out their backoff, and every sibling back at once when one connection is.
+// connections wait out their backoff, a hedge beside an attempt still on its way, and every
+// sibling back at once when one connection is.
 #include "health/recovery_scout.hpp"
 
 #include <doctest/doctest.h>
@@ -33,11 +34,13 @@ struct Fixture {
   std::vector<S> states{S::backoff, S::backoff, S::backoff};
   std::vector<bool> lasting{false, false, false};
   std::vector<std::pair<std::size_t, Nanos>> retries;
+  std::vector<std::pair<std::size_t, Nanos>> hedges;  ///< (connection, older_than)
 
   RecoveryScout::Hooks hooks() {
     return {.state = [this](std::size_t i) { return states[i]; },
             .lasting = [this](std::size_t i) { return static_cast<bool>(lasting[i]); },
-            .retry_within = [this](std::size_t i, Nanos d) { retries.emplace_back(i, d); }};
+            .retry_within = [this](std::size_t i, Nanos d) { retries.emplace_back(i, d); },
+            .hedge = [this](std::size_t i, Nanos older) { hedges.emplace_back(i, older); }};
   }
 };
 
@@ -47,7 +50,7 @@ using Retries = std::vector<std::pair<std::size_t, Nanos>>;
 
 TEST_CASE_FIXTURE(Fixture,
                   "recovery scout: one connection tries at once every period - one attempt at a "
-                  "time, in turn") {
+                  "time, in turn, and one still on its way gets a hedge instead of a sibling") {
   RecoveryScout scout(loop, random, 500ms, 100ms, 3, hooks());
   scout.lost();
   scout.lost();  // a second loss does not restart the count
@@ -57,8 +60,16 @@ TEST_CASE_FIXTURE(Fixture,
   CHECK(retries == Retries{{0, 0ns}});
   states[0] = S::connecting;  // the scout's attempt is on its way
   loop.advance(500ms);
-  CHECK(retries.size() == 1);  // still one attempt at a time
-  states[0] = S::backoff;      // refused again
+  CHECK(retries.size() == 1);  // no sibling sent: one attempt at a time
+  CHECK(hedges == Retries{{0, 250ms}});
+  loop.advance(500ms);  // still on its way: the hedge is renewed
+  CHECK(hedges == Retries{{0, 250ms}, {0, 250ms}});
+  CHECK(retries.size() == 1);
+  states[0] = S::waiting;  // queued for a connect slot: neither a sibling nor a hedge
+  loop.advance(500ms);
+  CHECK(retries.size() == 1);
+  CHECK(hedges.size() == 2);
+  states[0] = S::backoff;  // refused again
   loop.advance(500ms);
   CHECK(retries == Retries{{0, 0ns}, {1, 0ns}});
   states[1] = S::backoff;
@@ -108,6 +119,26 @@ TEST_CASE_FIXTURE(Fixture, "recovery scout: scouting ends when nobody waits - a 
   scout.lost();
   loop.advance(500ms);
   CHECK(retries == Retries{{1, 0ns}});
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "recovery scout: nobody waits but an attempt of a connection's own is on its way "
+                  "- it gets a hedge each turn, one per target, and a lasting failure none") {
+  RecoveryScout scout(loop, random, 500ms, 100ms, 3, hooks());
+  states = {S::healthy, S::connecting, S::resolving};  // their own backoff ran out
+  scout.lost();
+  loop.advance(500ms);
+  CHECK(retries.empty());
+  CHECK(hedges == Retries{{1, 250ms}});  // one hedge per turn, the first on its way
+  loop.advance(500ms);
+  CHECK(hedges == Retries{{1, 250ms}, {1, 250ms}});  // the same attempt, still on its way
+  states[1] = S::healthy;
+  loop.advance(500ms);
+  CHECK(hedges == Retries{{1, 250ms}, {1, 250ms}, {2, 250ms}});
+  lasting[2] = true;  // e.g. its last failure was a wrong password: it backs off alone
+  loop.advance(500ms);
+  CHECK(hedges.size() == 3);
+  CHECK(loop.armed_timers() == 0);  // nothing waits, nothing hedged: scouting ends
 }
 
 TEST_CASE_FIXTURE(Fixture, "recovery scout: period zero does nothing at all") {

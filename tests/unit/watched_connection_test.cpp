@@ -52,12 +52,13 @@ struct Fixture {
   LowestRandom random;
   RecordingEvents events;
   ScriptedLink* link = nullptr;
+  std::vector<ScriptedLink*> links;  ///< every link made, in order: [1] is the hedge's
   std::unique_ptr<WatchedConnection> connection;
 
-  void build() {
-    connection =
-        std::make_unique<WatchedConnection>(ConnectionRef{"primary", 0}, settings, loop, random,
-                                            events, pgwd::testing::scripted_links(link));
+  void build(AttemptGate* gate = nullptr) {
+    connection = std::make_unique<WatchedConnection>(
+        ConnectionRef{"primary", 0}, settings, loop, random, events,
+        pgwd::testing::scripted_links(link, &links), gate);
   }
   LinkCallbacks& cb() { return link->cb; }
 
@@ -401,6 +402,170 @@ TEST_CASE_FIXTURE(Fixture,
   CHECK(events.down[0].cause == Cause::wrong_role);
   CHECK(events.down[0].message.find("target_session_attrs=standby") != std::string::npos);
   CHECK(connection->state() == ConnectionState::backoff);
+}
+
+// A hedge: a second attempt beside one still on its way (the target's RecoveryScout asks for it
+// while the target is down); the first of the two to connect is the connection.
+
+TEST_CASE_FIXTURE(Fixture,
+                  "hedge: the second attempt connects first - it is the connection, the first is "
+                  "closed and nothing failed is reported") {
+  build();
+  connection->start();
+  cb().on_resolved();
+  CHECK_FALSE(connection->hedge(250ms));  // the attempt is younger than that
+  loop.advance(250ms);
+  REQUIRE(connection->hedge(250ms));
+  REQUIRE(links.size() == 2);
+  ScriptedLink& first = *links[0];
+  ScriptedLink& second = *links[1];
+  CHECK(second.calls == std::vector<std::string>{"connect"});
+  events.states.clear();
+  second.cb.on_resolved();
+  second.cb.on_connected({ServerInfo{7, 150020, "off"}, {}});
+  CHECK(connection->state() == ConnectionState::healthy);
+  CHECK(first.calls.back() == "close");
+  CHECK(second.calls.back() == "watch_idle");
+  CHECK(events.failures.empty());
+  REQUIRE(events.healthy.size() == 1);
+  CHECK(events.healthy[0].server.backend_pid == 7);
+  CHECK(events.healthy[0].attempt == 1);  // one attempt, hedged
+  CHECK(events.states == States{ConnectionState::healthy});
+  CHECK(loop.armed_timers() == 0);  // no connect deadline left behind
+  // The closed link's late reports change nothing; the idle watch is the winner's.
+  first.cb.on_connect_failed({{Cause::closed, "", "gone"}, {}});
+  first.cb.on_readable();
+  CHECK(events.failures.empty());
+  CHECK(events.wakeups == 0);
+  second.next_inspection = {Inspection::Verdict::went_away, {Cause::server_shutdown, "57P01", ""}};
+  second.cb.on_readable();
+  REQUIRE(events.down.size() == 1);
+  CHECK(second.calls.back() == "close");
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "hedge: the first attempt connects first - the hedge is closed and its late "
+                  "reports are ignored") {
+  build();
+  connection->start();
+  loop.advance(1s);
+  REQUIRE(connection->hedge(250ms));
+  ScriptedLink& first = *links[0];
+  ScriptedLink& second = *links[1];
+  first.cb.on_resolved();
+  first.cb.on_connected({ServerInfo{5, 150020, "off"}, {}});
+  CHECK(connection->state() == ConnectionState::healthy);
+  CHECK(second.calls.back() == "close");
+  second.cb.on_connected({ServerInfo{6, 150020, "off"}, {}});
+  REQUIRE(events.healthy.size() == 1);
+  CHECK(events.healthy[0].server.backend_pid == 5);
+  CHECK_FALSE(connection->hedge(0ns));  // healthy: nothing to hedge
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "hedge: the first attempt fails while the hedge is on its way - nothing is "
+                  "reported and the hedge goes on under its own connect deadline") {
+  build();  // connect_timeout 5 s
+  connection->start();
+  loop.advance(2s);
+  REQUIRE(connection->hedge(250ms));
+  ScriptedLink& first = *links[0];
+  ScriptedLink& second = *links[1];
+  first.cb.on_connect_failed({{Cause::closed, "", "server closed the connection"}, {}});
+  CHECK(connection->state() == ConnectionState::resolving);
+  CHECK(first.calls.back() == "close");
+  CHECK(events.failures.empty());
+  loop.advance(3s);  // the first attempt's deadline: not the hedge's
+  CHECK(events.failures.empty());
+  loop.advance(2s - 1ns);
+  CHECK(events.failures.empty());
+  loop.advance(1ns);  // 5 s after the hedge began
+  REQUIRE(events.failures.size() == 1);
+  CHECK(events.failures[0].cause == Cause::connect_timeout);
+  CHECK(second.calls.back() == "close");
+  CHECK(connection->state() == ConnectionState::backoff);
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "hedge: the first attempt's deadline passes while the hedge is on its way - the "
+                  "hedge goes on; a hedge's own failure leaves the first attempt alone") {
+  build();
+  connection->start();
+  loop.advance(4s);
+  REQUIRE(connection->hedge(250ms));
+  loop.advance(1s);  // the first attempt's 5 s
+  CHECK(events.failures.empty());
+  CHECK(links[0]->calls.back() == "close");
+  CHECK(connection->state() == ConnectionState::resolving);
+  // The hedge is the main attempt now; a new hedge beside it, which then fails.
+  loop.advance(1s);
+  REQUIRE(connection->hedge(250ms));
+  links[0]->cb.on_connect_failed({{Cause::connect_failed, "", "refused"}, {}});
+  CHECK(events.failures.empty());
+  CHECK(links[0]->calls.back() == "close");
+  links[1]->cb.on_resolved();
+  links[1]->cb.on_connected({ServerInfo{9, 150020, "off"}, {}});
+  CHECK(connection->state() == ConnectionState::healthy);
+  CHECK(events.failures.empty());
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "hedge: renewed - a hedge still on its way gives way to a fresh one, and only "
+                  "the newest attempt's age counts") {
+  build();
+  connection->start();
+  loop.advance(500ms);
+  REQUIRE(connection->hedge(250ms));
+  loop.advance(100ms);
+  CHECK_FALSE(connection->hedge(250ms));  // the hedge is only 100 ms old
+  loop.advance(400ms);
+  REQUIRE(connection->hedge(250ms));
+  // Slot 1 is reused: closed, then connecting again.
+  REQUIRE(links.size() == 2);
+  CHECK(links[1]->calls == std::vector<std::string>{"connect", "close", "connect"});
+  CHECK(links[0]->calls == std::vector<std::string>{"connect"});
+  connection->stop();
+  CHECK(links[0]->calls.back() == "close");
+  CHECK(links[1]->calls.back() == "close");
+  CHECK(loop.armed_timers() == 0);
+}
+
+TEST_CASE_FIXTURE(Fixture, "hedge: nothing outside an attempt on its way") {
+  build();
+  CHECK_FALSE(connection->hedge(0ns));  // waiting, not started
+  links.clear();
+  connect();
+  CHECK_FALSE(connection->hedge(0ns));  // healthy
+  link->next_inspection = {Inspection::Verdict::went_away, {Cause::server_shutdown, "57P01", ""}};
+  cb().on_readable();
+  REQUIRE(connection->state() == ConnectionState::backoff);
+  CHECK_FALSE(connection->hedge(0ns));
+  CHECK(links.size() == 1);
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "hedge: only with a connect slot free at once, which it keeps while renewed and "
+                  "gives back when it ends") {
+  AttemptGate gate(loop, 2);
+  build(&gate);
+  connection->start();
+  loop.advance(0ms);  // admitted
+  REQUIRE(connection->state() == ConnectionState::resolving);
+  CHECK(gate.running() == 1);
+  const auto other = gate.try_enter();  // another connection's attempt takes the last slot
+  REQUIRE(other.has_value());
+  loop.advance(1s);
+  CHECK_FALSE(connection->hedge(250ms));
+  CHECK(links.size() == 1);
+  gate.leave(*other);
+  REQUIRE(connection->hedge(250ms));
+  CHECK(gate.running() == 2);
+  loop.advance(1s);
+  REQUIRE(connection->hedge(250ms));  // renewed on the slot it holds
+  CHECK(gate.running() == 2);
+  links[1]->cb.on_connected({ServerInfo{3, 150020, "off"}, {}});
+  CHECK(connection->state() == ConnectionState::healthy);
+  CHECK(gate.running() == 0);
 }
 
 }  // namespace PGWD_TEST_FILE_ID

@@ -15,6 +15,13 @@ AttemptGate::Ticket AttemptGate::enter(std::function<void()> admit) {
   return ticket;
 }
 
+std::optional<AttemptGate::Ticket> AttemptGate::try_enter() {
+  if (running_.size() >= limit_ || !waiting_.empty()) return std::nullopt;
+  const Ticket ticket = ++next_;
+  running_.insert(running_.end(), ticket);
+  return ticket;
+}
+
 void AttemptGate::leave(Ticket ticket) {
   if (running_.erase(ticket) == 0) {
     waiting_.erase(ticket);

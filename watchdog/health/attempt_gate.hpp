@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "pgwd/loop.hpp"
@@ -27,6 +28,9 @@ class AttemptGate {
   /// (or to give up waiting). Both are O(log n) in the attempts running and waiting: stopping
   /// 40,000 waiting connections must not scan the queue once each.
   Ticket enter(std::function<void()> admit);
+  /// A slot now, if one is free and no attempt waits for one (it never jumps the queue); else
+  /// nothing. For an extra attempt that is only worth making at once (WatchedConnection::hedge).
+  std::optional<Ticket> try_enter();
   void leave(Ticket ticket);
 
   std::size_t running() const noexcept { return running_.size(); }

@@ -15,6 +15,23 @@ bool RecoveryScout::waiting_may_fix(std::size_t index) const {
   return hooks_.state(index) == ConnectionState::backoff && !hooks_.lasting(index);
 }
 
+bool RecoveryScout::on_its_way(std::size_t index) const {
+  const ConnectionState s = hooks_.state(index);
+  return (s == ConnectionState::resolving || s == ConnectionState::connecting) &&
+         !hooks_.lasting(index);
+}
+
+bool RecoveryScout::hedge_one(std::size_t first) {
+  for (std::size_t tried = 0; tried < connections_; ++tried) {
+    const std::size_t index = (first + tried) % connections_;
+    if (!on_its_way(index)) continue;
+    scout_ = index;
+    hooks_.hedge(index, period_ / 2);
+    return true;
+  }
+  return false;
+}
+
 void RecoveryScout::lost() {
   if (period_ <= Nanos::zero() || timer_->armed()) return;
   timer_->arm(period_);
@@ -35,10 +52,13 @@ void RecoveryScout::stop() {
 
 void RecoveryScout::turn() {
   if (scout_) {
-    const ConnectionState s = hooks_.state(*scout_);
-    if (s == ConnectionState::waiting || s == ConnectionState::resolving ||
-        s == ConnectionState::connecting) {
-      timer_->arm(period_);  // the last scout is still on its way: one attempt at a time
+    if (hooks_.state(*scout_) == ConnectionState::waiting) {
+      timer_->arm(period_);  // queued for a connect slot: one attempt at a time
+      return;
+    }
+    if (on_its_way(*scout_)) {
+      hooks_.hedge(*scout_, period_ / 2);  // a fresh attempt beside the one still on its way
+      timer_->arm(period_);
       return;
     }
   }
@@ -52,7 +72,13 @@ void RecoveryScout::turn() {
     hooks_.retry_within(index, Nanos::zero());
     return;
   }
-  // Nobody waits on a failure that may fix itself: scouting ends until the next loss.
+  // Nobody waits: an attempt of a connection's own (its backoff ran out) may be on its way.
+  if (hedge_one(next_)) {
+    timer_->arm(period_);
+    return;
+  }
+  // Nobody waits on a failure that may fix itself and nothing is on its way: scouting ends
+  // until the next loss.
 }
 
 }  // namespace pgwd

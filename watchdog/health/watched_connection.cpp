@@ -3,6 +3,8 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace pgwd {
 namespace {
 
@@ -24,10 +26,12 @@ WatchedConnection::WatchedConnection(ConnectionRef ref, const LifecycleSettings&
       probe_deadline_(loop.make_timer([this] { probe_timed_out(); })),
       retry_(loop.make_timer([this] { retry_now(); })),
       gate_(gate),
-      link_(make_link(static_cast<LinkCallbacks&>(*this), ref_)) {}
+      make_link_(make_link),
+      links_{make_link_(sides_[0], ref_), nullptr} {}
 
 WatchedConnection::~WatchedConnection() {
-  link_->close();
+  drop_hedge();
+  link().close();
   attempt_over();
 }
 
@@ -61,7 +65,8 @@ void WatchedConnection::stop() {
   attempt_deadline_->disarm();
   probe_deadline_->disarm();
   retry_->disarm();
-  link_->close();
+  drop_hedge();
+  link().close();
   attempt_over();
   enter(ConnectionState::stopped);
 }
@@ -78,9 +83,54 @@ void WatchedConnection::begin_attempt() {
 void WatchedConnection::start_attempt() {
   if (state_ != ConnectionState::waiting) return;
   ++attempt_;
+  attempt_started_ = loop_.now();
   if (!enter(ConnectionState::resolving)) return;
   attempt_deadline_->arm(settings_.connect_timeout);
-  link_->connect();  // reports later, from the loop
+  link().connect();  // reports later, from the loop
+}
+
+bool WatchedConnection::hedge(Nanos older_than) {
+  if (!attempting()) return false;
+  if (loop_.now() - (hedging_ ? hedge_started_ : attempt_started_) < older_than) return false;
+  std::optional<AttemptGate::Ticket> ticket;
+  if (gate_) {
+    // The slot of a hedge still on its way passes to its successor.
+    if (hedge_ticket_) {
+      ticket = hedge_ticket_;
+      hedge_ticket_.reset();
+    } else {
+      ticket = gate_->try_enter();
+      if (!ticket) return false;
+    }
+  }
+  drop_hedge();
+  if (!links_[other()]) links_[other()] = make_link_(sides_[other()], ref_);
+  hedging_ = true;
+  hedge_started_ = loop_.now();
+  hedge_ticket_ = ticket;
+  links_[other()]->connect();  // reports later, from the loop
+  return true;
+}
+
+void WatchedConnection::drop_hedge() {
+  if (!hedging_) return;
+  hedging_ = false;
+  links_[other()]->close();
+  if (hedge_ticket_) gate_->leave(*hedge_ticket_);
+  hedge_ticket_.reset();
+}
+
+void WatchedConnection::promote_hedge() {
+  link().close();
+  attempt_over();
+  gate_ticket_ = hedge_ticket_;
+  hedge_ticket_.reset();
+  hedging_ = false;
+  main_ = other();
+  attempt_started_ = hedge_started_;
+  // The hedge's own deadline, counted from its start.
+  const Nanos left = hedge_started_ + settings_.connect_timeout - loop_.now();
+  attempt_deadline_->arm(std::max(left, Nanos::zero()));
 }
 
 void WatchedConnection::attempt_over() {
@@ -88,12 +138,17 @@ void WatchedConnection::attempt_over() {
   gate_ticket_.reset();
 }
 
-void WatchedConnection::on_resolved() {
+void WatchedConnection::on_resolved() {  // from either link: one of them got past DNS
   if (state_ == ConnectionState::resolving) enter(ConnectionState::connecting);
 }
 
-void WatchedConnection::on_connected(const Connected& connected) {
+void WatchedConnection::on_connected(std::size_t slot, const Connected& connected) {
   if (!attempting()) return;
+  if (slot != main_) {
+    if (!hedging_) return;
+    promote_hedge();  // the hedge won the race
+  }
+  drop_hedge();
   attempt_deadline_->disarm();
   attempt_over();
   backoff_.reset();
@@ -107,16 +162,30 @@ void WatchedConnection::on_connected(const Connected& connected) {
   events_.on_healthy(healthy);
 }
 
-void WatchedConnection::on_connect_failed(const ConnectFailed& failed) {
+void WatchedConnection::on_connect_failed(std::size_t slot, const ConnectFailed& failed) {
   if (!attempting()) return;
+  // Either way the other link goes on, and what the failed one read is not delivered: it is
+  // about a session that never was.
+  if (slot != main_) {
+    drop_hedge();
+    return;
+  }
+  if (hedging_) {
+    promote_hedge();
+    return;
+  }
   attempt_deadline_->disarm();
-  link_->close();
+  link().close();
   attempt_failed(failed.failure, failed.arrived);
 }
 
 void WatchedConnection::attempt_timed_out() {
   if (!attempting()) return;
-  link_->close();
+  if (hedging_) {
+    promote_hedge();  // it started later: its own deadline has not passed
+    return;
+  }
+  link().close();
   attempt_failed({Cause::connect_timeout, "",
                   fmt::format("no connection within {}", ms(settings_.connect_timeout))},
                  {});
@@ -160,19 +229,19 @@ void WatchedConnection::retry_now() {
 
 bool WatchedConnection::become_healthy() {
   if (!enter(ConnectionState::healthy)) return false;
-  link_->watch_idle();
+  link().watch_idle();
   return true;
 }
 
-void WatchedConnection::on_readable() {
-  if (state_ != ConnectionState::healthy) return;
+void WatchedConnection::on_readable(std::size_t slot) {
+  if (slot != main_ || state_ != ConnectionState::healthy) return;
   events_.on_wakeup(ref_);
   inspect();
 }
 
 void WatchedConnection::inspect() {
   if (!enter(ConnectionState::inspecting)) return;
-  const Inspection seen = link_->inspect();  // reads; calls nothing back
+  const Inspection seen = link().inspect();  // reads; calls nothing back
   if (!deliver(seen.arrived)) return;
   switch (seen.verdict) {
     case Inspection::Verdict::went_away:
@@ -193,9 +262,9 @@ void WatchedConnection::start_probe(bool heartbeat) {
   probe_sent_at_ = loop_.now();
   probe_deadline_->arm(settings_.probe_timeout);
   if (heartbeat)
-    link_->heartbeat();  // reports later, from the loop
+    link().heartbeat();  // reports later, from the loop
   else
-    link_->probe();
+    link().probe();
 }
 
 bool WatchedConnection::probe_finished(ProbeResult result) {
@@ -211,8 +280,8 @@ void WatchedConnection::probe_timed_out() {
            fmt::format("no answer to the probe within {}", ms(settings_.probe_timeout))});
 }
 
-void WatchedConnection::on_probe_done(const ProbeDone& done) {
-  if (state_ != ConnectionState::probing) return;
+void WatchedConnection::on_probe_done(std::size_t slot, const ProbeDone& done) {
+  if (slot != main_ || state_ != ConnectionState::probing) return;
   if (!deliver(done.arrived)) return;
   if (done.failure) {
     if (probe_finished(ProbeResult::error)) go_down(*done.failure);
@@ -224,7 +293,7 @@ void WatchedConnection::on_probe_done(const ProbeDone& done) {
 bool WatchedConnection::role_still_fits() {
   // An idle connection is told nothing when its server is promoted or demoted: the
   // ParameterStatus before a heartbeat's or a probe's ReadyForQuery is where a new role shows.
-  const ServerInfo now = link_->server_info();
+  const ServerInfo now = link().server_info();
   events_.on_server_refreshed(ref_, now);
   if (!live()) return false;
   // From unknown to known is no change (before PostgreSQL 14 the first heartbeat's SQL answer is
@@ -254,7 +323,7 @@ void WatchedConnection::go_down(const Failure& failure) {
   if (!enter(ConnectionState::down)) return;
   events_.on_down({ref_, failure.cause, failure.sqlstate, failure.message});
   if (!live()) return;
-  link_->close();  // unregisters the socket before libpq closes it
+  link().close();  // unregisters the socket before libpq closes it
   retry_later();
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -32,17 +33,22 @@ struct LifecycleSettings {
 /// (retry_within()).
 /// Every transition goes through enter(), which reports it.
 ///
+/// An attempt may have a hedge (hedge()): a second link connecting beside the first. Whichever
+/// connects first is the connection; the other is closed. One link reports to the state machine
+/// as "the" link; the hedge's reports only decide the race.
+///
 /// Its events may stop it: every report to `events` may end in stop() (an observer removed the
 /// target), so after each report it checks that it is still live, and does nothing more if not.
 /// `stopped` is final: once there, no timer is armed, nothing is sent and nothing is reported.
 /// Not copyable or movable: the link and the timers hold pointers to it.
-class WatchedConnection final : private LinkCallbacks {
+class WatchedConnection final {
  public:
   /// Makes the link; the ConnectionRef (the connection's own) outlives it.
   using LinkFactory = std::function<std::unique_ptr<Link>(LinkCallbacks&, const ConnectionRef&)>;
 
   /// Starts in `waiting`, reporting nothing until start(). `gate` (may be null: no bound) must
-  /// outlive the connection; `loop` gives it timers and the time.
+  /// outlive the connection; `loop` gives it timers and the time. `make_link` is kept (a hedge
+  /// makes its link when first needed): what it refers to must outlive the connection.
   WatchedConnection(ConnectionRef ref, const LifecycleSettings& settings, Loop& loop,
                     Random& random, ConnectionEvents& events, const LinkFactory& make_link,
                     AttemptGate* gate = nullptr);
@@ -63,17 +69,55 @@ class WatchedConnection final : private LinkCallbacks {
   /// (sooner stays sooner). Otherwise nothing. Only arms a timer and reports nothing, so it may be
   /// called from inside any event of any connection.
   void retry_within(Nanos delay);
+  /// If an attempt is on its way (resolving or connecting) and the newest one began at least
+  /// `older_than` ago: starts a second attempt beside it, in place of the one an earlier hedge()
+  /// started if that one is still on its way too. The
+  /// first of the two to connect is the connection and the other is closed; a failure of either
+  /// while the other is on its way is not reported, and the other goes on under its own
+  /// connect_timeout. Why: an attempt that began while the server was away can end seconds after
+  /// the server answers again (a proxy that holds the client while it retries a refused server,
+  /// HAProxy once a second; a SYN retransmitted after a black hole, 1 s, 3 s, 7 s apart), while a
+  /// fresh one gets through at once. Nothing when no connect slot is free at once (a hedge never
+  /// queues: in a reconnect storm the slots are for first attempts), nor in any other state.
+  /// Returns whether a hedge was started. Only opens a link and reports nothing, so it may be
+  /// called from inside any event of any connection; its target's RecoveryScout calls it.
+  bool hedge(Nanos older_than);
 
   ConnectionState state() const noexcept { return state_; }
   const ConnectionRef& ref() const noexcept { return ref_; }
 
  private:
-  // LinkCallbacks
-  void on_resolved() override;
-  void on_connected(const Connected& connected) override;
-  void on_connect_failed(const ConnectFailed& failed) override;
-  void on_readable() override;
-  void on_probe_done(const ProbeDone& done) override;
+  /// The callbacks of the link in one of the two slots: says which link spoke.
+  class LinkSide final : public LinkCallbacks {
+   public:
+    LinkSide(WatchedConnection& owner, std::size_t slot) : owner_(owner), slot_(slot) {}
+    LinkSide(const LinkSide&) = delete;
+    LinkSide& operator=(const LinkSide&) = delete;
+
+   private:
+    void on_resolved() override { owner_.on_resolved(); }
+    void on_connected(const Connected& c) override { owner_.on_connected(slot_, c); }
+    void on_connect_failed(const ConnectFailed& f) override { owner_.on_connect_failed(slot_, f); }
+    void on_readable() override { owner_.on_readable(slot_); }
+    void on_probe_done(const ProbeDone& d) override { owner_.on_probe_done(slot_, d); }
+
+    WatchedConnection& owner_;
+    std::size_t slot_;
+  };
+
+  void on_resolved();
+  void on_connected(std::size_t slot, const Connected& connected);
+  void on_connect_failed(std::size_t slot, const ConnectFailed& failed);
+  void on_readable(std::size_t slot);
+  void on_probe_done(std::size_t slot, const ProbeDone& done);
+
+  Link& link() { return *links_[main_]; }
+  std::size_t other() const noexcept { return 1 - main_; }
+  /// Closes the hedge, if any, and gives its connect slot back.
+  void drop_hedge();
+  /// The hedge connected first, or the main attempt failed while the hedge is on its way: the
+  /// hedge's link becomes the main one, and the main one is closed.
+  void promote_hedge();
 
   bool live() const noexcept { return state_ != ConnectionState::stopped; }
   bool attempting() const noexcept {
@@ -110,14 +154,22 @@ class WatchedConnection final : private LinkCallbacks {
   MonotonicTime probe_sent_at_{};
   bool heartbeat_in_flight_ = false;  ///< the probe in flight is a heartbeat
   MonotonicTime retry_due_{};         ///< when retry_ fires, while in backoff
-  ServerInfo server_;  ///< as of the last connect or probe
+  ServerInfo server_;                 ///< as of the last connect or probe
   TimerPtr attempt_deadline_;
   TimerPtr probe_deadline_;
   TimerPtr retry_;
   AttemptGate* gate_;
   std::optional<AttemptGate::Ticket>
-      gate_ticket_;             ///< held from asking for a slot to the attempt's end
-  std::unique_ptr<Link> link_;  // last: built with a reference to *this
+      gate_ticket_;  ///< held from asking for a slot to the attempt's end
+  LinkFactory make_link_;
+  bool hedging_ = false;             ///< the link in slot other() is on its way beside the main one
+  MonotonicTime attempt_started_{};  ///< of the main attempt
+  MonotonicTime hedge_started_{};
+  std::optional<AttemptGate::Ticket> hedge_ticket_;
+  std::array<LinkSide, 2> sides_{LinkSide{*this, 0}, LinkSide{*this, 1}};
+  std::size_t main_ = 0;  ///< the slot whose link is the connection's
+  // Last: built with references to the sides. Slot 1 is made by the first hedge().
+  std::array<std::unique_ptr<Link>, 2> links_;
 };
 
 }  // namespace pgwd

@@ -37,92 +37,97 @@ inline constexpr Family reconnects{4, "pgwatchdog_reconnects_total",
 inline constexpr Family connect_failures{5, "pgwatchdog_connect_failures_total",
                                          "Failed connect attempts (first ones included), by cause",
                                          counter};
-inline constexpr Family server_changes{6, "pgwatchdog_server_changes_total",
+inline constexpr Family connect_hedges{
+    6, "pgwatchdog_connect_hedges_total",
+    "Connect attempts started beside one still on its way while the target was down (a hedge: "
+    "the first to connect wins, the other is closed)",
+    counter};
+inline constexpr Family server_changes{7, "pgwatchdog_server_changes_total",
                                        "Times the server behind a pooled target was not the one "
                                        "that answered before, by target and change (restart, "
                                        "other_server)",
                                        counter};
-inline constexpr Family wakeups{7, "pgwatchdog_wakeups_total",
+inline constexpr Family wakeups{8, "pgwatchdog_wakeups_total",
                                 "Times the OS reported activity on an idle watched connection",
                                 counter};
-inline constexpr Family probes{8, "pgwatchdog_probes_total", "Probe queries sent, by result",
+inline constexpr Family probes{9, "pgwatchdog_probes_total", "Probe queries sent, by result",
                                counter};
-inline constexpr Family probe_duration{9, "pgwatchdog_probe_duration_seconds",
+inline constexpr Family probe_duration{10, "pgwatchdog_probe_duration_seconds",
                                        "Round trip of successful probes", histogram,
                                        kProbeDurationBuckets};
 inline constexpr Family outage{
-    10, "pgwatchdog_outage_seconds",
+    11, "pgwatchdog_outage_seconds",
     "From a lost connection detected to the same connection healthy again", histogram,
     kOutageBuckets};
-inline constexpr Family notifications{11, "pgwatchdog_notifications_total",
+inline constexpr Family notifications{12, "pgwatchdog_notifications_total",
                                       "NOTIFY messages received on watched connections", counter};
-inline constexpr Family notices{12, "pgwatchdog_notices_total",
+inline constexpr Family notices{13, "pgwatchdog_notices_total",
                                 "NOTICE/WARNING messages received on watched connections", counter};
 // A watchdog's loop (LoopSeries).
 inline constexpr Family event_loop_lag{
-    13, "pgwatchdog_event_loop_lag_seconds",
+    14, "pgwatchdog_event_loop_lag_seconds",
     "How late the event loop ran a timer of the watchdog that was due, by loop (the watchdog's "
     "name)",
     histogram, kLoopLagBuckets};
-inline constexpr Family slow_callbacks{14, "pgwatchdog_slow_callbacks_total",
+inline constexpr Family slow_callbacks{15, "pgwatchdog_slow_callbacks_total",
                                        "Callbacks of the watchdog that ran longer than its "
                                        "slow_callback_threshold, by loop and phase",
                                        counter};
 // The store's own (Store).
-inline constexpr Family build_info{15, "pgwatchdog_build_info",
+inline constexpr Family build_info{16, "pgwatchdog_build_info",
                                    "Version of pgwatchdog and of the libpq it runs with; always 1",
                                    gauge};
 // Connections hosts lend (pgwd/lending.hpp), by the loans' target (LentSeries).
-inline constexpr Family lent_connections{16, "pgwatchdog_lent_connections",
+inline constexpr Family lent_connections{17, "pgwatchdog_lent_connections",
                                          "Host-owned connections lent to the watchdog and not "
                                          "taken back yet, by target (dead ones included)",
                                          gauge};
-inline constexpr Family lent_deaths{17, "pgwatchdog_lent_deaths_total",
+inline constexpr Family lent_deaths{18, "pgwatchdog_lent_deaths_total",
                                     "Lent connections found dead while lent, by target and cause",
                                     counter};
-inline constexpr Family lent_take_backs{18, "pgwatchdog_lent_take_backs_total",
+inline constexpr Family lent_take_backs{19, "pgwatchdog_lent_take_backs_total",
                                         "Take-backs of lent connections, by target and verdict "
                                         "(alive, dead, busy, watchdog_stopped)",
                                         counter};
-inline constexpr Family lent_probes{19, "pgwatchdog_lent_probes_total",
+inline constexpr Family lent_probes{20, "pgwatchdog_lent_probes_total",
                                     "Probe queries sent on lent connections, by target", counter};
-inline constexpr Family lent_notifications{20, "pgwatchdog_lent_notifications_total",
+inline constexpr Family lent_notifications{21, "pgwatchdog_lent_notifications_total",
                                            "NOTIFY messages read on lent connections and handed "
                                            "back with the take-back verdict, by target",
                                            counter};
-inline constexpr Family server_lost{21, "pgwatchdog_server_lost_total",
+inline constexpr Family server_lost{22, "pgwatchdog_server_lost_total",
                                     "Times the evidence said a target's server as a whole went "
                                     "away (the lenders were told to drop every idle connection), "
                                     "by target",
                                     counter};
 // The daemon's (daemon/daemon_metrics.hpp).
-inline constexpr Family shard_info{22, "pgwatchdog_shard_info",
+inline constexpr Family shard_info{23, "pgwatchdog_shard_info",
                                    "Which shard of the targets this process watches (--shard, "
                                    "--total-shards); always 1",
                                    gauge};
 inline constexpr Family shard_targets{
-    23, "pgwatchdog_shard_targets",
+    24, "pgwatchdog_shard_targets",
     "Targets this process watches: those of the config that hash to its shard", gauge};
-inline constexpr Family log_messages_dropped{24, "pgwatchdog_log_messages_dropped_total",
+inline constexpr Family log_messages_dropped{25, "pgwatchdog_log_messages_dropped_total",
                                              "Log lines dropped because stderr did not take them "
                                              "fast enough (the log queue was full)",
                                              counter};
 // pgwd::Pool's (pool/pool_series.hpp).
-inline constexpr Family pool_connections{25, "pgwatchdog_pool_connections",
+inline constexpr Family pool_connections{26, "pgwatchdog_pool_connections",
                                          "Connections of a pgwd::Pool per state: idle (lent to "
                                          "the watchdog), in_use (leased), opening",
                                          gauge};
-inline constexpr Family pool_waiters{26, "pgwatchdog_pool_waiters",
+inline constexpr Family pool_waiters{27, "pgwatchdog_pool_waiters",
                                      "acquire() calls of a pgwd::Pool waiting for a connection",
                                      gauge};
-inline constexpr Family pool_acquire{27, "pgwatchdog_pool_acquire_seconds",
+inline constexpr Family pool_acquire{28, "pgwatchdog_pool_acquire_seconds",
                                      "Time acquire() took to hand out a connection", histogram,
                                      kPoolAcquireBuckets};
-inline constexpr Family pool_found_dead{28, "pgwatchdog_pool_checkouts_found_dead_total",
+inline constexpr Family pool_found_dead{29, "pgwatchdog_pool_checkouts_found_dead_total",
                                         "Checkouts whose take-back said dead (another connection "
                                         "was handed out instead)",
                                         counter};
-inline constexpr Family pool_replaced{29, "pgwatchdog_pool_replaced_total",
+inline constexpr Family pool_replaced{30, "pgwatchdog_pool_replaced_total",
                                       "Connections a pgwd::Pool closed, by cause", counter};
 
 }  // namespace pgwd::families

@@ -60,6 +60,7 @@ TargetSeries::TargetSeries(Store& store, const std::string& target, const LoopHi
         row->counter(f::connect_failures, "cause", std::string(to_string(cause)));
   reconnect_success_ = row->counter(f::reconnects, "result", "success");
   reconnect_failure_ = row->counter(f::reconnects, "result", "failure");
+  hedges_ = row->counter(f::connect_hedges);
   wakeups_ = row->counter(f::wakeups);
   probe_ok_ = row->counter(f::probes, "result", "ok");
   probe_error_ = row->counter(f::probes, "result", "error");

@@ -33,6 +33,7 @@ class TargetSeries {
   void disconnected(Cause cause);
   void reconnect(bool success) { (success ? reconnect_success_ : reconnect_failure_).increment(); }
   void connect_failed(Cause cause);
+  void hedged() { hedges_.increment(); }
   void wakeup() { wakeups_.increment(); }
   void probed(ProbeResult result, std::chrono::nanoseconds duration);
   void outage(std::chrono::nanoseconds duration);
@@ -62,6 +63,7 @@ class TargetSeries {
   std::array<Counter, kCauses> connect_failures_{};
   Counter reconnect_success_;
   Counter reconnect_failure_;
+  Counter hedges_;
   Counter wakeups_;
   Counter probe_ok_;
   Counter probe_error_;
