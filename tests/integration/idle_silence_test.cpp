@@ -126,12 +126,14 @@ TEST_CASE("idle: an embedded watchdog with heartbeat 0 never wakes the host's lo
 TEST_CASE(
     "idle: with the default heartbeat the host's loop wakes for the target's round trip, "
     "not for each connection") {
-  // At most one heartbeat falls in 3 s (4.375 s to 5 s apart): its timer, its answer; one per
-  // connection would be 50 of each.
+  // At most one heartbeat falls in 3 s (4.375 s to 5 s apart): its timer, its answer, about 4
+  // wake-ups with the test's own 2; one per connection would be 50 of each, over 100. The bound
+  // tells those apart with room for what a loaded machine adds to a thread's voluntary context
+  // switches (7 seen once in CI beside a build), which is not pgwatchdog's.
   const long wakeups = idle_wakeups({}, TargetOptions{}.heartbeat);
   MESSAGE("50 idle connections, default heartbeat, 3 s: the loop's thread was woken ", wakeups,
           " time(s)");
-  CHECK(wakeups <= 2 + 4);
+  CHECK(wakeups <= 12);
 }
 
 TEST_CASE("idle: the wake-up count sees a ticker (loop_lag_interval) when one is asked for") {

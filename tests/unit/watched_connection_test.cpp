@@ -488,7 +488,7 @@ TEST_CASE_FIXTURE(Fixture,
 
 TEST_CASE_FIXTURE(Fixture,
                   "hedge: the first attempt's deadline passes while the hedge is on its way - the "
-                  "hedge goes on; a hedge's own failure leaves the first attempt alone") {
+                  "hedge goes on, and a hedge's own failure leaves the first attempt alone") {
   build();
   connection->start();
   loop.advance(4s);
