@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 
 namespace pgwd {
 namespace {
@@ -92,16 +93,11 @@ void WatchedConnection::start_attempt() {
 bool WatchedConnection::hedge(Nanos older_than) {
   if (!attempting()) return false;
   if (loop_.now() - (hedging_ ? hedge_started_ : attempt_started_) < older_than) return false;
-  std::optional<AttemptGate::Ticket> ticket;
-  if (gate_) {
-    // The slot of a hedge still on its way passes to its successor.
-    if (hedge_ticket_) {
-      ticket = hedge_ticket_;
-      hedge_ticket_.reset();
-    } else {
-      ticket = gate_->try_enter();
-      if (!ticket) return false;
-    }
+  // The slot of a hedge still on its way passes to its successor.
+  std::optional<AttemptGate::Ticket> ticket = std::exchange(hedge_ticket_, std::nullopt);
+  if (gate_ && !ticket) {
+    ticket = gate_->try_enter();
+    if (!ticket) return false;
   }
   drop_hedge();
   if (!links_[other()]) links_[other()] = make_link_(sides_[other()], ref_);
@@ -123,8 +119,7 @@ void WatchedConnection::drop_hedge() {
 void WatchedConnection::promote_hedge() {
   link().close();
   attempt_over();
-  gate_ticket_ = hedge_ticket_;
-  hedge_ticket_.reset();
+  gate_ticket_ = std::exchange(hedge_ticket_, std::nullopt);
   hedging_ = false;
   main_ = other();
   attempt_started_ = hedge_started_;
