@@ -113,12 +113,14 @@ DaemonConfig effective_config(const CommandLine& cli) {
       throw ConfigError(
           fmt::format("--target {}: a DSN value is not valid UTF-8 once %-decoded", name));
     if (std::any_of(config.targets.begin(), config.targets.end(),
-                    [&](const auto& t) { return t.name == target.name; }))
+                    [&](const auto& t) { return t.name == target.name; }) ||
+        std::any_of(config.patroni_clusters.begin(), config.patroni_clusters.end(),
+                    [&](const auto& c) { return c.name() == target.name; }))
       throw ConfigError(fmt::format("--target {}: a target with this name is already defined",
                                     shown_in_listing(name)));
     config.targets.push_back(std::move(target));
   }
-  if (config.targets.empty())
+  if (config.targets.empty() && config.patroni_clusters.empty())
     throw ConfigError("no targets: give --target NAME=DSN, or targets: in the --config file");
   if (config.targets.size() > kMaxTargets)
     throw ConfigError(fmt::format("more than {} targets", kMaxTargets));
@@ -132,10 +134,16 @@ DaemonConfig effective_config(const CommandLine& cli) {
   // file is valid on all shards or on none, so replicas never disagree about a reload.
   config.targets_in_all_shards = config.targets.size();
   config.shard = shard;
-  if (shard)
+  if (shard) {
     std::erase_if(config.targets, [&](const TargetOptions& t) {
       return shard_of(t.name, shard->total) != shard->index;
     });
+    // A cluster as a whole, by its name: only a process that watches every member can see two
+    // of them answer as primary at once.
+    std::erase_if(config.patroni_clusters, [&](const PatroniCluster& c) {
+      return shard_of(c.name(), shard->total) != shard->index;
+    });
+  }
   return config;
 }
 
@@ -151,9 +159,15 @@ std::string to_yaml(const DaemonConfig& config) {
       if (const auto value = key.show(config)) out += fmt::format("{}: {}\n", key.name, *value);
   out += "targets:\n";
   const SecretSources no_sources;
-  for (const TargetOptions& t : config.targets) {
-    const auto sources = config.sources.find(t.name);
-    const ShownTarget shown{t, sources == config.sources.end() ? no_sources : sources->second};
+  std::vector<ShownTarget> shown_targets;
+  const auto sources_of = [&](const std::string& name) -> const SecretSources& {
+    const auto sources = config.sources.find(name);
+    return sources == config.sources.end() ? no_sources : sources->second;
+  };
+  for (const TargetOptions& t : config.targets) shown_targets.push_back({t, sources_of(t.name)});
+  for (const PatroniCluster& c : config.patroni_clusters)
+    shown_targets.push_back({c.members, sources_of(c.name()), &c});
+  for (const ShownTarget& shown : shown_targets) {
     // "  - " before the first key, "    " before the others.
     std::string_view indent = "  - ";
     for (const TargetKey& key : target_keys()) {
