@@ -1,10 +1,12 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "support/daemon_fixture.hpp"
 #include "support/fake_patroni.hpp"
@@ -45,22 +47,28 @@ struct PatroniFixture : DaemonFixture {
     return {name, "127.0.0.1", second.port(), "replica"};
   }
 
+  std::string config_yaml(const std::string& discovery_interval = "500ms") const {
+    return "targets:\n" + target_yaml("plain", 1) +
+           "  - name: demo\n"
+           "    patroni: [\"http://127.0.0.1:" +
+           std::to_string(dead_port) + "\", \"" + patroni.url() +
+           "\"]\n"
+           "    dsn: \"user=watchdog dbname=postgres application_name=pgwd-patroni\"\n"
+           "    password_file: " +
+           password_path.string() +
+           "\n"
+           "    discovery_interval: " +
+           discovery_interval +
+           "\n"
+           "  - name: broken\n"
+           "    patroni: [\"http://127.0.0.1:" +
+           std::to_string(dead_port) +
+           "\"]\n"
+           "    discovery_interval: 500ms\n";
+  }
+
   void start_daemon() {
-    write_config("targets:\n" + target_yaml("plain", 1) +
-                 "  - name: demo\n"
-                 "    patroni: [\"http://127.0.0.1:" +
-                 std::to_string(dead_port) + "\", \"" + patroni.url() +
-                 "\"]\n"
-                 "    dsn: \"user=watchdog dbname=postgres application_name=pgwd-patroni\"\n"
-                 "    password_file: " +
-                 password_path.string() +
-                 "\n"
-                 "    discovery_interval: 500ms\n"
-                 "  - name: broken\n"
-                 "    patroni: [\"http://127.0.0.1:" +
-                 std::to_string(dead_port) +
-                 "\"]\n"
-                 "    discovery_interval: 500ms\n");
+    write_config(config_yaml());
     start_with_config("info");
   }
 
@@ -165,6 +173,39 @@ TEST_CASE("daemon: a Patroni cluster's members are watched as targets and follow
   // The password never shows, whatever happened.
   CHECK(f.daemon->output().find(f.cluster.password()) == std::string::npos);
   CHECK(f.scrape().find(f.cluster.password()) == std::string::npos);
+}
+
+TEST_CASE(
+    "daemon: a SIGHUP keeps an unchanged Patroni cluster's members, and restarts a changed one") {
+  PatroniFixture f;
+  f.patroni.serve_members({f.pg1(), f.pg2()});
+  f.start_daemon();
+  REQUIRE(f.wait_metric(f.up("demo/pg1"), 1, 15s));
+  REQUIRE(f.wait_metric(f.up("demo/pg2"), 1, 15s));
+  const std::vector<int> pids = f.cluster.backend_pids("pgwd-patroni");
+  REQUIRE(pids.size() == 1);
+
+  f.daemon->send_signal(SIGHUP);  // the same file
+  REQUIRE(f.daemon->wait_for_output("config reloaded", 10s));
+  const int asked = f.patroni.requests();
+  REQUIRE(f.waiter.run_until([&] { return f.patroni.requests() >= asked + 2; }, 10s));
+  CHECK(f.cluster.backend_pids("pgwd-patroni") == pids);  // not reconnected
+  CHECK(f.metric(f.up("demo/pg1")) == 1);
+  // The status board still lists the members after the reload gave it the file's targets.
+  CHECK(http_get("127.0.0.1", f.metrics_port, "/targets/demo/pg2/up").status == 200);
+
+  // A changed cluster starts again: its members are let go and read anew.
+  f.write_config(f.config_yaml("300ms"));
+  f.daemon->send_signal(SIGHUP);
+  REQUIRE(f.waiter.run_until(
+      [&] {
+        const std::vector<int> now = f.cluster.backend_pids("pgwd-patroni");
+        return now.size() == 1 && now != pids;
+      },
+      15s));
+  REQUIRE(f.wait_metric(f.up("demo/pg1"), 1, 10s));
+  REQUIRE(f.wait_metric(f.up("demo/pg2"), 1, 10s));
+  CHECK(f.metric("pgwatchdog_patroni_members{cluster=\"demo\"}") == 2);
 }
 
 }  // namespace PGWD_TEST_FILE_ID
