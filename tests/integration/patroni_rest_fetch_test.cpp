@@ -1,7 +1,4 @@
 #include <doctest/doctest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <memory>
 #include <optional>
@@ -12,6 +9,7 @@
 #include "pgwd/adapters/libevent.hpp"
 #include "support/daemon_process.hpp"
 #include "support/fake_patroni.hpp"
+#include "support/silent_listener.hpp"
 #include "support/test_loop.hpp"
 
 // This file's own scope, also where a unity build puts several test files in one translation
@@ -23,6 +21,7 @@ using namespace std::chrono_literals;
 using namespace pgwd;
 using namespace pgwd::daemon;
 using pgwd::testing::FakePatroni;
+using pgwd::testing::SilentListener;
 using pgwd::testing::TestLoop;
 
 namespace {
@@ -32,24 +31,6 @@ struct Fixture {
   LibeventLoop loop{test_loop.base()};
   CurlFetcher fetcher{loop, "pgwatchdog-test"};
   FakePatroni patroni;
-};
-
-/// A socket that listens and never accepts: a connect succeeds (the kernel's backlog), and no
-/// answer ever comes, as from a hung REST API.
-struct SilentListener {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int port = 0;
-  SilentListener() {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    REQUIRE(::listen(fd, 8) == 0);
-    socklen_t size = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
-    port = ntohs(address.sin_port);
-  }
-  ~SilentListener() { ::close(fd); }
 };
 
 }  // namespace
