@@ -175,5 +175,25 @@ TEST_CASE("daemon config: a cluster alone is a configuration, and sharding keeps
   CHECK(seen == 8);
 }
 
+TEST_CASE("daemon config: --check-config's warnings know a cluster's members and its heartbeat") {
+  const DaemonConfig config = parse_config(R"(
+targets:
+  - name: pooled
+    dsn: "host=pgbouncer"
+    pooler: pgbouncer
+    in_front_of: orders/pg1
+  - name: orders
+    patroni: ["http://10.0.0.1:8008"]
+    heartbeat: 0s
+)",
+                                           kOrigin);
+  const std::string out = warnings(config);
+  // orders/pg1 is a member's target: no "does not watch" for it.
+  CHECK(out.find("in_front_of") == std::string::npos);
+  CHECK(out.find("# warning: Patroni cluster \"orders\" has heartbeat 0: a member promoted while "
+                 "its connections are idle is not seen") != std::string::npos);
+  CHECK(out.find("# warning: target \"orders\" has heartbeat 0") != std::string::npos);
+}
+
 }  // namespace PGWD_TEST_FILE_ID
 }  // namespace

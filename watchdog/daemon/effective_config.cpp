@@ -12,6 +12,7 @@
 #include <numeric>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
 
 #include "daemon/config_keys.hpp"
 #include "daemon/listen_address.hpp"
@@ -187,10 +188,34 @@ std::string warnings(const DaemonConfig& config) {
   std::string out;
   std::unordered_set<std::string_view> names;
   for (const TargetOptions& t : config.targets) names.insert(t.name);
-  for (const TargetOptions& t : config.targets) {
+  // A member's target is CLUSTER/MEMBER: which members there are is known only at run time.
+  const auto watched = [&](const std::string& name) {
+    return names.contains(name) ||
+           std::any_of(config.patroni_clusters.begin(), config.patroni_clusters.end(),
+                       [&](const PatroniCluster& c) {
+                         return name.size() > c.name().size() && name[c.name().size()] == '/' &&
+                                name.starts_with(c.name());
+                       });
+  };
+  // A cluster's settings are its members': the same warnings apply, under the cluster's name.
+  std::vector<const TargetOptions*> all;
+  for (const TargetOptions& t : config.targets) all.push_back(&t);
+  for (const PatroniCluster& c : config.patroni_clusters) {
+    all.push_back(&c.members);
+    // The split-brain alarm compares the roles the members' connections report; with no
+    // heartbeat, a member promoted while idle never reports its new role.
+    if (c.members.heartbeat == Duration::zero())
+      out += fmt::format(
+          "# warning: Patroni cluster {} has heartbeat 0: a member promoted while its "
+          "connections are idle is not seen, so two primaries at once may never raise the "
+          "alarm\n",
+          yaml_quoted(escape_env_references(c.name())));
+  }
+  for (const TargetOptions* target : all) {
+    const TargetOptions& t = *target;
     const std::string name = yaml_quoted(escape_env_references(t.name));
     // Events reach a target in front of another only inside one watchdog (one shard).
-    if (!t.in_front_of.empty() && !names.contains(t.in_front_of))
+    if (!t.in_front_of.empty() && !watched(t.in_front_of))
       out += fmt::format(
           "# warning: target {} is in_front_of {}, which this configuration{} does not watch: "
           "no event of it can reach {}\n",
