@@ -24,4 +24,11 @@ TargetSettings prepare_target(const TargetOptions& options);
 /// options.conninfo, whose text is then used only to redact libpq's messages.
 TargetSettings prepare_target(const TargetOptions& options, Conninfo conninfo);
 
+class Watchdog;
+
+/// Watchdog::add_target for options whose `settings` prepare_target made already: nothing is
+/// checked or parsed again (the daemon prepares each target when it loads the file, on the DSN
+/// it parsed). Throws InvalidTarget only for a name taken.
+void add_prepared_target(Watchdog& watchdog, TargetOptions options, TargetSettings settings);
+
 }  // namespace pgwd

@@ -21,6 +21,7 @@
 #include "pg/loop_connector.hpp"
 #include "pgwd/adapters/libevent.hpp"
 #include "target.hpp"
+#include "target_settings.hpp"
 
 namespace pgwd {
 namespace {
@@ -110,6 +111,11 @@ class Watchdog::Impl {
 
   void add_target(TargetOptions options) {
     TargetSettings settings = prepare_target(options);
+    add_target(std::move(options), std::move(settings));
+  }
+
+  /// `settings` is what prepare_target made of `options`.
+  void add_target(TargetOptions options, TargetSettings settings) {
     if (by_name_.contains(options.name))
       throw InvalidTarget("target '" + options.name + "': a target with this name already exists");
     auto claim = store_.claim_target(options.name);
@@ -194,7 +200,7 @@ class Watchdog::Impl {
   GuardedLoop loop_;                    // everything below registers its callbacks through it
   std::unique_ptr<Resolver> resolver_;  // outlives every target's lookups
   SystemRandom random_;
-  AttemptGate gate_;  // outlives every target's connections
+  AttemptGate gate_;                      // outlives every target's connections
   std::unique_ptr<Connector> connector_;  // outlives every target's connect attempts
   TimerPtr ticker_;
   Targets targets_;
@@ -233,6 +239,9 @@ Watchdog::~Watchdog() {
 
 void Watchdog::add_target(TargetOptions options) {
   impl_->add_target(std::move(options));
+}
+void add_prepared_target(Watchdog& watchdog, TargetOptions options, TargetSettings settings) {
+  watchdog.impl_->add_target(std::move(options), std::move(settings));
 }
 bool Watchdog::remove_target(std::string_view name) {
   return impl_->remove_target(name);

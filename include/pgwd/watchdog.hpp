@@ -42,6 +42,8 @@ class logger;
 
 namespace pgwd {
 
+struct TargetSettings;
+
 /// Bad options given to add_target: a malformed DSN, a duplicate name, a value out of range.
 /// The message names the target and what is wrong, and never contains a password.
 class PGWD_EXPORT InvalidTarget : public std::invalid_argument {
@@ -166,6 +168,11 @@ class PGWD_EXPORT Watchdog {
   const std::string& name() const noexcept;
 
  private:
+  // add_target for options prepared already, so that their DSN is not parsed again
+  // (watchdog/target_settings.hpp); the daemon's, not part of the library's API.
+  friend void add_prepared_target(Watchdog& watchdog, TargetOptions options,
+                                  TargetSettings settings);
+
   class Impl;
   std::unique_ptr<Impl> impl_;
 };

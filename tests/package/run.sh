@@ -15,8 +15,9 @@
 # SIGTERM, and its log shows no password; examples/ builds against the installed -dev package
 # (find_package and pkg-config) and an example connects; `apt-get remove` keeps the conffiles,
 # `dpkg --purge` leaves no file of the packages, no statoverride and no systemd state: only the
-# system user and group, which Debian keeps. Container, cluster and temp files are removed on
-# every exit path.
+# system user and group, which Debian keeps. Then the same pgwatchdog package under a real
+# systemd as PID 1 (tests/package/systemd.sh: start, reload and stop with systemctl, the unit's
+# hardening in force). Container, cluster and temp files are removed on every exit path.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -27,7 +28,7 @@ debs=""
 while (( $# )); do
   case "$1" in
     --debs) (( $# >= 2 )) || die "--debs needs a directory"; debs=$(cd "$2" && pwd); shift 2 ;;
-    -h|--help) sed -n '2,20s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
@@ -229,3 +230,7 @@ in_root 'dpkg --purge pgwatchdog libpgwatchdog-dev libpgwatchdog0.3 >/dev/null
   # Debian keeps system users: files they own may remain elsewhere.
   id pgwatchdog >/dev/null
   echo "purged: no file, no statoverride, no systemd state; the user pgwatchdog stays"'
+
+# --- the unit under systemd ----------------------------------------------------------------------
+step "The unit under systemd as PID 1: tests/package/systemd.sh"
+bash "$root/tests/package/systemd.sh" --debs "$debs" </dev/null

@@ -1,19 +1,28 @@
 // The keys of the config file are declared once (daemon/config_keys.hpp): every declared key is
 // read from a file, checked against its declared range and printed by --check-config; every
-// field of TargetOptions has a key; and a DSN is parsed by libpq once on its way in. (That the
+// field of TargetOptions has a key; and a DSN is parsed by libpq once on its way in, from the
+// file or the command line to the watchdog's connections. (That the
 // docs' key tables are the declarations' is the test "docs: config keys".)
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <set>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "daemon/command_line.hpp"
 #include "daemon/config_keys.hpp"
 #include "daemon/duration.hpp"
 #include "daemon/effective_config.hpp"
+#include "daemon/target_reload.hpp"
+#include "pgwd/watchdog.hpp"
+#include "support/fake_loop.hpp"
 #include "support/scratch_directory.hpp"
 
 using namespace pgwd;
@@ -295,6 +304,69 @@ TEST_CASE("config keys: a DSN from dsn_file with a password_file is parsed by li
   CHECK(conninfo_parses == 2);  // one for each target: a from the file, b from the command line
   REQUIRE(effective.targets.size() == 2);
   CHECK(effective.targets[1].conninfo.find("password='s3cret'") != std::string::npos);
+}
+
+TEST_CASE("config keys: the daemon adds its targets to the watchdog without parsing a DSN again") {
+  const ScratchDirectory dir;
+  const std::string dsn_file = dir.write("dsn", "postgresql://watchdog@127.0.0.1:1/app\n");
+  const std::string password_file = dir.write("password", "s3cret\n");
+  const std::string path =
+      dir.write("pgwatchdog.yaml", "targets:\n  - name: primary\n    dsn_file: " + dsn_file +
+                                       "\n    password_file: " + password_file + "\n");
+  CommandLine cli;
+  cli.config_path = path;
+  cli.targets.emplace_back("replica", "host=127.0.0.1 port=1 user=watchdog password=s3cret");
+  const DaemonConfig config = effective_config(cli);
+  REQUIRE(config.targets.size() == 2);
+  CHECK(config.prepared.size() == 2);
+
+  // Everything the watchdog logs, as the daemon's log would show it.
+  std::ostringstream log_text;
+  auto logger = std::make_shared<spdlog::logger>(
+      "captured", std::make_shared<spdlog::sinks::ostream_sink_st>(log_text));
+  logger->set_level(spdlog::level::trace);
+  pgwd::testing::FakeLoop loop;
+  auto metrics = make_series_store();
+  Watchdog watchdog(loop, WatchdogOptions{.metrics = metrics, .logger = logger});
+
+  // At start-up (Daemon::run), then on a reload that restarts one target and adds another.
+  conninfo_parses = 0;
+  for (const TargetOptions& target : config.targets) add_target(watchdog, target, config.prepared);
+  CHECK(conninfo_parses == 0);
+  DaemonConfig wanted = config;
+  wanted.targets[0].connections = 2;
+  wanted.targets.push_back(wanted.targets[1]);
+  wanted.targets.back().name = "standby";
+  wanted.prepared.emplace("standby", wanted.prepared.at("replica"));
+  const ReloadPlan plan = plan_reload(config.targets, wanted.targets);
+  REQUIRE(plan.restart.size() == 1);
+  REQUIRE(plan.add.size() == 1);
+  const auto steps = reload_steps(plan, watchdog, wanted.prepared);
+  wanted = DaemonConfig{};  // the steps keep what they add: the configuration may go first
+  for (const auto& step : steps) step();
+  CHECK(conninfo_parses == 0);
+  CHECK(watchdog.target_names() == std::vector<std::string>{"replica", "primary", "standby"});
+  CHECK(watchdog.connection_states("primary").size() == 2);
+
+  // The DSN the watchdog got is the one with the password added, and no password is shown. The
+  // loop never runs: nothing connects.
+  CHECK(log_text.str().find("watching 2 connection(s) to 127.0.0.1:1") != std::string::npos);
+  CHECK(log_text.str().find("password='***'") != std::string::npos);
+  CHECK(log_text.str().find("s3cret") == std::string::npos);
+  CHECK(metrics->text().find("s3cret") == std::string::npos);
+  try {
+    add_target(watchdog, config.targets[0], config.prepared);
+    FAIL("a second target named primary was added");
+  } catch (const InvalidTarget& e) {
+    CHECK(std::string(e.what()).find("s3cret") == std::string::npos);
+  }
+
+  // A target the loader did not prepare (a host's own) is parsed where it is added, once.
+  TargetOptions own = config.targets[1];
+  own.name = "own";
+  conninfo_parses = 0;
+  add_target(watchdog, own, config.prepared);
+  CHECK(conninfo_parses == 1);
 }
 
 }  // namespace PGWD_TEST_FILE_ID

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +20,10 @@
 #include "daemon/patroni/cluster_config.hpp"
 #include "daemon/sharding.hpp"
 #include "pgwd/target_options.hpp"
+
+namespace pgwd {
+struct TargetSettings;
+}
 
 namespace pgwd::daemon {
 
@@ -67,6 +72,12 @@ struct SecretSources {
 constexpr std::size_t kMaxDefaultConnectorThreads = 4;
 std::size_t default_connector_threads();
 
+/// By target name: what the library's prepare_target made of each target when the loader
+/// validated it, on the DSN the loader parsed. The daemon adds its targets with these
+/// (add_prepared_target), so that libpq parses a DSN once on its way in (docs/design.md §3).
+/// Shared: the configuration is copied, and a reload's steps hold the targets they add.
+using PreparedTargets = std::map<std::string, std::shared_ptr<const TargetSettings>, std::less<>>;
+
 struct DaemonConfig {
   std::string listen{kDefaultListen};
   LogLevel log_level = LogLevel::info;
@@ -89,6 +100,8 @@ struct DaemonConfig {
   SecretSources default_sources;
   /// By target name; only targets with a password_file or dsn_file have an entry.
   std::map<std::string, SecretSources, std::less<>> sources;
+  /// An entry for each target of `targets`.
+  PreparedTargets prepared;
   /// Set by --shard/--total-shards: `targets` then holds only this shard's targets (every target
   /// of the file was validated first), out of `targets_in_all_shards`.
   std::optional<Shard> shard;

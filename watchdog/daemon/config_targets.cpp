@@ -1,6 +1,7 @@
 #include "daemon/config_targets.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 
 #include "daemon/config_keys.hpp"
@@ -164,6 +165,7 @@ TargetDefaults read_defaults(const ValueReader& reader, const Entry& section) {
 std::vector<TargetOptions> read_targets(const ValueReader& reader, const Entry& section,
                                         const TargetDefaults& defaults,
                                         std::map<std::string, SecretSources, std::less<>>& sources,
+                                        PreparedTargets& prepared,
                                         std::vector<PatroniCluster>& clusters) {
   std::vector<TargetOptions> targets;
   if (section.value.IsNull()) return targets;
@@ -180,10 +182,13 @@ std::vector<TargetOptions> read_targets(const ValueReader& reader, const Entry& 
       reader.fail(line_of(item), "more than " + std::to_string(kMaxTargets) + " targets");
     ParsedTarget target = parse_target(reader, item, index++, defaults);
     // First, so that the name is known to be printable UTF-8 before any message quotes it. On the
-    // DSN parsed above; one libpq cannot parse is parsed again only to say why.
+    // DSN parsed above, and kept, so that the watchdog gets it as it is; one libpq cannot parse
+    // is parsed again only to say why.
+    std::shared_ptr<const TargetSettings> settings;
     try {
       if (target.dsn)
-        (void)prepare_target(target.options, *target.dsn);
+        settings =
+            std::make_shared<const TargetSettings>(prepare_target(target.options, *target.dsn));
       else
         pgwd::validate(target.options);
     } catch (const InvalidTarget& e) {
@@ -211,6 +216,7 @@ std::vector<TargetOptions> read_targets(const ValueReader& reader, const Entry& 
                   "target '" + name +
                       "': discovery_interval is for a Patroni cluster only (a "
                       "target with patroni:)");
+    prepared.emplace(name, std::move(settings));
     targets.push_back(std::move(target.options));
   }
   return targets;

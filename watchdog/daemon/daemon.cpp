@@ -86,7 +86,8 @@ int Daemon::run() {
   // Every target's series exist before this line announces the endpoint: a scrape that follows
   // it sees them all (with zeros). Nothing connects before the loop runs.
   board_->set_targets(config_.targets);
-  for (const TargetOptions& target : config_.targets) watchdog_->add_target(target);
+  for (const TargetOptions& target : config_.targets)
+    add_target(*watchdog_, target, config_.prepared);
   // Each cluster reads its members from the loop, once it runs; they become targets then.
   patroni_->set_clusters(config_.patroni_clusters);
   if (config_.shard)
@@ -118,8 +119,7 @@ void Daemon::reload_web_config() {
     http_->reconfigure(load_web_config(*cli_.web_config_path));
     log_->info("SIGHUP: web config reloaded from {}", *cli_.web_config_path);
   } catch (const std::exception& e) {
-    log_->error("SIGHUP: web config reload refused, still serving the previous one: {}",
-                e.what());
+    log_->error("SIGHUP: web config reload refused, still serving the previous one: {}", e.what());
   }
 }
 
@@ -179,7 +179,8 @@ void Daemon::reloaded(DaemonConfig wanted, ReloadPlan plan) {
   log_owner_->configure(wanted.log_format, wanted.log_level);
   board_->set_targets(with_members(wanted.targets));
   daemon_metrics_->set_shard_targets(wanted.targets.size());
-  for (auto& step : reload_steps(plan, *watchdog_)) reload_steps_.push_back(std::move(step));
+  for (auto& step : reload_steps(plan, *watchdog_, wanted.prepared))
+    reload_steps_.push_back(std::move(step));
   wanted.listen = config_.listen;
   after_steps_ = [this, plan = std::move(plan), wanted = std::move(wanted)]() mutable {
     log_reload(plan, *log_);

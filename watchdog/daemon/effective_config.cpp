@@ -99,9 +99,10 @@ DaemonConfig effective_config(const CommandLine& cli) {
       }
       config.sources[name].password_file = config.default_sources.password_file;
     }
+    std::shared_ptr<const TargetSettings> settings;
     try {
       if (parsed)
-        (void)prepare_target(target, *parsed);
+        settings = std::make_shared<const TargetSettings>(prepare_target(target, *parsed));
       else
         validate(target);
     } catch (const InvalidTarget& e) {
@@ -119,6 +120,7 @@ DaemonConfig effective_config(const CommandLine& cli) {
                     [&](const auto& c) { return c.name() == target.name; }))
       throw ConfigError(fmt::format("--target {}: a target with this name is already defined",
                                     shown_in_listing(name)));
+    config.prepared.emplace(name, std::move(settings));
     config.targets.push_back(std::move(target));
   }
   if (config.targets.empty() && config.patroni_clusters.empty())
@@ -136,14 +138,15 @@ DaemonConfig effective_config(const CommandLine& cli) {
   config.targets_in_all_shards = config.targets.size();
   config.shard = shard;
   if (shard) {
-    std::erase_if(config.targets, [&](const TargetOptions& t) {
-      return shard_of(t.name, shard->total) != shard->index;
-    });
+    const auto elsewhere = [&](const std::string& name) {
+      return shard_of(name, shard->total) != shard->index;
+    };
+    std::erase_if(config.targets, [&](const TargetOptions& t) { return elsewhere(t.name); });
+    std::erase_if(config.prepared, [&](const auto& entry) { return elsewhere(entry.first); });
     // A cluster as a whole, by its name: only a process that watches every member can see two
     // of them answer as primary at once.
-    std::erase_if(config.patroni_clusters, [&](const PatroniCluster& c) {
-      return shard_of(c.name(), shard->total) != shard->index;
-    });
+    std::erase_if(config.patroni_clusters,
+                  [&](const PatroniCluster& c) { return elsewhere(c.name()); });
   }
   return config;
 }

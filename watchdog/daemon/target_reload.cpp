@@ -3,6 +3,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "target_settings.hpp"
+
 namespace pgwd::daemon {
 namespace {
 
@@ -37,22 +39,38 @@ ReloadPlan plan_reload(const std::vector<TargetOptions>& running,
   return plan;
 }
 
-std::vector<std::function<void()>> reload_steps(const ReloadPlan& plan, Watchdog& watchdog) {
+void add_target(Watchdog& watchdog, const TargetOptions& target, const PreparedTargets& prepared) {
+  const auto found = prepared.find(target.name);
+  if (found == prepared.end() || !found->second)
+    watchdog.add_target(target);
+  else
+    add_prepared_target(watchdog, target, *found->second);
+}
+
+std::vector<std::function<void()>> reload_steps(const ReloadPlan& plan, Watchdog& watchdog,
+                                                const PreparedTargets& prepared) {
   std::vector<std::function<void()>> steps;
   steps.reserve(1 + plan.restart.size() + plan.add.size());
   std::vector<std::string> going = plan.remove;
   for (const TargetOptions& target : plan.restart) going.push_back(target.name);
   if (!going.empty())
     steps.emplace_back([&watchdog, going = std::move(going)] { watchdog.remove_targets(going); });
-  for (const TargetOptions& target : plan.restart)
-    steps.emplace_back([&watchdog, target] { watchdog.add_target(target); });
-  for (const TargetOptions& target : plan.add)
-    steps.emplace_back([&watchdog, target] { watchdog.add_target(target); });
+  // Each step keeps its own target's entry: the configuration that holds `prepared` may be gone
+  // (replaced by the next one) before the last step runs.
+  const auto add_step = [&](const TargetOptions& target) {
+    PreparedTargets own;
+    if (const auto found = prepared.find(target.name); found != prepared.end()) own.insert(*found);
+    steps.emplace_back(
+        [&watchdog, target, own = std::move(own)] { add_target(watchdog, target, own); });
+  };
+  for (const TargetOptions& target : plan.restart) add_step(target);
+  for (const TargetOptions& target : plan.add) add_step(target);
   return steps;
 }
 
-void apply_reload(const ReloadPlan& plan, Watchdog& watchdog, spdlog::logger& log) {
-  for (const auto& step : reload_steps(plan, watchdog)) step();
+void apply_reload(const ReloadPlan& plan, Watchdog& watchdog, spdlog::logger& log,
+                  const PreparedTargets& prepared) {
+  for (const auto& step : reload_steps(plan, watchdog, prepared)) step();
   log_reload(plan, log);
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/config.hpp"
 #include "pgwd/watchdog.hpp"
 
 namespace pgwd::daemon {
@@ -22,14 +23,21 @@ struct ReloadPlan {
 ReloadPlan plan_reload(const std::vector<TargetOptions>& running,
                        const std::vector<TargetOptions>& wanted);
 
+/// Adds a target with what the loader prepared of it (`prepared`, by name: its DSN is not parsed
+/// again); a target without an entry there is prepared by Watchdog::add_target.
+void add_target(Watchdog& watchdog, const TargetOptions& target, const PreparedTargets& prepared);
+
 /// The steps that carry out a plan whose targets were all validated already, so none can fail,
 /// each to run on the watchdog's loop, in order; the caller may run them across several loop
 /// iterations. First one step that removes every target removed or restarted
-/// (Watchdog::remove_targets), then one step per target added or restarted.
-std::vector<std::function<void()>> reload_steps(const ReloadPlan& plan, Watchdog& watchdog);
+/// (Watchdog::remove_targets), then one step per target added or restarted, each with its entry
+/// of `prepared` (add_target above), which the steps keep.
+std::vector<std::function<void()>> reload_steps(const ReloadPlan& plan, Watchdog& watchdog,
+                                                const PreparedTargets& prepared = {});
 
 /// Carries out a plan at once (every step of reload_steps, then the summary log line).
-void apply_reload(const ReloadPlan& plan, Watchdog& watchdog, spdlog::logger& log);
+void apply_reload(const ReloadPlan& plan, Watchdog& watchdog, spdlog::logger& log,
+                  const PreparedTargets& prepared = {});
 
 /// The summary line of a reload.
 void log_reload(const ReloadPlan& plan, spdlog::logger& log);
