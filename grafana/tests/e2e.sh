@@ -133,6 +133,10 @@ targets:
   - name: badpw
     dsn: "host=127.0.0.1 port=$pg_port dbname=postgres user=watchdog password=not-$password application_name=pgwd-e2e-badpw"
     connections: 1
+  # A Patroni cluster whose REST API does not answer: its own series (discovery, members,
+  # primaries) are exported with zeros, which the Patroni alerts need to be checked against.
+  - name: ha
+    patroni: ["http://127.0.0.1:1"]
 EOF
 )
 step "pgwatchdog on 127.0.0.1:$metrics_port"

@@ -14,8 +14,9 @@ const UNITS = new Set(['none', 'short', 'percent', 'percentunit', 'string', 'boo
   'ns', 'µs', 'ms', 's', 'm', 'h', 'd', 'dtdurationms', 'dtdurations', 'cps', 'ops', 'reqps', 'rps', 'cpm', 'opm', 'rpm']);
 const DATASOURCE_REFS = new Set(['${datasource}', '$datasource']);
 const FILTER_VARIABLES = ['job', 'instance', 'target'];
-// Metrics without a target label: the watchdog's own.
-const WATCHDOG_WIDE = /^pgwatchdog_(build_info|event_loop_lag_seconds|slow_callbacks_total|shard_info|shard_targets|log_messages_dropped_total)/;
+// Metrics without a target label: the watchdog's own, and its Patroni clusters' (labelled
+// cluster; their members are targets CLUSTER/MEMBER with the usual series).
+const WATCHDOG_WIDE = /^pgwatchdog_(build_info|event_loop_lag_seconds|slow_callbacks_total|shard_info|shard_targets|log_messages_dropped_total|patroni_)/;
 const COUNTER_SERIES = /(_total|_bucket|_count|_sum)$/;
 
 function checkExpr(where, expr, problems, { dashboard }) {

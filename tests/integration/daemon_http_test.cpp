@@ -14,6 +14,7 @@
 
 #include "support/bcrypt_hash.hpp"
 #include "support/daemon_fixture.hpp"
+#include "support/silent_listener.hpp"
 #include "support/web_fixture.hpp"
 #include "support/subprocess.hpp"
 #include "support/tls_certificates.hpp"
@@ -31,28 +32,7 @@ using pgwd::testing::TlsCertificates;
 using pgwd::testing::WebFixture;
 using pgwd::testing::Curl;
 using pgwd::testing::curl;
-
-namespace {
-
-/// A TCP port that accepts connections (the kernel completes the handshake) and never answers:
-/// a connect attempt to it ends only at its connect_timeout.
-struct SilentListener {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int port = 0;
-  SilentListener() {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    REQUIRE(::listen(fd, 16) == 0);
-    socklen_t length = sizeof address;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-    port = ntohs(address.sin_port);
-  }
-  ~SilentListener() { ::close(fd); }
-};
-
-}  // namespace
+using pgwd::testing::SilentListener;
 
 TEST_CASE_FIXTURE(DaemonFixture,
                   "http: /-/ready is 503 until every target has made its first attempt and then 200") {

@@ -67,6 +67,8 @@ const std::map<std::string, Example, std::less<>>& examples() {
       // In libpq's order, with the defaults' password_file added and redacted.
       {"dsn", {"\"host=db1 user=w\"", "\"user='w' password='***' host='db1'\""}},
       {"dsn_file", {"DSN_FILE", "\"DSN_FILE\""}},
+      {"patroni", {"[\"http://10.0.0.1:8008/\"]", "[\"http://10.0.0.1:8008\"]"}},
+      {"discovery_interval", {"2s", "2s"}},
       {"password_file", {"PASSWORD_FILE", "\"PASSWORD_FILE\""}},
       {"connections", {"3", "3"}},
       {"probe_query", {"\"SELECT 2\"", "\"SELECT 2\""}},
@@ -106,7 +108,8 @@ std::string error_of(const std::string& yaml) {
 
 // Each defaults-and-targets key set under `defaults:`, each key of the targets only on target
 // `primary`, every top-level key at the top. A second target has what excludes something else:
-// dsn_file (not with dsn) and pooler (not with heartbeat_query).
+// dsn_file (not with dsn) and pooler (not with heartbeat_query); a third is a Patroni cluster
+// (patroni, discovery_interval), whose dsn may not name a host.
 std::string file_with_every_key(const std::string& dsn_file, const std::string& password_file) {
   const auto value = [&](std::string_view key) {
     std::string written = example(key).written;
@@ -123,9 +126,12 @@ std::string file_with_every_key(const std::string& dsn_file, const std::string& 
       yaml += "  " + std::string(key.name) + ": " + value(key.name) + "\n";
   yaml += "targets:\n  - name: other\n    dsn_file: " + value("dsn_file") +
           "\n    pooler: " + value("pooler") + "\n    heartbeat_query: \"\"\n";
+  yaml += "  - name: cluster\n    dsn: \"user=w\"\n    patroni: " + value("patroni") +
+          "\n    discovery_interval: " + value("discovery_interval") + "\n";
   std::string indent = "  - ";
   for (const TargetKey& key : target_keys())
-    if (key.place == KeyPlace::targets_only && key.name != "dsn_file") {
+    if (key.place == KeyPlace::targets_only && key.name != "dsn_file" && key.name != "patroni" &&
+        key.name != "discovery_interval") {
       yaml += indent + std::string(key.name) + ": " + value(key.name) + "\n";
       indent = "    ";
     }
@@ -183,6 +189,7 @@ TEST_CASE("config keys: every declared key is read from the file and printed by 
   const std::string password_file = dir.write("password", "s3cret\n");
   const DaemonConfig config = parse_config(file_with_every_key(dsn_file, password_file), "k.yaml");
   REQUIRE(config.targets.size() == 2);
+  REQUIRE(config.patroni_clusters.size() == 1);
   const std::string output = to_yaml(config);
   CAPTURE(output);
   CHECK(output.find("s3cret") == std::string::npos);
@@ -215,9 +222,11 @@ TEST_CASE("config keys: every declared key is read from the file and printed by 
 }
 
 TEST_CASE("config keys: every field of TargetOptions is a key of a target") {
-  // dsn_file and password_file are the daemon's: they end up in the conninfo.
+  // dsn_file and password_file are the daemon's: they end up in the conninfo; patroni and
+  // discovery_interval make the target a Patroni cluster (PatroniCluster), not a TargetOptions.
   const auto keys = std::count_if(target_keys().begin(), target_keys().end(), [](const auto& k) {
-    return k.name != "dsn_file" && k.name != "password_file";
+    return k.name != "dsn_file" && k.name != "password_file" && k.name != "patroni" &&
+           k.name != "discovery_interval";
   });
   CHECK(field_count<TargetOptions>() == static_cast<std::size_t>(keys));
 }

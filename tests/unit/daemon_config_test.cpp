@@ -323,7 +323,8 @@ TEST_CASE("daemon config: unknown keys at the top level - in defaults and in a t
 
     probe_timout: 5s
 )") == "/etc/pgwatchdog.yaml:7: unknown key 'probe_timout' in targets[1] (known keys: name, "
-       "dsn, dsn_file, password_file, connections, probe_query, probe_timeout, connect_timeout, "
+       "dsn, dsn_file, patroni, discovery_interval, password_file, connections, probe_query, "
+       "probe_timeout, connect_timeout, "
        "heartbeat, heartbeat_query, pooler, proxied, in_front_of, keepalives_idle, "
        "keepalives_interval, keepalives_count, tcp_user_timeout, backoff_initial, backoff_max, "
        "scout_interval, listen_channels)");

@@ -32,8 +32,8 @@ DaemonConfig parse_document(const ValueReader& reader, std::string_view yaml_tex
   config.defaults = defaults.options;
   config.default_sources.password_file = defaults.password_file;
   if (draft.targets)
-    config.targets =
-        read_targets(reader, *draft.targets, defaults, config.sources, config.prepared);
+    config.targets = read_targets(reader, *draft.targets, defaults, config.sources, config.prepared,
+                                  config.patroni_clusters);
   config.targets_in_all_shards = config.targets.size();
   return config;
 }

@@ -17,6 +17,7 @@
 
 #include "daemon/config_error.hpp"
 #include "daemon/env_references.hpp"
+#include "daemon/patroni/cluster_config.hpp"
 #include "daemon/sharding.hpp"
 #include "pgwd/target_options.hpp"
 
@@ -92,6 +93,9 @@ struct DaemonConfig {
   /// In file order, each one `defaults` with the target's own keys applied over it. A list
   /// (listen_channels) set on a target replaces the default list rather than extending it.
   std::vector<TargetOptions> targets;
+  /// The targets with `patroni:`, in file order: each a cluster whose members are read from its
+  /// REST API and watched as targets of their own (patroni/cluster_watch.hpp).
+  std::vector<PatroniCluster> patroni_clusters;
   /// `defaults: password_file:`, which --target targets inherit as the file's targets do.
   SecretSources default_sources;
   /// By target name; only targets with a password_file or dsn_file have an entry.

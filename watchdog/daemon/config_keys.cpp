@@ -125,7 +125,7 @@ constexpr std::array<TopLevelKey, 7> kTopLevelKeys{{
      nullptr},
 }};
 
-constexpr std::array<TargetKey, 21> kTargetKeys{{
+constexpr std::array<TargetKey, 23> kTargetKeys{{
     {"name", KeyPlace::targets_only, ValueType::string,
      {.also = "1 to 128 bytes, printable UTF-8"}, "(required)",
      "the `target` label of the metrics and the name in logs and events; never the DSN",
@@ -155,6 +155,34 @@ constexpr std::array<TargetKey, 21> kTargetKeys{{
        d.dsn_file_line = e.line;
      },
      [](const ShownTarget& t) { return shown_path(t.sources.dsn_file); }, true},
+    {"patroni", KeyPlace::targets_only, ValueType::string_list,
+     {.max_size = kMaxRestEndpoints,
+      .also = "each an `http://` or `https://` URL, without a user or password"}, "",
+     "the base URLs of a Patroni cluster's REST API (`http://10.0.0.1:8008`), tried in turn: the "
+     "target is then the cluster, and each member it lists is watched as a target `NAME/MEMBER` "
+     "with this target's settings (see [Patroni clusters](#patroni-clusters))",
+     [](const ValueReader& r, const Entry& e, const ValueRange& range, TargetDraft& d) {
+       d.patroni = r.string_list(e, range);
+       d.patroni_line = e.line;
+     },
+     [](const ShownTarget& t) -> Shown {
+       if (t.cluster == nullptr) return std::nullopt;
+       std::vector<std::string> urls;
+       for (const std::string& url : t.cluster->rest_api) urls.push_back(as_yaml_string(url));
+       return fmt::format("[{}]", fmt::join(urls, ", "));
+     }},
+    {"discovery_interval", KeyPlace::targets_only, ValueType::duration,
+     {.min = ms(milliseconds(100)), .max = ms(hours(1))}, "`10s`",
+     "with `patroni`: how often the members are read (`GET /cluster`); a member added to or "
+     "removed from the cluster is watched or let go within this",
+     [](const ValueReader& r, const Entry& e, const ValueRange& range, TargetDraft& d) {
+       d.discovery_interval = r.duration(e, range);
+       d.discovery_interval_line = e.line;
+     },
+     [](const ShownTarget& t) -> Shown {
+       if (t.cluster == nullptr) return std::nullopt;
+       return format_duration(t.cluster->discovery_interval);
+     }},
     {"password_file", KeyPlace::defaults_and_targets, ValueType::string, {}, "",
      "a file whose content is the password (see [Secrets](#secrets)); `\"\"` on a target turns "
      "the defaults' one off",

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "daemon/config.hpp"
+#include "daemon/patroni/cluster_config.hpp"
 #include "daemon/yaml_values.hpp"
 
 namespace pgwd::daemon {
@@ -38,6 +39,11 @@ struct TargetDraft {
   int dsn_line = 0;            ///< 0: no `dsn:`
   int dsn_file_line = 0;       ///< 0: no `dsn_file:`
   int password_file_line = 0;  ///< 0: no `password_file:` (an empty one has a line)
+  /// `patroni:`: the REST endpoints of a Patroni cluster; this target is then the cluster.
+  std::vector<std::string> patroni;
+  int patroni_line = 0;  ///< 0: no `patroni:`
+  Duration discovery_interval = kDefaultDiscoveryInterval;
+  int discovery_interval_line = 0;  ///< 0: no `discovery_interval:`
 };
 
 /// The top level as its keys are read. The sections are kept for later: `defaults:` may come after
@@ -52,6 +58,8 @@ struct TopLevelDraft {
 struct ShownTarget {
   const TargetOptions& options;
   const SecretSources& sources;
+  /// Set when the target is a Patroni cluster (`options` are then its members' settings).
+  const PatroniCluster* cluster = nullptr;
 };
 
 template <class Draft, class Shown>

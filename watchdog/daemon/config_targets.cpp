@@ -6,6 +6,8 @@
 
 #include "daemon/config_keys.hpp"
 #include "daemon/file_reading.hpp"
+#include "daemon/patroni/member_target.hpp"
+#include "daemon/patroni/rest_url.hpp"
 #include "daemon/secret_sources.hpp"
 #include "daemon/yaml_document.hpp"
 #include "pg/conninfo.hpp"
@@ -43,7 +45,29 @@ struct ParsedTarget {
   /// options.conninfo as libpq parsed it, the one time it is parsed here; nullopt when libpq
   /// cannot parse it (pgwd::validate then says why, in its usual words and order).
   std::optional<Conninfo> dsn;
+  TargetDraft draft;  // for the Patroni keys and their lines
 };
+
+// A target with `patroni:`, checked: what only a cluster may have, and what it may not.
+PatroniCluster read_cluster(const ValueReader& reader, const ParsedTarget& target) {
+  const TargetDraft& draft = target.draft;
+  const std::string who = "target '" + target.options.name + "': ";
+  if (draft.patroni.empty())
+    reader.fail(draft.patroni_line, who + "patroni needs at least one REST API URL");
+  if (const std::string key = member_address_key(target.options.conninfo); !key.empty())
+    reader.fail(draft.dsn_line != 0 ? draft.dsn_line : draft.dsn_file_line,
+                who + "the dsn of a Patroni cluster may not set " + key +
+                    ": each member's host and port come from the cluster");
+  PatroniCluster cluster{target.options, {}, draft.discovery_interval};
+  for (const std::string& url : draft.patroni) {
+    try {
+      cluster.rest_api.push_back(checked_rest_url(url));
+    } catch (const std::invalid_argument& e) {
+      reader.fail(draft.patroni_line, who + "patroni: " + e.what());
+    }
+  }
+  return cluster;
+}
 
 ParsedTarget parse_target(const ValueReader& reader, const YAML::Node& map, std::size_t index,
                           const TargetDefaults& defaults) {
@@ -51,7 +75,10 @@ ParsedTarget parse_target(const ValueReader& reader, const YAML::Node& map, std:
   TargetDraft start{defaults.options};
   start.name_line = line_of(map);
   const TargetDraft draft = read_keys(reader, map, target_key_names(), " in " + label, start);
-  ParsedTarget target{draft.options, draft.sources, draft.name_line, draft.dsn_line != 0};
+  // A cluster's DSN is optional: its connection options may all be libpq's defaults.
+  ParsedTarget target{draft.options, draft.sources, draft.name_line,
+                      draft.dsn_line != 0 || draft.patroni_line != 0};
+  target.draft = draft;
   const std::string& name = target.options.name;
   if (name.empty()) reader.fail(target.name_line, label + " needs a name");
   // Not validated yet: shown escaped.
@@ -138,20 +165,22 @@ TargetDefaults read_defaults(const ValueReader& reader, const Entry& section) {
 std::vector<TargetOptions> read_targets(const ValueReader& reader, const Entry& section,
                                         const TargetDefaults& defaults,
                                         std::map<std::string, SecretSources, std::less<>>& sources,
-                                        PreparedTargets& prepared) {
+                                        PreparedTargets& prepared,
+                                        std::vector<PatroniCluster>& clusters) {
   std::vector<TargetOptions> targets;
   if (section.value.IsNull()) return targets;
   if (!section.value.IsSequence()) reader.wrong_type(section, "a list of targets");
   std::map<std::string, int, std::less<>> first_line_of_name;
   Totals totals;
+  std::size_t index = 0;  // in the file's list, clusters included
   for (const YAML::Node& item : section.value) {
-    const std::string label = "targets[" + std::to_string(targets.size()) + "]";
+    const std::string label = "targets[" + std::to_string(index) + "]";
     if (!item.IsMap())
       reader.fail(item.IsNull() ? section.line : line_of(item),
                   label + ": expected a map with name and dsn, got " + describe_node(item));
-    if (targets.size() == kMaxTargets)
+    if (index == kMaxTargets)
       reader.fail(line_of(item), "more than " + std::to_string(kMaxTargets) + " targets");
-    ParsedTarget target = parse_target(reader, item, targets.size(), defaults);
+    ParsedTarget target = parse_target(reader, item, index++, defaults);
     // First, so that the name is known to be printable UTF-8 before any message quotes it. On the
     // DSN parsed above, and kept, so that the watchdog gets it as it is; one libpq cannot parse
     // is parsed again only to say why.
@@ -178,6 +207,15 @@ std::vector<TargetOptions> read_targets(const ValueReader& reader, const Entry& 
     first_line_of_name.emplace(name, target.name_line);
     totals.add(reader, target.name_line, target.options);
     if (!(target.sources == SecretSources{})) sources.emplace(name, target.sources);
+    if (target.draft.patroni_line != 0) {
+      clusters.push_back(read_cluster(reader, target));
+      continue;
+    }
+    if (target.draft.discovery_interval_line != 0)
+      reader.fail(target.draft.discovery_interval_line,
+                  "target '" + name +
+                      "': discovery_interval is for a Patroni cluster only (a "
+                      "target with patroni:)");
     prepared.emplace(name, std::move(settings));
     targets.push_back(std::move(target.options));
   }

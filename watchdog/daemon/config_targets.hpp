@@ -27,11 +27,14 @@ TargetDefaults read_defaults(const ValueReader& reader, const Entry& section);
 
 /// The targets in file order, each `defaults` with its own keys applied over it, validated by
 /// the library's prepare_target, with unique names. `sources` gets an entry for each target with
-/// a password_file or dsn_file, `prepared` one for each target. Throws ConfigError at the line
-/// of the target's name (or its key).
+/// a password_file or dsn_file, `prepared` one for each target. A target with `patroni:` is a
+/// cluster: it goes to `clusters` instead (and has no entry in `prepared`), its DSN without a
+/// host or port (each member brings its own). Names are unique across both. Throws ConfigError
+/// at the line of the target's name (or its key).
 std::vector<TargetOptions> read_targets(const ValueReader& reader, const Entry& section,
                                         const TargetDefaults& defaults,
                                         std::map<std::string, SecretSources, std::less<>>& sources,
-                                        PreparedTargets& prepared);
+                                        PreparedTargets& prepared,
+                                        std::vector<PatroniCluster>& clusters);
 
 }  // namespace pgwd::daemon

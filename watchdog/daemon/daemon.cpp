@@ -14,6 +14,7 @@
 #include "daemon/http_server.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/loop_heartbeat.hpp"
+#include "daemon/patroni/patroni_clusters.hpp"
 #include "daemon/signal_handlers.hpp"
 #include "daemon/status_board.hpp"
 #include "daemon/systemd_notify.hpp"
@@ -65,6 +66,9 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
   options.per_target_histograms = config_.per_target_histograms;
   options.connector_threads = config_.connector_threads;
   watchdog_ = std::make_unique<Watchdog>(*loop_, options);
+  patroni_ = std::make_unique<PatroniClusters>(
+      *loop_, *watchdog_, *board_, Store::of(*metrics_), log_,
+      [this] { board_->set_targets(with_members(config_.targets)); });
   signals_ = std::make_unique<SignalHandlers>(
       base_.get(),
       [this] {
@@ -84,6 +88,8 @@ int Daemon::run() {
   board_->set_targets(config_.targets);
   for (const TargetOptions& target : config_.targets)
     add_target(*watchdog_, target, config_.prepared);
+  // Each cluster reads its members from the loop, once it runs; they become targets then.
+  patroni_->set_clusters(config_.patroni_clusters);
   if (config_.shard)
     log_->info("shard {} of {}: watching {} of the config's {} targets", config_.shard->index,
                config_.shard->total, config_.targets.size(), config_.targets_in_all_shards);
@@ -95,6 +101,7 @@ int Daemon::run() {
   if (reader_.joinable()) reader_.join();  // it only reads a bounded file: done at once
   reload_steps_.clear();                   // a reload half-applied stays so
   log_->info("stopping: closing {} target(s)", config_.targets.size());
+  patroni_.reset();   // its member targets first, with the GETs in flight
   watchdog_.reset();  // closes every connection (Terminate sent); nothing blocks
   log_->info("stopped in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::steady_clock::now() - stopping)
@@ -170,7 +177,7 @@ void Daemon::reloaded(DaemonConfig wanted, ReloadPlan plan) {
                wanted.connector_threads);
   wanted.connector_threads = config_.connector_threads;
   log_owner_->configure(wanted.log_format, wanted.log_level);
-  board_->set_targets(wanted.targets);
+  board_->set_targets(with_members(wanted.targets));
   daemon_metrics_->set_shard_targets(wanted.targets.size());
   for (auto& step : reload_steps(plan, *watchdog_, wanted.prepared))
     reload_steps_.push_back(std::move(step));
@@ -178,6 +185,10 @@ void Daemon::reloaded(DaemonConfig wanted, ReloadPlan plan) {
   after_steps_ = [this, plan = std::move(plan), wanted = std::move(wanted)]() mutable {
     log_reload(plan, *log_);
     config_ = std::move(wanted);
+    // Clusters after the targets: a cluster's members keep their connections unless its own
+    // settings changed.
+    patroni_->set_clusters(config_.patroni_clusters);
+    board_->set_targets(with_members(config_.targets));
   };
   apply_some();
 }
@@ -200,6 +211,11 @@ void Daemon::apply_some() {
   }
   if (after_steps_) std::exchange(after_steps_, nullptr)();
   reload_done();
+}
+
+std::vector<TargetOptions> Daemon::with_members(std::vector<TargetOptions> targets) const {
+  for (TargetOptions& member : patroni_->member_targets()) targets.push_back(std::move(member));
+  return targets;
 }
 
 void Daemon::reload_done() {

@@ -27,6 +27,7 @@ class Watchdog;
 namespace pgwd::daemon {
 
 class DaemonLog;
+class PatroniClusters;
 class DaemonMetrics;
 class HttpServer;
 class LoopHeartbeat;
@@ -64,6 +65,8 @@ class Daemon {
   /// Runs queued reload steps for up to kReloadStep, then yields to the loop.
   void apply_some();
   void reload_done();
+  /// What the status board lists: `targets` and the Patroni clusters' members watched now.
+  std::vector<TargetOptions> with_members(std::vector<TargetOptions> targets) const;
 
   CommandLine cli_;
   DaemonConfig config_;
@@ -79,6 +82,7 @@ class Daemon {
   std::unique_ptr<DaemonMetrics> daemon_metrics_;
   std::unique_ptr<SystemdNotifier> notifier_;  // reads board_; its timers are on base_
   std::unique_ptr<Watchdog> watchdog_;  // after the base: closed before it is freed
+  std::unique_ptr<PatroniClusters> patroni_;  // after the Watchdog: removes its members first
   std::unique_ptr<SignalHandlers> signals_;
   std::thread reader_;         // reads a reloaded config; joined before the loop goes
   bool reloading_ = false;     // a read or its steps are under way

@@ -12,6 +12,7 @@
 #include <numeric>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
 
 #include "daemon/config_keys.hpp"
 #include "daemon/listen_address.hpp"
@@ -114,13 +115,15 @@ DaemonConfig effective_config(const CommandLine& cli) {
       throw ConfigError(
           fmt::format("--target {}: a DSN value is not valid UTF-8 once %-decoded", name));
     if (std::any_of(config.targets.begin(), config.targets.end(),
-                    [&](const auto& t) { return t.name == target.name; }))
+                    [&](const auto& t) { return t.name == target.name; }) ||
+        std::any_of(config.patroni_clusters.begin(), config.patroni_clusters.end(),
+                    [&](const auto& c) { return c.name() == target.name; }))
       throw ConfigError(fmt::format("--target {}: a target with this name is already defined",
                                     shown_in_listing(name)));
     config.prepared.emplace(name, std::move(settings));
     config.targets.push_back(std::move(target));
   }
-  if (config.targets.empty())
+  if (config.targets.empty() && config.patroni_clusters.empty())
     throw ConfigError("no targets: give --target NAME=DSN, or targets: in the --config file");
   if (config.targets.size() > kMaxTargets)
     throw ConfigError(fmt::format("more than {} targets", kMaxTargets));
@@ -140,6 +143,10 @@ DaemonConfig effective_config(const CommandLine& cli) {
     };
     std::erase_if(config.targets, [&](const TargetOptions& t) { return elsewhere(t.name); });
     std::erase_if(config.prepared, [&](const auto& entry) { return elsewhere(entry.first); });
+    // A cluster as a whole, by its name: only a process that watches every member can see two
+    // of them answer as primary at once.
+    std::erase_if(config.patroni_clusters,
+                  [&](const PatroniCluster& c) { return elsewhere(c.name()); });
   }
   return config;
 }
@@ -156,9 +163,15 @@ std::string to_yaml(const DaemonConfig& config) {
       if (const auto value = key.show(config)) out += fmt::format("{}: {}\n", key.name, *value);
   out += "targets:\n";
   const SecretSources no_sources;
-  for (const TargetOptions& t : config.targets) {
-    const auto sources = config.sources.find(t.name);
-    const ShownTarget shown{t, sources == config.sources.end() ? no_sources : sources->second};
+  std::vector<ShownTarget> shown_targets;
+  const auto sources_of = [&](const std::string& name) -> const SecretSources& {
+    const auto sources = config.sources.find(name);
+    return sources == config.sources.end() ? no_sources : sources->second;
+  };
+  for (const TargetOptions& t : config.targets) shown_targets.push_back({t, sources_of(t.name)});
+  for (const PatroniCluster& c : config.patroni_clusters)
+    shown_targets.push_back({c.members, sources_of(c.name()), &c});
+  for (const ShownTarget& shown : shown_targets) {
     // "  - " before the first key, "    " before the others.
     std::string_view indent = "  - ";
     for (const TargetKey& key : target_keys()) {
@@ -178,10 +191,34 @@ std::string warnings(const DaemonConfig& config) {
   std::string out;
   std::unordered_set<std::string_view> names;
   for (const TargetOptions& t : config.targets) names.insert(t.name);
-  for (const TargetOptions& t : config.targets) {
+  // A member's target is CLUSTER/MEMBER: which members there are is known only at run time.
+  const auto watched = [&](const std::string& name) {
+    return names.contains(name) ||
+           std::any_of(config.patroni_clusters.begin(), config.patroni_clusters.end(),
+                       [&](const PatroniCluster& c) {
+                         return name.size() > c.name().size() && name[c.name().size()] == '/' &&
+                                name.starts_with(c.name());
+                       });
+  };
+  // A cluster's settings are its members': the same warnings apply, under the cluster's name.
+  std::vector<const TargetOptions*> all;
+  for (const TargetOptions& t : config.targets) all.push_back(&t);
+  for (const PatroniCluster& c : config.patroni_clusters) {
+    all.push_back(&c.members);
+    // The split-brain alarm compares the roles the members' connections report; with no
+    // heartbeat, a member promoted while idle never reports its new role.
+    if (c.members.heartbeat == Duration::zero())
+      out += fmt::format(
+          "# warning: Patroni cluster {} has heartbeat 0: a member promoted while its "
+          "connections are idle is not seen, so two primaries at once may never raise the "
+          "alarm\n",
+          yaml_quoted(escape_env_references(c.name())));
+  }
+  for (const TargetOptions* target : all) {
+    const TargetOptions& t = *target;
     const std::string name = yaml_quoted(escape_env_references(t.name));
     // Events reach a target in front of another only inside one watchdog (one shard).
-    if (!t.in_front_of.empty() && !names.contains(t.in_front_of))
+    if (!t.in_front_of.empty() && !watched(t.in_front_of))
       out += fmt::format(
           "# warning: target {} is in_front_of {}, which this configuration{} does not watch: "
           "no event of it can reach {}\n",
