@@ -153,4 +153,65 @@ inline constexpr Family patroni_primaries{
     "than 1 is a split brain",
     gauge};
 
+// Every family above, once. Two branches that each add a family take the same next order, and a
+// merge of both compiles: the check below fails it instead, as it fails a duplicate name.
+inline constexpr const Family* kAll[] = {&up,
+                                         &in_hot_standby,
+                                         &connections,
+                                         &disconnects,
+                                         &reconnects,
+                                         &connect_failures,
+                                         &connect_hedges,
+                                         &server_changes,
+                                         &wakeups,
+                                         &probes,
+                                         &probe_duration,
+                                         &outage,
+                                         &notifications,
+                                         &notices,
+                                         &event_loop_lag,
+                                         &slow_callbacks,
+                                         &build_info,
+                                         &lent_connections,
+                                         &lent_deaths,
+                                         &lent_take_backs,
+                                         &lent_probes,
+                                         &lent_notifications,
+                                         &server_lost,
+                                         &shard_info,
+                                         &shard_targets,
+                                         &log_messages_dropped,
+                                         &pool_connections,
+                                         &pool_waiters,
+                                         &pool_acquire,
+                                         &pool_found_dead,
+                                         &pool_replaced,
+                                         &patroni_discovery_up,
+                                         &patroni_discovery_errors,
+                                         &patroni_members,
+                                         &patroni_leader,
+                                         &patroni_primaries};
+
+namespace detail {
+consteval bool orders_are_0_to_n() {
+  constexpr std::size_t n = std::size(kAll);
+  for (std::size_t order = 0; order < n; ++order) {
+    std::size_t found = 0;
+    for (const Family* family : kAll) found += family->order == order ? 1 : 0;
+    if (found != 1) return false;
+  }
+  return true;
+}
+consteval bool names_are_unique() {
+  for (std::size_t i = 0; i < std::size(kAll); ++i)
+    for (std::size_t j = i + 1; j < std::size(kAll); ++j)
+      if (kAll[i]->name == kAll[j]->name) return false;
+  return true;
+}
+}  // namespace detail
+static_assert(detail::orders_are_0_to_n(),
+              "every family's order is unique, and together they are 0..N-1: a new family takes "
+              "the next free one (and kAll lists it)");
+static_assert(detail::names_are_unique(), "two families share a name");
+
 }  // namespace pgwd::families
