@@ -13,55 +13,23 @@
 # size. Container, cluster and temp files are removed on every exit path.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-die() { echo "container test: $*" >&2; exit 1; }
-step() { printf '==> %s\n' "$*"; }
-
-image=""
-while (( $# )); do
-  case "$1" in
-    --image) (( $# >= 2 )) || die "--image needs a name"; image=$2; shift 2 ;;
-    -h|--help) sed -n '2,14s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    *) die "unknown argument: $1 (see --help)" ;;
-  esac
-done
-# shellcheck source=tests/support/script-helpers.sh
-source "$root/tests/support/script-helpers.sh"
-version=$(project_version "$root")
+test_name="container test"
+test_options="--image"
+# shellcheck source=tests/support/operator-test.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/operator-test.sh" "$@"
 [[ -n $image ]] || image=localhost/pgwatchdog:$version
-
-# shellcheck source=scripts/podman-compat.sh
-source "$root/scripts/podman-compat.sh"
-# shellcheck source=tests/support/throwaway-cluster.sh
-source "$root/tests/support/throwaway-cluster.sh"
 podman_run() { "${PODMAN[@]}" run "${PODMAN_ULIMITS[@]}" "$@"; }
-
-tmp=""
-container=""
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  set +e
+container_stop_seconds=5
+on_failure() {
   if [[ -n $container ]]; then
-    if (( rc != 0 )); then
-      echo "---- container log" >&2
-      "${PODMAN[@]}" logs "$container" 2>&1 | tail -n 40 >&2
-    fi
-    "${PODMAN[@]}" rm -f -t 5 "$container" >/dev/null 2>&1
+    echo "---- container log" >&2
+    "${PODMAN[@]}" logs "$container" 2>&1 | tail -n 40 >&2
   fi
-  cluster_stop
-  if (( rc != 0 )) && [[ -n $tmp && -f $tmp/server.log ]]; then
+  if [[ -n $tmp && -f $tmp/server.log ]]; then
     echo "---- last lines of the server log" >&2
     tail -n 20 "$tmp/server.log" >&2
   fi
-  [[ -n $tmp ]] && rm -rf -- "$tmp"
-  if (( rc == 0 )); then echo "container test: passed in ${SECONDS}s"
-  else echo "container test: FAILED (exit $rc) after ${SECONDS}s" >&2; fi
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # wait_for's guard: a container that stopped will not answer.
 wait_for_guard() {

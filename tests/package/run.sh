@@ -20,50 +20,16 @@
 # hardening in force). Container, cluster and temp files are removed on every exit path.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-die() { echo "package test: $*" >&2; exit 1; }
-step() { printf '==> %s\n' "$*"; }
-
-debs=""
-while (( $# )); do
-  case "$1" in
-    --debs) (( $# >= 2 )) || die "--debs needs a directory"; debs=$(cd "$2" && pwd); shift 2 ;;
-    -h|--help) sed -n '2,21s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    *) die "unknown argument: $1 (see --help)" ;;
-  esac
-done
-# shellcheck source=tests/support/script-helpers.sh
-source "$root/tests/support/script-helpers.sh"
-version=$(project_version "$root")
-base_image=docker.io/library/debian:bookworm-slim
-
-# shellcheck source=scripts/podman-compat.sh
-source "$root/scripts/podman-compat.sh"
-# shellcheck source=tests/support/throwaway-cluster.sh
-source "$root/tests/support/throwaway-cluster.sh"
-
-tmp=""
-container=""
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  set +e
-  if [[ -n $container ]]; then
-    if (( rc != 0 )) && [[ -n $tmp && -f $tmp/daemon.log ]]; then
-      echo "---- daemon log" >&2
-      tail -n 40 "$tmp/daemon.log" >&2
-    fi
-    "${PODMAN[@]}" rm -f -t 0 "$container" >/dev/null 2>&1
+test_name="package test"
+test_options="--debs"
+# shellcheck source=tests/support/operator-test.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/operator-test.sh" "$@"
+on_failure() {
+  if [[ -n $container && -n $tmp && -f $tmp/daemon.log ]]; then
+    echo "---- daemon log" >&2
+    tail -n 40 "$tmp/daemon.log" >&2
   fi
-  cluster_stop
-  [[ -n $tmp ]] && rm -rf -- "$tmp"
-  if (( rc == 0 )); then echo "package test: passed in ${SECONDS}s"
-  else echo "package test: FAILED (exit $rc) after ${SECONDS}s" >&2; fi
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 tmp=$(mktemp -d /tmp/pgwd-package.XXXXXX)
 chmod 755 "$tmp"   # the cluster below runs as postgres
 
@@ -126,10 +92,11 @@ in_root '
   test -f /lib/systemd/system/pgwatchdog.service
   test -f /usr/share/man/man1/pgwatchdog.1.gz
   test -f /usr/share/man/man5/pgwatchdog.yaml.5.gz
+  test -f /usr/share/doc/pgwatchdog/examples/local-only.conf
   [[ $(pgwatchdog --version) == "pgwatchdog '"$version"'" ]]
   # The shipped config loads (it has no target: one is given here).
   pgwatchdog --config /etc/pgwatchdog/pgwatchdog.yaml --target probe=host=db.invalid --check-config >/dev/null
-  echo "uid $uid, pgwatchdog.yaml $mode, conffiles, unit and man pages in place"'
+  echo "uid $uid, pgwatchdog.yaml $mode, conffiles, unit, man pages and the local-only drop-in in place"'
 
 # --- the daemon, as the unit runs it ---------------------------------------------------------
 step "The daemon with the unit's command line, as its User= (the cluster on port $CLUSTER_PORT)"

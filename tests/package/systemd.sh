@@ -21,51 +21,17 @@
 # removed on every exit path.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-die() { echo "systemd test: $*" >&2; exit 1; }
-step() { printf '==> %s\n' "$*"; }
-
-debs=""
-while (( $# )); do
-  case "$1" in
-    --debs) (( $# >= 2 )) || die "--debs needs a directory"; debs=$(cd "$2" && pwd); shift 2 ;;
-    -h|--help) sed -n '3,23s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    *) die "unknown argument: $1 (see --help)" ;;
-  esac
-done
-# shellcheck source=tests/support/script-helpers.sh
-source "$root/tests/support/script-helpers.sh"
-version=$(project_version "$root")
-base_image=docker.io/library/debian:bookworm-slim
-
-# shellcheck source=scripts/podman-compat.sh
-source "$root/scripts/podman-compat.sh"
-# shellcheck source=tests/support/throwaway-cluster.sh
-source "$root/tests/support/throwaway-cluster.sh"
-
-tmp=""
-container=""
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  set +e
+test_name="systemd test"
+test_options="--debs"
+# shellcheck source=tests/support/operator-test.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/operator-test.sh" "$@"
+on_failure() {
   if [[ -n $container ]]; then
-    if (( rc != 0 )); then
-      echo "---- systemctl status pgwatchdog, and the journal" >&2
-      "${PODMAN[@]}" exec "$container" systemctl --no-pager status pgwatchdog >&2
-      "${PODMAN[@]}" exec "$container" journalctl --no-pager -n 60 >&2
-    fi
-    "${PODMAN[@]}" rm -f -t 0 "$container" >/dev/null 2>&1
+    echo "---- systemctl status pgwatchdog, and the journal" >&2
+    "${PODMAN[@]}" exec "$container" systemctl --no-pager status pgwatchdog >&2
+    "${PODMAN[@]}" exec "$container" journalctl --no-pager -n 60 >&2
   fi
-  cluster_stop
-  [[ -n $tmp ]] && rm -rf -- "$tmp"
-  if (( rc == 0 )); then echo "systemd test: passed in ${SECONDS}s"
-  else echo "systemd test: FAILED (exit $rc) after ${SECONDS}s" >&2; fi
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 tmp=$(mktemp -d /tmp/pgwd-systemd.XXXXXX)
 chmod 755 "$tmp"   # the cluster below runs as postgres
 

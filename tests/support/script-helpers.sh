@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Helpers shared by the shell tests that run pgwatchdog as an operator would (tests/container/
-# run.sh, tests/package/run.sh). Source it after defining die MESSAGE (prints and exits).
+# run.sh, tests/package/run.sh and systemd.sh, through operator-test.sh, their frame). Source it
+# after defining die MESSAGE (prints and exits).
 
 # project_version ROOT: the version in ROOT/CMakeLists.txt's project(), e.g. 0.2.0.
 project_version() {
