@@ -1,42 +1,19 @@
 #include "daemon/target_reload.hpp"
 
-#include <string_view>
-#include <unordered_map>
+#include <utility>
 
+#include "daemon/diff_by_name.hpp"
 #include "target_settings.hpp"
 
 namespace pgwd::daemon {
-namespace {
-
-/// Targets by name; linear to build, so that a plan over 10,000 targets is not quadratic.
-std::unordered_map<std::string_view, const TargetOptions*> by_name(
-    const std::vector<TargetOptions>& targets) {
-  std::unordered_map<std::string_view, const TargetOptions*> index;
-  index.reserve(targets.size());
-  for (const TargetOptions& t : targets) index.emplace(t.name, &t);
-  return index;
-}
-
-}  // namespace
 
 ReloadPlan plan_reload(const std::vector<TargetOptions>& running,
                        const std::vector<TargetOptions>& wanted) {
-  ReloadPlan plan;
-  const auto running_by_name = by_name(running);
-  const auto wanted_by_name = by_name(wanted);
-  for (const TargetOptions& old : running)
-    if (!wanted_by_name.contains(old.name)) plan.remove.push_back(old.name);
-  for (const TargetOptions& target : wanted) {
-    const auto found = running_by_name.find(target.name);
-    const TargetOptions* old = found == running_by_name.end() ? nullptr : found->second;
-    if (!old)
-      plan.add.push_back(target);
-    else if (!(*old == target))
-      plan.restart.push_back(target);
-    else
-      plan.unchanged.push_back(target.name);
-  }
-  return plan;
+  auto diff = diff_by_name(
+      running, wanted, [](const TargetOptions& t) -> const std::string& { return t.name; },
+      [](const TargetOptions& a, const TargetOptions& b) { return a == b; });
+  return {std::move(diff.removed), std::move(diff.added), std::move(diff.changed),
+          std::move(diff.unchanged)};
 }
 
 void add_target(Watchdog& watchdog, const TargetOptions& target, const PreparedTargets& prepared) {
