@@ -22,6 +22,7 @@
 #include "daemon/effective_config.hpp"
 #include "daemon/target_reload.hpp"
 #include "pgwd/watchdog.hpp"
+#include "support/error_message.hpp"
 #include "support/fake_loop.hpp"
 #include "support/scratch_directory.hpp"
 
@@ -98,12 +99,7 @@ const Example& example(std::string_view key) {
 }
 
 std::string error_of(const std::string& yaml) {
-  try {
-    (void)parse_config(yaml, "k.yaml");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return testing::message_of<ConfigError>([&] { (void)parse_config(yaml, "k.yaml"); });
 }
 
 // Each defaults-and-targets key set under `defaults:`, each key of the targets only on target

@@ -7,6 +7,7 @@
 #include "daemon/config.hpp"
 #include "daemon/effective_config.hpp"
 #include "daemon/patroni/rest_url.hpp"
+#include "support/error_message.hpp"
 
 // This file's own scope, also where a unity build puts several test files in one translation
 // unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
@@ -22,21 +23,11 @@ namespace {
 constexpr std::string_view kOrigin = "pgwatchdog.yaml";
 
 std::string error_of(std::string_view yaml) {
-  try {
-    (void)parse_config(yaml, kOrigin);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return testing::message_of<ConfigError>([&] { (void)parse_config(yaml, kOrigin); });
 }
 
 std::string url_error_of(std::string_view url) {
-  try {
-    (void)checked_rest_url(url);
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return testing::message_of<std::invalid_argument>([&] { (void)checked_rest_url(url); });
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "daemon/config.hpp"
 #include "daemon/duration.hpp"
 #include "daemon/listen_address.hpp"
+#include "support/error_message.hpp"
 
 // This file's own scope, also where a unity build puts several test files in one translation
 // unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
@@ -25,12 +26,7 @@ constexpr std::string_view kOrigin = "/etc/pgwatchdog.yaml";
 
 // The message of the ConfigError the text raises, or a marker that no error was raised.
 std::string error_of(std::string_view yaml) {
-  try {
-    (void)parse_config(yaml, kOrigin);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return testing::message_of<ConfigError>([&] { (void)parse_config(yaml, kOrigin); });
 }
 
 std::string duration_error_of(std::string_view text) {
@@ -45,12 +41,7 @@ std::string duration_error_of(std::string_view text) {
 }
 
 std::string listen_error_of(std::string_view address) {
-  try {
-    check_listen_address(address);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return testing::message_of<ConfigError>([&] { check_listen_address(address); });
 }
 
 // A file in the system temporary directory, removed when the test ends.
@@ -628,9 +619,10 @@ TEST_CASE("daemon config: per_target_histograms is true or false, nothing else")
         "/etc/pgwatchdog.yaml:1: per_target_histograms: expected true or false, got 'maybe'");
 }
 
-TEST_CASE("daemon config: in_front_of belongs to one target - under defaults it is an unknown key") {
-  CHECK(error_of("defaults:\n  in_front_of: primary\n").find(
-            "/etc/pgwatchdog.yaml:2: unknown key 'in_front_of' in defaults") == 0);
+TEST_CASE(
+    "daemon config: in_front_of belongs to one target - under defaults it is an unknown key") {
+  CHECK(error_of("defaults:\n  in_front_of: primary\n")
+            .find("/etc/pgwatchdog.yaml:2: unknown key 'in_front_of' in defaults") == 0);
   CHECK(error_of("targets:\n  - name: a\n    dsn: host=x\n    proxied: yes\n") ==
         "/etc/pgwatchdog.yaml:4: proxied: expected true or false, got 'yes'");
 }

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "daemon/config.hpp"
+#include "support/error_message.hpp"
 
 // This file's own scope, also where a unity build puts several test files in one translation
 // unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
@@ -16,12 +17,8 @@ using namespace pgwd::daemon;
 namespace {
 
 std::string error_of(std::string_view yaml) {
-  try {
-    (void)parse_config(yaml, "/etc/pgwatchdog.yaml");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return pgwd::testing::message_of<ConfigError>(
+      [&] { (void)parse_config(yaml, "/etc/pgwatchdog.yaml"); });
 }
 
 }  // namespace
@@ -42,7 +39,8 @@ TEST_CASE("daemon config: connector_threads takes 0 (connect on the watch loop) 
   CHECK(parse_config("connector_threads: 64\n", "f.yaml").connector_threads == 64);
 }
 
-TEST_CASE("daemon config: a bad connector_threads is refused with the key, the line and the range") {
+TEST_CASE(
+    "daemon config: a bad connector_threads is refused with the key, the line and the range") {
   CHECK(error_of("listen: 127.0.0.1:10432\nconnector_threads: 65\n") ==
         "/etc/pgwatchdog.yaml:2: connector_threads: '65' is out of range (0 to 64)");
   CHECK(error_of("connector_threads: -1\n").find("connector_threads") != std::string::npos);

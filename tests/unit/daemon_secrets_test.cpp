@@ -10,6 +10,7 @@
 #include "daemon/effective_config.hpp"
 #include "daemon/env_references.hpp"
 #include "daemon/target_reload.hpp"
+#include "support/error_message.hpp"
 #include "support/scratch_directory.hpp"
 
 // This file's own scope, also where a unity build puts several test files in one translation
@@ -32,12 +33,7 @@ EnvironmentLookup environment(std::map<std::string, std::string> variables) {
 }
 
 std::string error_of(const std::string& yaml, const EnvironmentLookup& env = environment({})) {
-  try {
-    (void)parse_config(yaml, "w.yaml", env);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return testing::message_of<ConfigError>([&] { (void)parse_config(yaml, "w.yaml", env); });
 }
 
 const TargetOptions& only_target(const DaemonConfig& config) {
@@ -51,7 +47,7 @@ TEST_CASE("env references: ${NAME} is replaced, $${ is a literal ${, any other $
   const auto env = environment({{"HOST", "db1"}, {"EMPTY", ""}, {"A_1", "x${HOST}y"}});
   CHECK(expand_env_references("host=${HOST} port=5432", env) == "host=db1 port=5432");
   CHECK(expand_env_references("${HOST}${HOST}", env) == "db1db1");
-  CHECK(expand_env_references("[${EMPTY}]", env) == "[]");  // set to "": not an error
+  CHECK(expand_env_references("[${EMPTY}]", env) == "[]");     // set to "": not an error
   CHECK(expand_env_references("${A_1}", env) == "x${HOST}y");  // a value is not expanded again
   CHECK(expand_env_references("$${HOST}", env) == "${HOST}");
   CHECK(expand_env_references("$$${HOST}", env) == "$${HOST}");
@@ -74,8 +70,8 @@ TEST_CASE("env references: escaping then expanding gives the text back") {
 }
 
 TEST_CASE("env references: in every kind of value, with the key and line of a missing one") {
-  const auto env = environment({{"DB_HOST", "db.internal"}, {"N", "3"}, {"T", "2s"},
-                                {"CHANNEL", "jobs"}, {"PW", "s3cr3t"}});
+  const auto env = environment(
+      {{"DB_HOST", "db.internal"}, {"N", "3"}, {"T", "2s"}, {"CHANNEL", "jobs"}, {"PW", "s3cr3t"}});
   const DaemonConfig config = parse_config(R"(log_level: info
 defaults:
   probe_timeout: ${T}
@@ -101,15 +97,15 @@ targets:
         "w.yaml:1: listen: environment variable 'ADDR' is not set");
   CHECK(error_of("targets:\n  - name: a\n    dsn: x\n    listen_channels: [a, \"${C}\"]\n") ==
         "w.yaml:4: listen_channels[1]: environment variable 'C' is not set");
-  CHECK(error_of("defaults:\n  connections: ${N\n").starts_with(
-      "w.yaml:2: connections: bad environment variable reference at character 1"));
+  CHECK(
+      error_of("defaults:\n  connections: ${N\n")
+          .starts_with("w.yaml:2: connections: bad environment variable reference at character 1"));
 }
 
 TEST_CASE("check-config output escapes ${ so that it loads back to the same values") {
   const auto env = environment({{"V", "${NOT_A_REFERENCE}"}});
-  const DaemonConfig config =
-      parse_config("targets:\n  - name: \"n$${x}\"\n    dsn: \"host=h application_name=${V}\"\n",
-                   "w.yaml", env);
+  const DaemonConfig config = parse_config(
+      "targets:\n  - name: \"n$${x}\"\n    dsn: \"host=h application_name=${V}\"\n", "w.yaml", env);
   CHECK(only_target(config).name == "n${x}");
   const std::string printed = to_yaml(config);
   const DaemonConfig reloaded = parse_config(printed, "printed.yaml", environment({}));
@@ -124,9 +120,11 @@ TEST_CASE("password_file: its content without the trailing newline is the passwo
   const std::string bare = dir.write("bare", "pa ss'w\\rd");
   for (const std::string& file : {lf, crlf, bare}) {
     CAPTURE(file);
-    const DaemonConfig config = parse_config("targets:\n  - name: a\n    dsn: \"host=h user=u\"\n"
-                                             "    password_file: " + file + "\n",
-                                             "w.yaml");
+    const DaemonConfig config = parse_config(
+        "targets:\n  - name: a\n    dsn: \"host=h user=u\"\n"
+        "    password_file: " +
+            file + "\n",
+        "w.yaml");
     const TargetOptions& t = only_target(config);
     CHECK(t.conninfo == "user='u' host='h' password='pa ss\\'w\\\\rd'");
     CHECK(config.sources.at("a").password_file == file);
@@ -200,10 +198,10 @@ TEST_CASE("password_file: missing, empty, a directory, a FIFO or two passwords a
   CHECK(error_of(target(dir.path("missing"))) ==
         "w.yaml:4: target 'db1': cannot read password_file '" + dir.path("missing") +
             "': No such file or directory");
-  CHECK(error_of(target(empty)) == "w.yaml:4: target 'db1': password_file '" + empty +
-                                       "' is empty");
-  CHECK(error_of(target(nul)) == "w.yaml:4: target 'db1': password_file '" + nul +
-                                     "' contains a NUL byte");
+  CHECK(error_of(target(empty)) ==
+        "w.yaml:4: target 'db1': password_file '" + empty + "' is empty");
+  CHECK(error_of(target(nul)) ==
+        "w.yaml:4: target 'db1': password_file '" + nul + "' contains a NUL byte");
   CHECK(error_of(target(dir.path(""))).ends_with("': Is a directory"));
   CHECK(error_of(target(fifo)) == "w.yaml:4: target 'db1': cannot read password_file '" + fifo +
                                       "': not a regular file (a FIFO)");
@@ -227,10 +225,10 @@ TEST_CASE("dsn_file: the whole DSN from a file, never echoed, exclusive with dsn
   CHECK(printed.find("    # dsn_file: \"" + dsn + "\"\n") != std::string::npos);
   CHECK(printed.find("t0ps3cret") == std::string::npos);
 
-  const DaemonConfig both = parse_config("targets:\n  - name: a\n    dsn_file: " +
-                                             dir.write("nopw", "host=db1 user=u") +
-                                             "\n    password_file: " + pw + "\n",
-                                         "w.yaml");
+  const DaemonConfig both =
+      parse_config("targets:\n  - name: a\n    dsn_file: " + dir.write("nopw", "host=db1 user=u") +
+                       "\n    password_file: " + pw + "\n",
+                   "w.yaml");
   CHECK(only_target(both).conninfo == "user='u' host='db1' password='frompwfile'");
 
   CHECK(error_of("targets:\n  - name: a\n    dsn: host=x\n    dsn_file: " + dsn + "\n") ==
@@ -266,9 +264,9 @@ TEST_CASE("password_file: a malformed dsn is reported as such, with or without a
   CHECK(error_of("defaults:\n  password_file: " + file +
                  "\ntargets:\n  - name: a\n    dsn: \"host=h oops\"\n")
             .starts_with("w.yaml:4: target 'a': malformed conninfo"));
-  CHECK(error_of("targets:\n  - name: a\n    dsn: \"host=h oops\"\n    password_file: " + file +
-                 "\n")
-            .starts_with("w.yaml:2: target 'a': malformed conninfo"));
+  CHECK(
+      error_of("targets:\n  - name: a\n    dsn: \"host=h oops\"\n    password_file: " + file + "\n")
+          .starts_with("w.yaml:2: target 'a': malformed conninfo"));
 }
 
 }  // namespace PGWD_TEST_FILE_ID

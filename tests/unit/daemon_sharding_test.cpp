@@ -1,17 +1,18 @@
 // Sharding targets over replicas: rendezvous hashing with XXH64, the flags, the host name.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "daemon/effective_config.hpp"
 #include "daemon/sharding.hpp"
 #include "daemon/target_reload.hpp"
+#include "support/error_message.hpp"
 
 // This file's own scope, also where a unity build puts several test files in one translation
 // unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
@@ -32,12 +33,8 @@ std::vector<std::string> target_names(int count) {
 std::string flag_error(const std::optional<std::string>& shard,
                        const std::optional<std::string>& total,
                        const std::string& hostname = "pgwatchdog-1") {
-  try {
-    (void)parse_shard_flags(shard, total, [&] { return hostname; });
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return testing::message_of<ConfigError>(
+      [&] { (void)parse_shard_flags(shard, total, [&] { return hostname; }); });
 }
 
 // A config file of `count` targets, and the command line that reads it as one shard.
@@ -103,7 +100,7 @@ TEST_CASE("sharding: for N = 1..8 the shards partition 1000 targets exactly and 
       CHECK(static_cast<double>(shard.size()) > 0.7 * 1000.0 / total);
       CHECK(static_cast<double>(shard.size()) < 1.3 * 1000.0 / total);
     }
-    CHECK(sum == names.size());  // no target twice
+    CHECK(sum == names.size());         // no target twice
     CHECK(all.size() == names.size());  // none missing
   }
 }
@@ -193,8 +190,7 @@ TEST_CASE("sharding: the flags, and every bad value names its flag") {
   CHECK_FALSE(parse_shard_flags(std::nullopt, std::nullopt).has_value());
   CHECK(parse_shard_flags("2", "3") == Shard{2, 3});
   CHECK(parse_shard_flags("0", "1") == Shard{0, 1});
-  CHECK(parse_shard_flags("auto", "4", [] { return std::string("pgwatchdog-3"); }) ==
-        Shard{3, 4});
+  CHECK(parse_shard_flags("auto", "4", [] { return std::string("pgwatchdog-3"); }) == Shard{3, 4});
   CHECK(flag_error("3", "3") == "--shard: 3 is not below --total-shards 3 (shards are 0 to 2)");
   CHECK(flag_error("0", "0") == "--total-shards: expected a number from 1 to 1000, got '0'");
   CHECK(flag_error("0", "1001") == "--total-shards: expected a number from 1 to 1000, got '1001'");

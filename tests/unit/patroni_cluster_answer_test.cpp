@@ -4,6 +4,7 @@
 
 #include "daemon/patroni/cluster_answer.hpp"
 #include "daemon/patroni/membership_diff.hpp"
+#include "support/error_message.hpp"
 
 // This file's own scope, also where a unity build puts several test files in one translation
 // unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
@@ -23,12 +24,7 @@ constexpr std::string_view kTwoMembers = R"({"members": [
 ], "scope": "demo"})";
 
 std::string error_of(std::string_view body) {
-  try {
-    (void)parse_cluster_answer(body);
-  } catch (const MalformedAnswer& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return pgwd::testing::message_of<MalformedAnswer>([&] { (void)parse_cluster_answer(body); });
 }
 
 PatroniMember member(std::string name, std::string host, int port, std::string role = "replica") {
