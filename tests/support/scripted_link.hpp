@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "health/link.hpp"
@@ -19,6 +20,7 @@ struct ScriptedLink final : Link {
   std::vector<std::string> calls;
   Inspection next_inspection;
   ServerInfo server;  ///< what the scripted server reports now
+  Arrivals held;      ///< read during a probe, not handed over yet: what take_arrivals() gives
 
   void connect() override { calls.push_back("connect"); }
   void watch_idle() override { calls.push_back("watch_idle"); }
@@ -28,6 +30,10 @@ struct ScriptedLink final : Link {
   }
   void probe() override { calls.push_back("probe"); }
   void heartbeat() override { calls.push_back("heartbeat"); }
+  Arrivals take_arrivals() override {
+    calls.push_back("take_arrivals");
+    return std::exchange(held, {});
+  }
   void close() override { calls.push_back("close"); }
   ServerInfo server_info() const override { return server; }
 };

@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -32,16 +33,28 @@ struct RecordingEvents final : ConnectionEvents {
   std::vector<ConnectFailedEvent> failures;
   std::vector<ProbeEvent> probes;
   std::vector<NotificationEvent> notifications;
+  std::vector<NoticeEvent> notices;
   std::vector<RoleChangeEvent> role_changes;
+  std::vector<std::string> sequence;  ///< "notification", "notice", "down" as they came
   int wakeups = 0;
 
   void on_state_change(const StateChangeEvent& e) override { states.push_back(e.to); }
   void on_healthy(const HealthyEvent& e) override { healthy.push_back(e); }
-  void on_down(const DownEvent& e) override { down.push_back(e); }
+  void on_down(const DownEvent& e) override {
+    down.push_back(e);
+    sequence.emplace_back("down");
+  }
   void on_reconnect_attempt(const ReconnectAttemptEvent& e) override { attempts.push_back(e); }
   void on_connect_failed(const ConnectFailedEvent& e) override { failures.push_back(e); }
   void on_probe(const ProbeEvent& e) override { probes.push_back(e); }
-  void on_notification(const NotificationEvent& e) override { notifications.push_back(e); }
+  void on_notification(const NotificationEvent& e) override {
+    notifications.push_back(e);
+    sequence.emplace_back("notification");
+  }
+  void on_notice(const NoticeEvent& e) override {
+    notices.push_back(e);
+    sequence.emplace_back("notice");
+  }
   void on_role_change(const RoleChangeEvent& e) override { role_changes.push_back(e); }
   void on_wakeup(const ConnectionRef&) override { ++wakeups; }
 };
@@ -165,6 +178,32 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: a failed probe means down with the link's
   REQUIRE(events.down.size() == 1);
   CHECK(events.down[0].cause == Cause::probe_failed);
   CHECK(connection->state() == ConnectionState::backoff);
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "lifecycle: what a timed-out probe read before its answer is delivered before "
+                  "the down") {
+  connect();
+  link->next_inspection = {Inspection::Verdict::unexplained, {}};
+  cb().on_readable();
+  // NOTIFYs read while the probe's answer waits behind more of them.
+  link->held.notifications = {{"jobs", "one", 77}, {"jobs", "two", 77}};
+  link->held.notices = {{"NOTICE", "00000", "still here"}};
+  loop.advance(2s);
+  REQUIRE(events.down.size() == 1);
+  CHECK(events.down[0].cause == Cause::probe_timeout);
+  REQUIRE(events.notifications.size() == 2);
+  CHECK(events.notifications[0].payload == "one");
+  CHECK(events.notifications[1].payload == "two");
+  REQUIRE(events.notices.size() == 1);
+  CHECK(events.notices[0].message == "still here");
+  CHECK(events.sequence ==
+        std::vector<std::string>{"notification", "notification", "notice", "down"});
+  // Taken before the link was closed: close() drops whatever is still held.
+  const auto taken = std::find(link->calls.begin(), link->calls.end(), "take_arrivals");
+  const auto closed = std::find(link->calls.begin(), link->calls.end(), "close");
+  CHECK(taken < closed);
+  CHECK(closed != link->calls.end());
 }
 
 TEST_CASE_FIXTURE(Fixture, "lifecycle: the probe deadline fires: down with probe_timeout") {

@@ -101,8 +101,13 @@ class Link {
   /// role it reports (ParameterStatus rides before ReadyForQuery; PostgreSQL pushes nothing to an
   /// idle session). Ends in on_probe_done like probe(), with server_info() up to date.
   virtual void heartbeat() = 0;
+  /// What was read and not handed over yet: while a probe or heartbeat waits for its answer, the
+  /// notifications and notices that came before it (on_probe_done hands them over with the
+  /// answer). A probe that times out takes them here, so that what the server sent before the
+  /// connection is given up is delivered, not lost with it.
+  virtual Arrivals take_arrivals() = 0;
   /// Unregisters the socket from the loop, then closes the connection. Nothing is reported
-  /// after it. Idempotent.
+  /// after it, and what take_arrivals() would have given is dropped. Idempotent.
   virtual void close() = 0;
   /// What the server reports now (ParameterStatus as of the last message read).
   virtual ServerInfo server_info() const = 0;

@@ -271,6 +271,9 @@ bool WatchedConnection::probe_finished(ProbeResult result) {
 void WatchedConnection::probe_timed_out() {
   if (state_ != ConnectionState::probing) return;
   if (!probe_finished(ProbeResult::timeout)) return;
+  // What came before the answer that never did (NOTIFYs read while the probe waited behind them)
+  // was sent by the server and read: delivered, not closed away with the connection.
+  if (!deliver(link().take_arrivals())) return;
   go_down({Cause::probe_timeout, "",
            fmt::format("no answer to the probe within {}", ms(settings_.probe_timeout))});
 }

@@ -40,6 +40,7 @@ LentConnection::LentConnection(std::shared_ptr<LoanState> loan, Loop& loop, Acti
       died_(std::move(died)),
       loop_(loop, *loan_, PQsocket(loan_->conn), std::move(duplicate)),
       probe_deadline_(loop_.make_timer([this] {
+        keep(link_->take_arrivals());  // what came before the answer that never did: kept
         die({Cause::probe_timeout, "",
              fmt::format("no answer to the probe within {}", loan_->options.probe_timeout)});
       })),
@@ -66,9 +67,9 @@ void LentConnection::stop() {
   if (!loan_->lent_to_loop()) return;
   if (loan_->phase == LoanState::Phase::probing) {
     // The probe's answer is still on its way: the connection is no longer idle and clean.
-    loan_->death = LoanDeath{Cause::probe_failed, "",
-                             "the watchdog stopped while a probe was in flight",
-                             std::chrono::system_clock::now()};
+    loan_->death =
+        LoanDeath{Cause::probe_failed, "", "the watchdog stopped while a probe was in flight",
+                  std::chrono::system_clock::now()};
   }
   loan_->phase = LoanState::Phase::stopped;
   probe_deadline_->disarm();

@@ -8,8 +8,8 @@
 #include "event/activity_notes.hpp"
 #include "health/link.hpp"
 #include "health/role_requirement.hpp"
-#include "pg/conninfo.hpp"
 #include "pg/connector.hpp"
+#include "pg/conninfo.hpp"
 #include "pg/handles.hpp"
 #include "pg/host_list.hpp"
 
@@ -24,7 +24,7 @@ struct LinkSettings {
   RoleRequirement role = RoleRequirement::any;
   Nanos host_timeout{};  ///< deadline of one host of an attempt
   std::string probe_query;
-  std::string heartbeat_query;    ///< empty: a lone Sync (see heartbeat())
+  std::string heartbeat_query;  ///< empty: a lone Sync (see heartbeat())
   /// Behind PgBouncer (TargetOptions::pooler): one round trip before on_connected, and the role
   /// from SQL only, never from ParameterStatus.
   bool pooled = false;
@@ -37,9 +37,10 @@ struct LinkSettings {
 /// thread: pg/connector.hpp), then PQsendQuery/PQflush/PQconsumeInput here, host names resolved
 /// by the loop's Resolver and passed as hostaddr. A connect attempt walks the host list itself,
 /// one PGconn per host under its own deadline (on the watch loop: it cancels the host's
-/// attempt), and checks the role (target_session_attrs) and runs setup_sql itself. It never calls back from inside a method the state
-/// machine called (see health/link.hpp): connect() starts from the loop, and a probe that
-/// cannot even be sent reports from the loop. Not copyable or movable (registered with the loop).
+/// attempt), and checks the role (target_session_attrs) and runs setup_sql itself. It never calls
+/// back from inside a method the state machine called (see health/link.hpp): connect() starts from
+/// the loop, and a probe that cannot even be sent reports from the loop. Not copyable or movable
+/// (registered with the loop).
 class PgLink final : public Link {
  public:
   /// `who` names the connection in slow-callback reports; it and `connector` must outlive the
@@ -76,6 +77,7 @@ class PgLink final : public Link {
   /// A pooled link always asks the role in SQL (kPooledServerQuery): see finish_connect().
   void heartbeat() override;
   void close() override;
+  Arrivals take_arrivals() override;
   ServerInfo server_info() const override;
 
  private:
@@ -106,7 +108,6 @@ class PgLink final : public Link {
   void send_query(const char* sql);  ///< null: a lone Sync (see heartbeat())
   void drive_query(Readiness ready);
   void report_later(std::function<void()> report);
-  Arrivals take_arrivals();
   void query_done(std::optional<Failure> failure);
   Failure connection_lost(int socket_error) const;
   std::size_t drain_notifications();
@@ -140,9 +141,9 @@ class PgLink final : public Link {
   bool asking_recovery_ = false;           ///< the query in flight asks the role (pre-14 or pooled)
   std::optional<bool> recovery_from_sql_;  ///< its last answer (before PostgreSQL 14, or pooled)
   std::optional<bool> read_only_from_sql_;  ///< default_transaction_read_only, pooled only
-  std::string started_from_sql_;  ///< pooled only: ServerInfo::server_started
-  std::string address_from_sql_;  ///< pooled only: ServerInfo::server_address
-  Arrivals arrived_;                                             ///< read and not handed over yet
+  std::string started_from_sql_;            ///< pooled only: ServerInfo::server_started
+  std::string address_from_sql_;            ///< pooled only: ServerInfo::server_address
+  Arrivals arrived_;                        ///< read and not handed over yet
   std::vector<std::pair<const char*, std::string>> parameters_;  ///< last ParameterStatus seen
   PQnoticeReceiver forward_notice_ = nullptr;  ///< an adopted connection's owner's receiver
   void* forward_notice_arg_ = nullptr;
