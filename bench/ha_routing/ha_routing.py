@@ -37,7 +37,7 @@ primary.
 on a standby after pgwatchdog saw the promotion, and routed to the new primary within 1 s of it.
 
 Usage: ha_routing.py --root HA_ROOT --daemon PATH [--faults LIST] [--runs N] [--heartbeat D]
-                     [--observe S] [--json FILE] [--check]
+                     [--observe S] [--json FILE] [--check] [--samples]
 """
 
 import argparse
