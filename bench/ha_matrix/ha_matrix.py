@@ -37,10 +37,7 @@ Scenarios: switchover, kill9, sigstop, blackhole, restart (default: all, in that
 import argparse
 import json
 import os
-import re
 import select
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -50,9 +47,11 @@ import psycopg2.extensions
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from http_helpers import free_port, http_get  # noqa: E402  (shared with bench/soak)
+from ha_stack import (Daemon, leader, parse_metrics, patroni_role,  # noqa: E402  (shared with
+                      postmaster_pid, postmaster_stopping, run_fault, wait_healthy)  # ha_routing)
+import ha_stack  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-STACK_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "tests", "ha_stack"))
 PATHS = ["direct_primary", "direct_replica", "haproxy_primary", "haproxy_replica",
          "pgbouncer_session", "pgbouncer_transaction"]
 SCENARIOS = {
@@ -86,101 +85,6 @@ POLL_TIMEOUT = 5.0
 
 def die(msg):
     sys.exit("ha_matrix: " + msg)
-
-
-def load_env(root):
-    env = {}
-    path = os.path.join(root, "env")
-    if not os.path.exists(path):
-        die(f"no {path}: start a stack with tests/ha_stack/ha-stack start, pass its HA_ROOT")
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            if k:
-                env[k] = v
-    return env
-
-
-def patroni_role(env, node):
-    """'primary', 'replica' or None (not answering) from the node's Patroni REST API."""
-    code, body = http_get(f"http://127.0.0.1:{env[f'HA_NODE{node}_API_PORT']}/patroni", 0.5)
-    if code is None:
-        return None
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return None
-    if doc.get("state") != "running":
-        return None
-    return "primary" if doc.get("role") in ("master", "primary") else "replica"
-
-
-def leader(env):
-    for n in (1, 2):
-        if http_get(f"http://127.0.0.1:{env[f'HA_NODE{n}_API_PORT']}/primary", 2)[0] == 200:
-            return n
-    return None
-
-
-def postmaster_pid(env, node):
-    try:
-        with open(os.path.join(env[f"HA_NODE{node}_DATA"], "postmaster.pid")) as f:
-            return int(f.readline())
-    except (OSError, ValueError):
-        return None
-
-
-def postmaster_stopping(data_dir, pid):
-    """True once the postmaster PID of DATA_DIR shuts down: its postmaster.pid says "stopping"
-    (line 8, written as the shutdown begins, before backends are told), is gone or names
-    another process, or PID is dead."""
-    try:
-        with open(os.path.join(data_dir, "postmaster.pid")) as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return True
-    if not lines or lines[0].strip() != str(pid) or not alive(pid):
-        return True
-    return len(lines) >= 8 and lines[7].strip() == "stopping"
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
-
-
-METRIC_RE = re.compile(r'^(pgwatchdog_[a-z_]+)\{([^}]*)\} ([0-9.eE+-]+|NaN)$')
-
-
-def parse_metrics(text):
-    """{target: {up, hs, disconnects, causes{}, probes, hedges}}."""
-    out = {}
-    for line in text.splitlines():
-        m = METRIC_RE.match(line)
-        if not m:
-            continue
-        name, labels, value = m.group(1), m.group(2), float(m.group(3))
-        lab = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-        t = lab.get("target")
-        if t is None:
-            continue
-        d = out.setdefault(t, {"up": 0, "hs": 0, "disconnects": 0, "causes": {}, "probes": 0,
-                                  "hedges": 0})
-        if name == "pgwatchdog_up":
-            d["up"] = value
-        elif name == "pgwatchdog_in_hot_standby":
-            d["hs"] = value
-        elif name == "pgwatchdog_disconnects_total":
-            d["disconnects"] += value
-            d["causes"][lab.get("cause", "?")] = value
-        elif name == "pgwatchdog_probes_total":
-            d["probes"] += value
-        elif name == "pgwatchdog_connect_hedges_total":
-            d["hedges"] = value
-    return out
 
 
 class Poller(threading.Thread):
@@ -456,8 +360,7 @@ def check(scenario, res, signalled, carriers):
 
 def run_scenario(args, env, scenario, paths):
     fault_args, signalled, carriers = SCENARIOS[scenario]
-    subprocess.run([os.path.join(STACK_DIR, "ha-stack"), "wait-healthy", env["HA_ROOT"], "120"],
-                   check=True)
+    wait_healthy(env, 120)
     lead = leader(env)
     if lead is None:
         die("no leader after wait-healthy")
@@ -491,8 +394,7 @@ def run_scenario(args, env, scenario, paths):
                 # LISTEN after every connect is a statement: PgBouncer links the client to a
                 # server for the session, so the server's FATAL/EOF reach the watchdog.
                 f.write('    listen_channels: [pgwatchdog_bind]\n')
-    log = open(os.path.join(workdir, "pgwatchdog.log"), "w")
-    daemon = subprocess.Popen([args.daemon, "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
+    daemon = Daemon(args.daemon, cfg, os.path.join(workdir, "pgwatchdog.log"))
     stop = threading.Event()
     pollers = {p: Poller(p, ports[p], stop) for p in paths}
     locators = {n: NodeLocator(env, n, stop) for n in (1, 2)}
@@ -500,17 +402,7 @@ def run_scenario(args, env, scenario, paths):
                       postmaster_pid(env, lead), stop)
     result = {"scenario": scenario, "fault": fault_args, "leader_before": f"node{lead}", "paths": []}
     try:
-        deadline = time.time() + 30
-        while True:
-            code, body = http_get(f"http://{listen}/metrics", 1)
-            m = parse_metrics(body) if code == 200 else {}
-            if all(m.get(p, {}).get("up") == 1 for p in paths):
-                break
-            if daemon.poll() is not None:
-                die(f"pgwatchdog exited with {daemon.returncode}; see {log.name}")
-            if time.time() > deadline:
-                die(f"pgwatchdog's targets not all up after 30 s: {m}")
-            time.sleep(0.1)
+        daemon.wait_up(f"http://{listen}/metrics", paths, die)
         for p in pollers.values():
             p.start()
         sampler.start()
@@ -518,22 +410,12 @@ def run_scenario(args, env, scenario, paths):
             locator.start()
         # A baseline of a few polls: every path answering before the fault.
         time.sleep(3)
-        out = subprocess.run([os.path.join(STACK_DIR, "ha-fault"), env["HA_ROOT"]] + fault_args,
-                             capture_output=True, text=True)
-        if out.returncode != 0:
-            die(f"ha-fault {' '.join(fault_args)} failed: {out.stderr.strip()}")
-        kv = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
-        t_fault, t_fault_end = float(kv["FAULT_START"]), float(kv["FAULT_END"])
+        kv = run_fault(env, fault_args, die)
+        t_fault, t_fault_end = kv["FAULT_START"], kv["FAULT_END"]
         time.sleep(args.observe)
     finally:
         stop.set()
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-        log.close()
+        daemon.stop()
         for p in pollers.values():
             if p.is_alive():
                 p.join(POLL_TIMEOUT + 2)
@@ -600,7 +482,7 @@ def main():
         die("--root (or HA_ROOT) is required: run under `ha-stack run --` or pass the stack's root")
     if not os.access(args.daemon, os.X_OK):
         die(f"--daemon {args.daemon} is not an executable file (build target pgwatchdog-daemon)")
-    env = load_env(args.root)
+    env = ha_stack.load_env(args.root, die)
     scenarios = [s for s in args.scenarios.split(",") if s]
     paths = [p for p in args.paths.split(",") if p]
     for s in scenarios:
