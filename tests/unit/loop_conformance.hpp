@@ -544,44 +544,72 @@ inline char thread_state(long tid) {
   return paren == std::string::npos || paren + 2 >= text.size() ? '?' : text[paren + 2];
 }
 
+/// How long thread `tid` of this process has been runnable but waiting for a CPU, in all
+/// (/proc/.../schedstat); zero where the kernel does not say. Read on the thread itself, it
+/// includes the wait that ended when it last got a CPU.
+inline Clock::duration cpu_wait_of(long tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/schedstat");
+  long long on_cpu_ns = 0;
+  long long waiting_ns = 0;
+  if (!(in >> on_cpu_ns >> waiting_ns)) return Clock::duration::zero();
+  return std::chrono::nanoseconds(waiting_ns);
+}
+
 template <typename H>
 void post_from_another_thread_wakes_a_sleeping_loop_at_once() {
   // The loop sleeps in its wait with nothing armed but a far-off timer. Another thread waits
   // (on the loop thread's kernel state, not on a clock) until it is asleep, then posts: the task
-  // must run within milliseconds, not at the next timer or tick.
+  // must run within milliseconds, not at the next timer or tick. What the bound is about is the
+  // wake-up; the time the two threads were runnable but waiting for a CPU meanwhile is the
+  // machine's (a loaded CI runner: 23 ms median once, raw) and is taken out, measured.
   H h;
   const long loop_tid = ::syscall(SYS_gettid);
   TimerPtr far_off = h.loop().make_timer([] {});
   far_off->arm(60s);
   std::vector<Clock::duration> latencies;
+  std::vector<Clock::duration> own_latencies;
   for (int round = 0; round < 5; ++round) {
     std::atomic<bool> asleep_seen{false};
     bool ran = false;
     Clock::time_point posted_at{};
     Clock::time_point ran_at{};
+    Clock::duration loop_wait_before{};
+    Clock::duration loop_wait_at_run{};
+    Clock::duration poster_waited{};
     std::thread poster([&] {
+      const long poster_tid = ::syscall(SYS_gettid);
       const auto give_up = Clock::now() + kPatience;
       while (thread_state(loop_tid) != 'S' && Clock::now() < give_up) std::this_thread::yield();
       asleep_seen = thread_state(loop_tid) == 'S';
       CHECK_FALSE(h.loop().in_loop_thread());
+      loop_wait_before = cpu_wait_of(loop_tid);
+      const Clock::duration poster_wait_before = cpu_wait_of(poster_tid);
       posted_at = Clock::now();
       h.loop().post([&] {
         ran_at = Clock::now();
+        loop_wait_at_run = cpu_wait_of(loop_tid);
         ran = true;
         CHECK(h.loop().in_loop_thread());
       });
+      poster_waited = cpu_wait_of(poster_tid) - poster_wait_before;
     });
     const bool done = h.run_until([&] { return ran; }, 10s);
     poster.join();
     REQUIRE(done);
     CHECK(asleep_seen);
-    latencies.push_back(ran_at - posted_at);
+    const Clock::duration latency = ran_at - posted_at;
+    const Clock::duration machine = (loop_wait_at_run - loop_wait_before) + poster_waited;
+    latencies.push_back(latency);
+    own_latencies.push_back(std::max(Clock::duration::zero(), latency - machine));
   }
   std::sort(latencies.begin(), latencies.end());
+  std::sort(own_latencies.begin(), own_latencies.end());
   MESSAGE("post from another thread to a sleeping loop, task run after (us): median ",
-          micros(latencies[2]), ", max ", micros(latencies.back()));
-  CHECK(latencies[2] < 20ms);
-  CHECK(latencies.back() < 250ms);
+          micros(latencies[2]), ", max ", micros(latencies.back()),
+          "; less the two threads' wait for a CPU: median ", micros(own_latencies[2]), ", max ",
+          micros(own_latencies.back()));
+  CHECK(own_latencies[2] < 20ms);
+  CHECK(own_latencies.back() < 250ms);
 }
 
 template <typename H>
