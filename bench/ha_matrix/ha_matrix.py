@@ -37,18 +37,17 @@ Scenarios: switchover, kill9, sigstop, blackhole, restart (default: all, in that
 import argparse
 import json
 import os
-import select
 import sys
 import threading
 import time
 
 import psycopg2
-import psycopg2.extensions
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from http_helpers import free_port, http_get  # noqa: E402  (shared with bench/soak)
-from ha_stack import (Daemon, leader, parse_metrics, patroni_role,  # noqa: E402  (shared with
-                      postmaster_pid, postmaster_stopping, run_fault, wait_healthy)  # ha_routing)
+from ha_stack import (Daemon, leader, parse_metrics, patroni_role, pg_wait,  # noqa: E402
+                      postmaster_pid, postmaster_stopping, run_fault,  # (shared with ha_routing)
+                      wait_healthy)
 import ha_stack  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -97,31 +96,17 @@ class Poller(threading.Thread):
         self.round_trips = 0
         self.conn = None
 
-    def wait(self, conn, deadline):
-        while True:
-            state = conn.poll()
-            if state == psycopg2.extensions.POLL_OK:
-                return
-            remaining = deadline - time.time()
-            if remaining <= 0:
-                raise TimeoutError("no answer within %.0f s" % POLL_TIMEOUT)
-            fd = conn.fileno()
-            if state == psycopg2.extensions.POLL_READ:
-                select.select([fd], [], [], remaining)
-            elif state == psycopg2.extensions.POLL_WRITE:
-                select.select([], [fd], [], remaining)
-
     def once(self):
         deadline = time.time() + POLL_TIMEOUT
         if self.conn is None:
             self.conn = psycopg2.connect(host="127.0.0.1", port=self.port, dbname="postgres",
                                          user="postgres", application_name=poller_app(self.name_),
                                          connect_timeout=int(POLL_TIMEOUT), async_=1)
-            self.wait(self.conn, deadline)
+            pg_wait(self.conn, deadline)
         cur = self.conn.cursor()
         cur.execute("SELECT pg_is_in_recovery()")
         self.round_trips += 1
-        self.wait(self.conn, deadline)
+        pg_wait(self.conn, deadline)
         return cur.fetchone()[0]
 
     def run(self):

@@ -43,18 +43,17 @@ Usage: ha_routing.py --root HA_ROOT --daemon PATH [--faults LIST] [--runs N] [--
 import argparse
 import json
 import os
-import select
 import subprocess
 import sys
 import threading
 import time
 
 import psycopg2
-import psycopg2.extensions
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from http_helpers import free_port, http_get  # noqa: E402
-from ha_stack import STACK_DIR, Daemon, leader, load_env, run_fault, wait_healthy  # noqa: E402
+from ha_stack import (STACK_DIR, Daemon, leader, load_env, pg_wait, run_fault,  # noqa: E402
+                      wait_healthy)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HAPROXY_CFG = os.path.normpath(os.path.join(HERE, "..", "..", "deploy", "haproxy", "haproxy.cfg"))
@@ -69,22 +68,6 @@ ROUTED_BOUND = 1.0
 
 def die(msg):
     sys.exit("ha_routing: " + msg)
-
-
-def pg_wait(conn, deadline):
-    """Drives an async psycopg2 connection until its operation is done or DEADLINE passes."""
-    while True:
-        state = conn.poll()
-        if state == psycopg2.extensions.POLL_OK:
-            return
-        remaining = deadline - time.time()
-        if remaining <= 0:
-            raise TimeoutError("no answer within %.0f s" % DEADLINE)
-        fd = conn.fileno()
-        if state == psycopg2.extensions.POLL_READ:
-            select.select([fd], [], [], remaining)
-        elif state == psycopg2.extensions.POLL_WRITE:
-            select.select([], [fd], [], remaining)
 
 
 def pg_connect(port, app, deadline):

@@ -5,6 +5,7 @@ pgwatchdog daemon started and stopped around a measurement, and its /metrics par
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import time
@@ -162,3 +163,22 @@ class Daemon:
             self.proc.wait()
         self.log.close()
 
+
+def pg_wait(conn, deadline):
+    """Drives an async psycopg2 connection (connect or query) until its operation is done;
+    TimeoutError once DEADLINE (a time.time() value) passes, so that a silent server or path
+    cannot hold a client past it."""
+    import psycopg2.extensions  # only the clients need psycopg2
+    started = time.time()
+    while True:
+        state = conn.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            return
+        remaining = deadline - time.time()
+        if remaining <= 0:
+            raise TimeoutError("no answer within %.1f s" % (deadline - started))
+        fd = conn.fileno()
+        if state == psycopg2.extensions.POLL_READ:
+            select.select([fd], [], [], remaining)
+        elif state == psycopg2.extensions.POLL_WRITE:
+            select.select([], [fd], [], remaining)
