@@ -1,4 +1,4 @@
-// Issue 8 §3 as a test: the scenario of bench/pool_comparison (20 idle connections, every
+// The pool comparison as a test: the scenario of bench/pool_comparison (20 idle connections, every
 // backend terminated, 1000 x checkout + SELECT 1 + give back from 4 threads), asserting what
 // users see and what the server sees, never latency (that is the bench's: docs/lending-and-pool.md
 // "Three pools side by side").
