@@ -3,8 +3,15 @@
 // part beyond libpq's own PGconn: N bare PGconns measured in a forked child), and how often the
 // loop thread wakes (its context switches: an idle loop thread only switches when epoll_wait
 // returns; the watchdog's own callbacks are counted too).
-// --via pgbouncer: the clients are PgBouncer's (10,000 do not fit as backends here); statements
-// are then PgBouncer's forwarded query count (SHOW STATS), not the server log.
+// --via pgbouncer: the clients are PgBouncer's (10,000 do not fit as backends here). Statements
+// are always the server's (its log, log_statement = all, by application_name, which PgBouncer
+// passes on), proved able to count by one calibration statement first; through PgBouncer its own
+// forwarded count (SHOW STATS total_query_count) is a figure of its own, since PgBouncer counts
+// every round trip it forwards, the heartbeat's lone Sync too, though the server runs nothing.
+// --targets T: the connections spread evenly over T targets (default: as few as a target's limit
+// of 1,000 connections allows). Each target has its own heartbeat (default period), so the
+// heartbeat's round trips grow with targets, not with connections: the figure
+// heartbeat_round_trips_per_second says how many, counted by the watchdog's probe events.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,13 +81,22 @@ double bare_pgconn_bytes(const std::string& conninfo, int count) {
 
 int main(int argc, char** argv) {
   set_bench_name("idle");
-  const BenchArgs args(argc, argv, {"connections", "window", "via"});
+  const BenchArgs args(argc, argv, {"connections", "window", "via", "targets"});
   const int connections = args.integer("connections", 1000);
   const int window_s = args.integer("window", 60);
   const std::string via = args.text("via", "direct");
-  const std::string prefix = "idle." + std::to_string(connections) + ".";
+  const int targets = args.integer("targets", 0);
+  // The figures of the default packing keep their names (idle.N.*); spread over T targets they
+  // are idle.N.T_targets.*.
+  const std::string prefix = "idle." + std::to_string(connections) + "." +
+                             (targets > 0 ? std::to_string(targets) + "_targets." : "");
   try {
-    if (via != "direct" && via != "pgbouncer") throw std::runtime_error("--via is direct or pgbouncer");
+    if (via != "direct" && via != "pgbouncer")
+      throw std::runtime_error("--via is direct or pgbouncer");
+    if (targets < 0 || (targets > 0 && connections % targets != 0) ||
+        (targets > 0 && connections / targets > kConnectionsPerTarget))
+      throw std::runtime_error("--targets must divide --connections into targets of at most " +
+                               std::to_string(kConnectionsPerTarget) + " connections");
     const std::int64_t limit = raise_open_files(2 * connections + 500);
     if (limit < connections + 100)
       throw std::runtime_error("open-files limit " + std::to_string(limit) + " too low");
@@ -88,9 +104,11 @@ int main(int argc, char** argv) {
     std::unique_ptr<PgBouncer> bouncer;
     int port = cluster->port();
     if (via == "pgbouncer") {
-      bouncer = std::make_unique<PgBouncer>(PgBouncerSettings{
-          .server_port = cluster->port(), .server_user = kTrustedRole, .user = kTrustedRole,
-          .max_clients = connections * 2 + 100});
+      bouncer =
+          std::make_unique<PgBouncer>(PgBouncerSettings{.server_port = cluster->port(),
+                                                        .server_user = kTrustedRole,
+                                                        .user = kTrustedRole,
+                                                        .max_clients = connections * 2 + 100});
       port = bouncer->port();
     }
     const std::string conninfo = trusted_conninfo(port, kApplication);
@@ -104,7 +122,19 @@ int main(int argc, char** argv) {
     options.logger = quiet_logger();
     const std::int64_t rss_before = rss_bytes();
     LoopHost host(options);
-    host.call([&](Watchdog& w) { add_connections(w, "idle", conninfo, connections); });
+    host.call([&](Watchdog& w) {
+      if (targets == 0) {
+        add_connections(w, "idle", conninfo, connections);
+        return;
+      }
+      for (int k = 0; k < targets; ++k) {
+        TargetOptions target;
+        target.name = "idle" + std::to_string(k);
+        target.conninfo = conninfo;
+        target.connections = connections / targets;
+        w.add_target(target);
+      }
+    });
     if (!tracker.wait_healthy(connections, 300s))
       throw std::runtime_error("only " + std::to_string(tracker.healthy_count()) + " of " +
                                std::to_string(connections) + " connections came up");
@@ -112,10 +142,23 @@ int main(int argc, char** argv) {
     note(std::to_string(connections) + " connections healthy (" + via + "); idle for " +
          std::to_string(window_s) + " s");
 
-    const auto count_statements = [&]() -> long long {
-      return bouncer ? bouncer->total_queries() : cluster->count_statements(kApplication);
-    };
-    const long long statements_before = count_statements();
+    // A statement through the same path first: if the log did not count it, a zero below would
+    // mean nothing.
+    const long long calibration_before = cluster->count_statements(kApplication);
+    {
+      const PgConn calibration = connect_blocking(conninfo);
+      exec_value(calibration.get(), "SELECT 1");
+    }
+    // The log is written by the server's own process: wait for the line, with a deadline.
+    const auto counted_by = Clock::now() + 10s;
+    while (cluster->count_statements(kApplication) != calibration_before + 1) {
+      if (Clock::now() > counted_by)
+        throw std::runtime_error("the server log did not count the calibration statement");
+      std::this_thread::sleep_for(20ms);
+    }
+    const long long statements_before = cluster->count_statements(kApplication);
+    const long long forwarded_before = bouncer ? bouncer->total_queries() : 0;
+    const std::uint64_t heartbeats_before = tracker.heartbeats();
     const std::int64_t switches_before = thread_context_switches(host.loop_tid());
     host.timing().reset();
     const std::int64_t cpu_before = process_cpu_ns();
@@ -125,17 +168,25 @@ int main(int argc, char** argv) {
     const std::int64_t cpu = process_cpu_ns() - cpu_before;
     const std::uint64_t callbacks = host.timing().callbacks();
     const std::int64_t switches = thread_context_switches(host.loop_tid()) - switches_before;
-    const long long statements = count_statements() - statements_before;
+    const long long statements = cluster->count_statements(kApplication) - statements_before;
+    const long long forwarded = bouncer ? bouncer->total_queries() - forwarded_before : 0;
+    const std::uint64_t heartbeats = tracker.heartbeats() - heartbeats_before;
 
     const double hours = elapsed / 3600.0;
-    const std::string counted_by = bouncer ? "PgBouncer SHOW STATS total_query_count"
-                                           : "server log (log_statement=all)";
     emit_value(prefix + "statements_per_connection_hour",
-               static_cast<double>(statements) / connections / hours, "1/h", counted_by);
-    emit_value(prefix + "cpu_percent_of_core", 100.0 * static_cast<double>(cpu) / 1e9 / elapsed, "%",
-               "whole bench process, getrusage");
+               static_cast<double>(statements) / connections / hours, "1/h",
+               "server log (log_statement=all), after a calibration statement it counted");
+    if (bouncer)
+      emit_value(prefix + "pgbouncer_forwarded_per_connection_hour",
+                 static_cast<double>(forwarded) / connections / hours, "1/h",
+                 "PgBouncer SHOW STATS total_query_count: every round trip it forwarded");
+    emit_value(prefix + "cpu_percent_of_core", 100.0 * static_cast<double>(cpu) / 1e9 / elapsed,
+               "%", "whole bench process, getrusage");
     emit_value(prefix + "loop_wakeups_per_second", static_cast<double>(switches) / elapsed, "1/s",
                "context switches of the loop thread (/proc/self/task/TID/status)");
+    emit_value(prefix + "heartbeat_round_trips_per_second",
+               static_cast<double>(heartbeats) / elapsed, "1/s",
+               "the targets' heartbeats (default period), by the watchdog's probe events");
     emit_value(prefix + "watchdog_callbacks_per_second", static_cast<double>(callbacks) / elapsed,
                "1/s");
     const double watched = static_cast<double>(rss_after - rss_before) / connections;

@@ -37,10 +37,11 @@ void ConnectionTracker::on_down(const DownEvent& event) {
   changed_.notify_all();
 }
 
-void ConnectionTracker::on_probe(const ProbeEvent&) {
+void ConnectionTracker::on_probe(const ProbeEvent& event) {
   {
     const std::lock_guard lock(mutex_);
     ++probes_;
+    if (event.heartbeat) ++heartbeats_;
   }
   changed_.notify_all();
 }
@@ -95,6 +96,11 @@ int ConnectionTracker::healthy_count() {
 std::uint64_t ConnectionTracker::probes() {
   const std::lock_guard lock(mutex_);
   return probes_;
+}
+
+std::uint64_t ConnectionTracker::heartbeats() {
+  const std::lock_guard lock(mutex_);
+  return heartbeats_;
 }
 
 std::uint64_t ConnectionTracker::downs() {

@@ -60,7 +60,9 @@ class ConnectionTracker final : public Observer {
   TrackedConnection connection(const std::string& target, int index);
   std::vector<TrackedConnection> connections(const std::string& target);
   int healthy_count();
+  /// Round trips reported by on_probe, all of them and those of the targets' heartbeats.
   std::uint64_t probes();
+  std::uint64_t heartbeats();
   std::uint64_t downs();
 
  private:
@@ -72,6 +74,7 @@ class ConnectionTracker final : public Observer {
   std::map<std::string, std::vector<TrackedConnection>> connections_;  // by target
   int healthy_ = 0;
   std::uint64_t probes_ = 0;
+  std::uint64_t heartbeats_ = 0;
   std::uint64_t downs_ = 0;
   std::uint64_t connect_failures_ = 0;
 };
