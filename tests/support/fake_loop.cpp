@@ -8,9 +8,9 @@ class FakeLoop::FakeTimer final : public Timer {
  public:
   FakeTimer(FakeLoop& owner, std::function<void()> on_expiry)
       : owner_(owner), on_expiry_(std::move(on_expiry)) {
-    owner_.timers_.push_back(this);
+    owner_.timers_.insert(this);
   }
-  ~FakeTimer() override { std::erase(owner_.timers_, this); }
+  ~FakeTimer() override { owner_.timers_.erase(this); }
 
   void arm(Nanos delay) override {
     due_ = owner_.now_ + std::max(delay, Nanos::zero());

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "pgwd/loop.hpp"
@@ -61,7 +62,9 @@ class FakeLoop final : public Loop {
 
   MonotonicTime now_{std::chrono::hours(1)};  // not the epoch, so "zero" stands out
   std::uint64_t sequence_ = 0;                // keeps timers due at the same time in arming order
-  std::vector<FakeTimer*> timers_;
+  // A set: tests make thousands of timers (a target has several), and removing one from a
+  // vector is a scan; advance() picks the next by due time and arming order, not by position.
+  std::unordered_set<FakeTimer*> timers_;
   std::vector<FakeWatch*> watches_;
   std::vector<FakeLookup*> lookups_;
   std::deque<std::function<void()>> posted_;
