@@ -19,9 +19,11 @@
 #include "metrics/store.hpp"
 #include "pg/connector_pool.hpp"
 #include "pg/loop_connector.hpp"
+#include "pg/session_opener.hpp"
 #include "pgwd/adapters/libevent.hpp"
 #include "target.hpp"
 #include "target_settings.hpp"
+#include "watchdog_internals.hpp"
 
 namespace pgwd {
 namespace {
@@ -85,7 +87,8 @@ class Watchdog::Impl {
         connector_(make_connector(loop_, options.connector_threads)),
         ledger_(std::make_shared<LendingLedger>(
             [this](std::function<void()> task) { loop_.post(std::move(task)); }, store_, logger_)),
-        desk_(std::make_unique<LendingDesk>(loop_, ledger_, *logger_)) {
+        desk_(std::make_unique<LendingDesk>(loop_, ledger_, *logger_)),
+        opener_(std::make_shared<SessionOpener>(loop_, *resolver_, *connector_)) {
     if (options.loop_lag_interval > std::chrono::milliseconds::zero()) {
       // Each tick is a timer like any other: the guard measures how late it runs.
       ticker_ = loop_.make_timer(
@@ -95,7 +98,8 @@ class Watchdog::Impl {
   }
 
   ~Impl() {
-    desk_.reset();  // lent connections first: the desk lets go of them
+    opener_.reset();  // openings in flight first: they use the resolver and the connector
+    desk_.reset();    // lent connections next: the desk lets go of them
     targets_.clear();
   }
 
@@ -172,8 +176,13 @@ class Watchdog::Impl {
   const std::string& name() const noexcept { return name_->name(); }
 
   /// Any thread: the ledger is thread-safe, and the ledger_ pointer never changes.
-  Loan lend(PGconn* connection, LendOptions options) {
-    return ledger_->lend(connection, std::move(options));
+  Loan lend(PGconn* connection, LendOptions options, std::function<void()> on_probe_end = {}) {
+    return ledger_->lend(connection, std::move(options), std::move(on_probe_end));
+  }
+
+  /// Any thread: what it returns posts to the loop, and holds the opener weakly.
+  OpenFunction open_function(std::shared_ptr<const LinkSettings> settings, std::string target) {
+    return SessionOpener::from_any_thread(loop_, opener_, std::move(settings), std::move(target));
   }
 
  private:
@@ -207,7 +216,10 @@ class Watchdog::Impl {
   std::unordered_map<std::string_view, Targets::iterator> by_name_;  // keys: the targets' names
   FrontedTargets fronted_;  // the targets in front of others (TargetOptions::in_front_of)
   std::shared_ptr<LendingLedger> ledger_;  // outlives the Watchdog while a Loan holds it
-  std::unique_ptr<LendingDesk> desk_;      // last: destroyed first, letting go of lent connections
+  std::unique_ptr<LendingDesk> desk_;      // destroyed early, letting go of lent connections
+  // Openings for pools; only the loop thread holds it strongly (tasks posted from other threads
+  // hold it weakly), so that it goes with the Impl, on the loop.
+  std::shared_ptr<SessionOpener> opener_;
 };
 
 namespace {
@@ -263,6 +275,17 @@ const std::shared_ptr<SeriesStore>& Watchdog::metrics() const noexcept {
 }
 const std::string& Watchdog::name() const noexcept {
   return impl_->name();
+}
+
+Loan WatchdogInternals::lend(Watchdog& watchdog, PGconn* connection, LendOptions options,
+                             std::function<void()> on_probe_end) {
+  return watchdog.impl_->lend(connection, std::move(options), std::move(on_probe_end));
+}
+
+OpenFunction WatchdogInternals::open_function(Watchdog& watchdog,
+                                              std::shared_ptr<const LinkSettings> settings,
+                                              std::string target) {
+  return watchdog.impl_->open_function(std::move(settings), std::move(target));
 }
 
 }  // namespace pgwd

@@ -15,6 +15,7 @@
 
 #include "event/libevent/event_ptr.hpp"
 #include "pgwd/adapters/libevent.hpp"
+#include "watchdog_internals.hpp"
 
 namespace pgwd {
 
@@ -178,6 +179,10 @@ Loan WatchdogThread::lend(PGconn* connection, LendOptions options) {
 
 const std::shared_ptr<SeriesStore>& WatchdogThread::metrics() const noexcept {
   return impl_->metrics();
+}
+
+Watchdog& WatchdogInternals::watchdog(WatchdogThread& thread) noexcept {
+  return thread.impl_->watchdog();
 }
 
 bool WatchdogThread::in_watchdog_thread() const {

@@ -8,8 +8,10 @@
 ///
 /// Threading: acquire() and every method of Pool may be called from any thread, except the
 /// watchdog's own (acquire may wait). A Lease may be used, moved and destroyed on any thread
-/// (one thread at a time, as any object). Connections are opened on a thread the pool owns,
-/// with libpq's blocking PQconnectdb: never on the watchdog's loop, never on the caller's.
+/// (one thread at a time, as any object). Connections are opened on the watchdog's loop without
+/// blocking, as the watchdog opens its own (each host under connect_timeout, names resolved by
+/// its resolver, its connector threads if any), and handed to a thread the pool owns, its
+/// housekeeper: never on the caller's thread.
 ///
 /// Lifetimes: the watchdog (Watchdog or WatchdogThread) must outlive the Pool. A Lease may
 /// outlive the Pool: its connection is then closed when the Lease is destroyed.
@@ -82,7 +84,16 @@ struct PoolOptions {
   std::string probe_query = "SELECT 1";
   std::chrono::milliseconds probe_timeout{5000};
   std::chrono::milliseconds heartbeat{0};
-  /// Delay between failed connect attempts: doubles from initial to max, with jitter.
+  /// Deadline of each host of an opening (name lookup, TCP, TLS, authentication), kept by the
+  /// watchdog's loop whatever the DSN says: a host that does not answer (a black hole) fails
+  /// after this, and the next host of the DSN is tried. At least 1 ms.
+  std::chrono::milliseconds connect_timeout{5000};
+  /// Connections being opened at once, at most (at least 1): after a mass loss the pool
+  /// reopens this many in parallel, without waiting for each in turn.
+  std::size_t max_concurrent_opens = 4;
+  /// Delay between failed connect attempts: doubles from initial to max, with jitter. Also how
+  /// long the pool waits before trying again a server that says it is starting up (57P03),
+  /// without doubling: that is not counted as a failure.
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{10000};
   /// Where the pool logs; spdlog's default logger if null.
@@ -101,11 +112,14 @@ struct PoolStats {
   std::uint64_t dropped_while_idle = 0;    ///< on_death / on_server_lost / lifetime while idle
   std::uint64_t replaced = 0;              ///< connections closed by the pool, any cause
   std::uint64_t rollbacks = 0;             ///< ROLLBACKs sent on return
-  std::uint64_t connect_failures = 0;
-  std::uint64_t notifications = 0;         ///< NOTIFYs that arrived while idle, handed to leases
+  std::uint64_t connect_failures = 0;      ///< failed openings, 57P03 not counted
+  /// Openings the server refused with 57P03 (cannot connect now: starting up, shutting down,
+  /// in recovery without hot standby): waited out, backoff_initial apart, not failures.
+  std::uint64_t connects_server_starting = 0;
+  std::uint64_t notifications = 0;  ///< NOTIFYs that arrived while idle, handed to leases
 };
 
-class PoolCore;  // internal
+class PoolCore;           // internal
 struct PooledConnection;  // internal
 
 /// A connection checked out of the pool. Move-only. Destroying it gives the connection back:
@@ -156,7 +170,8 @@ class PGWD_EXPORT Pool {
   /// Over a watchdog on the host's loop (lending is thread-safe, so acquire() may still be
   /// called from any thread but the loop's). Throws InvalidPoolOptions.
   Pool(Watchdog& watchdog, PoolOptions options);
-  /// Takes every idle connection back from the watchdog and closes it, stops the opener thread.
+  /// Takes every idle connection back from the watchdog and closes it, cancels the openings in
+  /// flight, stops the housekeeper thread.
   /// Waiting acquire() calls get PoolClosed. Leases still out are closed when released.
   ~Pool();
   Pool(const Pool&) = delete;
@@ -172,8 +187,8 @@ class PGWD_EXPORT Pool {
   /// Completion form for asynchronous hosts (pgwd/adapters/asio_pool.hpp builds on it): never
   /// blocks. `done` is called exactly once, with a lease or with the exception acquire() would
   /// have thrown: at once on the calling thread if a connection is idle, else later on the
-  /// thread that gives one back or opens one (the pool's opener thread), or on the opener
-  /// thread at the deadline. `done` must not block; it may call acquire_async() again.
+  /// thread that gives one back or on the pool's housekeeper thread (a connection opened, the
+  /// deadline). `done` must not block; it may call acquire_async() again.
   void acquire_async(std::function<void(Lease, std::exception_ptr)> done);
 
   PoolStats stats() const;

@@ -172,6 +172,9 @@ class PGWD_EXPORT Watchdog {
   // (watchdog/target_settings.hpp); the daemon's, not part of the library's API.
   friend void add_prepared_target(Watchdog& watchdog, TargetOptions options,
                                   TargetSettings settings);
+  // The library's own reach inside (watchdog/watchdog_internals.hpp): the pool opens its
+  // connections on the watch loop.
+  friend struct WatchdogInternals;
 
   class Impl;
   std::unique_ptr<Impl> impl_;

@@ -57,6 +57,7 @@ class PGWD_EXPORT WatchdogThread {
   bool in_watchdog_thread() const;
 
  private:
+  friend struct WatchdogInternals;  // watchdog/watchdog_internals.hpp
   class Impl;
   std::unique_ptr<Impl> impl_;
 };

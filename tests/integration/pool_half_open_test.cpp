@@ -1,8 +1,12 @@
 // pgwd::Pool when the server's host goes dark (network namespace + nft DROP: no FIN, no RST):
 // with tight keepalives in the pool's DSN the kernel reports the idle connections dead, the
 // watchdog tells the pool, and acquire() hands out none of them; once the path is back, new
-// connections are opened and handed out.
+// connections are opened and handed out. And while the host is dark, openings hang (no SYN is
+// answered) and every acquire still fails on time.
 #include <doctest/doctest.h>
+
+#include <mutex>
+#include <vector>
 
 #include "pgwd/pool.hpp"
 #include "support/network_namespace.hpp"
@@ -80,6 +84,62 @@ TEST_CASE_FIXTURE(PoolHalfOpenFixture, "pool: a black hole drops every idle conn
       },
       30s));
   CHECK(select_one(lease.get()));
+}
+
+TEST_CASE_FIXTURE(PoolHalfOpenFixture,
+                  "pool: with the host black-holed every queued async acquire "
+                  "fails within acquire_timeout plus a bound") {
+  ns.black_hole();
+  PoolOptions o = options("pool_black_hole", 4);
+  o.acquire_timeout = 300ms;
+  // Longer than acquire_timeout, and no connect_timeout in the DSN: the openings still hang when
+  // the acquires are due, and only the acquires' own deadlines can end them.
+  o.connect_timeout = 5s;
+  o.max_concurrent_opens = 2;
+  Pool pool(watchdog, o);
+
+  constexpr std::size_t kAcquires = 6;
+  // What pgwatchdog controls: the housekeeper wakes at each deadline. Generous for a loaded
+  // machine; a blocking opening would hold them for the kernel's SYN retries (minutes).
+  constexpr auto kBound = 250ms;
+  std::mutex mutex;
+  std::vector<std::chrono::steady_clock::duration> waited;
+  std::vector<std::string> errors;
+  int leased = 0;
+  for (std::size_t i = 0; i < kAcquires; ++i) {
+    const auto started = std::chrono::steady_clock::now();
+    pool.acquire_async([&, started](Lease lease, std::exception_ptr error) {
+      const auto took = std::chrono::steady_clock::now() - started;
+      std::string what;
+      try {
+        if (error) std::rethrow_exception(error);
+      } catch (const PoolTimeout& timeout) {
+        what = timeout.what();
+      } catch (const std::exception& other) {
+        what = std::string("not a PoolTimeout: ") + other.what();
+      }
+      const std::lock_guard lock(mutex);
+      if (lease) ++leased;
+      waited.push_back(took);
+      errors.push_back(what);
+    });
+  }
+  REQUIRE(eventually(
+      [&] {
+        const std::lock_guard lock(mutex);
+        return waited.size() == kAcquires;
+      },
+      10s));
+  const std::lock_guard lock(mutex);
+  CHECK(leased == 0);
+  for (std::size_t i = 0; i < waited.size(); ++i) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(waited[i]);
+    CHECK_MESSAGE(waited[i] >= o.acquire_timeout, ms.count(), " ms");
+    CHECK_MESSAGE(waited[i] < o.acquire_timeout + kBound, ms.count(), " ms");
+    CHECK_MESSAGE(errors[i].find("2 opening") != std::string::npos, errors[i]);
+  }
+  // Two openings at once, hanging: the bound, not one per acquire.
+  CHECK(pool.stats().opening == 2);
 }
 
 }  // namespace PGWD_TEST_FILE_ID

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -256,6 +257,17 @@ TEST_CASE_FIXTURE(PoolFixture, "pool: bad options are refused with a message nam
   o = options("pool_bad", 1);
   o.acquire_timeout = 0ms;
   CHECK(refused(o).find("acquire_timeout") != std::string::npos);
+  o = options("pool_bad", 1);
+  o.connect_timeout = 0ms;
+  CHECK(refused(o).find("connect_timeout") != std::string::npos);
+  o = options("pool_bad", 1);
+  o.max_concurrent_opens = 0;
+  CHECK(refused(o).find("max_concurrent_opens") != std::string::npos);
+  o = options("pool_bad", 1);
+  o.dsn = "service=somewhere password=hunter2";  // libpq would look its host up, blocking
+  const std::string service = refused(o);
+  CHECK(service.find("pool 'pool_bad': service= is not supported") != std::string::npos);
+  CHECK(service.find("hunter2") == std::string::npos);
 }
 
 TEST_CASE_FIXTURE(PoolFixture, "pool: LISTEN on a pooled connection keeps its notifications "
@@ -304,6 +316,43 @@ TEST_CASE_FIXTURE(PoolFixture, "pool: LISTEN on a pooled connection keeps its no
       10s));
   CHECK(payloads.back() == "three");
   CHECK(cluster.count_statements("pool_listen") == 1);  // LISTEN: no probe was needed
+}
+
+TEST_CASE_FIXTURE(PoolFixture,
+                  "pool: an acquire that finds only a connection with a probe in "
+                  "flight wakes when the probe answers - it does not poll") {
+  PoolOptions o = options("pool_probe_end", 1);
+  o.min_idle = 1;
+  // The heartbeat of the idle connection is a probe that takes half a second to answer.
+  o.heartbeat = 300ms;
+  o.probe_query = "SELECT pg_sleep(0.5)";
+  Pool pool(watchdog, o);
+  REQUIRE(eventually([&] { return pool.stats().idle == 1; }, 10s));
+  const std::unique_ptr<PGconn, decltype(&PQfinish)> observer(
+      PQconnectdb(cluster.conninfo("pool_probe_observer").c_str()), &PQfinish);
+  REQUIRE(PQstatus(observer.get()) == CONNECTION_OK);
+  const auto probing = [&] {
+    PGresult* result =
+        PQexec(observer.get(),
+               "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+               "'pool_probe_end' AND state = 'active' AND query LIKE 'SELECT pg_sleep%'");
+    const bool found =
+        PQresultStatus(result) == PGRES_TUPLES_OK && std::string(PQgetvalue(result, 0, 0)) == "1";
+    PQclear(result);
+    return found;
+  };
+  REQUIRE(eventually(probing, 10s));
+
+  const auto started = std::chrono::steady_clock::now();
+  Lease lease = pool.acquire();
+  const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  MESSAGE("waited ", waited.count(), " ms for the probe to answer");
+  CHECK(select_one(lease.get()));
+  // Found busy once, then woken by the probe's end: polling would have found it busy hundreds of
+  // times. (A slow machine may see the next heartbeat's probe too.)
+  CHECK(pool.stats().checkouts_found_busy >= 1);
+  CHECK(pool.stats().checkouts_found_busy <= 3);
 }
 
 TEST_CASE_FIXTURE(PoolFixture, "pool: keeps working through pg_ctl restart -m fast") {

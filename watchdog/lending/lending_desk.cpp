@@ -30,7 +30,8 @@ void LendingDesk::adopt(const std::shared_ptr<LoanState>& loan, UniqueFd duplica
   // Taken back before the loop got to it: the connection is its owner's again, untouched.
   if (!loan->lent_to_loop()) return;
   auto connection = std::make_unique<LentConnection>(
-      loan, loop_, loop_, std::move(duplicate), [this](LoanState& dead) { died(dead); });
+      loan, loop_, loop_, std::move(duplicate), [this](LoanState& dead) { died(dead); },
+      [this](LoanState& answered) { probe_ended(answered); });
   connection->start();
   lent_.emplace(loan->id, std::move(connection));
 }
@@ -58,8 +59,25 @@ void LendingDesk::died(LoanState& loan) {
     });
   }
   if (lost && lost->tell)
-    to_tell_.push_back([lost = std::move(lost->lost), tell = std::move(lost->tell)] { tell(lost); });
+    to_tell_.push_back(
+        [lost = std::move(lost->lost), tell = std::move(lost->tell)] { tell(lost); });
   if (!to_tell_.empty()) tell_timer_->arm(Nanos::zero());
+}
+
+void LendingDesk::probe_ended(LoanState& loan) {
+  // Inside the loan's own callback, its mutex held: told from the timer, like a death.
+  if (!loan.on_probe_end) return;
+  to_tell_.push_back(
+      [weak = std::weak_ptr<LoanState>(lent_.at(loan.id)->loan()), tell = loan.on_probe_end] {
+        const auto still = weak.lock();
+        if (!still) return;
+        {
+          const std::lock_guard lock(still->mutex);
+          if (still->phase == LoanState::Phase::returned) return;  // taken back meanwhile
+        }
+        tell();
+      });
+  tell_timer_->arm(Nanos::zero());
 }
 
 void LendingDesk::tell_hosts() {

@@ -39,6 +39,7 @@ class LendingDesk {
 
  private:
   void died(LoanState& loan);
+  void probe_ended(LoanState& loan);
   void tell_hosts();
 
   GuardedLoop& loop_;

@@ -132,7 +132,7 @@ LendingLedger::Group& LendingLedger::group(const std::string& target) {
   return *groups_.emplace(target, std::move(made)).first->second;
 }
 
-Loan LendingLedger::lend(PGconn* conn, LendOptions options) {
+Loan LendingLedger::lend(PGconn* conn, LendOptions options, std::function<void()> on_probe_end) {
   if (!conn) throw LendRefused("lend: the connection is NULL");
   check(options);
   {
@@ -157,6 +157,7 @@ Loan LendingLedger::lend(PGconn* conn, LendOptions options) {
   }
 
   auto loan = std::make_shared<LoanState>();
+  loan->on_probe_end = std::move(on_probe_end);
   {
     const std::lock_guard lock(mutex_);
     if (detached_) throw LendRefused("lend: the Watchdog is shutting down");

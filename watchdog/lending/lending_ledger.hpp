@@ -40,8 +40,8 @@ class LendingLedger : public std::enable_shared_from_this<LendingLedger> {
 
   // --- any thread ---
   /// Checks the connection and the options (LendRefused), changes what watching needs
-  /// (non-blocking), and posts the loan to the desk.
-  Loan lend(PGconn* conn, LendOptions options);
+  /// (non-blocking), and posts the loan to the desk. `on_probe_end`: LoanState::on_probe_end.
+  Loan lend(PGconn* conn, LendOptions options, std::function<void()> on_probe_end = {});
   /// Ends the loan (see Loan::take_back). `wait`: wait for a probe in flight rather than answer
   /// busy.
   TakenBack take_back(LoanState& loan, bool wait);

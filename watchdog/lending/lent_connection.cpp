@@ -32,12 +32,13 @@ LinkSettings settings_for(const LoanState& loan) {
 }  // namespace
 
 LentConnection::LentConnection(std::shared_ptr<LoanState> loan, Loop& loop, ActivityNotes& notes,
-                               UniqueFd duplicate, Died died)
+                               UniqueFd duplicate, Died died, ProbeEnded probe_ended)
     : loan_(std::move(loan)),
       who_{loan_->options.target, static_cast<int>(loan_->id)},
       settings_(settings_for(*loan_)),
       notes_(notes),
       died_(std::move(died)),
+      probe_ended_(std::move(probe_ended)),
       loop_(loop, *loan_, PQsocket(loan_->conn), std::move(duplicate)),
       probe_deadline_(loop_.make_timer([this] {
         keep(link_->take_arrivals());  // what came before the answer that never did: kept
@@ -126,6 +127,7 @@ void LentConnection::on_probe_done(const ProbeDone& done) {
   }
   watch();
   loan_->changed.notify_all();
+  probe_ended_(*loan_);
 }
 
 void LentConnection::die(const Failure& failure) {

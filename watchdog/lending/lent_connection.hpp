@@ -17,17 +17,19 @@ namespace pgwd {
 /// dies or is taken back, and is never closed here.
 ///
 /// Every callback runs through a LoanLoop, holding the loan's mutex and only while the loan is
-/// the loop's. What it finds it writes into the LoanState; a death it also hands to `died`
-/// (called holding the mutex: it must only record, never call the host).
+/// the loop's. What it finds it writes into the LoanState; a death it also hands to `died`, and
+/// the end of a probe that answered to `probe_ended` (both called holding the mutex: they must
+/// only record, never call the host).
 /// Constructed and destroyed on the loop thread. Not copyable or movable.
 class LentConnection final : private LinkCallbacks {
  public:
   using Died = std::function<void(LoanState&)>;
+  using ProbeEnded = std::function<void(LoanState&)>;
 
   /// Reads the connection (its socket, host): construct it holding the loan's mutex, while the
   /// loan is the loop's.
   LentConnection(std::shared_ptr<LoanState> loan, Loop& loop, ActivityNotes& notes,
-                 UniqueFd duplicate, Died died);
+                 UniqueFd duplicate, Died died, ProbeEnded probe_ended);
   ~LentConnection();
   LentConnection(const LentConnection&) = delete;
   LentConnection& operator=(const LentConnection&) = delete;
@@ -57,6 +59,7 @@ class LentConnection final : private LinkCallbacks {
   LinkSettings settings_;
   ActivityNotes& notes_;
   Died died_;
+  ProbeEnded probe_ended_;
   LoanLoop loop_;  // before everything registered with it
   TimerPtr probe_deadline_;
   TimerPtr heartbeat_;

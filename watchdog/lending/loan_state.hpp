@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -37,6 +38,9 @@ struct LoanState {
   bool owner_nonblocking = false;
   std::chrono::steady_clock::time_point lent_at;
   std::shared_ptr<LendingLedger> ledger;  ///< bookkeeping shared with the watchdog
+  /// The library's own lenders' hook (the pool's): told, like on_death, on the loop thread
+  /// holding no lock, when a probe answered and the connection is idle again. May be empty.
+  std::function<void()> on_probe_end;
 
   mutable std::mutex mutex;
   std::condition_variable changed;  ///< a probe ended (phase left `probing`)

@@ -25,10 +25,6 @@ const char* connect_step(ConnStatusType status) {
   }
 }
 
-// A handed-over PGconn must not point back at a poller that may be gone by the time libpq
-// calls its receiver; its new owner installs its own.
-void ignore_notice(void*, const PGresult*) {}
-
 Failure connection_error(PGconn* conn) {
   const ServerError error = parse_connection_error(PQerrorMessage(conn));
   // PgBouncer refuses a login with its own 08P01 errors too (no server to take it).
@@ -56,7 +52,7 @@ std::optional<AttemptOutcome> ConnectPoller::start(const Conninfo& conninfo) {
   conn_.reset(
       PQconnectStartParams(params.keywords.data(), params.values.data(), /*expand_dbname=*/0));
   if (!conn_) return outcome(Failure{Cause::connect_failed, "", "out of memory"});
-  PQsetNoticeReceiver(conn_.get(), &ConnectPoller::collect_notice, this);
+  libpq_receiver_ = PQsetNoticeReceiver(conn_.get(), &ConnectPoller::collect_notice, this);
   // The only way libpq reveals the SQLSTATE of a failed attempt is in verbose error text.
   PQsetErrorVerbosity(conn_.get(), PQERRORS_VERBOSE);
   if (PQstatus(conn_.get()) == CONNECTION_BAD) {
@@ -94,7 +90,10 @@ AttemptOutcome ConnectPoller::outcome(std::optional<Failure> failure) {
     result.failure = std::move(*failure);
     conn_.reset();
   } else {
-    PQsetNoticeReceiver(conn_.get(), &ignore_notice, nullptr);
+    // A handed-over PGconn must not point back at a poller that may be gone by the time libpq
+    // calls its receiver: libpq's own again (its argument is null), until the new owner
+    // installs its own.
+    PQsetNoticeReceiver(conn_.get(), libpq_receiver_, nullptr);
     result.conn = std::move(conn_);
   }
   return result;

@@ -14,8 +14,8 @@ namespace pgwd {
 /// watch loop (LoopConnector) and on a connector thread's own loop (ConnectorPool).
 ///
 /// The attempt's notice receiver is the poller's own while it polls (it only collects); the
-/// PGconn handed over in the outcome has a no-op receiver, so that nothing in it points back
-/// here. There is no deadline here: the owner's (the host deadline) ends an attempt by
+/// PGconn handed over in the outcome has libpq's own receiver again, so that nothing in it
+/// points back here. There is no deadline here: the owner's (the host deadline) ends an attempt by
 /// destroying the poller. Not copyable or movable (registered with the loop).
 class ConnectPoller {
  public:
@@ -44,6 +44,7 @@ class ConnectPoller {
   const ConnectionRef& who_;
   Connector::Done done_;
   std::vector<Notice> notices_;
+  PQnoticeReceiver libpq_receiver_ = nullptr;  ///< the one the PGconn came with
   PgConnPtr conn_;
   SocketWatchPtr watch_;  // after conn_: destroyed first, unregistering before PQfinish
 };

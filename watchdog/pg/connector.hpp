@@ -30,7 +30,7 @@ namespace pgwd {
 /// What one attempt came to. Messages are libpq's and the server's text as they came (one line
 /// each): the receiver redacts them (it knows the DSN) before they go anywhere.
 struct AttemptOutcome {
-  /// CONNECTION_OK, still in blocking mode, its notice receiver a no-op; null when it failed.
+  /// CONNECTION_OK, still in blocking mode, with libpq's own notice receiver; null when it failed.
   PgConnPtr conn;
   Failure failure;              ///< why, when `conn` is null
   std::vector<Notice> notices;  ///< what the server said while we connected, in order

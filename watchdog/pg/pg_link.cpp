@@ -107,6 +107,17 @@ void PgLink::close() {
   arrived_ = {};
 }
 
+PgConnPtr PgLink::release() {
+  if (phase_ != Phase::idle || connector_ == nullptr || !conn_) return nullptr;
+  watch_->stop();  // before the socket has another owner
+  PGconn* conn = conn_.get();
+  PQsetNoticeReceiver(conn, libpq_receiver_, nullptr);
+  if (PQsetnonblocking(conn, 0) != 0) return nullptr;  // cannot fail on an idle connection
+  PgConnPtr released = std::move(conn_);
+  close();
+  return released;
+}
+
 void PgLink::report_later(std::function<void()> report) {
   report_ = std::move(report);
   report_timer_->arm(Nanos::zero());
@@ -251,7 +262,7 @@ void PgLink::on_attempt_done(AttemptOutcome outcome) {
     return;
   }
   conn_ = std::move(outcome.conn);
-  PQsetNoticeReceiver(conn_.get(), &PgLink::receive_notice, this);
+  libpq_receiver_ = PQsetNoticeReceiver(conn_.get(), &PgLink::receive_notice, this);
   finish_connect();
 }
 

@@ -80,6 +80,12 @@ class PgLink final : public Link {
   Arrivals take_arrivals() override;
   ServerInfo server_info() const override;
 
+  /// Hands over the connection of a link that connected (idle, nothing in flight, not adopted),
+  /// for an owner of its own (the pool): the link stops watching it and is closed afterwards,
+  /// reporting nothing more. The PGconn is back in blocking mode with libpq's own notice
+  /// receiver. Null when the link is not idle on a connection of its own.
+  PgConnPtr release();
+
  private:
   enum class Phase {
     closed,      ///< no PGconn
@@ -146,6 +152,7 @@ class PgLink final : public Link {
   Arrivals arrived_;                        ///< read and not handed over yet
   std::vector<std::pair<const char*, std::string>> parameters_;  ///< last ParameterStatus seen
   PQnoticeReceiver forward_notice_ = nullptr;  ///< an adopted connection's owner's receiver
+  PQnoticeReceiver libpq_receiver_ = nullptr;  ///< the one a connection came with (release())
   void* forward_notice_arg_ = nullptr;
 };
 

@@ -2,9 +2,12 @@
 
 #include <libpq-fe.h>
 
+#include "pg/conninfo.hpp"
 #include "pgwd/watchdog.hpp"
 #include "pgwd/watchdog_thread.hpp"
 #include "pool/pool_core.hpp"
+#include "target_settings.hpp"
+#include "watchdog_internals.hpp"
 
 namespace pgwd {
 namespace {
@@ -39,12 +42,50 @@ void validate(const PoolOptions& options) {
   if (options.backoff_initial.count() < 1 || options.backoff_max < options.backoff_initial) {
     throw InvalidPoolOptions(pool + "backoff_initial must be at least 1ms and at most backoff_max");
   }
+  if (options.connect_timeout.count() < 1) {
+    throw InvalidPoolOptions(pool + "connect_timeout must be at least 1ms");
+  }
+  if (options.max_concurrent_opens == 0) {
+    throw InvalidPoolOptions(pool + "max_concurrent_opens must be at least 1");
+  }
 }
 
-std::shared_ptr<PoolCore> start_core(PoolCore::LendFunction lend, PoolOptions options,
-                                     std::shared_ptr<SeriesStore> metrics) {
+// How the watchdog's loop opens the pool's connections: the host walk of a watched connection
+// (prepare_target's host list, role check and checks), on the pool's DSN as the user wrote it,
+// without the defaults a watched connection adds (application name, keepalives): the
+// connections are the host's.
+std::shared_ptr<const LinkSettings> link_settings(const PoolOptions& options) {
+  TargetOptions target;
+  target.name = options.name;
+  target.conninfo = options.dsn;
+  target.connect_timeout = options.connect_timeout;
+  TargetSettings prepared;
+  try {
+    prepared = prepare_target(target);
+  } catch (const InvalidTarget& invalid) {
+    // Its message starts with "target 'NAME': " and never contains a password.
+    std::string why = invalid.what();
+    const std::string prefix = "target '" + options.name + "': ";
+    if (why.starts_with(prefix)) why.erase(0, prefix.size());
+    throw InvalidPoolOptions("pool '" + options.name + "': " + why);
+  }
+  const Conninfo written = Conninfo::parse(options.dsn);
+  for (const char* added : {"fallback_application_name", "keepalives", "keepalives_idle",
+                            "keepalives_interval", "keepalives_count", "tcp_user_timeout"}) {
+    if (!written.get(added)) prepared.link.conninfo.erase(added);
+  }
+  return std::make_shared<const LinkSettings>(std::move(prepared.link));
+}
+
+std::shared_ptr<PoolCore> start_core(Watchdog& watchdog, PoolOptions options) {
   validate(options);
-  auto core = std::make_shared<PoolCore>(std::move(lend), std::move(options), std::move(metrics));
+  PoolCore::Parts parts;
+  parts.lend = [&watchdog](PGconn* connection, LendOptions lend,
+                           std::function<void()> on_probe_end) {
+    return WatchdogInternals::lend(watchdog, connection, std::move(lend), std::move(on_probe_end));
+  };
+  parts.open = WatchdogInternals::open_function(watchdog, link_settings(options), options.name);
+  auto core = std::make_shared<PoolCore>(std::move(parts), std::move(options), watchdog.metrics());
   core->start();
   return core;
 }
@@ -52,18 +93,10 @@ std::shared_ptr<PoolCore> start_core(PoolCore::LendFunction lend, PoolOptions op
 }  // namespace
 
 Pool::Pool(WatchdogThread& watchdog, PoolOptions options)
-    : core_(start_core(
-          [&watchdog](PGconn* connection, LendOptions lend) {
-            return watchdog.lend(connection, std::move(lend));
-          },
-          std::move(options), watchdog.metrics())) {}
+    : core_(start_core(WatchdogInternals::watchdog(watchdog), std::move(options))) {}
 
 Pool::Pool(Watchdog& watchdog, PoolOptions options)
-    : core_(start_core(
-          [&watchdog](PGconn* connection, LendOptions lend) {
-            return watchdog.lend(connection, std::move(lend));
-          },
-          std::move(options), watchdog.metrics())) {}
+    : core_(start_core(watchdog, std::move(options))) {}
 
 Pool::~Pool() { core_->stop(); }
 

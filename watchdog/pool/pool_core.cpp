@@ -9,8 +9,9 @@
 namespace pgwd {
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+double seconds_since(std::chrono::steady_clock::time_point start,
+                     std::chrono::steady_clock::time_point now) {
+  return std::chrono::duration<double>(now - start).count();
 }
 
 std::string millis(std::chrono::nanoseconds duration) {
@@ -20,8 +21,10 @@ std::string millis(std::chrono::nanoseconds duration) {
 
 }  // namespace
 
-PoolCore::PoolCore(LendFunction lend, PoolOptions options, std::shared_ptr<SeriesStore> metrics)
-    : lend_(std::move(lend)),
+PoolCore::PoolCore(Parts parts, PoolOptions options, std::shared_ptr<SeriesStore> metrics)
+    : lend_(std::move(parts.lend)),
+      open_(std::move(parts.open)),
+      now_(parts.now ? std::move(parts.now) : [] { return Clock::now(); }),
       options_(std::move(options)),
       logger_(options_.logger ? options_.logger : spdlog::default_logger()),
       metrics_store_(std::move(metrics)),
@@ -39,7 +42,7 @@ void PoolCore::start() {
 // --- checkout ---------------------------------------------------------------------------------
 
 Lease PoolCore::acquire() {
-  const auto started = Clock::now();
+  const auto started = now();
   const auto deadline = started + options_.acquire_timeout;
   std::unique_lock lock(mutex_);
   ++sync_waiters_;
@@ -52,23 +55,25 @@ Lease PoolCore::acquire() {
   } unwait{*this};  // under the lock: every exit below holds it
   for (;;) {
     if (stopping_) throw PoolClosed("pool '" + options_.name + "' is closing");
+    const std::uint64_t probe_ends = probe_ends_;  // checkout unlocks: a probe may end meanwhile
     bool saw_busy = false;
     if (auto lease = checkout_locked(lock, saw_busy)) {
-      metrics_.observe_acquire(seconds_since(started));
+      metrics_.observe_acquire(seconds_since(started, now()));
       return std::move(*lease);
     }
     if (deficit_locked() > 0) work_.notify_one();
     publish_sizes_locked();
-    const auto now = Clock::now();
+    const auto now = this->now();
     if (now >= deadline) throw PoolTimeout(timeout_message_locked(now - started));
-    // No event says when a probe ends: with only busy connections idle, look again shortly.
-    const auto wake = saw_busy ? std::min(deadline, now + std::chrono::milliseconds(1)) : deadline;
-    available_.wait_until(lock, wake);
+    // With only busy connections idle, the end of their probe (on_probe_end) wakes us; one
+    // that ended while checkout had let go of the lock is seen here.
+    if (saw_busy && probe_ends_ != probe_ends) continue;
+    available_.wait_until(lock, deadline);
   }
 }
 
 void PoolCore::acquire_async(AsyncDone done) {
-  const auto started = Clock::now();
+  const auto started = now();
   std::unique_lock lock(mutex_);
   if (stopping_) {
     lock.unlock();
@@ -79,7 +84,7 @@ void PoolCore::acquire_async(AsyncDone done) {
   bool saw_busy = false;
   if (auto lease = checkout_locked(lock, saw_busy)) {
     lock.unlock();
-    metrics_.observe_acquire(seconds_since(started));
+    metrics_.observe_acquire(seconds_since(started, now()));
     complete_async({std::move(done), started, started}, std::move(*lease), nullptr);
     return;
   }
@@ -97,7 +102,7 @@ std::optional<Lease> PoolCore::checkout_locked(std::unique_lock<std::mutex>& loc
     idle_.pop_back();
     lock.unlock();
     TakenBack verdict = connection->loan.try_take_back();
-    const auto now = Clock::now();
+    const auto now = this->now();
     lock.lock();
     switch (verdict.verdict) {
       case LoanVerdict::alive:
@@ -163,7 +168,7 @@ void PoolCore::give_back(std::unique_ptr<PooledConnection> connection, bool disc
           break;
       }
     }
-    if (cause.empty() && expired(*connection, Clock::now())) cause = "max_lifetime";
+    if (cause.empty() && expired(*connection, now())) cause = "max_lifetime";
     {
       const std::lock_guard lock(mutex_);
       --in_use_;
@@ -199,14 +204,17 @@ void PoolCore::make_available(std::unique_ptr<PooledConnection> connection) {
     ++in_use_;
     publish_sizes_locked();
     lock.unlock();
-    metrics_.observe_acquire(seconds_since(waiter.started));
+    metrics_.observe_acquire(seconds_since(waiter.started, now()));
     Lease lease(shared_from_this(), std::move(connection), {});
     complete_async(std::move(waiter), std::move(lease), nullptr);
     return;
   }
   lock.unlock();
   try {
-    connection->loan = lend_(connection->connection.get(), lend_options(connection->id));
+    std::weak_ptr<PoolCore> weak = weak_from_this();
+    connection->loan = lend_(connection->connection.get(), lend_options(connection->id), [weak] {
+      if (const auto core = weak.lock()) core->on_probe_end();
+    });
   } catch (const std::exception& refused) {  // LendRefused, or the watchdog out of memory
     logger_->warn("pool '{}': the watchdog refused a connection: {}", options_.name,
                   refused.what());
@@ -230,6 +238,7 @@ void PoolCore::make_available(std::unique_ptr<PooledConnection> connection) {
     count_closed_locked("pool_closed");
   } else {
     idle_.push_back(std::move(connection));
+    busy_seen_at_ = kNothingBusy;  // one more to try: the housekeeper looks again
   }
   publish_sizes_locked();
   lock.unlock();
@@ -266,6 +275,16 @@ void PoolCore::on_death(std::uint64_t id, const LoanDeath& death) {
   doom_locked(std::move(*found), std::string(to_string(death.cause)));
   idle_.erase(found);
   publish_sizes_locked();
+  work_.notify_one();
+}
+
+void PoolCore::on_probe_end() {
+  {
+    const std::lock_guard lock(mutex_);
+    ++probe_ends_;
+    if (sync_waiters_ == 0 && async_waiters_.empty()) return;
+  }
+  available_.notify_all();
   work_.notify_one();
 }
 

@@ -6,6 +6,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -15,6 +16,7 @@
 
 #include "health/backoff.hpp"
 #include "health/random.hpp"
+#include "pg/session_opener.hpp"
 #include "pgwd/lending.hpp"
 #include "pgwd/pool.hpp"
 #include "pool/pool_series.hpp"
@@ -30,22 +32,40 @@ namespace pgwd {
 /// it gives the watchdog, so that whichever is last frees it.
 ///
 /// Locking: one mutex guards everything below it. It is never held while calling the
-/// watchdog (lend, take-back), libpq, or a user's callback, so the watchdog's callbacks
-/// (on_death, on_server_lost, on the watchdog's thread) may take it at any time without
-/// deadlock; they only move idle connections to `doomed_` and wake the housekeeper, which
-/// takes them back and closes them on its own thread.
+/// watchdog (lend, take-back, open), libpq, or a user's callback, so the watchdog's callbacks
+/// (on_death, on_server_lost, an opening's outcome, on the watchdog's thread) may take it at any
+/// time without deadlock; they only move connections to `doomed_` or `finished_opens_` and wake
+/// the housekeeper, which does the rest on its own thread.
 class PoolCore : public std::enable_shared_from_this<PoolCore> {
  public:
-  using LendFunction = std::function<Loan(PGconn*, LendOptions)>;
+  using Clock = std::chrono::steady_clock;
+  /// Watchdog::lend, and a function told when a probe of the loan has ended (see
+  /// WatchdogInternals::lend).
+  using LendFunction = std::function<Loan(PGconn*, LendOptions, std::function<void()>)>;
   using AsyncDone = std::function<void(Lease, std::exception_ptr)>;
 
-  PoolCore(LendFunction lend, PoolOptions options, std::shared_ptr<SeriesStore> metrics);
+  /// What the core works with, injected so that tests can script them.
+  struct Parts {
+    LendFunction lend;
+    /// Opens a connection without blocking the caller (the watchdog's loop does it:
+    /// WatchdogInternals::open_function); its outcome may come on any thread.
+    OpenFunction open;
+    /// The time, for deadlines, backoff and lifetimes; steady_clock::now if empty. The
+    /// housekeeper thread and acquire() wait on steady_clock, so any other clock is for tests
+    /// that drive the housekeeping themselves (run_housekeeping) and never call start().
+    std::function<Clock::time_point()> now;
+  };
+
+  PoolCore(Parts parts, PoolOptions options, std::shared_ptr<SeriesStore> metrics);
   ~PoolCore();
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
 
   /// Starts the housekeeper thread (opens min_idle at once).
   void start();
+  /// Does the housekeeping due now (on the caller's thread, for tests without start()) and
+  /// returns when it is next due (time_point::max: only when woken).
+  Clock::time_point run_housekeeping();
   /// Fails waiters with PoolClosed, takes back and closes every idle connection, joins the
   /// housekeeper. Leases still out close their connection when released.
   void stop();
@@ -59,7 +79,6 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   const std::string& name() const noexcept { return options_.name; }
 
  private:
-  using Clock = std::chrono::steady_clock;
   struct AsyncWaiter {
     AsyncDone done;
     Clock::time_point started;
@@ -69,7 +88,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // --- checkout (pool_core.cpp) ---
   /// Takes idle connections (most recently returned first) until the watchdog vouches for one;
   /// drops the dead ones, skips those with a probe in flight. Unlocks while taking back.
-  /// `saw_busy` tells the caller to look again soon (no event says when a probe ends).
+  /// `saw_busy`: some had a probe in flight; the caller waits for the end of a probe
+  /// (probe_ends_ moving on from what it was before this call) rather than polling.
   std::optional<Lease> checkout_locked(std::unique_lock<std::mutex>& lock, bool& saw_busy);
   /// Lends a connection that is fit for reuse and puts it in the idle stack, or hands it
   /// straight to a waiting asynchronous acquirer. Not under the lock.
@@ -77,6 +97,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   LendOptions lend_options(std::uint64_t id);
   void on_death(std::uint64_t id, const LoanDeath& death);
   void on_server_lost(const ServerLost& lost);
+  /// A lent connection's probe answered (the watchdog's thread): wakes whoever waits for one.
+  void on_probe_end();
   bool expired(const PooledConnection& connection, Clock::time_point now) const;
   /// Connections to open now: enough for the waiters and min_idle, within max_size.
   std::size_t deficit_locked() const;
@@ -88,11 +110,23 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   // --- background work (pool_housekeeping.cpp) ---
   void housekeeping_loop();
-  /// Opens one connection with blocking PQconnectdb; null (and last_connect_error_) on failure.
-  PgConnPtr open_connection();
+  /// Everything due now, one thing at a time (the lock is let go around calls out); returns
+  /// when something is next due.
+  Clock::time_point housekeep_locked(std::unique_lock<std::mutex>& lock);
+  /// Starts an opening (parts_.open): returns at once; its outcome comes to opened().
+  void start_opening_locked(std::unique_lock<std::mutex>& lock);
+  /// An opening's outcome, on whichever thread it comes: queued for the housekeeper.
+  void opened(std::uint64_t ticket, OpenOutcome outcome);
+  /// The housekeeper's part of an outcome: a new connection made available, or the failure
+  /// counted (57P03, a server starting up, only waited out) and the next try scheduled.
+  void take_opened_locked(std::unique_lock<std::mutex>& lock, Clock::time_point now);
   void complete_async(AsyncWaiter waiter, Lease lease, std::exception_ptr error) noexcept;
 
+  Clock::time_point now() const { return now_(); }
+
   const LendFunction lend_;
+  const OpenFunction open_;
+  const std::function<Clock::time_point()> now_;
   const PoolOptions options_;
   std::shared_ptr<spdlog::logger> logger_;
   std::shared_ptr<SeriesStore> metrics_store_;  // outlives metrics_
@@ -102,17 +136,29 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::condition_variable available_;  // sync acquirers: a connection is idle, or stopping
   std::condition_variable work_;       // the housekeeper: something to open, close or expire
   std::vector<std::unique_ptr<PooledConnection>> idle_;  // back: most recently returned
-  std::vector<std::unique_ptr<PooledConnection>> doomed_;  // taken out of idle_: to take back and close (housekeeper)
+  std::vector<std::unique_ptr<PooledConnection>>
+      doomed_;  // taken out of idle_: to take back and close (housekeeper)
   std::deque<AsyncWaiter> async_waiters_;
-  std::size_t live_ = 0;         // connections that exist: idle, in use, being checked, doomed
-  std::size_t in_use_ = 0;       // leased
-  std::size_t opening_ = 0;      // being opened by the housekeeper
+  /// Openings in flight: what cancels each, by ticket.
+  std::map<std::uint64_t, std::function<void()>> openings_;
+  /// Outcomes not taken yet by the housekeeper, in the order they came.
+  std::deque<std::pair<std::uint64_t, OpenOutcome>> finished_opens_;
+  std::uint64_t next_ticket_ = 1;
+  std::size_t live_ = 0;     // connections that exist: idle, in use, being checked, doomed
+  std::size_t in_use_ = 0;   // leased
+  std::size_t opening_ = 0;  // openings in flight (openings_ and finished_opens_)
   std::size_t sync_waiters_ = 0;
+  std::uint64_t probe_ends_ = 0;  // probes of lent connections that answered, so far
+  // The housekeeper's last checkout for an async waiter found only busy connections when
+  // probe_ends_ was this; kNothingBusy otherwise. It looks again once probe_ends_ moves on.
+  static constexpr std::uint64_t kNothingBusy = ~std::uint64_t{0};
+  std::uint64_t busy_seen_at_ = kNothingBusy;
   std::uint64_t next_id_ = 1;
   bool stopping_ = false;
   Clock::time_point retry_connect_at_{};
   std::string last_connect_error_;
-  PoolStats counters_;  // the cumulative fields only
+  bool server_starting_ = false;  // the last opening got 57P03 (logged once per wait)
+  PoolStats counters_;            // the cumulative fields only
   SystemRandom random_;
   Backoff backoff_;
   std::thread housekeeper_;

@@ -1,9 +1,11 @@
-// The pool's own thread: everything that may block and must not run on the watchdog's loop
-// nor on a caller's thread. It opens connections (blocking PQconnectdb: the simplest correct
-// choice on a thread of our own; libpq resolves names and authenticates inside it), with backoff
-// after failures; it takes back and closes the connections the watchdog found dead (take-back
-// may wait for a probe in flight; PQfinish writes to the socket); it retires idle connections
-// past max_lifetime; and it completes asynchronous acquires that time out.
+// The pool's own thread: everything that must not run on the watchdog's loop nor on a caller's
+// thread, and nothing that waits for a server. It starts openings, at most max_concurrent_opens
+// at once, which the watchdog's loop carries out without blocking (WatchdogInternals::
+// open_function: the watched connections' host walk), and takes their outcomes, with backoff
+// after failures and a plain wait while the server starts up (57P03); it takes back and closes
+// the connections the watchdog found dead (take-back may wait for a probe in flight; PQfinish
+// writes to the socket); it retires idle connections past max_lifetime; and it completes
+// asynchronous acquires at their deadline, the one it sleeps until.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -12,16 +14,6 @@
 #include "pool/pool_core.hpp"
 
 namespace pgwd {
-
-PgConnPtr PoolCore::open_connection() {
-  PgConnPtr connection{PQconnectdb(options_.dsn.c_str())};
-  if (connection && PQstatus(connection.get()) == CONNECTION_OK) return connection;
-  std::string error = connection ? PQerrorMessage(connection.get()) : "out of memory";
-  while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
-  const std::lock_guard lock(mutex_);
-  last_connect_error_ = error;  // libpq's words: they never contain the password
-  return nullptr;
-}
 
 void PoolCore::complete_async(AsyncWaiter waiter, Lease lease, std::exception_ptr error) noexcept {
   try {
@@ -33,10 +25,96 @@ void PoolCore::complete_async(AsyncWaiter waiter, Lease lease, std::exception_pt
   }
 }
 
+void PoolCore::start_opening_locked(std::unique_lock<std::mutex>& lock) {
+  const std::uint64_t ticket = next_ticket_++;
+  ++opening_;
+  publish_sizes_locked();
+  lock.unlock();
+  // The outcome may come on any thread, even inside open_; the core may be gone by then.
+  std::weak_ptr<PoolCore> weak = weak_from_this();
+  std::function<void()> cancel = open_([weak, ticket](OpenOutcome outcome) {
+    if (const auto core = weak.lock()) core->opened(ticket, std::move(outcome));
+  });
+  lock.lock();
+  // Before the housekeeper (this thread) takes the outcome, whenever that came.
+  openings_.emplace(ticket, std::move(cancel));
+}
+
+void PoolCore::opened(std::uint64_t ticket, OpenOutcome outcome) {
+  {
+    const std::lock_guard lock(mutex_);
+    if (!stopping_) {
+      finished_opens_.emplace_back(ticket, std::move(outcome));
+      work_.notify_one();
+      return;
+    }
+  }
+  // The pool is closing: the new connection is closed here, on the thread that brought it.
+}
+
+void PoolCore::take_opened_locked(std::unique_lock<std::mutex>& lock, Clock::time_point now) {
+  auto [ticket, outcome] = std::move(finished_opens_.front());
+  finished_opens_.pop_front();
+  openings_.erase(ticket);
+  --opening_;
+  if (!outcome.conn) {
+    const Failure& failure = outcome.failure;
+    last_connect_error_ = failure.message;  // redacted by the watchdog
+    if (failure.cause == Cause::cannot_connect_now) {
+      // 57P03: starting up (or shutting down, or in recovery without hot standby). Not an
+      // error: try again after backoff_initial, without raising the backoff.
+      ++counters_.connects_server_starting;
+      retry_connect_at_ = std::max(retry_connect_at_, now + options_.backoff_initial);
+      if (!server_starting_) {  // once per wait, not every backoff_initial
+        logger_->info("pool '{}': the server cannot take connections yet, waiting: {}",
+                      options_.name, failure.message);
+      }
+      server_starting_ = true;
+    } else {
+      server_starting_ = false;
+      ++counters_.connect_failures;
+      // Openings that fail together count as one step of the backoff.
+      if (now >= retry_connect_at_) retry_connect_at_ = now + backoff_.next();
+      logger_->warn("pool '{}': connecting failed: {}", options_.name, failure.message);
+    }
+    publish_sizes_locked();
+    return;
+  }
+  backoff_.reset();
+  server_starting_ = false;
+  last_connect_error_.clear();
+  ++live_;
+  auto connection = std::make_unique<PooledConnection>();
+  connection->connection = std::move(outcome.conn);
+  connection->id = next_id_++;
+  connection->opened_at = now;
+  publish_sizes_locked();
+  lock.unlock();
+  make_available(std::move(connection));
+  lock.lock();
+}
+
+PoolCore::Clock::time_point PoolCore::run_housekeeping() {
+  std::unique_lock lock(mutex_);
+  return housekeep_locked(lock);
+}
+
 void PoolCore::housekeeping_loop() {
   std::unique_lock lock(mutex_);
   for (;;) {
-    const auto now = Clock::now();
+    const auto wake = housekeep_locked(lock);
+    if (stopping_ && doomed_.empty()) break;
+    if (wake == Clock::time_point::max()) {
+      work_.wait(lock);
+    } else {
+      work_.wait_until(lock, wake);
+    }
+  }
+}
+
+PoolCore::Clock::time_point PoolCore::housekeep_locked(std::unique_lock<std::mutex>& lock) {
+  for (;;) {
+    const auto now = this->now();
     if (!doomed_.empty()) {
       std::vector<std::unique_ptr<PooledConnection>> closing;
       closing.swap(doomed_);
@@ -50,7 +128,27 @@ void PoolCore::housekeeping_loop() {
       publish_sizes_locked();
       continue;
     }
-    if (stopping_) break;
+    if (stopping_) {
+      // Openings in flight are cancelled; an outcome already on its way is closed by opened().
+      std::map<std::uint64_t, std::function<void()>> cancelling;
+      cancelling.swap(openings_);
+      std::deque<std::pair<std::uint64_t, OpenOutcome>> untaken;  // closed below, unlocked
+      untaken.swap(finished_opens_);
+      opening_ = 0;
+      publish_sizes_locked();
+      lock.unlock();
+      for (auto& [ticket, cancel] : cancelling) {
+        if (cancel) cancel();
+      }
+      untaken.clear();
+      lock.lock();
+      return Clock::time_point::max();
+    }
+
+    if (!finished_opens_.empty()) {
+      take_opened_locked(lock, now);
+      continue;
+    }
 
     // Asynchronous acquires past their deadline.
     const auto late = std::stable_partition(async_waiters_.begin(), async_waiters_.end(),
@@ -61,7 +159,8 @@ void PoolCore::housekeeping_loop() {
       async_waiters_.erase(late, async_waiters_.end());
       publish_sizes_locked();
       std::vector<std::string> messages;
-      for (const auto& waiter : timed_out) messages.push_back(timeout_message_locked(now - waiter.started));
+      for (const auto& waiter : timed_out)
+        messages.push_back(timeout_message_locked(now - waiter.started));
       lock.unlock();
       for (std::size_t i = 0; i < timed_out.size(); ++i) {
         complete_async(std::move(timed_out[i]), Lease{},
@@ -73,9 +172,8 @@ void PoolCore::housekeeping_loop() {
 
     // Idle connections past max_lifetime.
     if (options_.max_lifetime.count() > 0) {
-      const auto old = std::stable_partition(idle_.begin(), idle_.end(), [&](const auto& c) {
-        return !expired(*c, now);
-      });
+      const auto old = std::stable_partition(idle_.begin(), idle_.end(),
+                                             [&](const auto& c) { return !expired(*c, now); });
       if (old != idle_.end()) {
         for (auto it = old; it != idle_.end(); ++it) {
           ++counters_.dropped_while_idle;
@@ -88,9 +186,13 @@ void PoolCore::housekeeping_loop() {
     }
 
     // Asynchronous acquirers waiting while connections are idle (their probes were in flight).
-    if (!async_waiters_.empty() && !idle_.empty()) {
+    if (!async_waiters_.empty() && !idle_.empty() && probe_ends_ != busy_seen_at_) {
+      const std::uint64_t probe_ends = probe_ends_;  // checkout unlocks: a probe may end meanwhile
       bool saw_busy = false;
-      if (auto lease = checkout_locked(lock, saw_busy)) {
+      auto lease = checkout_locked(lock, saw_busy);
+      // Only busy ones: look again when a probe ends (on_probe_end), not before.
+      busy_seen_at_ = saw_busy && !lease ? probe_ends : kNothingBusy;
+      if (lease) {
         if (async_waiters_.empty()) {
           // Served meanwhile by a connection given back (checkout unlocks): return this one.
           lock.unlock();
@@ -102,57 +204,34 @@ void PoolCore::housekeeping_loop() {
         async_waiters_.pop_front();
         publish_sizes_locked();
         lock.unlock();
-        metrics_.observe_acquire(std::chrono::duration<double>(Clock::now() - waiter.started).count());
+        metrics_.observe_acquire(
+            std::chrono::duration<double>(this->now() - waiter.started).count());
         complete_async(std::move(waiter), std::move(*lease), nullptr);
         lock.lock();
         continue;
       }
     }
 
-    // Open one connection if waiters or min_idle want it and the backoff allows.
-    if (deficit_locked() > 0 && now >= retry_connect_at_) {
-      ++opening_;
-      publish_sizes_locked();
-      lock.unlock();
-      PgConnPtr opened = open_connection();
-      lock.lock();
-      --opening_;
-      if (!opened) {
-        ++counters_.connect_failures;
-        retry_connect_at_ = Clock::now() + backoff_.next();
-        logger_->warn("pool '{}': connecting failed: {}", options_.name, last_connect_error_);
-        publish_sizes_locked();
-        continue;
-      }
-      backoff_.reset();
-      last_connect_error_.clear();
-      ++live_;
-      auto connection = std::make_unique<PooledConnection>();
-      connection->connection = std::move(opened);
-      connection->id = next_id_++;
-      connection->opened_at = Clock::now();
-      publish_sizes_locked();
-      lock.unlock();
-      make_available(std::move(connection));
-      lock.lock();
+    // Open what waiters or min_idle want, several at once, if the backoff allows.
+    if (deficit_locked() > 0 && opening_ < options_.max_concurrent_opens &&
+        now >= retry_connect_at_) {
+      start_opening_locked(lock);
       continue;
     }
 
     // Nothing to do now: sleep until the next thing that has a time, or until woken.
     auto wake = Clock::time_point::max();
     for (const auto& waiter : async_waiters_) wake = std::min(wake, waiter.deadline);
-    if (deficit_locked() > 0) wake = std::min(wake, retry_connect_at_);
+    if (deficit_locked() > 0 && opening_ < options_.max_concurrent_opens) {
+      wake = std::min(wake, retry_connect_at_);
+    }
     if (options_.max_lifetime.count() > 0) {
       for (const auto& c : idle_) wake = std::min(wake, c->opened_at + options_.max_lifetime);
     }
-    if (!async_waiters_.empty() && !idle_.empty()) {
-      wake = std::min(wake, now + std::chrono::milliseconds(1));  // busy ones: look again soon
+    if (!async_waiters_.empty() && !idle_.empty() && probe_ends_ != busy_seen_at_) {
+      continue;  // a probe ended while checkout had let go of the lock: look again now
     }
-    if (wake == Clock::time_point::max()) {
-      work_.wait(lock);
-    } else {
-      work_.wait_until(lock, wake);
-    }
+    return wake;
   }
 }
 
@@ -175,7 +254,11 @@ void PoolCore::stop() {
     complete_async(std::move(waiter), Lease{},
                    std::make_exception_ptr(PoolClosed("pool '" + options_.name + "' is closing")));
   }
-  if (housekeeper_.joinable()) housekeeper_.join();
+  if (housekeeper_.joinable()) {
+    housekeeper_.join();
+  } else {
+    run_housekeeping();  // never started (tests): close and cancel here
+  }
 }
 
 }  // namespace pgwd

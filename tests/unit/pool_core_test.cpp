@@ -1,0 +1,270 @@
+// The pool's housekeeping on a fake clock, with scripted openings: no server, no thread, no
+// sleeping. The core's housekeeper is driven by the test (run_housekeeping), the clock is a
+// FakeLoop's, and each opening is settled by the test (success, failure, 57P03, or never).
+#include "pool/pool_core.hpp"
+
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pgwd/series_store.hpp"
+#include "support/fake_loop.hpp"
+
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
+using namespace std::chrono_literals;
+using namespace pgwd;
+using pgwd::testing::FakeLoop;
+
+/// Openings the test settles itself.
+class ScriptedOpens {
+ public:
+  struct Opening {
+    OpenDone done;
+    bool cancelled = false;
+  };
+
+  OpenFunction function() {
+    return [this](OpenDone done) -> std::function<void()> {
+      auto opening = std::make_shared<Opening>();
+      opening->done = std::move(done);
+      started_.push_back(opening);
+      return [opening] { opening->cancelled = true; };
+    };
+  }
+  std::size_t started() const { return started_.size(); }
+  /// Started, not settled and not cancelled.
+  std::size_t in_flight() const {
+    std::size_t count = 0;
+    for (const auto& opening : started_) count += opening->done && !opening->cancelled ? 1 : 0;
+    return count;
+  }
+  /// Settles the oldest opening in flight with a connection (a PGconn no server ever answered:
+  /// the core only hands it on).
+  void succeed() {
+    PgConnPtr conn(PQconnectStart("host=/nonexistent-pgwatchdog-test-directory"));
+    REQUIRE(conn);
+    settle({std::move(conn), {}});
+  }
+  void fail(Cause cause, std::string sqlstate, std::string message) {
+    settle({nullptr, {cause, std::move(sqlstate), std::move(message)}});
+  }
+
+ private:
+  void settle(OpenOutcome outcome) {
+    for (const auto& opening : started_) {
+      if (opening->done && !opening->cancelled) {
+        const OpenDone done = std::move(opening->done);
+        opening->done = nullptr;
+        done(std::move(outcome));
+        return;
+      }
+    }
+    FAIL("no opening in flight");
+  }
+  std::vector<std::shared_ptr<Opening>> started_;
+};
+
+/// What an acquire_async got.
+struct Outcome {
+  bool done = false;
+  bool leased = false;
+  std::string error;
+  PoolCore::Clock::time_point at;
+};
+
+struct CoreFixture {
+  FakeLoop clock;
+  ScriptedOpens opens;
+  std::shared_ptr<PoolCore> core;
+  std::vector<std::shared_ptr<Outcome>> outcomes;
+  std::vector<Lease> leases;
+
+  explicit CoreFixture(PoolOptions options) {
+    options.name = options.name.empty() ? "unit_pool" : options.name;
+    options.dsn = "host=/nonexistent";
+    PoolCore::Parts parts;
+    // Nothing is lent in these tests: a connection nobody waits for is refused and closed.
+    parts.lend = [](PGconn*, LendOptions, std::function<void()>) -> Loan {
+      throw LendRefused("no watchdog in this test");
+    };
+    parts.open = opens.function();
+    parts.now = [this] { return clock.now(); };
+    core = std::make_shared<PoolCore>(std::move(parts), std::move(options), make_series_store());
+  }
+  ~CoreFixture() {
+    for (Lease& lease : leases) lease.discard();
+    leases.clear();
+    core->stop();
+  }
+  CoreFixture(const CoreFixture&) = delete;
+  CoreFixture& operator=(const CoreFixture&) = delete;
+
+  std::shared_ptr<Outcome> acquire_async() {
+    auto outcome = std::make_shared<Outcome>();
+    outcomes.push_back(outcome);
+    core->acquire_async([this, outcome](Lease lease, std::exception_ptr error) {
+      outcome->done = true;
+      outcome->at = clock.now();
+      outcome->leased = static_cast<bool>(lease);
+      if (lease) leases.push_back(std::move(lease));
+      if (error) {
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& thrown) {
+          outcome->error = thrown.what();
+        }
+      }
+    });
+    return outcome;
+  }
+  /// Moves the clock by `by` and does the housekeeping due then; returns its next wake-up.
+  PoolCore::Clock::time_point after(Nanos by) {
+    clock.advance(by);
+    return core->run_housekeeping();
+  }
+};
+
+PoolOptions options_for(std::size_t max_size, std::chrono::milliseconds acquire_timeout) {
+  PoolOptions o;
+  o.max_size = max_size;
+  o.acquire_timeout = acquire_timeout;
+  return o;
+}
+
+TEST_CASE("pool core: an async acquire fails at acquire_timeout while its opening hangs") {
+  CoreFixture f(options_for(2, 300ms));
+  const auto started = f.clock.now();
+  const auto waiting = f.acquire_async();
+  const auto wake = f.after(0ms);
+  CHECK(f.opens.in_flight() == 1);  // opening, and the housekeeper is free meanwhile
+  CHECK(wake == started + 300ms);   // its next wake-up is the acquire's own deadline
+  f.after(299ms);
+  CHECK_FALSE(waiting->done);
+  f.after(1ms);
+  REQUIRE(waiting->done);
+  CHECK_FALSE(waiting->leased);
+  CHECK(waiting->at == started + 300ms);
+  CHECK(waiting->error.find("acquire_timeout 300 ms") != std::string::npos);
+  CHECK(waiting->error.find("1 opening") != std::string::npos);
+  CHECK(f.opens.in_flight() == 1);  // the opening goes on: it may serve the next acquire
+
+  // It ends after all: with nobody waiting the new connection is offered to the watchdog
+  // (refused here, so closed) and not counted as a failure.
+  f.opens.succeed();
+  f.after(0ms);
+  CHECK(f.core->stats().connect_failures == 0);
+  CHECK(f.core->stats().opening == 0);
+}
+
+TEST_CASE("pool core: several openings at once up to max_concurrent_opens") {
+  PoolOptions o = options_for(10, 5s);
+  o.max_concurrent_opens = 3;
+  CoreFixture f(o);
+  for (int i = 0; i < 5; ++i) f.acquire_async();
+  f.after(0ms);
+  CHECK(f.opens.started() == 3);
+  CHECK(f.opens.in_flight() == 3);
+  CHECK(f.core->stats().opening == 3);
+  CHECK(f.core->stats().waiters == 5);
+
+  // Each connection that arrives goes to the oldest waiter, and the next opening starts.
+  f.opens.succeed();
+  f.after(0ms);
+  CHECK(f.outcomes[0]->leased);
+  CHECK_FALSE(f.outcomes[1]->done);
+  CHECK(f.opens.started() == 4);
+  CHECK(f.opens.in_flight() == 3);
+
+  f.opens.succeed();
+  f.opens.succeed();
+  f.after(0ms);
+  CHECK(f.outcomes[1]->leased);
+  CHECK(f.outcomes[2]->leased);
+  // Two waiters left, two openings for them: never more than the waiters want.
+  CHECK(f.opens.started() == 5);
+  CHECK(f.opens.in_flight() == 2);
+  f.opens.succeed();
+  f.opens.succeed();
+  f.after(0ms);
+  CHECK(f.outcomes[3]->leased);
+  CHECK(f.outcomes[4]->leased);
+  CHECK(f.opens.started() == 5);
+  CHECK(f.core->stats().in_use == 5);
+}
+
+TEST_CASE("pool core: max_size bounds the openings too") {
+  PoolOptions o = options_for(2, 5s);
+  o.max_concurrent_opens = 4;
+  CoreFixture f(o);
+  for (int i = 0; i < 4; ++i) f.acquire_async();
+  f.after(0ms);
+  CHECK(f.opens.in_flight() == 2);
+}
+
+TEST_CASE("pool core: a server starting up (57P03) is waited out and not counted as a failure") {
+  PoolOptions o = options_for(2, 5s);
+  o.backoff_initial = 100ms;
+  o.backoff_max = 10s;
+  CoreFixture f(o);
+  const auto waiting = f.acquire_async();
+  f.after(0ms);
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    REQUIRE(f.opens.in_flight() == 1);
+    f.opens.fail(Cause::cannot_connect_now, "57P03", "the database system is starting up");
+    f.after(0ms);
+    CHECK(f.opens.in_flight() == 0);
+    // Tried again backoff_initial later, every time: the backoff does not grow.
+    f.after(99ms);
+    CHECK(f.opens.in_flight() == 0);
+    f.after(1ms);
+  }
+  CHECK(f.core->stats().connect_failures == 0);
+  CHECK(f.core->stats().connects_server_starting == 5);
+  CHECK_FALSE(waiting->done);
+
+  f.opens.succeed();
+  f.after(0ms);
+  REQUIRE(waiting->done);
+  CHECK(waiting->leased);
+}
+
+TEST_CASE("pool core: a failed opening counts and backs off and its message is in the timeout") {
+  PoolOptions o = options_for(2, 1s);
+  o.backoff_initial = 100ms;
+  o.backoff_max = 100ms;
+  CoreFixture f(o);
+  const auto waiting = f.acquire_async();
+  f.after(0ms);
+  f.opens.fail(Cause::auth_failed, "28P01", "password authentication failed for user \"u\"");
+  f.after(0ms);
+  CHECK(f.core->stats().connect_failures == 1);
+  CHECK(f.opens.in_flight() == 0);
+  f.after(1s);
+  REQUIRE(waiting->done);
+  CHECK(waiting->error.find("last connect error: password authentication failed") !=
+        std::string::npos);
+}
+
+TEST_CASE("pool core: closing cancels the openings in flight and fails the waiters") {
+  PoolOptions o = options_for(4, 5s);
+  o.max_concurrent_opens = 2;
+  auto f = std::make_unique<CoreFixture>(o);
+  const auto first = f->acquire_async();
+  const auto second = f->acquire_async();
+  f->after(0ms);
+  REQUIRE(f->opens.in_flight() == 2);
+  f->core->stop();
+  CHECK(f->opens.in_flight() == 0);  // both cancelled
+  CHECK(first->error.find("is closing") != std::string::npos);
+  CHECK(second->error.find("is closing") != std::string::npos);
+}
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace
