@@ -24,8 +24,10 @@ ReloadPlan plan_reload(const std::vector<TargetOptions>& running,
 
 /// The steps that carry out a plan whose targets were all validated already, so none can fail,
 /// each to run on the watchdog's loop, in order; the caller may run them across several loop
-/// iterations. First one step that removes every target removed or restarted
-/// (Watchdog::remove_targets), then one step per target added or restarted.
+/// iterations. First the steps that remove every target removed or restarted
+/// (Watchdog::remove_targets, kRemovalsPerStep targets a step), then one step per target added
+/// or restarted.
+inline constexpr std::size_t kRemovalsPerStep = 1000;
 std::vector<std::function<void()>> reload_steps(const ReloadPlan& plan, Watchdog& watchdog);
 
 /// Carries out a plan at once (every step of reload_steps, then the summary log line).
