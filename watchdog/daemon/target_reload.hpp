@@ -27,7 +27,7 @@ ReloadPlan plan_reload(const std::vector<TargetOptions>& running,
 /// iterations. First the steps that remove every target removed or restarted
 /// (Watchdog::remove_targets, kRemovalsPerStep targets a step), then one step per target added
 /// or restarted.
-inline constexpr std::size_t kRemovalsPerStep = 1000;
+inline constexpr std::size_t kRemovalsPerStep = 500;
 std::vector<std::function<void()>> reload_steps(const ReloadPlan& plan, Watchdog& watchdog);
 
 /// Carries out a plan at once (every step of reload_steps, then the summary log line).
