@@ -58,8 +58,9 @@ class GuardedLoop final : public Loop, public ActivityNotes {
   /// Reports::pass_budget, once our callbacks have taken that long since the loop last polled
   /// (half of it for timers), the others return at once: a socket's readiness is left untouched
   /// (the watches are level-triggered, so the loop reports it again after its next poll), a
-  /// timer re-arms itself with no delay. A zero timer, the marker, which only runs after a poll,
-  /// resets the budget. Posted tasks are never declined (their order is a promise).
+  /// timer's expiry is queued. A zero timer, the marker, which only runs after a poll, resets
+  /// the budget and runs the queued expiries with half of it. Posted tasks are never declined
+  /// (their order is a promise).
   std::uint64_t declined() const noexcept;
   /// True while one of the watchdog's callbacks is on the stack.
   bool inside_callback() const noexcept;
