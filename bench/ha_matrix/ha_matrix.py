@@ -40,15 +40,16 @@ import os
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 import psycopg2
 import psycopg2.extensions
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from http_helpers import free_port, http_get  # noqa: E402  (shared with bench/soak)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STACK_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "tests", "ha_stack"))
@@ -98,24 +99,6 @@ def load_env(root):
             if k:
                 env[k] = v
     return env
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def http_get(url, timeout):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except Exception:  # refused, timed out (a stopped Patroni): unknown
-        return None, ""
 
 
 def patroni_role(env, node):

@@ -7,32 +7,14 @@
 #include <mutex>
 #include <string>
 
+#include "text/json.hpp"
+
 namespace pgwd::bench {
 namespace {
 
 std::mutex output_mutex;
 std::string bench_name = "unnamed";
 
-std::string json_string(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
-          out += escaped;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
 
 /// JSON has no NaN or infinity: they become null, which the report shows as "n/a".
 std::string json_number(double value) {

@@ -12,6 +12,11 @@
 #include "integration/asio_watchdog_harness.hpp"
 #include "support/network_namespace.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::AsioWatchdogFixture;
@@ -76,3 +81,6 @@ TEST_CASE_FIXTURE(AsioHalfOpenFixture,
   CHECK(observer.healthy.size() == healthy_before + kConnections);
   CHECK(metric("pgwatchdog_up", {{"target", "dark"}}) == 1);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -17,6 +17,11 @@
 
 #include "support/pool_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::PoolFixture;
@@ -106,3 +111,6 @@ TEST_CASE_FIXTURE(PoolFixture, "asio pool: an acquire timeout is thrown by co_aw
   CHECK(ran_on == std::this_thread::get_id());
   CHECK(got);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -11,6 +11,11 @@
 #include "integration/asio_watchdog_harness.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::AsioWatchdogHarness;
@@ -93,3 +98,6 @@ TEST_CASE_FIXTURE(SideBySide,
           median(libevent_call), " / ", median(libevent_return), ", asio ", median(asio_call),
           " / ", median(asio_return));
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

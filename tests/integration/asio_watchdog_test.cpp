@@ -13,6 +13,11 @@
 #include "support/backoff_checks.hpp"
 #include "support/loop_gaps.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::AsioWatchdogFixture;
@@ -226,3 +231,6 @@ TEST_CASE(
     CHECK(what.find("getaddrinfo") != std::string::npos);
   }
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

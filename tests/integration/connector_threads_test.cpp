@@ -11,19 +11,27 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <unordered_map>
-#include <utility>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "support/libpq_guard.hpp"
+#include "support/poll_deadline.hpp"
 #include "support/tls_certificates.hpp"
 #include "support/watchdog_fixture.hpp"
+
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
+using pgwd::testing::at_most_every;
 
 using namespace std::chrono_literals;
 using namespace pgwd;
@@ -58,7 +66,8 @@ struct ConnectorFixture : WatchdogFixture {
     use_connector_threads(*this, threads);
   }
 
-  std::string dsn(const std::string& hosts, const std::string& ports, const std::string& app) const {
+  std::string dsn(const std::string& hosts, const std::string& ports,
+                  const std::string& app) const {
     return "host=" + hosts + " port=" + ports + " user=watchdog password=" + cluster.password() +
            " dbname=postgres application_name=" + app;
   }
@@ -129,7 +138,8 @@ class LoopbackPort {
     std::vector<int> open;
     for (const Fd& fd : accepted_) open.push_back(fd.get());
     while (!open.empty()) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left <= 0ms) return false;
       std::vector<pollfd> waiting;
       for (const int fd : open) waiting.push_back({fd, POLLIN, 0});
@@ -183,7 +193,8 @@ TEST_CASE_FIXTURE(TrustAndScramFixture,
   trust.conninfo = "host=127.0.0.1 port=" + std::to_string(cluster.port()) +
                    " user=trusted dbname=postgres application_name=trust";
   watchdog->add_target(trust);
-  REQUIRE(loop.run_until([&] { return all_healthy("scram", 10) && all_healthy("trust", 10); }, 60s));
+  REQUIRE(
+      loop.run_until([&] { return all_healthy("scram", 10) && all_healthy("trust", 10); }, 60s));
   CHECK(observer.connect_failures.empty());
   CHECK(cluster.backend_pids("scram").size() == 10);
   CHECK(cluster.backend_pids("trust").size() == 10);
@@ -235,8 +246,8 @@ TEST_CASE_FIXTURE(ConnectorFixture,
   CHECK(failure.message.find(cluster.password()) == std::string::npos);
   CHECK(log_text->str().find(wrong) == std::string::npos);
   CHECK(log_text->str().find("password authentication failed") != std::string::npos);
-  CHECK(metric("pgwatchdog_connect_failures_total", {{"target", "wrong"}, {"cause", "auth_failed"}}) >=
-        1);
+  CHECK(metric("pgwatchdog_connect_failures_total",
+               {{"target", "wrong"}, {"cause", "auth_failed"}}) >= 1);
   CHECK(metric("pgwatchdog_up", {{"target", "wrong"}}) == 0);
 }
 
@@ -288,7 +299,8 @@ TEST_CASE_FIXTURE(ConnectorFixture,
   REQUIRE(loop.run_until([&] { return all_healthy("alive", 2); }, 30s));
   watchdog->add_target(o);
   // max_concurrent_connects (16) attempts in flight, the other 4 waiting for a slot.
-  REQUIRE(loop.run_until([&] { return count_in("stuck", ConnectionState::connecting) == 16; }, 30s));
+  REQUIRE(
+      loop.run_until([&] { return count_in("stuck", ConnectionState::connecting) == 16; }, 30s));
   silent.accept_until(16, 10s);
   REQUIRE(silent.accepted() == 16);  // libpq connected on the connector threads and waits there
 
@@ -299,8 +311,8 @@ TEST_CASE_FIXTURE(ConnectorFixture,
   CHECK(events_of(observer) == events_before);
   // The slots were given back: the other target still reconnects.
   CHECK(cluster.terminate_backends("alive") == 2);
-  REQUIRE(loop.run_until([&] { return observer.healthy.size() >= 4 && all_healthy("alive", 2); },
-                         30s));
+  REQUIRE(
+      loop.run_until([&] { return observer.healthy.size() >= 4 && all_healthy("alive", 2); }, 30s));
 }
 
 TEST_CASE_FIXTURE(ConnectorFixture,
@@ -331,7 +343,8 @@ TEST_CASE_FIXTURE(ConnectorFixture,
   REQUIRE(count_in("storm", ConnectionState::healthy) < 60);
   const std::size_t events_before = events_of(observer);
   REQUIRE(watchdog->remove_target("storm"));
-  REQUIRE(loop.run_until([&] { return cluster.backend_pids("storm").empty(); }, 30s));
+  REQUIRE(loop.run_until(at_most_every(50ms, [&] { return cluster.backend_pids("storm").empty(); }),
+                         30s));
   loop.run_for(200ms);
   CHECK(events_of(observer) == events_before);
   CHECK(cluster.backend_pids("storm").empty());
@@ -372,7 +385,8 @@ TEST_CASE_FIXTURE(ConnectorTlsFixture,
                             "WHERE application_name = 'tls' AND ssl") == "4");
   CHECK(connect_polls_on(watch_loop) == loop_polls);
   CHECK(cluster.terminate_backends("tls") == 4);
-  REQUIRE(loop.run_until([&] { return observer.healthy.size() >= 8 && all_healthy("tls", 4); }, 30s));
+  REQUIRE(
+      loop.run_until([&] { return observer.healthy.size() >= 8 && all_healthy("tls", 4); }, 30s));
   for (const auto& d : observer.down) CHECK(d.event.cause == Cause::server_shutdown);
 }
 
@@ -407,7 +421,8 @@ TEST_CASE_FIXTURE(StormFixture,
     restarted = true;
   });
   const bool back = loop.run_until(
-      [&] { return restarted && observer.healthy.size() >= 2 * n && all_healthy("storm", n); }, 120s);
+      [&] { return restarted && observer.healthy.size() >= 2 * n && all_healthy("storm", n); },
+      120s);
   restarter.join();
   REQUIRE(back);
   CHECK(observer.down.size() == n);
@@ -425,3 +440,6 @@ TEST_CASE("connector threads: more than kMaxConnectorThreads is refused, naming 
 }
 
 TEST_SUITE_END();
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

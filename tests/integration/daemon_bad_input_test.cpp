@@ -3,6 +3,11 @@
 
 #include "support/daemon_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::testing::DaemonFixture;
 using pgwd::testing::DaemonProcess;
@@ -137,3 +142,6 @@ TEST_CASE_FIXTURE(DaemonFixture, "bad input: help and version and a valid check-
   CHECK(check.output.find("name: \"extra\"") != std::string::npos);
   CHECK(cluster.backend_pids("ok").empty());
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -15,6 +15,11 @@
 #include "support/daemon_fixture.hpp"
 #include "support/subprocess.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::testing::DaemonFixture;
 using pgwd::testing::DaemonProcess;
@@ -274,3 +279,6 @@ TEST_CASE("hostile config: /metrics stays valid for any accepted target name (pr
   daemon.send_signal(SIGTERM);
   CHECK(daemon.wait_exit(2s) == 0);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -15,6 +15,11 @@
 
 #include "support/daemon_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using pgwd::testing::DaemonFixture;
@@ -129,19 +134,24 @@ TEST_CASE_FIXTURE(DaemonFixture, "http load: 100 half-open clients do not starve
     }
     latencies.push_back(Clock::now() - start);
   }
+  const int open_at_scrapes_end = hostile.open_now();
+  // Dropped clients are accepted again: on a loaded machine the hostile clients' thread may not
+  // have sent its half request again when the scrapes end, so this waits for it.
+  const bool accepted_again = waiter.run_until([&] { return hostile.open_now() >= 90; }, 10s);
   const int open_at_end = hostile.open_now();
   MESSAGE(latencies.size(), " scrapes of ", bytes / 1024, " KiB beside 100 half-open clients: p50 ",
           ms_exact(percentile(latencies, 0.5)), " ms, p99 ", ms_exact(percentile(latencies, 0.99)),
           " ms, max ", ms(percentile(latencies, 1.0)), " ms; ", failures,
           " failed; hostile clients "
           "reopened ",
-          hostile.reopened(), " times, ", open_at_end, " open at the end");
+          hostile.reopened(), " times, ", open_at_scrapes_end, " open when the scrapes ended, ",
+          open_at_end, " at the end");
   // Starved, a scrape would wait for the 10 s idle timeout to drop a hostile client: each must
   // finish within its 2 s instead. Its latency percentiles are the CPU queue's as much as the
   // server's, reported above and measured on a quiet machine by scripts/bench (metrics).
   CHECK(failures == 0);
   CHECK(hostile.reopened() >= 100);  // the server dropped them (and they came back)
-  CHECK(open_at_end >= 90);
+  CHECK(accepted_again);  // and accepted again
 }
 
 TEST_CASE_FIXTURE(DaemonFixture, "http load: 50 concurrent scrapers are all served") {
@@ -189,3 +199,6 @@ TEST_CASE_FIXTURE(DaemonFixture, "http load: 50 concurrent scrapers are all serv
   // (metrics.concurrent_50x20.scrape), and this test asserts only what the server decides.
   CHECK(failures == 0);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -14,30 +14,25 @@
 
 #include "support/bcrypt_hash.hpp"
 #include "support/daemon_fixture.hpp"
+#include "support/web_fixture.hpp"
 #include "support/subprocess.hpp"
 #include "support/tls_certificates.hpp"
+
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
 
 using namespace std::chrono_literals;
 using pgwd::testing::DaemonFixture;
 using pgwd::testing::run_process;
 using pgwd::testing::ShutdownMode;
 using pgwd::testing::TlsCertificates;
+using pgwd::testing::WebFixture;
+using pgwd::testing::Curl;
+using pgwd::testing::curl;
 
 namespace {
-
-struct Curl {
-  int exit_code = 0;
-  std::string status;  // "200", or "000" when no HTTP answer came
-};
-
-Curl curl(std::vector<std::string> args) {
-  std::vector<std::string> argv = {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                   "--max-time", "10"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const auto result = run_process(argv);
-  return {result.exit_code, result.output};
-}
-
 
 /// A TCP port that accepts connections (the kernel completes the handshake) and never answers:
 /// a connect attempt to it ends only at its connect_timeout.
@@ -55,20 +50,6 @@ struct SilentListener {
     port = ntohs(address.sin_port);
   }
   ~SilentListener() { ::close(fd); }
-};
-
-struct WebFixture : DaemonFixture {
-  std::filesystem::path web_path = config_path.parent_path() / "web.yml";
-  void write_web(const std::string& yaml) { std::ofstream(web_path) << yaml; }
-  std::string url(const std::string& scheme, const std::string& path) const {
-    return scheme + "://127.0.0.1:" + std::to_string(metrics_port) + path;
-  }
-  void start_web(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--target", "main=" + cluster.conninfo("main"), "--listen",
-                                     listen(), "--web.config.file", web_path.string()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    start(args);
-  }
 };
 
 }  // namespace
@@ -377,3 +358,6 @@ TEST_CASE_FIXTURE(DaemonFixture, "http: the status page in headless Chromium mat
   CHECK(magic == "\x89PNG\r\n\x1a\n");
   CHECK(std::filesystem::file_size(png) > 2000);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -13,6 +13,14 @@
 
 #include "support/daemon_fixture.hpp"
 #include "support/http_client.hpp"
+#include "support/poll_deadline.hpp"
+
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
+using pgwd::testing::at_most_every;
 
 using namespace std::chrono_literals;
 using pgwd::testing::DaemonFixture;
@@ -105,6 +113,10 @@ TEST_CASE_FIXTURE(
   CHECK(staying_lines(after, kTargets / 2, kTargets) == expected);
   CHECK(after.find("target=\"c0\"") == std::string::npos);
   CHECK(after.find("target=\"goes\"") == std::string::npos);
-  CHECK(waiter.run_until([&] { return cluster.backend_pids("goes").empty(); }, 5s));
+  CHECK(waiter.run_until(at_most_every(50ms, [&] { return cluster.backend_pids("goes").empty(); }),
+                         5s));
   CHECK(cluster.backend_pids("stays") == stays_pids);  // not reconnected
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -9,6 +9,11 @@
 #include "support/daemon_fixture.hpp"
 #include "support/subprocess.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::testing::DaemonFixture;
 using pgwd::testing::DaemonProcess;
@@ -188,3 +193,6 @@ TEST_CASE_FIXTURE(SecretsFixture,
   CHECK(daemon->output().find("fe_sendauth: no password supplied") != std::string::npos);
   CHECK(daemon->output().find(cluster.password()) == std::string::npos);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

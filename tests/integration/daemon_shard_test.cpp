@@ -8,6 +8,11 @@
 #include "support/daemon_fixture.hpp"
 #include "support/subprocess.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::testing::DaemonFixture;
 
@@ -97,3 +102,6 @@ TEST_CASE_FIXTURE(DaemonFixture, "sharding: without the flags the process is sha
   CHECK(sample(text, "pgwatchdog_shard_targets") == 1);
   CHECK(sample(text, "pgwatchdog_log_messages_dropped_total") == 0);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

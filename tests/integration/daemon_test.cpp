@@ -5,7 +5,15 @@
 #include <fstream>
 
 #include "support/daemon_fixture.hpp"
+#include "support/poll_deadline.hpp"
 #include "support/subprocess.hpp"
+
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
+using pgwd::testing::at_most_every;
 
 using namespace std::chrono_literals;
 using pgwd::testing::DaemonFixture;
@@ -100,7 +108,8 @@ TEST_CASE_FIXTURE(DaemonFixture,
   REQUIRE(
       daemon->wait_for_output("config reloaded: 1 added, 1 removed, 0 restarted, 1 unchanged", 5s));
   CHECK(wait_metric(up("comes"), 1, 10s));
-  CHECK(waiter.run_until([&] { return cluster.backend_pids("goes").empty(); }, 5s));
+  CHECK(waiter.run_until(at_most_every(50ms, [&] { return cluster.backend_pids("goes").empty(); }),
+                         5s));
   CHECK_FALSE(metric(up("goes")).has_value());
   CHECK(cluster.backend_pids("stays") == stays_pids);  // same backends: not reconnected
 
@@ -137,8 +146,12 @@ TEST_CASE_FIXTURE(DaemonFixture,
   MESSAGE("SIGTERM to exit: ", std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
           " ms");
   CHECK(took < 1s);
-  CHECK(waiter.run_until(
-      [&] { return cluster.backend_pids("a").empty() && cluster.backend_pids("b").empty(); }, 2s));
+  CHECK(waiter.run_until(at_most_every(50ms,
+                                       [&] {
+                                         return cluster.backend_pids("a").empty() &&
+                                                cluster.backend_pids("b").empty();
+                                       }),
+                         2s));
   // The log is drained before the exit: its last line is there.
   CHECK(daemon->output().find("stopped in") != std::string::npos);
 
@@ -247,3 +260,6 @@ TEST_CASE_FIXTURE(DaemonFixture, "daemon: json logs are one valid object per lin
   }
   CHECK(checked >= 3);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -17,6 +17,11 @@
 #include "support/loop_gaps.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::ClusterSettings;
@@ -222,3 +227,6 @@ TEST_CASE(
   MESSAGE("after resume: ", ticker.gaps().summary());
   CHECK(ticker.gaps().worst_own() < kNotBlocked);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -14,6 +14,11 @@
 #include "support/network_namespace.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::ClusterSettings;
@@ -292,3 +297,6 @@ TEST_CASE_FIXTURE(HalfOpenFixture,
   // The black hole stays on: tearing down with it is part of the test (pg_ctl works over the
   // unix socket and the pid file; deleting the namespace deletes its nft rules).
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -6,6 +6,11 @@
 #include "support/loop_gaps.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::WatchdogFixture;
@@ -110,3 +115,6 @@ TEST_CASE_FIXTURE(WatchdogFixture, "heartbeat: 0 sends no round trip at all, on 
   CHECK(observer.probes.empty());
   CHECK(metric("pgwatchdog_probes_total", {{"target", "silent"}, {"result", "ok"}}) == 0);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

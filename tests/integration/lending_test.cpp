@@ -21,6 +21,11 @@
 #include "support/tls_certificates.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::TestCluster;
@@ -454,3 +459,6 @@ TEST_CASE("lending: destroying the Watchdog inside on_death is safe") {
   CHECK((va == LoanVerdict::dead || va == LoanVerdict::watchdog_stopped));
   CHECK((vb == LoanVerdict::dead || vb == LoanVerdict::watchdog_stopped));
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -5,6 +5,11 @@
 #include "pgwd/version.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::WatchdogFixture;
@@ -115,3 +120,6 @@ TEST_CASE_FIXTURE(WatchdogFixture,
       },
       5s));
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

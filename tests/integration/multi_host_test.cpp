@@ -12,6 +12,11 @@
 #include "support/subprocess.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::ClusterSettings;
@@ -275,3 +280,6 @@ TEST_CASE("multi host: an authentication failure on the first host stops the wal
   CHECK(second_log.find("connection authorized") != std::string::npos);  // the admin's, at start
   CHECK(second_log.find("application_name=mh_auth") == std::string::npos);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -2,6 +2,11 @@
 
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::WatchdogFixture;
@@ -71,3 +76,6 @@ TEST_CASE_FIXTURE(
   CHECK(observer.probes[0].event.result == ProbeResult::ok);  // the notice came with a good answer
   CHECK(log_text->str().find("server NOTICE 00000: disk is 91% full") != std::string::npos);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

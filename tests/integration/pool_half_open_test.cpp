@@ -8,6 +8,11 @@
 #include "support/network_namespace.hpp"
 #include "support/pool_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::ClusterSettings;
@@ -76,3 +81,6 @@ TEST_CASE_FIXTURE(PoolHalfOpenFixture, "pool: a black hole drops every idle conn
       30s));
   CHECK(select_one(lease.get()));
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -8,6 +8,11 @@
 #include "scenario.hpp"
 #include "support/pool_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace pgwd;
 using namespace pgwd::comparison;
 using pgwd::testing::PoolFixture;
@@ -47,3 +52,6 @@ TEST_CASE_FIXTURE(PoolFixture, "pool side by side: after every idle backend is t
   CHECK(ours.statements == 1000);
   CHECK(ours.extra_round_trips == 0);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

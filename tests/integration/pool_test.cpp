@@ -9,6 +9,11 @@
 
 #include "support/pool_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::eventually;
@@ -101,7 +106,11 @@ TEST_CASE_FIXTURE(PoolFixture, "pool: acquire timeout names the pool - its size 
                                "waited") {
   PoolOptions o = options("pool_full", 1);
   o.acquire_timeout = 200ms;
+  // The one connection opened before anyone waits for it: its opening is not what is timed (on a
+  // loaded machine it may take longer than the 200 ms below).
+  o.min_idle = 1;
   Pool pool(watchdog, o);
+  REQUIRE(eventually([&] { return pool.stats().idle == 1; }, 10s));
   Lease held = pool.acquire();
   const auto started = std::chrono::steady_clock::now();
   std::string message;
@@ -124,7 +133,11 @@ TEST_CASE_FIXTURE(PoolFixture, "pool: when connecting fails the timeout says why
   PoolOptions o = options("pool_badpw", 1);
   o.dsn = cluster.conninfo_with_password("pool_badpw", "not-the-Secret-42");
   o.acquire_timeout = 500ms;
+  // The pool tries on its own (min_idle) and the acquire below waits only after one try has
+  // failed: on a loaded machine a try may take longer than the 500 ms an acquire waits.
+  o.min_idle = 1;
   Pool pool(watchdog, o);
+  REQUIRE(eventually([&] { return pool.stats().connect_failures >= 1; }, 10s));
   std::string message;
   try {
     (void)pool.acquire();
@@ -324,3 +337,6 @@ TEST_CASE_FIXTURE(PoolFixture, "pool: destroyed with connections idle and leased
   kept.release();
   REQUIRE(eventually([&] { return cluster.backend_pids("pool_close").empty(); }, 10s));
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -13,6 +13,11 @@
 #include "pgwd/pool.hpp"
 #include "support/pool_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::PoolFixture;
@@ -86,3 +91,6 @@ TEST_SUITE("thread") {
     CHECK(stats.idle + stats.opening <= 4);
   }
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -12,6 +12,11 @@
 #include "support/standby_cluster.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::BackgroundCall;
@@ -302,3 +307,6 @@ TEST_CASE_FIXTURE(PooledStandbyFixture,
 }
 
 TEST_SUITE_END();
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

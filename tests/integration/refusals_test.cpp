@@ -18,6 +18,11 @@
 #include "support/subprocess.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::ClusterSettings;
@@ -276,3 +281,6 @@ TEST_CASE_FIXTURE(WatchdogFixture,
   for (const auto& [cause, count] : causes) MESSAGE("  failures with cause ", cause, ": ", count);
   check_spacing(observer, "shutdown");
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -12,6 +12,11 @@
 
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::WatchdogFixture;
@@ -109,3 +114,6 @@ TEST_CASE_FIXTURE(WatchdogFixture,
   cluster.start();
   REQUIRE(loop.run_until([&] { return all_healthy("planned", n); }, 30s));
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -12,6 +12,11 @@
 #include "support/tcp_proxy.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::CallOutcome;
@@ -272,3 +277,6 @@ TEST_CASE_FIXTURE(RoleFixture,
   // A refused connection does not linger on the standby.
   REQUIRE(loop.run_until([&] { return standby.backend_pids("needs_primary").empty(); }, 5s));
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -5,6 +5,11 @@
 
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 
@@ -38,3 +43,6 @@ TEST_CASE("slow callbacks: SCRAM inside PQconnectPoll is reported with its targe
   CHECK(log.find("in connect_poll (authentication (SCRAM computes here)) of scrammed[") !=
         std::string::npos);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

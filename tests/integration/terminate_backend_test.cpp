@@ -2,6 +2,11 @@
 
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::WatchdogFixture;
@@ -77,3 +82,6 @@ TEST_CASE_FIXTURE(WatchdogFixture,
   CHECK(cluster.count_statements("alone") == 0);
   CHECK(all_healthy("alone", n));
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -16,6 +16,11 @@
 #include "pg/handles.hpp"
 #include "support/subprocess.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using pgwd::PgConnPtr;
 using pgwd::PgResultPtr;
 using pgwd::testing::ClusterSettings;
@@ -265,3 +270,6 @@ TEST_CASE("test cluster: run_process captures output and exit codes") {
   CHECK_THROWS_WITH_AS(run_checked({"sh", "-c", "echo boom; exit 2"}),
                        "sh -c echo boom; exit 2 failed (exit 2): boom", std::runtime_error);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -21,6 +21,11 @@
 #include "support/tls_certificates.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::ClusterSettings;
@@ -565,3 +570,6 @@ TEST_CASE_FIXTURE(TlsBlackHoleFixture,
     CHECK(uses_tls(observer.healthy[i].event.server.backend_pid));
   CHECK(metric("pgwatchdog_up", {{"target", "dark-tls"}}) == 1);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

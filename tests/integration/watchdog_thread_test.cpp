@@ -24,6 +24,11 @@
 #include "support/test_loop.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::TestCluster;
@@ -354,3 +359,6 @@ TEST_SUITE("thread") {
     CHECK(on_thread.size() == 20);
   }
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

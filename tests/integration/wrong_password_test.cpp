@@ -5,6 +5,11 @@
 #include "support/loop_gaps.hpp"
 #include "support/watchdog_fixture.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::WatchdogFixture;
@@ -93,3 +98,6 @@ TEST_CASE_FIXTURE(WatchdogFixture,
     }
   }
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

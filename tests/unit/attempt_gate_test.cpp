@@ -6,6 +6,11 @@
 
 #include "support/fake_loop.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::AttemptGate;
 
@@ -73,3 +78,6 @@ TEST_CASE("attempt gate: giving up waiting costs no scan of the queue, and order
   CHECK(gate.waiting() == 0);
   CHECK(gate.running() == 0);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

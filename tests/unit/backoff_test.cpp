@@ -6,6 +6,11 @@
 #include <limits>
 #include <set>
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::Backoff;
 using pgwd::Nanos;
@@ -93,3 +98,6 @@ TEST_CASE("backoff: max below initial is treated as initial") {
   CHECK(backoff.next() == Nanos(100ms));
   CHECK(backoff.next() == Nanos(100ms));
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

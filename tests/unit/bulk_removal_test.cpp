@@ -15,6 +15,11 @@
 #include "support/metrics_reader.hpp"
 #include "support/offline_targets.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::Nanos;
 using pgwd::testing::FakeLoop;
@@ -133,3 +138,6 @@ TEST_CASE("remove_targets: destroying the watchdog with targets still closing cl
   CHECK(fake.pending_lookups().empty());
   CHECK(fake.armed_timers() == 0);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -14,6 +14,11 @@
 #include "pgwd/adapters/libevent.hpp"
 #include "support/test_loop.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 
@@ -95,3 +100,6 @@ TEST_SUITE("thread") {
     CHECK_THROWS_AS(ConnectorPool(loop, notes, 0), std::invalid_argument);
   }
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -23,6 +23,11 @@
 #include "pgwd/watchdog.hpp"
 #include "support/thread_cpu_clock.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using namespace pgwd::daemon;
@@ -504,3 +509,6 @@ TEST_CASE("check-config: in_front_of a target the configuration does not watch i
   CHECK(reloaded.targets[1].in_front_of == "direct");
   CHECK(reloaded.targets[2].in_front_of == "gone");
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

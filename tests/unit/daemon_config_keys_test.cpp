@@ -33,6 +33,11 @@ extern "C" PQconninfoOption* __wrap_PQconninfoParse(const char* conninfo, char**
   return __real_PQconninfoParse(conninfo, errmsg);
 }
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID). The linker's wrapper above stays global.
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 namespace {
 
 // A value for each key other than its default, as written in the file and as --check-config
@@ -282,3 +287,6 @@ TEST_CASE("config keys: a DSN from dsn_file with a password_file is parsed by li
   REQUIRE(effective.targets.size() == 2);
   CHECK(effective.targets[1].conninfo.find("password='s3cret'") != std::string::npos);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

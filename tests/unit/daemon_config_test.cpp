@@ -10,6 +10,11 @@
 #include "daemon/duration.hpp"
 #include "daemon/listen_address.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using namespace pgwd::daemon;
@@ -628,3 +633,6 @@ TEST_CASE("daemon config: in_front_of belongs to one target - under defaults it 
   CHECK(error_of("targets:\n  - name: a\n    dsn: host=x\n    proxied: yes\n") ==
         "/etc/pgwatchdog.yaml:4: proxied: expected true or false, got 'yes'");
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

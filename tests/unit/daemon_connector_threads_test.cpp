@@ -6,6 +6,11 @@
 
 #include "daemon/config.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace pgwd::daemon;
 
 namespace {
@@ -50,3 +55,6 @@ TEST_CASE("daemon config: connector_threads belongs at the top level, not under 
   CHECK(error_of("defaults:\n  connector_threads: 2\n").find("connector_threads") !=
         std::string::npos);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

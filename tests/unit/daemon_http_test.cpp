@@ -18,6 +18,11 @@
 #include "support/bcrypt_hash.hpp"
 #include "support/thread_cpu_clock.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using pgwd::daemon::ConfigError;
 using pgwd::daemon::parse_web_config;
@@ -204,7 +209,8 @@ TEST_CASE("status board and basic auth: HTTP threads read while the loop writes"
     readers.emplace_back([&] {
       while (!stop) {
         if (handler("/").status == 200 && handler("/-/ready").status != 0 &&
-            handler("/-/healthy").status == 200 && auth.verify("u", "p"))
+            handler("/-/healthy").status == 200 && handler("/targets/t/primary").status != 0 &&
+            handler("/api/v1/targets").status == 200 && auth.verify("u", "p"))
           ++pages;
       }
     });
@@ -215,6 +221,7 @@ TEST_CASE("status board and basic auth: HTTP threads read while the loop writes"
                            i % 3 ? pgwd::ConnectionState::healthy : pgwd::ConnectionState::backoff});
     board.on_down({{"t", 0}, pgwd::Cause::closed});
     board.on_healthy({{"t", 1}});
+    board.on_role_change({{"t", 1}, i % 2 ? "on" : "off", i % 2 ? "off" : "on"});
     if (i % 500 == 0) board.set_targets({target});
   }
   // Wait (with a deadline, not a sleep) until the readers have been through the pages at least
@@ -226,3 +233,6 @@ TEST_CASE("status board and basic auth: HTTP threads read while the loop writes"
   CHECK(pages >= 10);
   CHECK(health.every_target_attempted());
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -6,6 +6,11 @@
 #include "support/fake_loop.hpp"
 #include "support/metrics_reader.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using namespace pgwd::daemon;
@@ -118,3 +123,6 @@ TEST_CASE("effective config: check-config output shows settings and hides the pa
   CHECK(text.find("probe_timeout: 5s") != std::string::npos);
   CHECK(text.find("backoff_initial: 100ms") != std::string::npos);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -12,6 +12,11 @@
 #include "daemon/target_reload.hpp"
 #include "support/scratch_directory.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace pgwd;
 using namespace pgwd::daemon;
 using pgwd::testing::ScratchDirectory;
@@ -265,3 +270,6 @@ TEST_CASE("password_file: a malformed dsn is reported as such, with or without a
                  "\n")
             .starts_with("w.yaml:2: target 'a': malformed conninfo"));
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

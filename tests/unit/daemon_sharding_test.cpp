@@ -13,6 +13,11 @@
 #include "daemon/sharding.hpp"
 #include "daemon/target_reload.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace pgwd;
 using namespace pgwd::daemon;
 
@@ -208,3 +213,6 @@ TEST_CASE("sharding: the flags, and every bad value names its flag") {
         "--shard auto: the host name 'pgwatchdog-2' gives shard 2, but --total-shards is 2 "
         "(shards are 0 to 1)");
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -8,6 +8,11 @@
 
 #include "support/fake_loop.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::FakeLoop;
@@ -247,3 +252,6 @@ TEST_CASE("guarded loop: a declined timer disarmed, re-armed or destroyed before
   fake.advance(1h);
   CHECK(ran == std::vector<int>{0, 4, 2});
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

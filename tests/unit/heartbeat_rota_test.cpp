@@ -10,6 +10,11 @@
 #include "support/fake_loop.hpp"
 #include "support/scripted_link.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::FakeLoop;
@@ -185,3 +190,6 @@ TEST_CASE_FIXTURE(Fixture,
   CHECK(asked == std::vector<std::size_t>{0, 1, 2, 0});
   CHECK(loop.armed_timers() == 0);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

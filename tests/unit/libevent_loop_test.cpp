@@ -9,6 +9,11 @@
 #include "pgwd/adapters/libevent.hpp"
 #include "unit/loop_conformance.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 namespace {
 
 /// An event_base and a LibeventLoop on it, run from the test thread.
@@ -42,3 +47,6 @@ struct LibeventHarness {
 }  // namespace
 
 PGWD_LOOP_CONFORMANCE_TESTS(LibeventHarness, "libevent")
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -8,6 +8,11 @@
 
 #include "support/fake_loop.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::FakeLoop;
@@ -71,3 +76,6 @@ TEST_CASE("loan loop: a lent connection resolves nothing") {
   LoanLoop loop(fake, loan, -1, UniqueFd(-1));
   CHECK_THROWS_AS(loop.make_resolver({}), std::logic_error);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

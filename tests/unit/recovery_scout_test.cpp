@@ -10,6 +10,11 @@
 #include "support/fake_loop.hpp"
 #include "support/scripted_link.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::FakeLoop;
@@ -121,3 +126,6 @@ TEST_CASE_FIXTURE(Fixture, "recovery scout: stop() cancels the next turn") {
   loop.advance(1h);
   CHECK(retries.empty());
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

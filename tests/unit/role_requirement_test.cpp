@@ -2,6 +2,11 @@
 
 #include <doctest/doctest.h>
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace pgwd;
 
 namespace {
@@ -50,3 +55,6 @@ TEST_CASE("role requirement: names round-trip and unknown names are refused") {
   CHECK_FALSE(parse_role_requirement("leader"));
   CHECK_FALSE(parse_role_requirement("Primary"));
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

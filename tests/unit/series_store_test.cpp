@@ -19,6 +19,11 @@
 #include "pgwd/version.hpp"
 #include "pool/pool_series.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -193,3 +198,6 @@ TEST_CASE("series store: a target name and a watchdog name are taken once per st
   CHECK_FALSE(store_of(store).claim_watchdog("watchdog"));
   CHECK(store_of(store).claim_watchdog("mine"));
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

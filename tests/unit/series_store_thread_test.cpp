@@ -26,6 +26,11 @@
 #include "support/fake_loop.hpp"
 #include "support/offline_targets.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 
 using pgwd::testing::offline_target;
@@ -190,3 +195,6 @@ TEST_SUITE("thread") {
     CHECK(parse(store->text()).size() == 1);
   }
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

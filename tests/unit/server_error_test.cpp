@@ -2,6 +2,11 @@
 
 #include <doctest/doctest.h>
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace pgwd;
 
 TEST_CASE("server error: the SQLSTATE of a failed connection attempt is read from verbose text") {
@@ -98,3 +103,6 @@ TEST_CASE("server error: one_line folds libpq's multi-line messages") {
   CHECK(one_line("server closed the connection unexpectedly\n\tThis probably means\n") ==
         "server closed the connection unexpectedly This probably means");
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -4,6 +4,11 @@
 
 #include <doctest/doctest.h>
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace pgwd;
 
 namespace {
@@ -51,3 +56,6 @@ TEST_CASE("server identity: a server that told nothing of itself (a direct targe
   CHECK_FALSE(watch.saw(answered_by("", "")));
   CHECK(watch.saw(answered_by("10.0.0.1:5432", "1764963500")) == ServerChange::restart);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

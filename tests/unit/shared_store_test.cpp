@@ -8,6 +8,11 @@
 #include "support/metrics_reader.hpp"
 #include "support/offline_targets.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace pgwd;
 using pgwd::testing::FakeLoop;
 using pgwd::testing::metric_value;
@@ -75,3 +80,6 @@ TEST_CASE("options: bad WatchdogOptions throw from the constructor, naming the o
       "slow_callback_threshold must not be negative", InvalidOptions);
   CHECK_THROWS_AS(Watchdog(loop, WatchdogOptions{.nameservers = {""}}), InvalidOptions);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -13,6 +13,11 @@
 #include "support/fake_loop.hpp"
 #include "support/scripted_link.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::FakeLoop;
@@ -186,3 +191,6 @@ TEST_CASE("lifecycle: a stop from inside any event leaves nothing armed and noth
                      run.events.seen.begin()));
   }
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

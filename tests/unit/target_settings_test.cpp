@@ -6,6 +6,11 @@
 #include "pg/secrets.hpp"
 #include "pgwd/watchdog.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 
@@ -170,3 +175,6 @@ TEST_CASE("conninfo: set_default leaves what the user set and params are NULL-te
   CHECK(p.keywords[3] == nullptr);
   CHECK(p.values[3] == nullptr);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

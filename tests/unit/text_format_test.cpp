@@ -14,6 +14,11 @@
 #include <string>
 #include <vector>
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 namespace {
 
 /// One gauge family `v` holding `values` (label i), as TextSerializer writes it and as the
@@ -95,3 +100,6 @@ TEST_CASE("text format: HELP escapes backslash and line feed as the text format 
   pgwd::append_family_head(out, "no_help", "", "gauge");
   CHECK(out == "# TYPE no_help gauge\n");
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

@@ -17,6 +17,11 @@
 #include "support/metrics_reader.hpp"
 #include "support/offline_targets.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using pgwd::testing::metric_value;
 
 using pgwd::testing::offline_target;
@@ -126,3 +131,6 @@ TEST_CASE("watchdog: with per-target histograms off its targets share one of eac
   }
   CHECK(series_in(metrics, "pgwatchdog_outage_seconds") == 1);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

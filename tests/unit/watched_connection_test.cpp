@@ -11,6 +11,11 @@
 #include "support/fake_loop.hpp"
 #include "support/scripted_link.hpp"
 
+// This file's own scope, also where a unity build puts several test files in one translation
+// unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
+namespace {
+namespace PGWD_TEST_FILE_ID {
+
 using namespace std::chrono_literals;
 using namespace pgwd;
 using pgwd::testing::FakeLoop;
@@ -397,3 +402,6 @@ TEST_CASE_FIXTURE(Fixture,
   CHECK(events.down[0].message.find("target_session_attrs=standby") != std::string::npos);
   CHECK(connection->state() == ConnectionState::backoff);
 }
+
+}  // namespace PGWD_TEST_FILE_ID
+}  // namespace

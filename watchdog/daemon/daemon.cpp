@@ -44,9 +44,9 @@ Daemon::Daemon(CommandLine cli, DaemonConfig config)
   health_.set_config_loaded();
   board_ = std::make_unique<StatusBoard>(health_);
   WebConfig web = cli_.web_config_path ? load_web_config(*cli_.web_config_path) : WebConfig{};
-  std::vector<std::string> open_paths;
-  if (cli_.health_without_auth) open_paths = {"/-/healthy", "/-/ready"};
-  http_ = std::make_unique<HttpServer>(config_.listen, std::move(web), std::move(open_paths),
+  OpenPath open_path;
+  if (cli_.health_without_auth) open_path = is_health_check;
+  http_ = std::make_unique<HttpServer>(config_.listen, std::move(web), std::move(open_path),
                                        daemon_routes(metrics_, health_, *board_));
   health_.set_listening();
   heartbeat_ = std::make_unique<LoopHeartbeat>(base_.get(), health_);

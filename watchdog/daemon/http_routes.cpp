@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "daemon/status_page.hpp"
+#include "daemon/target_endpoints.hpp"
 #include "pgwd/version.hpp"
 
 namespace pgwd::daemon {
@@ -45,6 +46,10 @@ HttpReply metrics(const SeriesStore& store, std::atomic<std::size_t>& last_size)
 
 }  // namespace
 
+bool is_health_check(std::string_view path) {
+  return path == "/-/healthy" || path == "/-/ready" || parse_target_path(path).has_value();
+}
+
 HttpHandler daemon_routes(std::shared_ptr<const SeriesStore> store, const HealthState& health,
                           const StatusBoard& board) {
   // Shared by the server's threads, and by copies of the handler.
@@ -54,11 +59,20 @@ HttpHandler daemon_routes(std::shared_ptr<const SeriesStore> store, const Health
     if (path == "/metrics") return metrics(*store, *last_size);
     if (path == "/-/healthy") return healthy(health);
     if (path == "/-/ready") return ready(health);
+    if (const auto target = parse_target_path(path))
+      return answer_target_check(board.copy_of(target->name), *target,
+                                 std::chrono::system_clock::now(), std::chrono::steady_clock::now());
+    if (path == "/api/v1/targets")
+      return {200, "application/json",
+              render_targets_json(board.snapshot(), std::chrono::system_clock::now(),
+                                  std::chrono::steady_clock::now())};
     if (path == "/")
       return {200, "text/html; charset=utf-8",
               render_status_page(board.snapshot(), kVersion, std::chrono::system_clock::now(),
                                  std::chrono::steady_clock::now())};
-    return {404, std::string(kText), "not found: try /metrics, /-/healthy, /-/ready or /\n"};
+    return {404, std::string(kText),
+            "not found: try /metrics, /-/healthy, /-/ready, /, /api/v1/targets or "
+            "/targets/<name>/primary|replica|up\n"};
   };
 }
 

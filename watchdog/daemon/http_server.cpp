@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -76,21 +75,36 @@ void free_body(void* body) { delete static_cast<std::string*>(body); }
 
 // The body is handed over to libmicrohttpd, not copied (a scrape is megabytes): it frees it once
 // the response is sent and released.
-Response make_response(HttpReply&& reply) {
+// Every answer is the daemon's state now: no cache (a proxy's, a browser's) may keep one.
+Response make_response(HttpReply&& reply, bool with_allow = false) {
   auto body = std::make_unique<std::string>(std::move(reply.body));
   Response response(MHD_create_response_from_buffer_with_free_callback_cls(
       body->size(), body->data(), &free_body, body.get()));
   if (!response) return response;
   (void)body.release();
   MHD_add_response_header(response.get(), "Content-Type", reply.content_type.c_str());
+  MHD_add_response_header(response.get(), "Cache-Control", "no-store");
+  MHD_add_response_header(response.get(), "X-Content-Type-Options", "nosniff");
+  if (with_allow)
+    MHD_add_response_header(response.get(), "Allow", std::string(kAllowedMethods).c_str());
   return response;
 }
 
-MHD_Result send(MHD_Connection* connection, HttpReply&& reply) {
+MHD_Result send(MHD_Connection* connection, HttpReply&& reply, bool with_allow = false) {
   const unsigned status = reply.status;
-  const Response response = make_response(std::move(reply));
+  const Response response = make_response(std::move(reply), with_allow);
   if (!response) return MHD_NO;
   return MHD_queue_response(connection, status, response.get());
+}
+
+// libmicrohttpd's unescape callback: leaves the path as sent (percent_decoded decodes it).
+size_t keep_escaped(void*, MHD_Connection*, char* text) { return std::strlen(text); }
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
 }
 
 // Whether the client presented a certificate that the CA of client_ca_file signed (and that is
@@ -112,6 +126,24 @@ ClientCertificate client_certificate(MHD_Connection* connection) {
 }
 
 }  // namespace
+
+std::optional<std::string> percent_decoded(std::string_view path) {
+  std::string decoded;
+  decoded.reserve(path.size());
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    if (path[i] != '%') {
+      decoded += path[i];
+      continue;
+    }
+    if (i + 2 >= path.size()) return std::nullopt;
+    const int high = hex_value(path[i + 1]);
+    const int low = hex_value(path[i + 2]);
+    if (high < 0 || low < 0 || (high == 0 && low == 0)) return std::nullopt;
+    decoded += static_cast<char>(high * 16 + low);
+    i += 2;
+  }
+  return decoded;
+}
 
 // Outside the anonymous namespace: HttpServer::Instance, a member of a class declared in the
 // header, holds one, and GCC rejects a member of internal linkage there when this file is part of
@@ -157,11 +189,21 @@ struct HttpServer::Instance {
     }
   }
 
-  MHD_Result answer(MHD_Connection* connection, std::string_view path, std::string_view method) {
-    if (method != "GET" && method != "HEAD")
-      return send(connection, {405, "text/plain; charset=utf-8", "only GET and HEAD\n"});
-    const auto& exempt = server->paths_without_auth_;
-    const bool protected_path = std::find(exempt.begin(), exempt.end(), path) == exempt.end();
+  MHD_Result answer(MHD_Connection* connection, std::string_view raw_path,
+                    std::string_view method) {
+    const bool options = method == "OPTIONS";
+    if (method != "GET" && method != "HEAD" && !options)
+      return send(connection,
+                  {405, "text/plain; charset=utf-8",
+                   "method not allowed: only " + std::string(kAllowedMethods) + "\n"},
+                  true);
+    const std::optional<std::string> decoded = percent_decoded(raw_path);
+    if (!decoded)
+      return send(connection, {400, "text/plain; charset=utf-8",
+                               "bad request: a '%' in the path not followed by two hex digits, "
+                               "or %00\n"});
+    const std::string_view path = *decoded;
+    const bool protected_path = !server->open_path_ || !server->open_path_(path);
     if (protected_path && web.tls && web.tls->client_auth != ClientAuth::none) {
       const ClientCertificate certificate = client_certificate(connection);
       if (certificate == ClientCertificate::invalid ||
@@ -178,7 +220,7 @@ struct HttpServer::Instance {
       if (!response) return MHD_NO;
       return MHD_queue_basic_auth_fail_response(connection, kRealm, response.get());
     }
-    return send(connection, server->handler_(path));
+    return send(connection, server->handler_(path), options);
   }
 
   bool authenticated(MHD_Connection* connection) {
@@ -196,11 +238,11 @@ struct HttpServer::Instance {
   }
 };
 
-HttpServer::HttpServer(const std::string& listen, WebConfig web,
-                       std::vector<std::string> paths_without_auth, HttpHandler handler)
+HttpServer::HttpServer(const std::string& listen, WebConfig web, OpenPath open_path,
+                       HttpHandler handler)
     : socket_(bind_listener(listen)),
       port_(bound_port(socket_.get())),
-      paths_without_auth_(std::move(paths_without_auth)),
+      open_path_(std::move(open_path)),
       handler_(std::move(handler)),
       current_(start(std::move(web))) {}
 
@@ -214,6 +256,7 @@ std::unique_ptr<HttpServer::Instance> HttpServer::start(WebConfig web) {
       {MHD_OPTION_THREAD_POOL_SIZE, kThreads, nullptr},
       {MHD_OPTION_CONNECTION_TIMEOUT, kConnectionTimeoutSeconds, nullptr},
       {MHD_OPTION_CONNECTION_LIMIT, kMaxConnections, nullptr},
+      {MHD_OPTION_UNESCAPE_CALLBACK, reinterpret_cast<intptr_t>(&keep_escaped), nullptr},
   };
   if (const auto& tls = instance->web.tls) {
     flags |= MHD_USE_TLS;

@@ -3,9 +3,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "os/unique_fd.hpp"
 #include "daemon/web_config.hpp"
@@ -18,9 +18,24 @@ struct HttpReply {
   std::string body;
 };
 
-/// Answers a GET (or HEAD) for a path. Runs on the HTTP server's threads, several at once: it
-/// must be thread-safe and must never wait on the event loop.
+/// Answers a GET, HEAD or OPTIONS for a path, percent-decoded (percent_decoded). Runs on the HTTP
+/// server's threads, several at once: it must be thread-safe and must never wait on the event
+/// loop.
 using HttpHandler = std::function<HttpReply(std::string_view path)>;
+/// Whether a (decoded) path is served without basic auth and the client-certificate check.
+using OpenPath = std::function<bool(std::string_view path)>;
+
+/// The methods every path answers; any other is 405 with this as its Allow header. OPTIONS gets
+/// GET's answer (status and body) with Allow: HAProxy's `option httpchk` sends OPTIONS unless told
+/// otherwise, and Patroni's REST API answers it as GET too.
+inline constexpr std::string_view kAllowedMethods = "GET, HEAD, OPTIONS";
+
+/// A request's path with every %XX (hex, either case) decoded to its byte, and nothing else
+/// changed ('+' stays '+': that is a query's convention, not a path's). nullopt for a '%' not
+/// followed by two hex digits, and for %00 (no path of the daemon holds a NUL, and C strings
+/// would cut it): the server answers 400. libmicrohttpd's own decoding is turned off, so this is
+/// the one place a path is decoded, before auth and routing see it.
+std::optional<std::string> percent_decoded(std::string_view path);
 
 /// The daemon's HTTP port, served by libmicrohttpd (Debian 12: 0.9.75, GnuTLS).
 ///
@@ -45,11 +60,10 @@ class HttpServer {
   static constexpr unsigned kThreads = 4;
 
   /// Binds `listen` (HOST:PORT, already checked by check_listen_address) and starts serving.
-  /// `paths_without_auth` skip basic auth and the client-certificate check (TLS itself still
-  /// applies). Throws ConfigError naming the address if it cannot be bound, or if the server
-  /// cannot start with `web`.
-  HttpServer(const std::string& listen, WebConfig web, std::vector<std::string> paths_without_auth,
-             HttpHandler handler);
+  /// Paths for which `open_path` is true skip basic auth and the client-certificate check (TLS
+  /// itself still applies); a null `open_path` opens none. Throws ConfigError naming the address
+  /// if it cannot be bound, or if the server cannot start with `web`.
+  HttpServer(const std::string& listen, WebConfig web, OpenPath open_path, HttpHandler handler);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -68,7 +82,7 @@ class HttpServer {
 
   UniqueFd socket_;
   int port_ = 0;
-  const std::vector<std::string> paths_without_auth_;
+  const OpenPath open_path_;
   const HttpHandler handler_;
   mutable std::mutex mutex_;  // guards current_ against a reconfigure() racing tls()
   std::unique_ptr<Instance> current_;

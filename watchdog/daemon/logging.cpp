@@ -5,9 +5,11 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
-#include <cstdio>
 #include <future>
+#include <string>
 #include <thread>
+
+#include "text/json.hpp"
 
 namespace pgwd::daemon {
 namespace {
@@ -17,33 +19,10 @@ class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& out) override {
-    for (const char c : msg.payload) {
-      switch (c) {
-        case '"':
-          out.append(std::string_view("\\\""));
-          break;
-        case '\\':
-          out.append(std::string_view("\\\\"));
-          break;
-        case '\n':
-          out.append(std::string_view("\\n"));
-          break;
-        case '\r':
-          out.append(std::string_view("\\r"));
-          break;
-        case '\t':
-          out.append(std::string_view("\\t"));
-          break;
-        default:
-          if (static_cast<unsigned char>(c) < 0x20) {
-            char escaped[8];
-            std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
-            out.append(std::string_view(escaped));
-          } else {
-            out.push_back(c);
-          }
-      }
-    }
+    std::string escaped;
+    escaped.reserve(msg.payload.size() + 16);
+    append_json_escaped(escaped, std::string_view(msg.payload.data(), msg.payload.size()));
+    out.append(escaped.data(), escaped.data() + escaped.size());
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
     return std::make_unique<JsonEscapedMessage>();

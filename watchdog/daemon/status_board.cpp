@@ -5,11 +5,45 @@
 
 namespace pgwd::daemon {
 
+std::string_view to_string(TargetState state) {
+  switch (state) {
+    case TargetState::up: return "up";
+    case TargetState::down: return "down";
+    case TargetState::pending: return "pending";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(ServerRole role) {
+  switch (role) {
+    case ServerRole::primary: return "primary";
+    case ServerRole::standby: return "standby";
+    case ServerRole::unknown: return "unknown";
+  }
+  return "unknown";
+}
+
 bool TargetStatus::up() const {
   return std::any_of(connections.begin(), connections.end(), [](ConnectionState s) {
     return s == ConnectionState::healthy || s == ConnectionState::inspecting ||
            s == ConnectionState::probing;
   });
+}
+
+TargetState TargetStatus::state() const {
+  if (up()) return TargetState::up;
+  return attempted ? TargetState::down : TargetState::pending;
+}
+
+ServerRole TargetStatus::role() const {
+  if (!up()) return ServerRole::unknown;
+  if (in_hot_standby == "off") return ServerRole::primary;
+  if (in_hot_standby == "on") return ServerRole::standby;
+  return ServerRole::unknown;
+}
+
+std::size_t TargetStatus::count(ConnectionState state) const {
+  return static_cast<std::size_t>(std::count(connections.begin(), connections.end(), state));
 }
 
 StatusBoard::StatusBoard(HealthState& health) : health_(health) {}
@@ -50,6 +84,13 @@ void StatusBoard::set_targets(const std::vector<TargetOptions>& targets) {
 std::vector<TargetStatus> StatusBoard::snapshot() const {
   const std::lock_guard lock(mutex_);
   return targets_;
+}
+
+std::optional<TargetStatus> StatusBoard::copy_of(std::string_view name) const {
+  const std::lock_guard lock(mutex_);
+  const auto it = index_.find(std::string(name));
+  if (it == index_.end()) return std::nullopt;
+  return targets_[it->second];
 }
 
 StatusBoard::UpCount StatusBoard::up_count() const {
@@ -103,6 +144,13 @@ void StatusBoard::on_role_change(const RoleChangeEvent& event) {
     target->in_hot_standby = event.in_hot_standby;
 }
 
+// Another server answers behind a pooler or a moved host name: its role is the target's now.
+void StatusBoard::on_server_change(const ServerChangeEvent& event) {
+  const std::lock_guard lock(mutex_);
+  if (TargetStatus* target = find(event.connection.target))
+    if (!event.now.in_hot_standby.empty()) target->in_hot_standby = event.now.in_hot_standby;
+}
+
 void StatusBoard::on_state_change(const StateChangeEvent& event) {
   const std::lock_guard lock(mutex_);
   TargetStatus* target = find(event.connection.target);
@@ -114,6 +162,10 @@ void StatusBoard::on_state_change(const StateChangeEvent& event) {
   const bool is_up = target->up();
   if (was_up && !is_up) {
     target->down_since = std::chrono::steady_clock::now();
+    // The role is the server's, and the target may come back to another one (a failover): it
+    // is unknown until a connection is healthy again and says (on_healthy comes after the state
+    // change, so between the two the target is up with its role unknown, never a stale one).
+    target->in_hot_standby.clear();
     --up_;
   }
   if (is_up) {

@@ -4,6 +4,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -13,7 +14,18 @@
 
 namespace pgwd::daemon {
 
-/// One target as the status page shows it.
+/// A target as a whole: up (a connection is up), down (none is, after the first attempt ended),
+/// or pending (none is, and the first connect attempt has not ended yet).
+enum class TargetState { up, down, pending };
+/// What the server behind a target is, as its in_hot_standby says. Unknown while the target is
+/// not up (what it was before an outage says nothing about the server it comes back to), and
+/// before the server reports it (PostgreSQL before 14 reports no in_hot_standby at connect).
+enum class ServerRole { primary, standby, unknown };
+std::string_view to_string(TargetState state);
+std::string_view to_string(ServerRole role);
+
+/// One target as the status page, the JSON API and the health checks of /targets/ see it: the
+/// one snapshot all three read (StatusBoard::snapshot, StatusBoard::copy_of).
 struct TargetStatus {
   std::string name;
   std::vector<ConnectionState> connections;  ///< by index
@@ -26,9 +38,15 @@ struct TargetStatus {
   std::chrono::system_clock::time_point last_connect_failure_at{};
   /// While no connection is connected: since when (the target's start, or the loss).
   std::optional<std::chrono::steady_clock::time_point> down_since;
-  std::string in_hot_standby;  ///< "on", "off", or empty (not known yet, PostgreSQL < 14)
+  /// "on", "off", or empty: not known (the target is not up, or the server has not reported
+  /// it yet: PostgreSQL < 14). Cleared when the target goes down.
+  std::string in_hot_standby;
 
   bool up() const;
+  TargetState state() const;
+  ServerRole role() const;
+  /// Connections in `state`.
+  std::size_t count(ConnectionState state) const;
 };
 
 /// The daemon's Observer: keeps, for the status page, what each target is doing, and tells
@@ -47,6 +65,9 @@ class StatusBoard final : public Observer {
 
   /// A copy, in configuration order. Any thread.
   std::vector<TargetStatus> snapshot() const;
+  /// A copy of one target, or nullopt if none has that name: O(1), whatever the number of
+  /// targets (a proxy checks each target every second). Any thread.
+  std::optional<TargetStatus> copy_of(std::string_view name) const;
 
   struct UpCount {
     std::size_t up = 0;     ///< targets with a connection up (TargetStatus::up)
@@ -59,6 +80,7 @@ class StatusBoard final : public Observer {
   void on_down(const DownEvent& event) override;
   void on_connect_failed(const ConnectFailedEvent& event) override;
   void on_role_change(const RoleChangeEvent& event) override;
+  void on_server_change(const ServerChangeEvent& event) override;
   void on_state_change(const StateChangeEvent& event) override;
 
  private:

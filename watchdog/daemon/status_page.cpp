@@ -1,50 +1,13 @@
 #include "daemon/status_page.hpp"
 
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
+
+#include "daemon/target_text.hpp"
 
 namespace pgwd::daemon {
 namespace {
-
-std::string duration_text(std::chrono::nanoseconds elapsed) {
-  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(elapsed).count();
-  if (seconds < 1)
-    return fmt::format("{}ms", std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count());
-  if (seconds < 60) return fmt::format("{}s", seconds);
-  if (seconds < 3600) return fmt::format("{}m{:02}s", seconds / 60, seconds % 60);
-  if (seconds < 86400) return fmt::format("{}h{:02}m", seconds / 3600, seconds % 3600 / 60);
-  return fmt::format("{}d{:02}h", seconds / 86400, seconds % 86400 / 3600);
-}
-
-std::string utc_text(std::chrono::system_clock::time_point at) {
-  return fmt::format("{:%Y-%m-%d %H:%M:%S} UTC",
-                     std::chrono::time_point_cast<std::chrono::seconds>(at));
-}
-
-std::string connections_text(const std::vector<ConnectionState>& states) {
-  constexpr std::array order = {ConnectionState::healthy,    ConnectionState::probing,
-                                ConnectionState::inspecting, ConnectionState::connecting,
-                                ConnectionState::resolving,  ConnectionState::waiting,
-                                ConnectionState::backoff,    ConnectionState::down,
-                                ConnectionState::stopped};
-  std::string text;
-  for (const ConnectionState state : order) {
-    const auto count = std::count(states.begin(), states.end(), state);
-    if (count == 0) continue;
-    if (!text.empty()) text += ", ";
-    text += fmt::format("{} {}", count, to_string(state));
-  }
-  return text;
-}
-
-std::string_view role_text(const std::string& in_hot_standby) {
-  if (in_hot_standby == "off") return "primary";
-  if (in_hot_standby == "on") return "standby";
-  return "-";
-}
 
 constexpr std::string_view kHead = R"(<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -95,7 +58,8 @@ std::string render_status_page(std::vector<TargetStatus> targets, std::string_vi
   page.reserve(page.size() + targets.size() * 256);
   page += fmt::format(
       "<h1>pgwatchdog {}</h1>\n<p><a href=\"/metrics\">/metrics</a> · <a href=\"/-/healthy\">"
-      "/-/healthy</a> · <a href=\"/-/ready\">/-/ready</a></p>\n"
+      "/-/healthy</a> · <a href=\"/-/ready\">/-/ready</a> · <a href=\"/api/v1/targets\">"
+      "/api/v1/targets</a></p>\n"
       "<p id=\"summary\">{} targets: {} up, {} down. As of {}; refreshes every 5 s.</p>\n",
       html_escaped(version), targets.size(), up, static_cast<long>(targets.size()) - up,
       utc_text(now_wall));
@@ -104,26 +68,17 @@ std::string render_status_page(std::vector<TargetStatus> targets, std::string_vi
       "<th>role</th><th>outage</th><th>last disconnect</th><th>last connect failure</th></tr>"
       "</thead><tbody>\n";
   for (const TargetStatus& t : targets) {
-    const bool is_up = t.up();
-    const std::string_view status = is_up ? "up" : (t.attempted ? "down" : "pending");
-    std::string outage = "-";
-    if (!is_up && t.down_since) outage = duration_text(now - *t.down_since);
-    std::string last = "-";
-    if (t.last_disconnect) {
-      last = std::string(to_string(*t.last_disconnect));
-      if (!t.last_disconnect_sqlstate.empty()) last += " (" + t.last_disconnect_sqlstate + ")";
-      last += " at " + utc_text(t.last_disconnect_at) + ", " +
-              duration_text(now_wall - t.last_disconnect_at) + " ago";
-    }
-    std::string failure = "-";
-    if (t.last_connect_failure)
-      failure = std::string(to_string(*t.last_connect_failure)) + ", " +
-                duration_text(now_wall - t.last_connect_failure_at) + " ago";
+    const std::string_view status = to_string(t.state());
+    const auto down_for = outage(t, now);
+    const ServerRole role = t.role();
     page += fmt::format(
         "<tr><td class=\"name\">{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td>"
         "<td>{}</td><td>{}</td></tr>\n",
-        html_escaped(t.name), status, status, connections_text(t.connections),
-        role_text(t.in_hot_standby), outage, html_escaped(last), failure);
+        html_escaped(t.name), status, status, connections_text(t),
+        role == ServerRole::unknown ? "-" : to_string(role),
+        down_for ? duration_text(*down_for) : "-",
+        html_escaped(last_disconnect_text(t, now_wall).value_or("-")),
+        last_connect_failure_text(t, now_wall).value_or("-"));
   }
   page += "</tbody></table>\n</body></html>\n";
   return page;
