@@ -67,12 +67,14 @@ std::unique_ptr<Connector> make_connector(GuardedLoop& loop, std::size_t threads
 
 }  // namespace
 
-/// The most of the loop's time remove_targets spends closing connections in one pass.
-constexpr Nanos kCloseStep = std::chrono::milliseconds(5);
 /// The most of the loop's time the watchdog's callbacks take before the loop polls again
 /// (GuardedLoop::Reports::pass_budget): a server restart that ends 10,000 connections is then
-/// handled over many short passes, not in a few of 100+ ms (issue 20 §2).
+/// handled over many short passes, not in a few of 100+ ms.
 constexpr Nanos kPassBudget = std::chrono::milliseconds(5);
+/// The most of the loop's time remove_targets spends closing connections in one pass. Half the
+/// budget: the closer is a timer, which runs only while half the budget is left
+/// (GuardedLoop::declined), so closing never takes the watchdog's share of a pass past it.
+constexpr Nanos kCloseStep = kPassBudget / 2;
 
 class Watchdog::Impl {
  public:
@@ -159,7 +161,9 @@ class Watchdog::Impl {
     // Two halves. What callers see happens now, O(1) a target: gone from the index, silenced
     // (no event, no series, the name free again). What costs, closing the connections (a
     // PQfinish each), happens in steps of at most kCloseStep of the loop's time: the first one
-    // now, the rest on later loop passes, so that removing 5,000 targets is not one stall.
+    // now, in what is left of kCloseStep after the first half (so the call as a whole is one
+    // step), the rest on later loop passes, so that removing 5,000 targets is not one stall.
+    const MonotonicTime started = loop_.now();
     std::size_t removed = 0;
     for (const std::string& name : names) {
       const auto found = by_name_.find(name);
@@ -173,7 +177,7 @@ class Watchdog::Impl {
       logger_->info("target {}: removed", name);
       ++removed;
     }
-    close_some();
+    close_some(started + kCloseStep);
     return removed;
   }
 
@@ -202,19 +206,17 @@ class Watchdog::Impl {
   // A list, so that the index's iterators stay valid; in the order added (target_names()).
   using Targets = std::list<std::unique_ptr<Target>>;
 
-  /// Retires silenced targets, oldest first, for at most kCloseStep; what is left waits for the
-  /// next loop pass (a zero timer: it runs after the loop has polled again).
-  void close_some() {
-    const MonotonicTime until = loop_.now() + kCloseStep;
-    while (!closing_.empty()) {
+  /// Retires silenced targets, oldest first, until `until`; what is left waits for the next
+  /// loop pass (a zero timer: it runs after the loop has polled again), which has kCloseStep.
+  void close_some(MonotonicTime until) {
+    while (!closing_.empty() && loop_.now() < until) {
       std::unique_ptr<Target> target = std::move(closing_.front());
       closing_.pop_front();
       target->retire();
       loop_.delete_when_safe(std::move(target));
-      if (loop_.now() >= until) break;
     }
     if (!closing_.empty()) {
-      if (!closer_) closer_ = loop_.make_timer([this] { close_some(); });
+      if (!closer_) closer_ = loop_.make_timer([this] { close_some(loop_.now() + kCloseStep); });
       closer_->arm(Nanos::zero());
     }
   }
@@ -244,7 +246,7 @@ class Watchdog::Impl {
   TimerPtr ticker_;
   Targets targets_;
   std::deque<std::unique_ptr<Target>> closing_;  // removed and silenced, connections still open
-  TimerPtr closer_;                              // close_some() on the next loop pass
+  TimerPtr closer_;                              // close_some() on a later loop pass
   std::unordered_map<std::string_view, Targets::iterator> by_name_;  // keys: the targets' names
   FrontedTargets fronted_;  // the targets in front of others (TargetOptions::in_front_of)
   std::shared_ptr<LendingLedger> ledger_;  // outlives the Watchdog while a Loan holds it

@@ -149,12 +149,14 @@ class PGWD_EXPORT Watchdog {
   ///    series from the store (a scrape never sees a series of a target that stays missing), its
   ///    name is free for add_target (here or on another Watchdog of the store), and no event of
   ///    it follows. This part is O(1) a target, 7-17 µs measured (bench/README.md): pass a few
-  ///    hundred names a call to keep it short (the daemon's reload passes 500).
-  ///  - closing their connections (a PQfinish each, the costly part) starts now and goes on over
-  ///    the next loop passes, at most ~5 ms of the loop's time per pass, oldest first, so that
-  ///    removing 5,000 of 10,000 targets is no single stall. targets_closing() counts the targets
-  ///    whose connections are not all closed yet; the Watchdog's destructor closes the rest at
-  ///    once. remove_target() closes at once, however long that takes.
+  ///    hundred names a call to keep it short (the daemon's reload passes 250).
+  ///  - closing their connections (a PQfinish each, the costly part) goes on over the next loop
+  ///    passes, at most ~2.5 ms of the loop's time a pass (one target's closing past it at
+  ///    most), oldest first, so that removing 5,000 of 10,000 targets is no single stall. It
+  ///    starts in the call if the first part took less than that: the call as a whole is one
+  ///    such step. targets_closing() counts the targets whose connections are not all closed
+  ///    yet; the Watchdog's destructor closes the rest at once. remove_target() closes at once,
+  ///    however long that takes.
   std::size_t remove_targets(std::span<const std::string> names);
 
   /// Targets removed by remove_targets() whose connections are still being closed (0 once every
