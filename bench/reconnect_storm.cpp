@@ -184,17 +184,23 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
   for (int k = 0; k * kConnectionsPerTarget < connections; ++k)  // add_connections' names
     for (const TrackedConnection& c : tracker.connections("storm" + std::to_string(k)))
       last_down = std::max(last_down, c.last_down);
-  std::chrono::nanoseconds longest_stretch{0};
-  std::chrono::nanoseconds longest_stretch_reconnecting{0};
+  StretchTicker::Stretch longest_stretch;
+  StretchTicker::Stretch longest_stretch_reconnecting;
   host.call([&](Watchdog&) {
     longest_stretch = ticker->longest();
     longest_stretch_reconnecting = ticker->longest(last_down + StretchTicker::kPeriod);
   });
   emit_value(prefix + "longest_busy_stretch_cpu_s",
-             std::chrono::duration<double>(longest_stretch).count(), "s",
+             std::chrono::duration<double>(longest_stretch.cpu).count(), "s",
              "the most CPU the loop thread spent between two ticks of a 5 ms timer");
+  emit_value(prefix + "longest_busy_stretch_in_callbacks_cpu_s",
+             std::chrono::duration<double>(longest_stretch.in_callbacks).count(), "s",
+             "of that stretch, the watchdog's callbacks (the rest: libevent and the kernel)");
+  emit_value(prefix + "longest_busy_stretch_callbacks",
+             static_cast<double>(longest_stretch.callbacks), "1",
+             "the callbacks that stretch ran, those the pass budget declined included");
   emit_value(prefix + "longest_busy_stretch_reconnecting_cpu_s",
-             std::chrono::duration<double>(longest_stretch_reconnecting).count(), "s",
+             std::chrono::duration<double>(longest_stretch_reconnecting.cpu).count(), "s",
              "the same, once every loss was seen (the reconnects alone)");
   emit_value(prefix + "loop_cpu_s",
              std::chrono::duration<double>(host.timing().total_cpu()).count(), "s",

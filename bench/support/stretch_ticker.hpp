@@ -5,7 +5,8 @@
 /// run between two loop passes, so the most CPU between two ticks bounds the loop's longest busy
 /// stretch from above (by one period of back-to-back work at most). Made, ticked, read and
 /// destroyed on the loop thread (LoopHost::call); the work a LoopHost::call does on the loop
-/// counts like any callback's. Read with longest() from a LoopHost::call.
+/// counts like any callback's. Read with longest() from a LoopHost::call, which also says how
+/// much of the longest stretch the watchdog's callbacks took (where the time went).
 
 #include <algorithm>
 #include <chrono>
@@ -22,33 +23,56 @@ class StretchTicker {
  public:
   using Clock = std::chrono::steady_clock;
   static constexpr Nanos kPeriod = std::chrono::milliseconds(5);
-  explicit StretchTicker(Loop& loop) : timer_(loop.make_timer([this] { tick(); })) {
+
+  /// One stretch between two ticks, and what of it was the watchdog's callbacks (TimingLoop's
+  /// figures): the rest is the loop's own work (polling, dispatching) and the host's.
+  struct Stretch {
+    std::chrono::nanoseconds cpu{};
+    std::chrono::nanoseconds in_callbacks{};
+    std::uint64_t callbacks = 0;  ///< declined ones (GuardedLoop's pass budget) included
+  };
+
+  explicit StretchTicker(TimingLoop& loop)
+      : loop_(loop), timer_(loop.make_timer([this] { tick(); })) {
     reset();
     timer_->arm(kPeriod);
   }
   void reset() {
-    last_cpu_ns_ = thread_cpu_ns();
+    last_ = sample();
     ticks_.clear();
   }
-  /// The most CPU between two ticks, counting only ticks after `since`, and the CPU since the
-  /// last tick (a stretch still open: work shorter than a period shows there).
-  std::chrono::nanoseconds longest(Clock::time_point since = {}) const {
-    std::int64_t longest = thread_cpu_ns() - last_cpu_ns_;
-    for (const auto& [at, cpu_ns] : ticks_)
-      if (at >= since) longest = std::max(longest, cpu_ns);
-    return std::chrono::nanoseconds(longest);
+  /// The stretch with the most CPU, counting only ticks after `since`, and the one still open
+  /// since the last tick (work shorter than a period shows there).
+  Stretch longest(Clock::time_point since = {}) const {
+    Stretch longest = since_last();
+    for (const auto& [at, stretch] : ticks_)
+      if (at >= since && stretch.cpu > longest.cpu) longest = stretch;
+    return longest;
   }
 
  private:
+  struct Sample {
+    std::int64_t cpu_ns;
+    std::chrono::nanoseconds in_callbacks;
+    std::uint64_t callbacks;
+  };
+  Sample sample() const { return {thread_cpu_ns(), loop_.total_cpu(), loop_.callbacks()}; }
+  Stretch since_last() const {
+    const Sample now = sample();
+    // TimingLoop::reset() (a benchmark's new window) may come between two ticks: never below 0.
+    return {std::chrono::nanoseconds(now.cpu_ns - last_.cpu_ns),
+            std::max(now.in_callbacks - last_.in_callbacks, std::chrono::nanoseconds::zero()),
+            now.callbacks >= last_.callbacks ? now.callbacks - last_.callbacks : now.callbacks};
+  }
   void tick() {
-    const std::int64_t now = thread_cpu_ns();
-    ticks_.emplace_back(Clock::now(), now - last_cpu_ns_);
-    last_cpu_ns_ = now;
+    ticks_.emplace_back(Clock::now(), since_last());
+    last_ = sample();
     timer_->arm(kPeriod);
   }
+  TimingLoop& loop_;
   TimerPtr timer_;
-  std::int64_t last_cpu_ns_ = 0;
-  std::vector<std::pair<Clock::time_point, std::int64_t>> ticks_;
+  Sample last_{};
+  std::vector<std::pair<Clock::time_point, Stretch>> ticks_;
 };
 
 }  // namespace pgwd::bench
