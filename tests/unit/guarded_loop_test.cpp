@@ -34,6 +34,21 @@ struct Reports {
   }
 };
 
+/// `n` timers armed 1 ms from now, each adding its index to `ran` and taking `each` of the loop's
+/// time when it runs.
+std::vector<TimerPtr> busy_timers(GuardedLoop& loop, FakeLoop& fake, int n, Nanos each,
+                                  std::vector<int>& ran) {
+  std::vector<TimerPtr> timers;
+  for (int i = 0; i < n; ++i) {
+    timers.push_back(loop.make_timer([&ran, &fake, i, each] {
+      ran.push_back(i);
+      fake.stall(each);
+    }));
+    timers.back()->arm(1ms);
+  }
+  return timers;
+}
+
 }  // namespace
 
 TEST_CASE("guarded loop: an object deleted inside a callback lives until the callback returns") {
@@ -209,16 +224,9 @@ TEST_CASE("guarded loop: timers due together past half the budget wait for the m
   Reports reports;
   GuardedLoop loop(fake, reports.make(10ms, 5ms));
   std::vector<int> ran;
-  std::vector<TimerPtr> timers;
-  for (int i = 0; i < 4; ++i) {
-    timers.push_back(loop.make_timer([&, i] {
-      ran.push_back(i);
-      fake.stall(2ms);
-    }));
-    timers.back()->arm(1ms);
-  }
+  const std::vector<TimerPtr> timers = busy_timers(loop, fake, 4, 2ms, ran);
   fake.advance(1ms);
-  // 0 and 1 spend half the budget; 2 and 3 re-arm themselves with no delay, behind the marker.
+  // 0 and 1 spend half the budget; 2 and 3 are queued, for the marker to run.
   CHECK(ran == std::vector<int>{0, 1});
   CHECK(loop.declined() == 2);
   CHECK(timers[2]->armed());
@@ -232,14 +240,7 @@ TEST_CASE("guarded loop: a declined timer disarmed, re-armed or destroyed before
   Reports reports;
   GuardedLoop loop(fake, reports.make(10ms, 5ms));
   std::vector<int> ran;
-  std::vector<TimerPtr> timers;
-  for (int i = 0; i < 5; ++i) {
-    timers.push_back(loop.make_timer([&, i] {
-      ran.push_back(i);
-      fake.stall(3ms);
-    }));
-    timers.back()->arm(1ms);
-  }
+  std::vector<TimerPtr> timers = busy_timers(loop, fake, 5, 3ms, ran);
   fake.advance(1ms);  // 0 spends more than half the budget: 1 to 4 are declined
   REQUIRE(ran == std::vector<int>{0});
   timers[1]->disarm();
