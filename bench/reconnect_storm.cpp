@@ -13,6 +13,9 @@
 //  --connector-threads 0,2   WatchdogOptions::connector_threads, one storm each, side by side:
 //      0 connects on the watch loop (figures storm.AUTH.N.*), k > 0 on k connector threads
 //      (storm.AUTH.N.connector_threads_k.*)
+//  --time-callbacks on|off   off: TimingLoop counts callbacks without timing them (its two
+//      CPU-clock reads a callback are system calls: most of a loss wave's stretch on a VM);
+//      figures storm.AUTH.N.untimed.*, without the per-callback CPU ones
 //  --via direct|pgbouncer
 //      direct: PostgreSQL backends, `pg_ctl restart -m immediate`;
 //      pgbouncer: the clients are PgBouncer's (10,000 do not fit as backends here), and the
@@ -109,8 +112,10 @@ std::optional<double> bystander_sample(PGconn* admin, ConnectionTracker& tracker
       .count();
 }
 
-/// One storm with `threads` connector threads; figures named `prefix`...
-void run_storm(const StormSetup& setup, std::size_t threads, const std::string& prefix) {
+/// One storm with `threads` connector threads; figures named `prefix`... `timed`: each callback's
+/// CPU measured (TimingLoop::time_callbacks), which itself costs the loop two clock reads each.
+void run_storm(const StormSetup& setup, std::size_t threads, const std::string& prefix,
+               bool timed) {
   const int connections = setup.connections;
   ConnectionTracker tracker;
   WatchdogOptions options;
@@ -119,7 +124,10 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
   options.connector_threads = threads;
   LoopHost host(options);
   std::unique_ptr<StretchTicker> ticker;
-  host.call([&](Watchdog&) { ticker = std::make_unique<StretchTicker>(host.timing()); });
+  host.call([&](Watchdog&) {
+    host.timing().time_callbacks(timed);
+    ticker = std::make_unique<StretchTicker>(host.timing());
+  });
   const Clock::time_point added = Clock::now();
   host.call([&](Watchdog& w) { add_connections(w, "storm", setup.conninfo, connections); });
   const bool bystanders = !setup.bystander_conninfo.empty();
@@ -177,9 +185,13 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
   emit_value(prefix + "all_healthy_after_restart_s", seconds(all_healthy - restarted), "s",
              "from " + how + " returning");
   emit_value(prefix + "restart_took_s", seconds(restarted - restart_start), "s", how);
-  emit_value(prefix + "longest_callback_cpu_s",
-             std::chrono::duration<double>(host.timing().longest_cpu()).count(), "s",
-             "the loop thread's CPU time in its longest callback");
+  const char* untimed = "--time-callbacks off: callbacks counted, not timed";
+  if (timed)
+    emit_value(prefix + "longest_callback_cpu_s",
+               std::chrono::duration<double>(host.timing().longest_cpu()).count(), "s",
+               "the loop thread's CPU time in its longest callback");
+  else
+    emit_skipped(prefix + "longest_callback_cpu_s", untimed);
   Clock::time_point last_down{};
   for (int k = 0; k * kConnectionsPerTarget < connections; ++k)  // add_connections' names
     for (const TrackedConnection& c : tracker.connections("storm" + std::to_string(k)))
@@ -193,18 +205,24 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
   emit_value(prefix + "longest_busy_stretch_cpu_s",
              std::chrono::duration<double>(longest_stretch.cpu).count(), "s",
              "the most CPU the loop thread spent between two ticks of a 5 ms timer");
-  emit_value(prefix + "longest_busy_stretch_in_callbacks_cpu_s",
-             std::chrono::duration<double>(longest_stretch.in_callbacks).count(), "s",
-             "of that stretch, the watchdog's callbacks (the rest: libevent and the kernel)");
+  if (timed)
+    emit_value(prefix + "longest_busy_stretch_in_callbacks_cpu_s",
+               std::chrono::duration<double>(longest_stretch.in_callbacks).count(), "s",
+               "of that stretch, the watchdog's callbacks (the rest: libevent and the kernel)");
+  else
+    emit_skipped(prefix + "longest_busy_stretch_in_callbacks_cpu_s", untimed);
   emit_value(prefix + "longest_busy_stretch_callbacks",
              static_cast<double>(longest_stretch.callbacks), "1",
              "the callbacks that stretch ran, those the pass budget declined included");
   emit_value(prefix + "longest_busy_stretch_reconnecting_cpu_s",
              std::chrono::duration<double>(longest_stretch_reconnecting.cpu).count(), "s",
              "the same, once every loss was seen (the reconnects alone)");
-  emit_value(prefix + "loop_cpu_s",
-             std::chrono::duration<double>(host.timing().total_cpu()).count(), "s",
-             "the loop thread's CPU in all the storm's callbacks");
+  if (timed)
+    emit_value(prefix + "loop_cpu_s",
+               std::chrono::duration<double>(host.timing().total_cpu()).count(), "s",
+               "the loop thread's CPU in all the storm's callbacks");
+  else
+    emit_skipped(prefix + "loop_cpu_s", untimed);
   emit_value(prefix + "slow_callbacks", std::max(0.0, slow_callbacks()) - slow_before, "1",
              "pgwatchdog_slow_callbacks_total (10 ms threshold)");
   emit_value(prefix + "through_pgbouncer", setup.bouncer ? 1 : 0, "bool");
@@ -225,16 +243,22 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
 
 int main(int argc, char** argv) {
   set_bench_name("storm");
-  const BenchArgs args(argc, argv, {"connections", "auth", "via", "connector-threads"});
+  const BenchArgs args(argc, argv,
+                       {"connections", "auth", "via", "connector-threads", "time-callbacks"});
   const int connections = args.integer("connections", 1000);
   const std::string auth = args.text("auth", "trust");
   const std::string via = args.text("via", "direct");
   const std::vector<int> thread_counts = args.integers("connector-threads", {0, 2});
-  const std::string prefix = "storm." + auth + "." + std::to_string(connections) + ".";
+  const std::string time_callbacks = args.text("time-callbacks", "on");
+  // Untimed figures apart from the timed ones: their stretches are not the same measurement.
+  const std::string prefix = "storm." + auth + "." + std::to_string(connections) + "." +
+                             (time_callbacks == "off" ? "untimed." : "");
   try {
     if (auth != "trust" && auth != "scram") throw std::runtime_error("--auth is trust or scram");
     if (via != "direct" && via != "pgbouncer")
       throw std::runtime_error("--via is direct or pgbouncer");
+    if (time_callbacks != "on" && time_callbacks != "off")
+      throw std::runtime_error("--time-callbacks is on or off");
     for (const int threads : thread_counts)
       if (threads < 0 || threads > static_cast<int>(kMaxConnectorThreads))
         throw std::runtime_error("--connector-threads: each from 0 to 64");
@@ -265,7 +289,7 @@ int main(int argc, char** argv) {
     for (const int threads : thread_counts) {
       const std::string figures =
           threads == 0 ? prefix : prefix + "connector_threads_" + std::to_string(threads) + ".";
-      run_storm(setup, static_cast<std::size_t>(threads), figures);
+      run_storm(setup, static_cast<std::size_t>(threads), figures, time_callbacks == "on");
     }
     return 0;
   } catch (const std::exception& e) {
