@@ -185,13 +185,16 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
   emit_value(prefix + "all_healthy_after_restart_s", seconds(all_healthy - restarted), "s",
              "from " + how + " returning");
   emit_value(prefix + "restart_took_s", seconds(restarted - restart_start), "s", how);
-  const char* untimed = "--time-callbacks off: callbacks counted, not timed";
-  if (timed)
-    emit_value(prefix + "longest_callback_cpu_s",
-               std::chrono::duration<double>(host.timing().longest_cpu()).count(), "s",
-               "the loop thread's CPU time in its longest callback");
-  else
-    emit_skipped(prefix + "longest_callback_cpu_s", untimed);
+  // TimingLoop's per-callback CPU figures: none when callbacks are counted but not timed.
+  const auto emit_cpu = [&](const std::string& figure, std::chrono::nanoseconds cpu,
+                            const char* note) {
+    if (timed)
+      emit_value(prefix + figure, std::chrono::duration<double>(cpu).count(), "s", note);
+    else
+      emit_skipped(prefix + figure, "--time-callbacks off: callbacks counted, not timed");
+  };
+  emit_cpu("longest_callback_cpu_s", host.timing().longest_cpu(),
+           "the loop thread's CPU time in its longest callback");
   Clock::time_point last_down{};
   for (int k = 0; k * kConnectionsPerTarget < connections; ++k)  // add_connections' names
     for (const TrackedConnection& c : tracker.connections("storm" + std::to_string(k)))
@@ -205,24 +208,16 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
   emit_value(prefix + "longest_busy_stretch_cpu_s",
              std::chrono::duration<double>(longest_stretch.cpu).count(), "s",
              "the most CPU the loop thread spent between two ticks of a 5 ms timer");
-  if (timed)
-    emit_value(prefix + "longest_busy_stretch_in_callbacks_cpu_s",
-               std::chrono::duration<double>(longest_stretch.in_callbacks).count(), "s",
-               "of that stretch, the watchdog's callbacks (the rest: libevent and the kernel)");
-  else
-    emit_skipped(prefix + "longest_busy_stretch_in_callbacks_cpu_s", untimed);
+  emit_cpu("longest_busy_stretch_in_callbacks_cpu_s", longest_stretch.in_callbacks,
+           "of that stretch, the watchdog's callbacks (the rest: libevent and the kernel)");
   emit_value(prefix + "longest_busy_stretch_callbacks",
              static_cast<double>(longest_stretch.callbacks), "1",
              "the callbacks that stretch ran, those the pass budget declined included");
   emit_value(prefix + "longest_busy_stretch_reconnecting_cpu_s",
              std::chrono::duration<double>(longest_stretch_reconnecting.cpu).count(), "s",
              "the same, once every loss was seen (the reconnects alone)");
-  if (timed)
-    emit_value(prefix + "loop_cpu_s",
-               std::chrono::duration<double>(host.timing().total_cpu()).count(), "s",
-               "the loop thread's CPU in all the storm's callbacks");
-  else
-    emit_skipped(prefix + "loop_cpu_s", untimed);
+  emit_cpu("loop_cpu_s", host.timing().total_cpu(),
+           "the loop thread's CPU in all the storm's callbacks");
   emit_value(prefix + "slow_callbacks", std::max(0.0, slow_callbacks()) - slow_before, "1",
              "pgwatchdog_slow_callbacks_total (10 ms threshold)");
   emit_value(prefix + "through_pgbouncer", setup.bouncer ? 1 : 0, "bool");
