@@ -292,14 +292,25 @@ std::vector<pgwd::testing::RecordingObserver::Stamped<NotificationEvent>> receiv
 void notifications(TlsFixture& f, TlsMode mode) {
   const std::string name = "notify-" + mode_name(mode);
   const std::string plain = "notify-plain";  // control: the same traffic without TLS
+  // A wake-up that reads part of a message is answered by a probe: the control has one in most
+  // runs (it reads what the kernel holds, not whole 7 kB messages). The backend answers it only
+  // after the rest of the burst, up to ~2 MB, so the probe's deadline bounds how fast a loaded
+  // machine reads that, which is not what this test is about. With the default 5 s the control's
+  // probe timed out under load (beside stress-ng --cpu 12: 3 of 8 runs, with and without the
+  // pass budget alike; 7-12 s, passing, in 6 runs with this deadline), went down, and the rest
+  // of the burst, with what was read while the probe was out, was lost: the 120 s wait failed.
+  // Stranded bytes are still caught, by the 5 s stall check below.
+  constexpr auto kProbeTimeout = 60s;
   TargetOptions o = f.tls_target(name, 1, mode);
   o.listen_channels = {"bulk"};
   o.heartbeat = 0ms;  // every round trip counted below is one the NOTIFYs caused
+  o.probe_timeout = kProbeTimeout;
   f.watchdog->add_target(o);
   TargetOptions p = f.target(plain, 1);
   p.conninfo += " sslmode=disable";  // libpq's default, prefer, would use TLS with this server
   p.listen_channels = {"bulk"};
   p.heartbeat = 0ms;  // the probes the test counts are the TLS target's: none from the control
+  p.probe_timeout = kProbeTimeout;
   f.watchdog->add_target(p);
   REQUIRE(f.loop.run_until([&] { return f.all_healthy(name, 1) && f.all_healthy(plain, 1); }, 10s));
   f.check_all_tls(name, 1);
