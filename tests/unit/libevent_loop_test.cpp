@@ -31,11 +31,16 @@ struct LibeventHarness {
   bool run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
     const pgwd::EventPtr deadline(evtimer_new(
         base.get(), [](evutil_socket_t, short, void*) {}, nullptr));
-    const timeval tv = pgwd::to_timeval(timeout);
-    evtimer_add(deadline.get(), &tv);
     const auto end = std::chrono::steady_clock::now() + timeout;
     while (!done()) {
-      if (std::chrono::steady_clock::now() >= end) return false;
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= end) return false;
+      // Armed again for what is left before every wait: libevent's clock (CLOCK_MONOTONIC_COARSE,
+      // a tick of a few ms) may fire a single deadline a little before `end` by this clock, and
+      // an idle loop would then wait with nothing pending, for ever (a CI run hung so, 60 s).
+      const timeval tv = pgwd::to_timeval(std::chrono::ceil<std::chrono::milliseconds>(end - now) +
+                                          std::chrono::milliseconds(1));
+      evtimer_add(deadline.get(), &tv);
       event_base_loop(base.get(), EVLOOP_ONCE);
     }
     return true;
