@@ -78,6 +78,8 @@ class PgLink final : public Link {
   void heartbeat() override;
   void close() override;
   Arrivals take_arrivals() override;
+  /// PQconsumeInput on the non-blocking socket, then what the socket callback does with it.
+  std::optional<ProbeDone> read_answer() override;
   ServerInfo server_info() const override;
 
  private:
@@ -146,6 +148,8 @@ class PgLink final : public Link {
   Arrivals arrived_;                        ///< read and not handed over yet
   std::vector<std::pair<const char*, std::string>> parameters_;  ///< last ParameterStatus seen
   PQnoticeReceiver forward_notice_ = nullptr;  ///< an adopted connection's owner's receiver
+  /// Set during read_answer(): query_done() leaves a probe's outcome here instead of reporting it.
+  std::optional<ProbeDone>* answer_out_ = nullptr;
   void* forward_notice_arg_ = nullptr;
 };
 
