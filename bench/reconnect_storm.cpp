@@ -5,10 +5,17 @@
 // restarted does not count), its CPU in all, and the library's own slow-callback count; and the
 // most CPU the watch loop's thread spent between two ticks of a 5 ms timer (its longest busy
 // stretch, an upper bound: a tick comes at the first gap between callbacks).
+// Through PgBouncer, the same watchdog also watches 100 connections of an unrelated target,
+// "bystander", straight to PostgreSQL: the detection latency of a terminate on one of them
+// (admin sends pg_terminate_backend, to on_down), 30 times while all is quiet and again and again
+// while the storm's connections reconnect (bystander_terminate_quiet / _during_storm).
 //  --auth trust|scram   how the connections log in (SCRAM runs inside PQconnectPoll)
 //  --connector-threads 0,2   WatchdogOptions::connector_threads, one storm each, side by side:
 //      0 connects on the watch loop (figures storm.AUTH.N.*), k > 0 on k connector threads
 //      (storm.AUTH.N.connector_threads_k.*)
+//  --time-callbacks on|off   off: TimingLoop counts callbacks without timing them (its two
+//      CPU-clock reads a callback are system calls: most of a loss wave's stretch on a VM);
+//      figures storm.AUTH.N.untimed.*, without the per-callback CPU ones
 //  --via direct|pgbouncer
 //      direct: PostgreSQL backends, `pg_ctl restart -m immediate`;
 //      pgbouncer: the clients are PgBouncer's (10,000 do not fit as backends here), and the
@@ -20,6 +27,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,6 +41,7 @@
 #include "support/process_stats.hpp"
 #include "support/quiet_logger.hpp"
 #include "support/raw_connection.hpp"
+#include "support/stretch_ticker.hpp"
 #include "support/targets.hpp"
 #include "support/test_cluster.hpp"
 #include "support/trusted_cluster.hpp"
@@ -49,7 +58,9 @@ namespace {
 
 constexpr const char* kPassword = "bench-storm-password";
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 /// The SCRAM verifier of kPassword for `role`, computed by libpq (so only the verifier reaches
 /// the server's log and PgBouncer's userlist).
@@ -62,50 +73,49 @@ std::string scram_verifier(TestCluster& cluster, const std::string& role) {
   return out;
 }
 
-/// The watch loop thread's CPU between consecutive ticks of a timer on it: a tick can only run
-/// between two loop passes, so the most CPU between two ticks bounds the loop's longest busy
-/// stretch from above (by one period of back-to-back work at most). Made, ticked, read and
-/// destroyed on the loop thread (LoopHost::call).
-class StretchTicker {
- public:
-  static constexpr Nanos kPeriod = std::chrono::milliseconds(5);
-  explicit StretchTicker(Loop& loop) : timer_(loop.make_timer([this] { tick(); })) {
-    reset();
-    timer_->arm(kPeriod);
-  }
-  void reset() {
-    last_cpu_ns_ = thread_cpu_ns();
-    ticks_.clear();
-  }
-  /// The most CPU between two ticks, counting only ticks after `since`.
-  std::chrono::nanoseconds longest(Clock::time_point since = {}) const {
-    std::int64_t longest = 0;
-    for (const auto& [at, cpu_ns] : ticks_)
-      if (at >= since) longest = std::max(longest, cpu_ns);
-    return std::chrono::nanoseconds(longest);
-  }
-
- private:
-  void tick() {
-    const std::int64_t now = thread_cpu_ns();
-    ticks_.emplace_back(Clock::now(), now - last_cpu_ns_);
-    last_cpu_ns_ = now;
-    timer_->arm(kPeriod);
-  }
-  TimerPtr timer_;
-  std::int64_t last_cpu_ns_ = 0;
-  std::vector<std::pair<Clock::time_point, std::int64_t>> ticks_;
-};
-
 struct StormSetup {
   std::string conninfo;
   int connections = 0;
   TestCluster* cluster = nullptr;
   PgBouncer* bouncer = nullptr;
+  std::string bystander_conninfo;  // empty: no bystander (the storm restarts its server too)
 };
 
-/// One storm with `threads` connector threads; figures named `prefix`...
-void run_storm(const StormSetup& setup, std::size_t threads, const std::string& prefix) {
+constexpr int kBystanders = 100;
+
+/// The storm's connections now healthy (targets storm0, storm1, ...: add_connections' names).
+int storm_healthy(ConnectionTracker& tracker, int connections) {
+  int healthy = 0;
+  for (int k = 0; k * kConnectionsPerTarget < connections; ++k)
+    for (const TrackedConnection& c : tracker.connections("storm" + std::to_string(k)))
+      healthy += c.healthy ? 1 : 0;
+  return healthy;
+}
+
+/// One terminate of a healthy connection of the target "bystander" (straight to PostgreSQL,
+/// not through the PgBouncer that restarts): µs from just before the terminate is sent to
+/// on_down, or nothing if no bystander connection is healthy now.
+std::optional<double> bystander_sample(PGconn* admin, ConnectionTracker& tracker) {
+  const std::vector<TrackedConnection> now = tracker.connections("bystander0");
+  std::size_t index = now.size();
+  for (std::size_t i = 0; i < now.size(); ++i)
+    if (now[i].healthy && now[i].backend_pid != 0) index = i;
+  if (index == now.size()) return std::nullopt;
+  const int downs = now[index].downs;
+  const Clock::time_point t0 = Clock::now();
+  exec_value(admin, "SELECT pg_terminate_backend(" + std::to_string(now[index].backend_pid) + ")");
+  if (!tracker.wait_until(
+          "bystander0", [&](const auto& c) { return c[index].downs > downs; }, 10000ms))
+    throw std::runtime_error("bystander: a terminated connection was not reported down");
+  return std::chrono::duration<double, std::micro>(
+             tracker.connection("bystander0", static_cast<int>(index)).last_down - t0)
+      .count();
+}
+
+/// One storm with `threads` connector threads; figures named `prefix`... `timed`: each callback's
+/// CPU measured (TimingLoop::time_callbacks), which itself costs the loop two clock reads each.
+void run_storm(const StormSetup& setup, std::size_t threads, const std::string& prefix,
+               bool timed) {
   const int connections = setup.connections;
   ConnectionTracker tracker;
   WatchdogOptions options;
@@ -114,10 +124,19 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
   options.connector_threads = threads;
   LoopHost host(options);
   std::unique_ptr<StretchTicker> ticker;
-  host.call([&](Watchdog&) { ticker = std::make_unique<StretchTicker>(host.timing()); });
+  host.call([&](Watchdog&) {
+    host.timing().time_callbacks(timed);
+    ticker = std::make_unique<StretchTicker>(host.timing());
+  });
   const Clock::time_point added = Clock::now();
   host.call([&](Watchdog& w) { add_connections(w, "storm", setup.conninfo, connections); });
-  if (!tracker.wait_healthy(connections, 300s))
+  const bool bystanders = !setup.bystander_conninfo.empty();
+  if (bystanders)
+    host.call([&](Watchdog& w) {
+      add_connections(w, "bystander", setup.bystander_conninfo, kBystanders);
+    });
+  const int everyone = connections + (bystanders ? kBystanders : 0);
+  if (!tracker.wait_healthy(everyone, 300s))
     throw std::runtime_error("only " + std::to_string(tracker.healthy_count()) + " of " +
                              std::to_string(connections) + " came up");
   emit_value(prefix + "first_connect_s", seconds(Clock::now() - added), "s",
@@ -128,6 +147,18 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
     return metric_sum(metrics->text(), "pgwatchdog_slow_callbacks_total");
   };
   const double slow_before = std::max(0.0, slow_callbacks());
+  // Detection of an unrelated target's terminate, quiet: every connection healthy and idle.
+  std::optional<PgConn> admin;
+  std::vector<double> quiet_us, storm_us;
+  if (bystanders) {
+    admin.emplace(connect_blocking(admin_conninfo(*setup.cluster)));
+    for (int i = 0; i < 30; ++i) {
+      if (!tracker.wait_healthy(everyone, 60s))
+        throw std::runtime_error("bystanders did not return");
+      if (const auto us = bystander_sample(admin->get(), tracker)) quiet_us.push_back(*us);
+    }
+    if (!tracker.wait_healthy(everyone, 60s)) throw std::runtime_error("bystanders did not return");
+  }
 
   host.timing().reset();
   host.call([&](Watchdog&) { ticker->reset(); });
@@ -137,7 +168,15 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
   else
     setup.cluster->restart(ShutdownMode::immediate);
   const Clock::time_point restarted = Clock::now();
-  if (!tracker.wait_healthy(connections, 300s))
+  // The same during the storm: one terminate after another (each on a bystander connection
+  // still healthy) until the storm's connections are all back.
+  if (bystanders)
+    while (storm_healthy(tracker, connections) < connections && Clock::now() - restarted < 300s) {
+      const auto us = bystander_sample(admin->get(), tracker);
+      if (!us) break;  // every bystander terminated once and queued behind the storm
+      storm_us.push_back(*us);
+    }
+  if (!tracker.wait_healthy(everyone, 300s))
     throw std::runtime_error("only " + std::to_string(tracker.healthy_count()) + " of " +
                              std::to_string(connections) + " came back");
   const Clock::time_point all_healthy = Clock::now();
@@ -146,30 +185,52 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
   emit_value(prefix + "all_healthy_after_restart_s", seconds(all_healthy - restarted), "s",
              "from " + how + " returning");
   emit_value(prefix + "restart_took_s", seconds(restarted - restart_start), "s", how);
-  emit_value(prefix + "longest_callback_cpu_s",
-             std::chrono::duration<double>(host.timing().longest_cpu()).count(), "s",
-             "the loop thread's CPU time in its longest callback");
+  // TimingLoop's per-callback CPU figures: none when callbacks are counted but not timed.
+  const auto emit_cpu = [&](const std::string& figure, std::chrono::nanoseconds cpu,
+                            const char* note) {
+    if (timed)
+      emit_value(prefix + figure, std::chrono::duration<double>(cpu).count(), "s", note);
+    else
+      emit_skipped(prefix + figure, "--time-callbacks off: callbacks counted, not timed");
+  };
+  emit_cpu("longest_callback_cpu_s", host.timing().longest_cpu(),
+           "the loop thread's CPU time in its longest callback");
   Clock::time_point last_down{};
-  for (const TrackedConnection& c : tracker.connections("storm"))
-    last_down = std::max(last_down, c.last_down);
-  std::chrono::nanoseconds longest_stretch{0};
-  std::chrono::nanoseconds longest_stretch_reconnecting{0};
+  for (int k = 0; k * kConnectionsPerTarget < connections; ++k)  // add_connections' names
+    for (const TrackedConnection& c : tracker.connections("storm" + std::to_string(k)))
+      last_down = std::max(last_down, c.last_down);
+  StretchTicker::Stretch longest_stretch;
+  StretchTicker::Stretch longest_stretch_reconnecting;
   host.call([&](Watchdog&) {
     longest_stretch = ticker->longest();
     longest_stretch_reconnecting = ticker->longest(last_down + StretchTicker::kPeriod);
   });
   emit_value(prefix + "longest_busy_stretch_cpu_s",
-             std::chrono::duration<double>(longest_stretch).count(), "s",
+             std::chrono::duration<double>(longest_stretch.cpu).count(), "s",
              "the most CPU the loop thread spent between two ticks of a 5 ms timer");
+  emit_cpu("longest_busy_stretch_in_callbacks_cpu_s", longest_stretch.in_callbacks,
+           "of that stretch, the watchdog's callbacks (the rest: libevent and the kernel)");
+  emit_value(prefix + "longest_busy_stretch_callbacks",
+             static_cast<double>(longest_stretch.callbacks), "1",
+             "the callbacks that stretch ran, those the pass budget declined included");
   emit_value(prefix + "longest_busy_stretch_reconnecting_cpu_s",
-             std::chrono::duration<double>(longest_stretch_reconnecting).count(), "s",
+             std::chrono::duration<double>(longest_stretch_reconnecting.cpu).count(), "s",
              "the same, once every loss was seen (the reconnects alone)");
-  emit_value(prefix + "loop_cpu_s",
-             std::chrono::duration<double>(host.timing().total_cpu()).count(), "s",
-             "the loop thread's CPU in all the storm's callbacks");
+  emit_cpu("loop_cpu_s", host.timing().total_cpu(),
+           "the loop thread's CPU in all the storm's callbacks");
   emit_value(prefix + "slow_callbacks", std::max(0.0, slow_callbacks()) - slow_before, "1",
              "pgwatchdog_slow_callbacks_total (10 ms threshold)");
   emit_value(prefix + "through_pgbouncer", setup.bouncer ? 1 : 0, "bool");
+  if (bystanders) {
+    emit_samples(prefix + "bystander_terminate_quiet", quiet_us, "us",
+                 "detection of a terminate on another target (straight to PostgreSQL), all idle");
+    emit_samples(prefix + "bystander_terminate_during_storm", storm_us, "us",
+                 "the same while the storm's connections reconnect");
+  } else {
+    const char* why = "the storm restarts PostgreSQL itself: no target is unrelated";
+    emit_skipped(prefix + "bystander_terminate_quiet", why);
+    emit_skipped(prefix + "bystander_terminate_during_storm", why);
+  }
   host.call([&](Watchdog&) { ticker.reset(); });
 }
 
@@ -177,20 +238,28 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
 
 int main(int argc, char** argv) {
   set_bench_name("storm");
-  const BenchArgs args(argc, argv, {"connections", "auth", "via", "connector-threads"});
+  const BenchArgs args(argc, argv,
+                       {"connections", "auth", "via", "connector-threads", "time-callbacks"});
   const int connections = args.integer("connections", 1000);
   const std::string auth = args.text("auth", "trust");
   const std::string via = args.text("via", "direct");
   const std::vector<int> thread_counts = args.integers("connector-threads", {0, 2});
-  const std::string prefix = "storm." + auth + "." + std::to_string(connections) + ".";
+  const std::string time_callbacks = args.text("time-callbacks", "on");
+  // Untimed figures apart from the timed ones: their stretches are not the same measurement.
+  const std::string prefix = "storm." + auth + "." + std::to_string(connections) + "." +
+                             (time_callbacks == "off" ? "untimed." : "");
   try {
     if (auth != "trust" && auth != "scram") throw std::runtime_error("--auth is trust or scram");
-    if (via != "direct" && via != "pgbouncer") throw std::runtime_error("--via is direct or pgbouncer");
+    if (via != "direct" && via != "pgbouncer")
+      throw std::runtime_error("--via is direct or pgbouncer");
+    if (time_callbacks != "on" && time_callbacks != "off")
+      throw std::runtime_error("--time-callbacks is on or off");
     for (const int threads : thread_counts)
       if (threads < 0 || threads > static_cast<int>(kMaxConnectorThreads))
         throw std::runtime_error("--connector-threads: each from 0 to 64");
     raise_open_files(2 * connections + 500);
-    const auto cluster = start_trusted_cluster(via == "direct" ? connections + 50 : 100);
+    const auto cluster =
+        start_trusted_cluster(via == "direct" ? connections + 50 : 100 + kBystanders + 50);
     const std::string verifier = scram_verifier(*cluster, "bench_scram");
     cluster->execute("CREATE ROLE bench_scram LOGIN PASSWORD '" + verifier + "'");
     const std::string user = auth == "trust" ? kTrustedRole : "bench_scram";
@@ -198,20 +267,24 @@ int main(int argc, char** argv) {
     std::unique_ptr<PgBouncer> bouncer;
     int port = cluster->port();
     if (via == "pgbouncer") {
-      bouncer = std::make_unique<PgBouncer>(PgBouncerSettings{
-          .server_port = cluster->port(), .server_user = kTrustedRole, .user = user,
-          .scram_verifier = auth == "scram" ? verifier : "", .max_clients = connections * 2 + 100});
+      bouncer = std::make_unique<PgBouncer>(
+          PgBouncerSettings{.server_port = cluster->port(),
+                            .server_user = kTrustedRole,
+                            .user = user,
+                            .scram_verifier = auth == "scram" ? verifier : "",
+                            .max_clients = connections * 2 + 100});
       port = bouncer->port();
     }
     std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port) + " user=" + user +
                            " dbname=postgres application_name=bench_storm";
     if (auth == "scram") conninfo += std::string(" password=") + kPassword;
 
-    const StormSetup setup{conninfo, connections, cluster.get(), bouncer.get()};
+    const StormSetup setup{conninfo, connections, cluster.get(), bouncer.get(),
+                           bouncer ? trusted_conninfo(cluster->port(), "bench_bystander") : ""};
     for (const int threads : thread_counts) {
       const std::string figures =
           threads == 0 ? prefix : prefix + "connector_threads_" + std::to_string(threads) + ".";
-      run_storm(setup, static_cast<std::size_t>(threads), figures);
+      run_storm(setup, static_cast<std::size_t>(threads), figures, time_callbacks == "on");
     }
     return 0;
   } catch (const std::exception& e) {

@@ -27,7 +27,9 @@ EXPECTED = {
     "storm": ["storm.trust.", "storm.scram."],
     "metrics": ["metrics."],
     "scale": ["scale.startup_s.", "scale.sigterm_exit_s.", "scale.reload_unchanged_stall_s.",
-              "scale.remove_half_s.", "scale.library_startup_s.", "scale.library_destroy_s."],
+              "scale.remove_half_s.", "scale.library_startup_s.", "scale.library_destroy_s.",
+              "scale.bulk_add_longest_stretch_cpu_s.", "scale.bulk_remove_half_longest_stretch_cpu_s.",
+              "scale.bulk_remove_all_longest_stretch_cpu_s."],
 }
 
 WATCHERS = ["floor", "embedded", "thread", "daemon", "poll_1s", "poll_1s_model", "poll_10s_model"]
@@ -140,6 +142,16 @@ def table(figures, skipped):
     return "\n".join(lines)
 
 
+def finish(plt, fig, ax, path):
+    """Grid, legend, saved to `path`, closed: the path."""
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plots(samples, figures, out_dir):
     try:
         import matplotlib
@@ -180,6 +192,24 @@ def plots(samples, figures, out_dir):
         if (len(parts) == 3 and parts[2].isdigit() and parts[1].endswith("_s")
                 and entry.get("value") is not None):
             curves.setdefault(parts[1], []).append((int(parts[2]), entry["value"]))
+    # The loop's longest busy stretch in fleet operations: a plot of its own (the share of it in
+    # the watchdog's callbacks is a figure to read, not a curve).
+    stretches = {what: points for what, points in curves.items()
+                 if what.endswith("_longest_stretch_cpu_s")}
+    curves = {what: points for what, points in curves.items() if "longest_stretch" not in what}
+    if stretches:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for what, points in sorted(stretches.items()):
+            points.sort()
+            label = what.replace("_longest_stretch_cpu_s", "").replace("bulk_", "")
+            ax.plot([p[0] for p in points], [p[1] * 1e3 for p in points], marker="o", label=label)
+        ax.axhline(20, color="red", linestyle="--", linewidth=1, label="20 ms")
+        ax.set_xscale("log")
+        ax.set_xlabel("targets (one connection each)")
+        ax.set_ylabel("longest busy stretch of the loop (ms CPU)")
+        ax.set_title("Fleet operations: the loop's longest busy stretch")
+        ax.set_ylim(bottom=0)
+        written.append(finish(plt, fig, ax, os.path.join(out_dir, "loop_stretch.png")))
     if curves:
         fig, ax = plt.subplots(figsize=(7, 4))
         for what, points in sorted(curves.items()):
@@ -190,13 +220,7 @@ def plots(samples, figures, out_dir):
         ax.set_xlabel("targets / connections")
         ax.set_ylabel("seconds (log scale)")
         ax.set_title("Scale curves: daemon (1k, 10k) and library (to 100k)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        path = os.path.join(out_dir, "scale.png")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(finish(plt, fig, ax, os.path.join(out_dir, "scale.png")))
     return written
 
 

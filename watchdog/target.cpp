@@ -96,7 +96,7 @@ void Target::start() {
   heartbeat_.start();
 }
 
-void Target::retire() {
+void Target::silence() {
   if (!metrics_) return;
   metrics_.reset();
   claim_.reset();
@@ -104,7 +104,12 @@ void Target::retire() {
   heartbeat_.stop();
   scout_.stop();
   front_probe_->disarm();
-  for (auto& c : connections_) c->stop();
+}
+
+void Target::retire() {
+  silence();
+  for (auto& c : connections_)
+    c->stop();  // each one at most once: stop() of a stopped one is a no-op
 }
 
 std::vector<ConnectionState> Target::states() const {

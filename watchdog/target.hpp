@@ -31,7 +31,7 @@ class Target final : private ConnectionEvents {
   /// change role: the targets in front of it (TargetOptions::in_front_of) then probe at once.
   using AlertFront = std::function<void(const std::string& target)>;
 
-  /// `name` is this target's claim on its name in the store, released by retire().
+  /// `name` is this target's claim on its name in the store, released by silence().
   /// `connector` (runs each connect attempt) must outlive the Target.
   Target(const TargetOptions& options, TargetSettings settings, Loop& loop, Resolver& resolver,
          Connector& connector, ActivityNotes& notes, Random& random, AttemptGate& gate,
@@ -42,8 +42,13 @@ class Target final : private ConnectionEvents {
   Target& operator=(const Target&) = delete;
 
   void start();
-  /// Stops reporting: no more events, logs or metric updates, and the metric series are removed.
-  /// The connections stay open until the Target is destroyed (never inside one of its callbacks).
+  /// Stops reporting: no more events, logs or metric updates, the metric series are removed and
+  /// the name's claim released. O(1) in the connections: they stay open, and whatever they do
+  /// meanwhile (a loss, a reconnect) reaches nobody. Watchdog::remove_targets silences every
+  /// target at once and retires them over several loop passes.
+  void silence();
+  /// silence(), then closes every connection (PQfinish: the costly part, linear in them). The
+  /// Target itself is freed later (never inside one of its callbacks).
   void retire();
 
   const std::string& name() const noexcept { return name_; }
@@ -80,8 +85,8 @@ class Target final : private ConnectionEvents {
   TargetSettings settings_;
   Observer* observer_;
   spdlog::logger& log_;
-  std::unique_ptr<Store::Claim> claim_;    // reset by retire()
-  std::unique_ptr<TargetSeries> metrics_;  // reset by retire()
+  std::unique_ptr<Store::Claim> claim_;    // reset by silence()
+  std::unique_ptr<TargetSeries> metrics_;  // reset by silence()
   struct PerConnection {
     bool reconnecting = false;          ///< the attempt in flight is a retry
     std::optional<Cause> last_failure;  ///< to log repeated identical failures quietly
@@ -89,9 +94,9 @@ class Target final : private ConnectionEvents {
   std::vector<PerConnection> per_connection_;
   AlertFront alert_front_;
   ServerIdentityWatch server_behind_;
-  HeartbeatRota heartbeat_;  // these three stopped by retire(); they read connections_
+  HeartbeatRota heartbeat_;  // these three stopped by silence(); they read connections_
   RecoveryScout scout_;
-  TimerPtr front_probe_;  ///< probe_soon()'s turn
+  TimerPtr front_probe_;                                         ///< probe_soon()'s turn
   std::vector<std::unique_ptr<WatchedConnection>> connections_;  // last: they call back into us
 };
 

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <deque>
 #include <iterator>
 #include <list>
 #include <optional>
@@ -69,6 +70,15 @@ std::unique_ptr<Connector> make_connector(GuardedLoop& loop, std::size_t threads
 
 }  // namespace
 
+/// The most of the loop's time the watchdog's callbacks take before the loop polls again
+/// (GuardedLoop::Reports::pass_budget): a server restart that ends 10,000 connections is then
+/// handled over many short passes, not in a few of 100+ ms.
+constexpr Nanos kPassBudget = std::chrono::milliseconds(5);
+/// The most of the loop's time remove_targets spends closing connections in one pass. Half the
+/// budget: the closer is a timer, which runs only while half the budget is left
+/// (GuardedLoop::declined), so closing never takes the watchdog's share of a pass past it.
+constexpr Nanos kCloseStep = kPassBudget / 2;
+
 class Watchdog::Impl {
  public:
   Impl(std::unique_ptr<LibeventLoop> own_loop, Loop& host_loop, const WatchdogOptions& options)
@@ -81,7 +91,7 @@ class Watchdog::Impl {
         loop_metrics_(store_, name_->name(), !options.per_target_histograms),
         loop_(host_loop, {[this](Nanos late) { loop_metrics_.timer_late(late); },
                           [this](const SlowCallback& slow) { report_slow(slow); },
-                          options.slow_callback_threshold}),
+                          options.slow_callback_threshold, kPassBudget}),
         resolver_(make_resolver(loop_, options.nameservers)),
         gate_(loop_, options.max_concurrent_connects),
         connector_(make_connector(loop_, options.connector_threads)),
@@ -98,8 +108,9 @@ class Watchdog::Impl {
   }
 
   ~Impl() {
-    opener_.reset();  // openings in flight first: they use the resolver and the connector
-    desk_.reset();    // lent connections next: the desk lets go of them
+    opener_.reset();   // openings in flight first: they use the resolver and the connector
+    desk_.reset();     // lent connections next: the desk lets go of them
+    closing_.clear();  // their destructors close what is still open
     targets_.clear();
   }
 
@@ -111,6 +122,8 @@ class Watchdog::Impl {
     ticker_.reset();
     desk_->shut_down();
     for (const auto& t : targets_) t->retire();
+    for (const auto& t : closing_) t->retire();  // freed with the Impl
+    if (closer_) closer_->disarm();
   }
 
   void add_target(TargetOptions options) {
@@ -155,11 +168,30 @@ class Watchdog::Impl {
   }
 
   std::size_t remove_targets(std::span<const std::string> names) {
+    // Two halves. What callers see happens now, O(1) a target: gone from the index, silenced
+    // (no event, no series, the name free again). What costs, closing the connections (a
+    // PQfinish each), happens in steps of at most kCloseStep of the loop's time: the first one
+    // now, in what is left of kCloseStep after the first half (so the call as a whole is one
+    // step), the rest on later loop passes, so that removing 5,000 targets is not one stall.
+    const MonotonicTime started = loop_.now();
     std::size_t removed = 0;
-    for (const std::string& name : names)
-      if (remove_target(name)) ++removed;
+    for (const std::string& name : names) {
+      const auto found = by_name_.find(name);
+      if (found == by_name_.end()) continue;
+      const auto it = found->second;
+      by_name_.erase(found);
+      (*it)->silence();
+      fronted_.remove(**it);
+      closing_.push_back(std::move(*it));
+      targets_.erase(it);
+      logger_->info("target {}: removed", name);
+      ++removed;
+    }
+    close_some(started + kCloseStep);
     return removed;
   }
+
+  std::size_t targets_closing() const noexcept { return closing_.size(); }
 
   std::vector<std::string> target_names() const {
     std::vector<std::string> names;
@@ -189,6 +221,21 @@ class Watchdog::Impl {
   // A list, so that the index's iterators stay valid; in the order added (target_names()).
   using Targets = std::list<std::unique_ptr<Target>>;
 
+  /// Retires silenced targets, oldest first, until `until`; what is left waits for the next
+  /// loop pass (a zero timer: it runs after the loop has polled again), which has kCloseStep.
+  void close_some(MonotonicTime until) {
+    while (!closing_.empty() && loop_.now() < until) {
+      std::unique_ptr<Target> target = std::move(closing_.front());
+      closing_.pop_front();
+      target->retire();
+      loop_.delete_when_safe(std::move(target));
+    }
+    if (!closing_.empty()) {
+      if (!closer_) closer_ = loop_.make_timer([this] { close_some(loop_.now() + kCloseStep); });
+      closer_->arm(Nanos::zero());
+    }
+  }
+
   void report_slow(const SlowCallback& slow) {
     loop_metrics_.slow_callback(slow.phase);
     const std::string who =
@@ -213,6 +260,8 @@ class Watchdog::Impl {
   std::unique_ptr<Connector> connector_;  // outlives every target's connect attempts
   TimerPtr ticker_;
   Targets targets_;
+  std::deque<std::unique_ptr<Target>> closing_;  // removed and silenced, connections still open
+  TimerPtr closer_;                              // close_some() on a later loop pass
   std::unordered_map<std::string_view, Targets::iterator> by_name_;  // keys: the targets' names
   FrontedTargets fronted_;  // the targets in front of others (TargetOptions::in_front_of)
   std::shared_ptr<LendingLedger> ledger_;  // outlives the Watchdog while a Loan holds it
@@ -260,6 +309,9 @@ bool Watchdog::remove_target(std::string_view name) {
 }
 std::size_t Watchdog::remove_targets(std::span<const std::string> names) {
   return impl_->remove_targets(names);
+}
+std::size_t Watchdog::targets_closing() const noexcept {
+  return impl_->targets_closing();
 }
 std::vector<std::string> Watchdog::target_names() const {
   return impl_->target_names();

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +22,8 @@ struct ScriptedLink final : Link {
   Inspection next_inspection;
   ServerInfo server;  ///< what the scripted server reports now
   Arrivals held;      ///< read during a probe, not handed over yet: what take_arrivals() gives
+  /// The probe's answer the socket holds and no callback has read yet: what read_answer() gives.
+  std::optional<ProbeDone> answer;
 
   void connect() override { calls.push_back("connect"); }
   void watch_idle() override { calls.push_back("watch_idle"); }
@@ -33,6 +36,10 @@ struct ScriptedLink final : Link {
   Arrivals take_arrivals() override {
     calls.push_back("take_arrivals");
     return std::exchange(held, {});
+  }
+  std::optional<ProbeDone> read_answer() override {
+    calls.push_back("read_answer");
+    return std::exchange(answer, std::nullopt);
   }
   void close() override { calls.push_back("close"); }
   ServerInfo server_info() const override { return server; }

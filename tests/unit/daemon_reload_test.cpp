@@ -66,6 +66,23 @@ TEST_CASE(
                                     {{"target", "b"}, {"state", "waiting"}}) == 1);
 }
 
+TEST_CASE("reload steps: thousands of removals go kRemovalsPerStep to a step, in order") {
+  pgwd::testing::FakeLoop loop;
+  Watchdog watchdog(
+      loop, WatchdogOptions{.logger = std::make_shared<spdlog::logger>(
+                                "silent", std::make_shared<spdlog::sinks::null_sink_mt>())});
+  std::vector<TargetOptions> running;
+  for (int i = 0; i < 2500; ++i) running.push_back(target("t" + std::to_string(i), "host=h"));
+  for (const TargetOptions& t : running) watchdog.add_target(t);
+  const ReloadPlan plan = plan_reload(running, {running[7]});
+  const auto steps = reload_steps(plan, watchdog);
+  REQUIRE(steps.size() == 10);  // 2,499 removals: 250 a step, 249 in the last
+  steps[0]();
+  CHECK(watchdog.target_names().size() == 2250);
+  for (std::size_t i = 1; i < steps.size(); ++i) steps[i]();
+  CHECK(watchdog.target_names() == std::vector<std::string>{"t7"});
+}
+
 TEST_CASE("reload plan: any difference in a target's settings restarts it") {
   TargetOptions dsn = target("a", "host=127.0.0.2");
   TargetOptions channels = target("a");

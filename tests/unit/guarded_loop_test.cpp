@@ -28,11 +28,26 @@ struct Counted {
 struct Reports {
   std::vector<Nanos> lags;
   std::vector<SlowCallback> slow;
-  GuardedLoop::Reports make(Nanos threshold) {
+  GuardedLoop::Reports make(Nanos threshold, Nanos pass_budget = Nanos::zero()) {
     return {[this](Nanos late) { lags.push_back(late); },
-            [this](const SlowCallback& s) { slow.push_back(s); }, threshold};
+            [this](const SlowCallback& s) { slow.push_back(s); }, threshold, pass_budget};
   }
 };
+
+/// `n` timers armed 1 ms from now, each adding its index to `ran` and taking `each` of the loop's
+/// time when it runs.
+std::vector<TimerPtr> busy_timers(GuardedLoop& loop, FakeLoop& fake, int n, Nanos each,
+                                  std::vector<int>& ran) {
+  std::vector<TimerPtr> timers;
+  for (int i = 0; i < n; ++i) {
+    timers.push_back(loop.make_timer([&ran, &fake, i, each] {
+      ran.push_back(i);
+      fake.stall(each);
+    }));
+    timers.back()->arm(1ms);
+  }
+  return timers;
+}
 
 }  // namespace
 
@@ -134,6 +149,109 @@ TEST_CASE("guarded loop: posted tasks and socket callbacks run guarded - none af
   }
   fake.run_posted();
   CHECK(ran == 2);
+}
+
+TEST_CASE("guarded loop: once the pass budget is spent, sockets wait for the next pass") {
+  FakeLoop fake;
+  Reports reports;
+  GuardedLoop loop(fake, reports.make(10ms, 5ms));
+  std::vector<int> ran;
+  std::vector<SocketWatchPtr> watches;
+  for (int fd = 10; fd < 14; ++fd) {
+    watches.push_back(loop.make_socket_watch([&, fd](Readiness) {
+      ran.push_back(fd);
+      fake.stall(3ms);  // each callback takes 3 ms of the loop's time
+    }));
+    watches.back()->watch(fd, Interest::read);
+  }
+  // One pass: every socket ready. Two callbacks spend the budget; the others return at once.
+  for (int fd = 10; fd < 14; ++fd) fake.make_ready(fd, {true, false});
+  CHECK(ran == std::vector<int>{10, 11});
+  CHECK(loop.declined() == 2);
+  // The same pass goes on: still declined (level-triggered: the loop will report them again).
+  fake.make_ready(12, {true, false});
+  CHECK(ran.size() == 2);
+  CHECK(loop.declined() == 3);
+  // The loop polls again: the zero timer armed once a quarter of the budget was spent runs.
+  fake.advance(0ms);
+  fake.make_ready(12, {true, false});
+  fake.make_ready(13, {true, false});
+  CHECK(ran == std::vector<int>{10, 11, 12, 13});
+  CHECK(loop.declined() == 3);
+}
+
+TEST_CASE("guarded loop: a declined activate_read is made again after the next poll, not before") {
+  FakeLoop fake;
+  Reports reports;
+  GuardedLoop loop(fake, reports.make(10ms, 5ms));
+  int busy_ran = 0;
+  int tls_ran = 0;
+  SocketWatchPtr busy = loop.make_socket_watch([&](Readiness) {
+    ++busy_ran;
+    fake.stall(6ms);
+  });
+  busy->watch(20, Interest::read);
+  SocketWatchPtr tls = loop.make_socket_watch([&](Readiness) { ++tls_ran; });
+  tls->watch(21, Interest::read);
+  fake.make_ready(20, {true, false});  // spends the budget
+  tls->activate_read();                // bytes held by OpenSSL: the socket shows nothing
+  fake.run_posted();                   // declined, and not made again within this pass
+  CHECK(tls_ran == 0);
+  CHECK(loop.declined() == 1);
+  fake.advance(0ms);  // the marker: budget reset, the activation made again, and it runs
+  CHECK(tls_ran == 1);
+  CHECK(busy_ran == 1);
+}
+
+TEST_CASE("guarded loop: no pass budget, no declining") {
+  FakeLoop fake;
+  Reports reports;
+  GuardedLoop loop(fake, reports.make(10ms));
+  int ran = 0;
+  SocketWatchPtr watch = loop.make_socket_watch([&](Readiness) {
+    ++ran;
+    fake.stall(50ms);
+  });
+  watch->watch(30, Interest::read);
+  for (int i = 0; i < 3; ++i) fake.make_ready(30, {true, false});
+  CHECK(ran == 3);
+  CHECK(loop.declined() == 0);
+  CHECK(fake.armed_timers() == 0);
+}
+
+TEST_CASE("guarded loop: timers due together past half the budget wait for the marker, in order") {
+  FakeLoop fake;
+  Reports reports;
+  GuardedLoop loop(fake, reports.make(10ms, 5ms));
+  std::vector<int> ran;
+  const std::vector<TimerPtr> timers = busy_timers(loop, fake, 4, 2ms, ran);
+  fake.advance(1ms);
+  // 0 and 1 spend half the budget; 2 and 3 are queued, for the marker to run.
+  CHECK(ran == std::vector<int>{0, 1});
+  CHECK(loop.declined() == 2);
+  CHECK(timers[2]->armed());
+  fake.advance(10ms);  // the marker resets the budget, then 2 and 3 run
+  CHECK(ran == std::vector<int>{0, 1, 2, 3});
+  CHECK(loop.declined() == 2);
+}
+
+TEST_CASE("guarded loop: a declined timer disarmed, re-armed or destroyed before its turn") {
+  FakeLoop fake;
+  Reports reports;
+  GuardedLoop loop(fake, reports.make(10ms, 5ms));
+  std::vector<int> ran;
+  std::vector<TimerPtr> timers = busy_timers(loop, fake, 5, 3ms, ran);
+  fake.advance(1ms);  // 0 spends more than half the budget: 1 to 4 are declined
+  REQUIRE(ran == std::vector<int>{0});
+  timers[1]->disarm();
+  timers[2]->arm(1h);
+  timers[3].reset();
+  CHECK_FALSE(timers[1]->armed());
+  CHECK(timers[4]->armed());
+  fake.advance(10ms);
+  CHECK(ran == std::vector<int>{0, 4});  // 1 disarmed, 2 not due yet, 3 gone
+  fake.advance(1h);
+  CHECK(ran == std::vector<int>{0, 4, 2});
 }
 
 }  // namespace PGWD_TEST_FILE_ID

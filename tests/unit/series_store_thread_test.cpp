@@ -1,15 +1,17 @@
 // The series store under threads (run under ThreadSanitizer in CI, label `thread`): scrapes on
 // several threads, through the text writer and the prometheus-cpp collectable, while watchdogs
 // on other threads share the store, add and remove targets, and remove half their targets at
-// once as a reload does, and while a loop thread keeps writing its targets' series. No series of
-// a target that stays may ever be missing from a scrape, and no counter or histogram count of
-// one may ever go backwards.
+// once; while the daemon's reload removes half the targets of another watchdog in its steps, the
+// connections closed over later loop passes; and while a loop thread keeps writing its targets'
+// series. No series of a target that stays may ever be missing from a scrape, and no counter or
+// histogram count of one may ever go backwards.
 #include <doctest/doctest.h>
 #include <prometheus/collectable.h>
 #include <prometheus/text_serializer.h>
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <latch>
 #include <map>
 #include <memory>
@@ -18,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/target_reload.hpp"
 #include "metrics/loop_series.hpp"
 #include "metrics/store.hpp"
 #include "metrics/target_series.hpp"
@@ -44,6 +47,46 @@ constexpr int kChurnRounds = 25;
 constexpr int kChurnTargets = 40;   // added each round, then half removed at once, then the rest
 constexpr int kWrittenTargets = 8;  // written all along by the loop thread
 constexpr int kScrapers = 3;
+// The reloaded watchdog's targets: the reload removes every other one (more than
+// kRemovalsPerStep: the removal takes several steps) and adds kReloadAdded.
+constexpr int kReloadTargets = 600;
+constexpr int kReloadAdded = 50;
+
+/// A target whose host name waits for a lookup the FakeLoop never answers: a watchdog whose loop
+/// runs starts it, and it opens no socket.
+pgwd::TargetOptions unresolved_target(const std::string& name) {
+  pgwd::TargetOptions o = offline_target(name);
+  o.conninfo = "host=nowhere.invalid dbname=x user=y";
+  return o;
+}
+
+/// A FakeLoop whose clock, as the watchdog reads it, moves 50 µs at each reading, as a busy
+/// loop's does: remove_targets then closes a few targets in the call and leaves the rest to its
+/// zero timer, which advance() runs. The FakeLoop's own clock moves only in advance().
+class TickingLoop final : public pgwd::Loop {
+ public:
+  pgwd::MonotonicTime now() const override {
+    ticks_ += std::chrono::microseconds(50);
+    return fake.now() + ticks_;
+  }
+  pgwd::TimerPtr make_timer(std::function<void()> on_expiry) override {
+    return fake.make_timer(std::move(on_expiry));
+  }
+  pgwd::SocketWatchPtr make_socket_watch(std::function<void(pgwd::Readiness)> on_ready) override {
+    return fake.make_socket_watch(std::move(on_ready));
+  }
+  std::unique_ptr<pgwd::Resolver> make_resolver(
+      const std::vector<std::string>& nameservers) override {
+    return fake.make_resolver(nameservers);
+  }
+  void post(std::function<void()> task) override { fake.post(std::move(task)); }
+  bool in_loop_thread() const override { return true; }
+
+  pgwd::testing::FakeLoop fake;
+
+ private:
+  mutable pgwd::Nanos ticks_{};
+};
 
 /// One scrape: each sample line's series (name and labels) and value.
 std::map<std::string, double> parse(const std::string& text) {
@@ -58,6 +101,7 @@ std::map<std::string, double> parse(const std::string& text) {
 }
 
 bool staying(const std::string& series) {
+  // stay-reload-*: the targets of the reloaded watchdog that the reload keeps.
   return series.find("target=\"stay-") != std::string::npos ||
          series.find("target=\"written-") != std::string::npos ||
          series.find("loop=\"writer\"") != std::string::npos;
@@ -113,8 +157,8 @@ TEST_SUITE("thread") {
     pgwd::Store& rows = pgwd::Store::of(*store);
     std::atomic<bool> writers_done{false};
     // Every staying series exists before the first scrape: the writers say so here.
-    std::latch ready(kWatchdogs + 1);
-    std::atomic<int> writers_left{kWatchdogs + 1};
+    std::latch ready(kWatchdogs + 2);
+    std::atomic<int> writers_left{kWatchdogs + 2};
     // The writers' staying series go only once every scraper is done.
     std::latch scraped(kScrapers);
     const auto writer_finished = [&] {
@@ -147,6 +191,41 @@ TEST_SUITE("thread") {
         }
         writer_finished();
       });
+    // A watchdog whose loop runs, and the daemon's reload on it: half its targets removed in the
+    // reload's steps (kRemovalsPerStep a step), the connections of each step closed over later
+    // loop passes, and new targets added, one step a loop pass.
+    threads.emplace_back([&] {
+      TickingLoop loop;
+      pgwd::Watchdog watchdog(loop,
+                              pgwd::WatchdogOptions{.metrics = store, .logger = silent_logger()});
+      std::vector<pgwd::TargetOptions> running;
+      std::vector<pgwd::TargetOptions> wanted;
+      for (int i = 0; i < kReloadTargets; ++i) {
+        const bool stays = i % 2 == 1;
+        running.push_back(
+            unresolved_target((stays ? "stay-reload-" : "reloaded-") + std::to_string(i)));
+        if (stays) wanted.push_back(running.back());
+        watchdog.add_target(running.back());
+      }
+      for (int i = 0; i < kReloadAdded; ++i)
+        wanted.push_back(unresolved_target("added-" + std::to_string(i)));
+      loop.fake.advance(0ms);  // the targets start: each waits for its lookup
+      ready.count_down();
+      const pgwd::daemon::ReloadPlan plan = pgwd::daemon::plan_reload(running, wanted);
+      CHECK(plan.remove.size() == std::size_t{kReloadTargets / 2});
+      const auto steps = pgwd::daemon::reload_steps(plan, watchdog);
+      REQUIRE(steps.size() > 2);
+      bool closed_later = false;  // a step left connections for a later pass to close
+      for (const auto& step : steps) {
+        step();
+        closed_later = closed_later || watchdog.targets_closing() > 0;
+        loop.fake.advance(0ms);  // a loop pass: the closing goes on
+      }
+      CHECK(closed_later);
+      CHECK(watchdog.targets_closing() == 0);
+      CHECK(watchdog.target_names().size() == std::size_t{kReloadTargets / 2 + kReloadAdded});
+      writer_finished();
+    });
     // A loop writing its targets' series all along, as a watchdog's loop does.
     threads.emplace_back([&] {
       pgwd::LoopSeries loop(rows, "writer", true);
@@ -182,7 +261,12 @@ TEST_SUITE("thread") {
       CHECK(scraped_once.scrapes >= 2);
       // The last scrape saw the writers' work whole: no churned target left, every write counted.
       const auto& last = scraped_once.last;
-      for (const auto& [series, value] : last) CHECK(series.find("churn-") == std::string::npos);
+      for (const auto& [series, value] : last) {
+        CHECK(series.find("churn-") == std::string::npos);
+        CHECK(series.find("reloaded-") == std::string::npos);
+      }
+      CHECK(last.contains("pgwatchdog_up{target=\"stay-reload-1\"}"));
+      CHECK(last.contains("pgwatchdog_up{target=\"added-0\"}"));
       for (int w = 0; w < kWatchdogs; ++w)
         CHECK(last.contains("pgwatchdog_up{target=\"stay-" + std::to_string(w) + "-0\"}"));
       const std::string closed =

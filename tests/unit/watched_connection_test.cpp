@@ -6,9 +6,11 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "event/guarded_loop.hpp"
 #include "support/fake_loop.hpp"
 #include "support/scripted_link.hpp"
 
@@ -222,6 +224,83 @@ TEST_CASE_FIXTURE(Fixture, "lifecycle: the probe deadline fires: down with probe
   // A late answer after the deadline changes nothing.
   cb().on_probe_done({});
   CHECK(connection->state() == ConnectionState::backoff);
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "lifecycle: the probe deadline takes an answer the socket already holds") {
+  connect();
+  link->next_inspection = {Inspection::Verdict::unexplained, {}};
+  cb().on_readable();
+  link->answer = ProbeDone{};  // arrived, and the socket's callback has not run yet
+  loop.advance(2s);
+  CHECK(called("read_answer"));
+  REQUIRE(events.probes.size() == 1);
+  CHECK(events.probes[0].result == ProbeResult::ok);
+  CHECK(events.down.empty());
+  CHECK_FALSE(called("close"));
+  CHECK(connection->state() == ConnectionState::healthy);
+  CHECK(loop.armed_timers() == 0);
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "lifecycle: the probe deadline takes a failure the socket already holds") {
+  connect();
+  link->next_inspection = {Inspection::Verdict::unexplained, {}};
+  cb().on_readable();
+  link->answer = ProbeDone{Failure{Cause::server_shutdown, "57P01", "terminating"}, {}};
+  loop.advance(2s);
+  REQUIRE(events.probes.size() == 1);
+  CHECK(events.probes[0].result == ProbeResult::error);
+  REQUIRE(events.down.size() == 1);
+  CHECK(events.down[0].cause == Cause::server_shutdown);  // what the server said, not a timeout
+}
+
+TEST_CASE(
+    "lifecycle: a probe deadline the pass budget held back is no probe_timeout when the "
+    "answer came meanwhile") {
+  FakeLoop fake;
+  GuardedLoop guarded(fake, {{}, {}, 10ms, 5ms});
+  const LifecycleSettings settings{5s, 2s, 0s, 100ms, 1s};
+  LowestRandom random;
+  RecordingEvents events;
+  ScriptedLink* link = nullptr;
+  WatchedConnection connection(ConnectionRef{"primary", 0}, settings, guarded, random, events,
+                               pgwd::testing::scripted_links(link));
+  connection.start();
+  link->cb.on_resolved();
+  link->cb.on_connected({ServerInfo{4242, 150020, "off"}, {}});
+  // The link's socket as a PgLink watches it while a probe waits: its callback reads the answer.
+  SocketWatchPtr probe_socket = guarded.make_socket_watch([&](Readiness) {
+    if (std::optional<ProbeDone> done = std::exchange(link->answer, std::nullopt))
+      link->cb.on_probe_done(*done);
+  });
+  probe_socket->watch(51, Interest::read);
+  // Another connection's socket whose callback takes more than the whole budget.
+  SocketWatchPtr busy = guarded.make_socket_watch([&](Readiness) { fake.stall(6ms); });
+  busy->watch(50, Interest::read);
+
+  link->next_inspection = {Inspection::Verdict::unexplained, {}};
+  link->cb.on_readable();
+  REQUIRE(connection.state() == ConnectionState::probing);
+  fake.advance(2s - 1ms);
+  // One pass: the busy socket spends the budget, and takes the loop past the probe's deadline.
+  fake.make_ready(50, {true, false});
+  link->answer = ProbeDone{};          // the answer is in the socket before the deadline
+  fake.make_ready(51, {true, false});  // ready in the same pass: its callback is declined
+  CHECK(guarded.declined() == 1);
+  CHECK(connection.state() == ConnectionState::probing);
+  // The next pass: the deadline, due first, is declined and queued; the marker runs it before
+  // the probe's socket is reported again.
+  fake.advance(0ms);
+  CHECK(guarded.declined() == 2);
+  REQUIRE(events.probes.size() == 1);
+  CHECK(events.probes[0].result == ProbeResult::ok);
+  CHECK(events.down.empty());
+  CHECK(connection.state() == ConnectionState::healthy);
+  // The socket's callback, when it runs, finds the answer taken.
+  fake.make_ready(51, {true, false});
+  CHECK(events.probes.size() == 1);
+  CHECK(connection.state() == ConnectionState::healthy);
 }
 
 TEST_CASE_FIXTURE(

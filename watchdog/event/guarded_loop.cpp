@@ -1,5 +1,9 @@
 #include "event/guarded_loop.hpp"
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 namespace pgwd {
 
 std::string_view to_string(CallbackPhase phase) noexcept {
@@ -47,15 +51,93 @@ class GuardedLoop::Scope {
 
   void leave(bool outermost) {
     if (--depth_ != 0 || !outermost) return;
-    if (alive_ && reports_.slow_callback) {
+    if (alive_ && (reports_.slow_callback || reports_.pass_budget > Nanos::zero())) {
       const Nanos took = inner_.now() - started_;
-      if (took >= reports_.slow_threshold) {
+      spend(took);
+      if (reports_.slow_callback && took >= reports_.slow_threshold) {
         SlowCallback slow = note_;
         slow.took = took;
         reports_.slow_callback(slow);
       }
     }
     run_deferred();
+  }
+
+  /// The pass budget (Reports::pass_budget): the loop's time our callbacks took since the
+  /// marker last ran. The marker is a zero timer: it runs only after the loop has polled again,
+  /// so a socket callback declined meanwhile (its socket still ready, level-triggered) comes
+  /// back on a later pass, behind the sockets that were ready then.
+  void spend(Nanos took) {
+    const Nanos budget = reports_.pass_budget;
+    if (budget <= Nanos::zero()) return;
+    spent_ += took;
+    if (spent_ >= budget / 4 && !marker_armed_) {
+      if (!marker_) marker_ = inner_.make_timer([this] { on_marker(); });
+      arm_marker();
+    }
+  }
+
+  void arm_marker() {
+    marker_->arm(Nanos::zero());
+    marker_armed_ = true;
+  }
+
+  /// The loop has polled since the marker was armed: a new budget. Then the timers declined
+  /// meanwhile, oldest first, for half of it; what is left waits for the next marker.
+  void on_marker() {
+    const std::shared_ptr<Scope> keep = self_.lock();  // a callback may destroy the GuardedLoop
+    if (!keep) return;
+    marker_armed_ = false;
+    spent_ = Nanos::zero();
+    for (Waiting* w : std::exchange(waiting_, {})) w->again();
+    while (alive_ && !due_timers_.empty() && !declines(CallbackPhase::timer)) {
+      const std::shared_ptr<DueTimer> due = due_timers_.front().lock();
+      due_timers_.pop_front();
+      if (!due || !due->queued) continue;  // destroyed, re-armed or disarmed since
+      due->queued = false;
+      due->expire();
+    }
+    if (alive_ && !due_timers_.empty() && !marker_armed_) arm_marker();
+  }
+
+  /// A watch with a readiness the socket itself will not report again (activate_read), declined
+  /// while the budget was spent: made ready again when the marker runs. Made again at once, it
+  /// would run again in the same pass (libevent runs what is activated meanwhile), over and over.
+  class Waiting {
+   public:
+    virtual void again() = 0;
+
+   protected:
+    ~Waiting() = default;
+  };
+  void wait(Waiting* w) {
+    if (std::find(waiting_.begin(), waiting_.end(), w) == waiting_.end()) waiting_.push_back(w);
+  }
+  void forget(Waiting* w) { std::erase(waiting_, w); }
+
+  /// A timer's expiry declined while half the budget was spent: queued, run by the marker in the
+  /// order declined, with half a budget a pass. Not re-armed in the loop: 50,000 timers due
+  /// together would then all come due again, and be declined again, every pass.
+  struct DueTimer {
+    bool queued = false;           // false: re-armed, disarmed, or run since it was queued
+    std::function<void()> expire;  // the timer's guarded callback
+  };
+  void queue(const std::shared_ptr<DueTimer>& due) {
+    ++declined_;
+    due->queued = true;
+    due_timers_.push_back(due);
+  }
+
+  /// True when a callback of `phase` (socket or timer) should wait for a later pass: a socket's
+  /// once the budget is spent, a timer's once half of it is. The marker runs after the pass's
+  /// sockets (libevent runs the timers due after the sockets ready), and runs the timers declined
+  /// before: so they take at most half a budget of a pass, and the sockets of the pass after
+  /// always have the other half. A socket is never starved by a
+  /// backlog of timers (10,000 reconnect timers due together), nor the timers by sockets.
+  bool declines(CallbackPhase phase) const noexcept {
+    const Nanos budget = reports_.pass_budget;
+    if (!alive_ || depth_ != 0 || budget <= Nanos::zero()) return false;
+    return spent_ >= (phase == CallbackPhase::timer ? budget / 2 : budget);
   }
 
   void run_deferred() {
@@ -82,6 +164,13 @@ class GuardedLoop::Scope {
   MonotonicTime started_{};
   SlowCallback note_;
   std::deque<std::shared_ptr<void>> deferred_;
+  Nanos spent_{};  // since the marker last ran
+  bool marker_armed_ = false;
+  TimerPtr marker_;  // made on first use; destroyed by ~GuardedLoop, with the loop alive
+  std::uint64_t declined_ = 0;
+  std::vector<Waiting*> waiting_;  // few: only watches with an activate_read() declined
+  std::deque<std::weak_ptr<DueTimer>> due_timers_;  // declined expiries, oldest first
+  std::weak_ptr<Scope> self_;                       // set by GuardedLoop's constructor
 };
 
 namespace {
@@ -90,24 +179,93 @@ class GuardedTimer final : public Timer {
  public:
   GuardedTimer(Loop& inner, const std::shared_ptr<GuardedLoop::Scope>& scope,
                std::function<void()> on_expiry)
-      : inner_(inner), timer_(inner.make_timer([this, scope, on_expiry = std::move(on_expiry)] {
-          GuardedLoop::Scope::run(scope, CallbackPhase::timer, [&] {
-            if (scope->reports_.timer_lag) scope->reports_.timer_lag(inner_.now() - due_);
-            on_expiry();
-          });
-        })) {}
+      : inner_(inner),
+        scope_(scope),
+        on_expiry_(std::move(on_expiry)),
+        due_(std::make_shared<GuardedLoop::Scope::DueTimer>()),
+        timer_(inner.make_timer([this] {
+          if (scope_->declines(CallbackPhase::timer))
+            scope_->queue(due_);  // the marker runs it, in the order declined
+          else
+            expire();
+        })) {
+    due_->expire = [this] { expire(); };  // only while due_ lives, which this owns
+  }
 
   void arm(Nanos delay) override {
-    due_ = inner_.now() + std::max(delay, Nanos::zero());
+    due_->queued = false;  // a declined expiry is replaced, like a pending one
+    due_at_ = inner_.now() + std::max(delay, Nanos::zero());
     timer_->arm(delay);
   }
-  void disarm() override { timer_->disarm(); }
-  bool armed() const override { return timer_->armed(); }
+  void disarm() override {
+    due_->queued = false;
+    timer_->disarm();
+  }
+  bool armed() const override { return due_->queued || timer_->armed(); }
 
  private:
+  void expire() {
+    // Copies on the stack: the callback may destroy this timer.
+    const std::shared_ptr<GuardedLoop::Scope> scope = scope_;
+    Loop& inner = inner_;
+    const MonotonicTime due_at = due_at_;
+    GuardedLoop::Scope::run(scope, CallbackPhase::timer, [&] {
+      if (scope->reports_.timer_lag) scope->reports_.timer_lag(inner.now() - due_at);
+      on_expiry_();
+    });
+  }
+
   Loop& inner_;
-  MonotonicTime due_{};
+  std::shared_ptr<GuardedLoop::Scope> scope_;
+  MonotonicTime due_at_{};
+  std::function<void()> on_expiry_;
+  std::shared_ptr<GuardedLoop::Scope::DueTimer> due_;
   TimerPtr timer_;  // last: its callback uses the members above
+};
+
+/// A watch whose callback waits for a later loop pass while the pass budget is spent. A
+/// declined readiness needs nothing kept: the watch is level-triggered, so the loop reports the
+/// socket again; only an activate_read() (OpenSSL holding bytes the socket no longer shows) is
+/// made again, as nothing else would bring it back.
+class GuardedWatch final : public SocketWatch, private GuardedLoop::Scope::Waiting {
+ public:
+  GuardedWatch(Loop& inner, const std::shared_ptr<GuardedLoop::Scope>& scope,
+               std::function<void(Readiness)> on_ready)
+      : scope_(scope),
+        watch_(inner.make_socket_watch([this, scope, on_ready = std::move(on_ready)](Readiness r) {
+          if (scope->declines(CallbackPhase::socket)) {
+            ++scope->declined_;
+            if (activated_) scope->wait(this);
+            return;
+          }
+          activated_ = false;
+          GuardedLoop::Scope::run(scope, CallbackPhase::socket, [&] { on_ready(r); });
+        })) {}
+  ~GuardedWatch() { scope_->forget(this); }
+  GuardedWatch(const GuardedWatch&) = delete;
+  GuardedWatch& operator=(const GuardedWatch&) = delete;
+
+  void watch(int fd, Interest interest) override {
+    activated_ = false;
+    watch_->watch(fd, interest);
+  }
+  void stop() override {
+    activated_ = false;
+    watch_->stop();
+  }
+  void activate_read() override {
+    activated_ = true;
+    watch_->activate_read();
+  }
+
+ private:
+  void again() override {
+    if (activated_) watch_->activate_read();
+  }
+
+  std::shared_ptr<GuardedLoop::Scope> scope_;
+  bool activated_ = false;
+  SocketWatchPtr watch_;  // last: its callback uses the members above
 };
 
 class GuardedResolver final : public Resolver {
@@ -130,10 +288,14 @@ class GuardedResolver final : public Resolver {
 }  // namespace
 
 GuardedLoop::GuardedLoop(Loop& inner, Reports reports)
-    : inner_(inner), scope_(std::make_shared<Scope>(inner, std::move(reports))) {}
+    : inner_(inner), scope_(std::make_shared<Scope>(inner, std::move(reports))) {
+  scope_->self_ = scope_;
+}
 
 GuardedLoop::~GuardedLoop() {
   scope_->alive_ = false;
+  scope_->marker_.reset();  // the inner loop outlives us, not necessarily the Scope
+  scope_->due_timers_.clear();
 }
 
 TimerPtr GuardedLoop::make_timer(std::function<void()> on_expiry) {
@@ -141,9 +303,11 @@ TimerPtr GuardedLoop::make_timer(std::function<void()> on_expiry) {
 }
 
 SocketWatchPtr GuardedLoop::make_socket_watch(std::function<void(Readiness)> on_ready) {
-  return inner_.make_socket_watch([scope = scope_, on_ready = std::move(on_ready)](Readiness r) {
-    Scope::run(scope, CallbackPhase::socket, [&] { on_ready(r); });
-  });
+  return std::make_unique<GuardedWatch>(inner_, scope_, std::move(on_ready));
+}
+
+std::uint64_t GuardedLoop::declined() const noexcept {
+  return scope_->declined_;
 }
 
 std::unique_ptr<Resolver> GuardedLoop::make_resolver(const std::vector<std::string>& nameservers) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -30,6 +31,9 @@ class GuardedLoop final : public Loop, public ActivityNotes {
     std::function<void(Nanos late)> timer_lag;               ///< may be empty
     std::function<void(const SlowCallback&)> slow_callback;  ///< may be empty
     Nanos slow_threshold{std::chrono::milliseconds(10)};     ///< zero: every callback
+    /// Zero: off. Otherwise the most of the loop's time our callbacks take in a row before a
+    /// socket's callback waits for a later loop pass (see declined()).
+    Nanos pass_budget{};
   };
 
   GuardedLoop(Loop& inner, Reports reports);
@@ -47,6 +51,17 @@ class GuardedLoop final : public Loop, public ActivityNotes {
   void doing(CallbackPhase phase, const ConnectionRef* connection,
              const char* detail) noexcept override;
 
+  /// Socket and timer callbacks that waited for a later pass: the pass budget was spent. A loop
+  /// runs every callback that is ready when it polls (libevent: up to 4,096 sockets at a time,
+  /// and every timer due), so a fleet's sockets all ready at once (a server restart ends 10,000
+  /// connections), or its reconnect timers all due at once, would be one pass of 100+ ms. With
+  /// Reports::pass_budget, once our callbacks have taken that long since the loop last polled
+  /// (half of it for timers), the others return at once: a socket's readiness is left untouched
+  /// (the watches are level-triggered, so the loop reports it again after its next poll), a
+  /// timer's expiry is queued. A zero timer, the marker, which only runs after a poll, resets
+  /// the budget and runs the queued expiries with half of it. Posted tasks are never declined
+  /// (their order is a promise).
+  std::uint64_t declined() const noexcept;
   /// True while one of the watchdog's callbacks is on the stack.
   bool inside_callback() const noexcept;
 

@@ -106,6 +106,13 @@ class Link {
   /// answer). A probe that times out takes them here, so that what the server sent before the
   /// connection is given up is delivered, not lost with it.
   virtual Arrivals take_arrivals() = 0;
+  /// While a probe or heartbeat waits for its answer: reads what the socket holds now, without
+  /// waiting, and returns the outcome if that was the answer (or the end of the connection), as
+  /// on_probe_done would have carried it; then the round trip is over and nothing more is
+  /// reported of it. Otherwise nothing, and the round trip goes on. Calls nothing back. A probe's
+  /// deadline asks this before it gives up: its timer may run before the callback of a socket
+  /// that already holds the answer (see the state machine's probe_timed_out()).
+  virtual std::optional<ProbeDone> read_answer() = 0;
   /// Unregisters the socket from the loop, then closes the connection. Nothing is reported
   /// after it, and what take_arrivals() would have given is dropped. Idempotent.
   virtual void close() = 0;

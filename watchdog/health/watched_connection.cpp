@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 namespace pgwd {
@@ -270,6 +271,16 @@ bool WatchedConnection::probe_finished(ProbeResult result) {
 
 void WatchedConnection::probe_timed_out() {
   if (state_ != ConnectionState::probing) return;
+  // The answer may be in the socket already, its callback not run yet: the loop need not run a
+  // socket's callback before a timer due in the same pass, and the GuardedLoop's pass budget
+  // (Reports::pass_budget) declines a ready socket's callback to a later pass while it runs the
+  // expiries it queued before. So the deadline reads the socket itself (non-blocking) before it
+  // decides. Ordering ready reads before declined timers in the GuardedLoop instead would need to
+  // know which socket a timer waits for, and would let a fleet of busy sockets starve the timers.
+  if (std::optional<ProbeDone> done = link().read_answer()) {
+    on_probe_done(main_, *done);
+    return;
+  }
   if (!probe_finished(ProbeResult::timeout)) return;
   // What came before the answer that never did (NOTIFYs read while the probe waited behind them)
   // was sent by the server and read: delivered, not closed away with the connection.

@@ -3,6 +3,7 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <optional>
 #include <stdexcept>
 
 namespace pgwd {
@@ -41,6 +42,12 @@ LentConnection::LentConnection(std::shared_ptr<LoanState> loan, Loop& loop, Acti
       probe_ended_(std::move(probe_ended)),
       loop_(loop, *loan_, PQsocket(loan_->conn), std::move(duplicate)),
       probe_deadline_(loop_.make_timer([this] {
+        // The answer may be in the socket, its callback not run yet (WatchedConnection's
+        // probe_timed_out() says why): read before deciding.
+        if (std::optional<ProbeDone> done = link_->read_answer()) {
+          on_probe_done(*done);
+          return;
+        }
         keep(link_->take_arrivals());  // what came before the answer that never did: kept
         die({Cause::probe_timeout, "",
              fmt::format("no answer to the probe within {}", loan_->options.probe_timeout)});

@@ -526,7 +526,24 @@ void PgLink::query_done(std::optional<Failure> failure) {
   }
   phase_ = Phase::idle;
   if (!failure) parameters_changed();  // a probe is when new ParameterStatus values show
-  callbacks_.on_probe_done({std::move(failure), take_arrivals()});
+  ProbeDone done{std::move(failure), take_arrivals()};
+  if (answer_out_) {
+    *answer_out_ = std::move(done);  // read_answer() returns it: nothing is called back
+    return;
+  }
+  callbacks_.on_probe_done(done);
+}
+
+std::optional<ProbeDone> PgLink::read_answer() {
+  if (phase_ != Phase::probing || !conn_) return std::nullopt;
+  std::optional<ProbeDone> done;
+  answer_out_ = &done;
+  // As if the socket were reported readable: PQconsumeInput never waits on the non-blocking
+  // socket, and reads nothing when nothing came. Nothing is written: an answer cannot come
+  // before the query is all sent.
+  drive_query({.readable = true, .writable = false});
+  answer_out_ = nullptr;
+  return done;
 }
 
 Failure PgLink::connection_lost(int socket_error) const {

@@ -78,6 +78,8 @@ class PgLink final : public Link {
   void heartbeat() override;
   void close() override;
   Arrivals take_arrivals() override;
+  /// PQconsumeInput on the non-blocking socket, then what the socket callback does with it.
+  std::optional<ProbeDone> read_answer() override;
   ServerInfo server_info() const override;
 
   /// Hands over the connection of a link that connected (idle, nothing in flight, not adopted),
@@ -153,6 +155,8 @@ class PgLink final : public Link {
   std::vector<std::pair<const char*, std::string>> parameters_;  ///< last ParameterStatus seen
   PQnoticeReceiver forward_notice_ = nullptr;  ///< an adopted connection's owner's receiver
   PQnoticeReceiver libpq_receiver_ = nullptr;  ///< the one a connection came with (release())
+  /// Set during read_answer(): query_done() leaves a probe's outcome here instead of reporting it.
+  std::optional<ProbeDone>* answer_out_ = nullptr;
   void* forward_notice_arg_ = nullptr;
 };
 
