@@ -19,6 +19,14 @@ inline TargetOptions offline_target(const std::string& name) {
   return o;
 }
 
+/// A target whose host name waits for a lookup the FakeLoop's resolver never answers: a watchdog
+/// whose loop runs starts it, and it opens no socket.
+inline TargetOptions unresolved_target(const std::string& name) {
+  TargetOptions o = offline_target(name);
+  o.conninfo = "host=nowhere.invalid dbname=x user=y";
+  return o;
+}
+
 /// A logger that drops everything (adding thousands of targets logs a line each).
 inline std::shared_ptr<spdlog::logger> silent_logger() {
   return std::make_shared<spdlog::logger>("silent",

@@ -14,6 +14,7 @@
 #include "support/fake_loop.hpp"
 #include "support/metrics_reader.hpp"
 #include "support/offline_targets.hpp"
+#include "support/ticking_loop.hpp"
 
 // This file's own scope, also where a unity build puts several test files in one translation
 // unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
@@ -21,48 +22,13 @@ namespace {
 namespace PGWD_TEST_FILE_ID {
 
 using namespace std::chrono_literals;
-using pgwd::Nanos;
 using pgwd::testing::FakeLoop;
 using pgwd::testing::metric_value;
 using pgwd::testing::silent_logger;
+using pgwd::testing::TickingLoop;
+using pgwd::testing::unresolved_target;
 
 namespace {
-
-/// FakeLoop, but every reading of the clock is `tick` later than the one before, and each
-/// timer's expiry is followed by `after_timer` (the test's look at the watchdog between passes).
-class TickingLoop final : public pgwd::Loop {
- public:
-  TickingLoop(FakeLoop& inner, Nanos tick) : inner_(inner), tick_(tick) {}
-  pgwd::MonotonicTime now() const override { return inner_.now() + (tick_ * ++reads_); }
-  pgwd::TimerPtr make_timer(std::function<void()> on_expiry) override {
-    return inner_.make_timer([this, on_expiry = std::move(on_expiry)] {
-      on_expiry();
-      if (after_timer) after_timer();
-    });
-  }
-  pgwd::SocketWatchPtr make_socket_watch(std::function<void(pgwd::Readiness)> on_ready) override {
-    return inner_.make_socket_watch(std::move(on_ready));
-  }
-  std::unique_ptr<pgwd::Resolver> make_resolver(const std::vector<std::string>& ns) override {
-    return inner_.make_resolver(ns);
-  }
-  void post(std::function<void()> task) override { inner_.post(std::move(task)); }
-  bool in_loop_thread() const override { return true; }
-
-  std::function<void()> after_timer;
-
- private:
-  FakeLoop& inner_;
-  Nanos tick_;
-  mutable std::int64_t reads_ = 0;
-};
-
-pgwd::TargetOptions unresolved_target(const std::string& name) {
-  pgwd::TargetOptions o;
-  o.name = name;
-  o.conninfo = "host=db.example port=5432 dbname=x user=y";
-  return o;
-}
 
 std::vector<std::string> names(int n) {
   std::vector<std::string> out;

@@ -28,6 +28,7 @@
 #include "pgwd/watchdog.hpp"
 #include "support/fake_loop.hpp"
 #include "support/offline_targets.hpp"
+#include "support/ticking_loop.hpp"
 
 // This file's own scope, also where a unity build puts several test files in one translation
 // unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
@@ -38,6 +39,8 @@ using namespace std::chrono_literals;
 
 using pgwd::testing::offline_target;
 using pgwd::testing::silent_logger;
+using pgwd::testing::TickingLoop;
+using pgwd::testing::unresolved_target;
 
 namespace {
 
@@ -51,42 +54,6 @@ constexpr int kScrapers = 3;
 // kRemovalsPerStep: the removal takes several steps) and adds kReloadAdded.
 constexpr int kReloadTargets = 600;
 constexpr int kReloadAdded = 50;
-
-/// A target whose host name waits for a lookup the FakeLoop never answers: a watchdog whose loop
-/// runs starts it, and it opens no socket.
-pgwd::TargetOptions unresolved_target(const std::string& name) {
-  pgwd::TargetOptions o = offline_target(name);
-  o.conninfo = "host=nowhere.invalid dbname=x user=y";
-  return o;
-}
-
-/// A FakeLoop whose clock, as the watchdog reads it, moves 50 µs at each reading, as a busy
-/// loop's does: remove_targets then closes a few targets in the call and leaves the rest to its
-/// zero timer, which advance() runs. The FakeLoop's own clock moves only in advance().
-class TickingLoop final : public pgwd::Loop {
- public:
-  pgwd::MonotonicTime now() const override {
-    ticks_ += std::chrono::microseconds(50);
-    return fake.now() + ticks_;
-  }
-  pgwd::TimerPtr make_timer(std::function<void()> on_expiry) override {
-    return fake.make_timer(std::move(on_expiry));
-  }
-  pgwd::SocketWatchPtr make_socket_watch(std::function<void(pgwd::Readiness)> on_ready) override {
-    return fake.make_socket_watch(std::move(on_ready));
-  }
-  std::unique_ptr<pgwd::Resolver> make_resolver(
-      const std::vector<std::string>& nameservers) override {
-    return fake.make_resolver(nameservers);
-  }
-  void post(std::function<void()> task) override { fake.post(std::move(task)); }
-  bool in_loop_thread() const override { return true; }
-
-  pgwd::testing::FakeLoop fake;
-
- private:
-  mutable pgwd::Nanos ticks_{};
-};
 
 /// One scrape: each sample line's series (name and labels) and value.
 std::map<std::string, double> parse(const std::string& text) {
@@ -195,7 +162,10 @@ TEST_SUITE("thread") {
     // reload's steps (kRemovalsPerStep a step), the connections of each step closed over later
     // loop passes, and new targets added, one step a loop pass.
     threads.emplace_back([&] {
-      TickingLoop loop;
+      // Its clock moves 50 µs at each reading, as a busy loop's does: remove_targets then closes
+      // a few targets in the call and leaves the rest to later passes (advance() runs them).
+      pgwd::testing::FakeLoop fake;
+      TickingLoop loop(fake, std::chrono::microseconds(50));
       pgwd::Watchdog watchdog(loop,
                               pgwd::WatchdogOptions{.metrics = store, .logger = silent_logger()});
       std::vector<pgwd::TargetOptions> running;
@@ -209,7 +179,7 @@ TEST_SUITE("thread") {
       }
       for (int i = 0; i < kReloadAdded; ++i)
         wanted.push_back(unresolved_target("added-" + std::to_string(i)));
-      loop.fake.advance(0ms);  // the targets start: each waits for its lookup
+      fake.advance(0ms);  // the targets start: each waits for its lookup
       ready.count_down();
       const pgwd::daemon::ReloadPlan plan = pgwd::daemon::plan_reload(running, wanted);
       CHECK(plan.remove.size() == std::size_t{kReloadTargets / 2});
@@ -219,7 +189,7 @@ TEST_SUITE("thread") {
       for (const auto& step : steps) {
         step();
         closed_later = closed_later || watchdog.targets_closing() > 0;
-        loop.fake.advance(0ms);  // a loop pass: the closing goes on
+        fake.advance(0ms);  // a loop pass: the closing goes on
       }
       CHECK(closed_later);
       CHECK(watchdog.targets_closing() == 0);
