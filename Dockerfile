@@ -5,18 +5,40 @@
 #
 # VERSION, REVISION and CREATED fill the OCI labels; scripts/build-image takes VERSION from
 # CMakeLists.txt's project(VERSION), the one place it is written.
+#
+# DAEMON_FROM says where the daemon comes from: `source` (the default) compiles it here; `deb`
+# installs the daemon's Debian package, debs/pgwatchdog_*.deb of the build context (which
+# `scripts/build-image --from-deb DIR` assembles), so that CI, which builds the packages anyway,
+# ships the same binary in both and compiles it once. One builder stage that asks DAEMON_FROM,
+# rather than a stage each picked by `FROM build-${DAEMON_FROM}`: buildah (podman build) in
+# Debian 12 skips the stages it sees no use of before it expands the argument, and then finds
+# neither.
 
 # --- builder: the daemon only (Release, no tests), with the project's own dependency list ---
 FROM docker.io/library/debian:bookworm-slim AS build
+ARG DAEMON_FROM=source
 COPY scripts/install-deps /src/scripts/install-deps
-RUN /src/scripts/install-deps --quiet --daemon-build && rm -rf /var/lib/apt/lists/*
+RUN case "$DAEMON_FROM" in \
+      source) /src/scripts/install-deps --quiet --daemon-build && rm -rf /var/lib/apt/lists/* ;; \
+      deb) ;; \
+      *) echo "DAEMON_FROM must be source or deb, not '$DAEMON_FROM'" >&2; exit 1 ;; \
+    esac
 COPY . /src
-# A unity build (CMAKE_UNITY_BUILD): the library's files compiled a batch at a time parse the
-# heavy headers (spdlog, fmt, prometheus-cpp, libevent, the standard library) once a batch.
-RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=Release -DPGWD_BUILD_TESTS=OFF -DPGWD_INSTALL=OFF \
-      -DCMAKE_UNITY_BUILD=ON \
- && cmake --build /build -j"$(nproc)" --target pgwatchdog-daemon \
- && install -D -m 0755 -s /build/watchdog/daemon/pgwatchdog /out/usr/bin/pgwatchdog \
+# From source: a unity build (CMAKE_UNITY_BUILD): the library's files compiled a batch at a time
+# parse the heavy headers (spdlog, fmt, prometheus-cpp, libevent, the standard library) once a
+# batch. From the package: installed as a user installs it, with its dependencies, so that
+# runtime-packages finds the libraries; debhelper stripped the binary (symbols in -dbgsym).
+RUN if [ "$DAEMON_FROM" = deb ]; then \
+      apt-get update -q \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends \
+           /src/debs/pgwatchdog_*.deb \
+      && install -D -m 0755 /usr/bin/pgwatchdog /out/usr/bin/pgwatchdog; \
+    else \
+      cmake -S /src -B /build -DCMAKE_BUILD_TYPE=Release -DPGWD_BUILD_TESTS=OFF -DPGWD_INSTALL=OFF \
+        -DCMAKE_UNITY_BUILD=ON \
+      && cmake --build /build -j"$(nproc)" --target pgwatchdog-daemon \
+      && install -D -m 0755 -s /build/watchdog/daemon/pgwatchdog /out/usr/bin/pgwatchdog; \
+    fi \
  && install -D -m 0644 /src/deploy/image/pgwatchdog.yaml /out/etc/pgwatchdog/pgwatchdog.yaml \
  && /src/deploy/image/runtime-packages /out/usr/bin/pgwatchdog >/out/runtime-packages \
  && /out/usr/bin/pgwatchdog --config /out/etc/pgwatchdog/pgwatchdog.yaml --target check=host=db \

@@ -2,7 +2,11 @@
 # Container test: builds the image (scripts/build-image) and runs it as a user would run it in
 # production, against a throwaway PostgreSQL 15 cluster on the host.
 #
-# Usage: tests/container/run.sh [--image NAME]
+# Usage: tests/container/run.sh [--image NAME] [--debs DIR]
+#
+#   --image NAME  the image's name (default localhost/pgwatchdog:VERSION)
+#   --debs DIR    make the image from the daemon's package in DIR (scripts/build-image --from-deb,
+#                 as CI does after its package stage) instead of compiling the daemon
 #
 # Checks, each with a deadline: the image's binary finds every library it links (ldd), its
 # labels carry the project's version and it runs as 65534; the image's default config loads and
@@ -14,7 +18,7 @@
 set -euo pipefail
 
 test_name="container test"
-test_options="--image"
+test_options="--image --debs"
 # shellcheck source=tests/support/operator-test.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../support/operator-test.sh" "$@"
 [[ -n $image ]] || image=localhost/pgwatchdog:$version
@@ -40,7 +44,9 @@ wait_for_guard() {
 
 # --- the image ----------------------------------------------------------------------
 build_start=$SECONDS
-bash "$root/scripts/build-image" --tag "$image" </dev/null
+from_deb=()
+if [[ -n $debs ]]; then from_deb=(--from-deb "$debs"); fi
+bash "$root/scripts/build-image" --tag "$image" "${from_deb[@]}" </dev/null
 step "Image built in $((SECONDS - build_start)) s"
 
 step "ldd in the image: every library the binary links is there"
