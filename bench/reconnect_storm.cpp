@@ -138,7 +138,7 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
   const int everyone = connections + (bystanders ? kBystanders : 0);
   if (!tracker.wait_healthy(everyone, 300s))
     throw std::runtime_error("only " + std::to_string(tracker.healthy_count()) + " of " +
-                             std::to_string(connections) + " came up");
+                             std::to_string(connections) + " came up (" + tracker.summary() + ")");
   emit_value(prefix + "first_connect_s", seconds(Clock::now() - added), "s",
              "add_target until all healthy");
   std::shared_ptr<SeriesStore> metrics;
@@ -178,7 +178,8 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
     }
   if (!tracker.wait_healthy(everyone, 300s))
     throw std::runtime_error("only " + std::to_string(tracker.healthy_count()) + " of " +
-                             std::to_string(connections) + " came back");
+                             std::to_string(connections) + " came back (" + tracker.summary() +
+                             ")");
   const Clock::time_point all_healthy = Clock::now();
   const std::string how =
       setup.bouncer ? "PgBouncer SIGTERM + start" : "pg_ctl restart -m immediate";

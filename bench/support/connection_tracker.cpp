@@ -1,5 +1,7 @@
 #include "support/connection_tracker.hpp"
 
+#include <fmt/format.h>
+
 namespace pgwd::bench {
 
 TrackedConnection& ConnectionTracker::slot(const ConnectionRef& ref) {
@@ -33,6 +35,7 @@ void ConnectionTracker::on_down(const DownEvent& event) {
     c.last_down = now;
     c.last_down_woken = woken;
     c.last_cause = event.cause;
+    c.failures_since_down = 0;
   }
   changed_.notify_all();
 }
@@ -54,12 +57,37 @@ bool ConnectionTracker::wait_until(
   return changed_.wait_for(lock, timeout, [&] { return done(connections_[target]); });
 }
 
-void ConnectionTracker::on_connect_failed(const ConnectFailedEvent&) {
+void ConnectionTracker::on_connect_failed(const ConnectFailedEvent& event) {
   {
     const std::lock_guard lock(mutex_);
     ++connect_failures_;
+    ++slot(event.connection).failures_since_down;
+    ++failures_by_cause_[std::string(to_string(event.cause))];
+    last_failure_ = fmt::format("{} attempt {}: {} {}", event.connection.target, event.attempt,
+                                event.sqlstate, event.message);
   }
   changed_.notify_all();
+}
+
+std::string ConnectionTracker::summary() {
+  const std::lock_guard lock(mutex_);
+  std::map<std::string, int> down_causes;
+  int down = 0;
+  int silent = 0;
+  for (const auto& [target, connections] : connections_)
+    for (const TrackedConnection& c : connections) {
+      if (c.healthy) continue;
+      ++down;
+      if (c.downs > 0) ++down_causes[std::string(to_string(c.last_cause))];
+      if (c.failures_since_down == 0) ++silent;
+    }
+  std::string text = fmt::format("{} healthy, {} not; last downs by cause:", healthy_, down);
+  for (const auto& [cause, n] : down_causes) text += fmt::format(" {} {}", cause, n);
+  text += fmt::format("; {} connect attempts failed", connect_failures_);
+  for (const auto& [cause, n] : failures_by_cause_) text += fmt::format(" ({} {})", cause, n);
+  if (!last_failure_.empty()) text += ", the last: " + last_failure_;
+  text += fmt::format("; {} not healthy with no failed attempt since their last down", silent);
+  return text;
 }
 
 bool ConnectionTracker::wait_connect_failures(std::uint64_t count,

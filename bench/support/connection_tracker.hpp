@@ -30,6 +30,8 @@ struct TrackedConnection {
   /// When the loop callback that reported the last down began (set_callback_clock), else {}.
   Clock::time_point last_down_woken{};
   Cause last_cause = Cause::closed;
+  /// Failed connect attempts since the last down (a connection that fails keeps reporting).
+  int failures_since_down = 0;
 };
 
 class ConnectionTracker final : public Observer {
@@ -64,6 +66,10 @@ class ConnectionTracker final : public Observer {
   std::uint64_t probes();
   std::uint64_t heartbeats();
   std::uint64_t downs();
+  /// What a benchmark that gave up waiting says: healthy and down connections, downs by cause,
+  /// failed connect attempts by cause and the last one's message, and the connections that never
+  /// reported anything since their last down (no attempt failed, none came back).
+  std::string summary();
 
  private:
   TrackedConnection& slot(const ConnectionRef& ref);  // caller holds mutex_
@@ -77,6 +83,8 @@ class ConnectionTracker final : public Observer {
   std::uint64_t heartbeats_ = 0;
   std::uint64_t downs_ = 0;
   std::uint64_t connect_failures_ = 0;
+  std::map<std::string, std::uint64_t> failures_by_cause_;
+  std::string last_failure_;
 };
 
 }  // namespace pgwd::bench

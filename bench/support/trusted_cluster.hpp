@@ -23,7 +23,13 @@ inline std::unique_ptr<testing::TestCluster> start_trusted_cluster(
   settings.extra_config = {"max_connections = " + std::to_string(max_connections)};
   for (std::string& line : extra_config) settings.extra_config.push_back(std::move(line));
   auto cluster = std::make_unique<testing::TestCluster>(settings);
-  cluster->execute(std::string("CREATE ROLE ") + kTrustedRole + " LOGIN");
+  // The cluster runs with synchronous_commit=off for speed; the role must survive the storm's
+  // `pg_ctl restart -m immediate` a fraction of a second later. Without this the commit could
+  // still be in the WAL buffers then, and every reconnect failed on a role that no longer
+  // existed (seen in CI: "only 0 of 100 came back", the server log full of `role "bench_trust"
+  // does not exist`). One query string, one transaction: the SET holds for its commit.
+  cluster->execute(std::string("SET synchronous_commit = on; CREATE ROLE ") + kTrustedRole +
+                   " LOGIN");
   return cluster;
 }
 
