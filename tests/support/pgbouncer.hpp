@@ -43,6 +43,9 @@ class PgBouncer {
   PgBouncer& operator=(const PgBouncer&) = delete;
 
   int port() const noexcept { return port_; }
+  /// Its process (single-threaded: the pid is also its one thread's id), e.g. for how long it
+  /// waited for a CPU (CpuWaitSince in support/loop_gaps.hpp).
+  int pid() const noexcept { return process_->pid(); }
   /// Stops it at once (SIGTERM: every client connection is closed) and starts it again on the
   /// same port: a "restart" of everything the clients see.
   void restart();

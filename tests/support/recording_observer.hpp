@@ -64,6 +64,18 @@ inline std::vector<RecordingObserver::Stamped<ProbeEvent>> heartbeats_of(
   return found;
 }
 
+/// The backend `connection` was last healthy on by `until`: the one a down event at `until` lost.
+/// 0 if it was never healthy.
+inline int backend_pid_before(const RecordingObserver& observer, const ConnectionRef& connection,
+                              RecordingObserver::Clock::time_point until) {
+  int pid = 0;
+  for (const auto& h : observer.healthy)
+    if (h.event.connection.target == connection.target &&
+        h.event.connection.index == connection.index && h.at <= until)
+      pid = h.event.server.backend_pid;
+  return pid;
+}
+
 /// When a round trip was sent: the observer hears of it when its answer came.
 inline RecordingObserver::Clock::time_point sent_at(
     const RecordingObserver::Stamped<ProbeEvent>& probe) {
