@@ -8,10 +8,15 @@
 /// from the figure), so that a loaded machine's doing does not fail it. Header-only, so that
 /// test binaries without the rest of tests/support (the asio loop tests) share it.
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <string>
+#include <system_error>
 
 namespace pgwd::testing {
 
@@ -46,6 +51,21 @@ inline std::optional<SchedStat> thread_schedstat(int pid, int tid) {
                                 "/schedstat");
 }
 
+/// Every thread of process `pid` now, by thread id; empty where the kernel has no statistics or
+/// the process is gone.
+inline std::map<int, SchedStat> process_schedstat(int pid) {
+  std::map<int, SchedStat> out;
+  std::error_code ec;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (std::filesystem::directory_iterator it(tasks, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (const auto stat = detail::read_schedstat((it->path() / "schedstat").string()))
+      out[std::stoi(name)] = *stat;
+  }
+  return out;
+}
+
 /// How long a thread has waited for a CPU since construction: the machine's share of a
 /// wall-clock interval, which a test adds to a bound on what pgwatchdog decides. Zero where the
 /// kernel has no statistics. By default the calling thread (read it on the thread that made it);
@@ -68,6 +88,29 @@ class CpuWaitSince {
   int pid_ = 0;
   int tid_ = 0;
   std::optional<SchedStat> start_;
+};
+
+/// The same summed over every thread of process `pid` (a daemon: its loop, its HTTP server, its
+/// log writer; or this test process, getpid()): a thread started since counts whole, one that
+/// has ended since is lost (so this under-counts, never over). Threads that waited at the same
+/// moment each count: a bound that subtracts this grants the machine at most its own doing, once
+/// per thread on the path.
+class ProcessCpuWaitSince {
+ public:
+  explicit ProcessCpuWaitSince(int pid) : pid_(pid), start_(process_schedstat(pid)) {}
+  std::chrono::steady_clock::duration waited() const {
+    std::chrono::nanoseconds sum{0};
+    for (const auto& [tid, now] : process_schedstat(pid_)) {
+      const auto before = start_.find(tid);
+      sum += now.waiting -
+             (before == start_.end() ? std::chrono::nanoseconds(0) : before->second.waiting);
+    }
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(sum);
+  }
+
+ private:
+  int pid_;
+  std::map<int, SchedStat> start_;
 };
 
 }  // namespace pgwd::testing
