@@ -146,8 +146,19 @@ DaemonProcess::~DaemonProcess() {
   ::unlink(output_path_.c_str());
 }
 
-bool DaemonProcess::try_reap_locked() {
+bool DaemonProcess::try_reap_locked(const std::function<void()>& before_reap) {
   if (exit_code_) return true;
+  if (before_reap) {
+    // Exited but not reaped yet (WNOWAIT): a zombie, whose /proc entry still holds its main
+    // thread's statistics.
+    siginfo_t info{};
+    int rc = 0;
+    do {
+      rc = ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0 && info.si_pid != pid_) return false;  // still running: not now, not below
+    if (rc == 0) before_reap();
+  }
   int status = 0;
   pid_t rc = 0;
   do {
@@ -176,13 +187,14 @@ bool DaemonProcess::running() {
   return !try_reap();
 }
 
-std::optional<int> DaemonProcess::wait_exit(std::chrono::milliseconds timeout) {
+std::optional<int> DaemonProcess::wait_exit(std::chrono::milliseconds timeout,
+                                            const std::function<void()>& before_reap) {
   const Clock::time_point deadline = deadline_after(timeout);
-  if (pidfd_ < 0) return wait_exit_polling(deadline);
+  if (pidfd_ < 0) return wait_exit_polling(deadline, before_reap);
   for (;;) {
     {
       const std::lock_guard lock(mutex_);
-      if (try_reap_locked()) return exit_code_;
+      if (try_reap_locked(before_reap)) return exit_code_;
     }
     const int wait_ms = remaining_ms(deadline);
     if (wait_ms == 0) return std::nullopt;
@@ -192,11 +204,12 @@ std::optional<int> DaemonProcess::wait_exit(std::chrono::milliseconds timeout) {
   }
 }
 
-std::optional<int> DaemonProcess::wait_exit_polling(Clock::time_point deadline) {
+std::optional<int> DaemonProcess::wait_exit_polling(Clock::time_point deadline,
+                                                    const std::function<void()>& before_reap) {
   for (;;) {
     {
       const std::lock_guard lock(mutex_);
-      if (try_reap_locked()) return exit_code_;
+      if (try_reap_locked(before_reap)) return exit_code_;
     }
     const int wait_ms = remaining_ms(deadline);
     if (wait_ms == 0) return std::nullopt;

@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -46,7 +47,11 @@ class DaemonProcess {
   void send_signal(int signal);
   /// Waits up to `timeout` for the process to exit; returns its exit code (128+N if killed by
   /// signal N), or nullopt on timeout. Returns the same code again on later calls.
-  std::optional<int> wait_exit(std::chrono::milliseconds timeout);
+  /// `before_reap`, if given, is called once the process has exited and before it is reaped,
+  /// while /proc still has its main thread's statistics (thread_schedstat(pid, pid)); not if
+  /// it was reaped already.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout,
+                               const std::function<void()>& before_reap = {});
   /// Whether it has not exited yet (reaps it if it has).
   bool running();
 
@@ -62,10 +67,11 @@ class DaemonProcess {
 
  private:
   /// waitpid(pid_, WNOHANG) unless already reaped; records the exit code. Caller holds mutex_.
-  bool try_reap_locked();
+  bool try_reap_locked(const std::function<void()>& before_reap = {});
   bool try_reap();
   /// Blocking wait via the pidfd-less fallback path.
-  std::optional<int> wait_exit_polling(std::chrono::steady_clock::time_point deadline);
+  std::optional<int> wait_exit_polling(std::chrono::steady_clock::time_point deadline,
+                                       const std::function<void()>& before_reap);
 
   std::string binary_;
   std::string output_path_;

@@ -14,27 +14,6 @@ long long ms(std::chrono::nanoseconds d) {
 
 }  // namespace
 
-namespace {
-
-std::optional<SchedStat> read_schedstat(const std::string& path) {
-  std::ifstream in(path);
-  long long on_cpu = 0;
-  long long waiting = 0;
-  if (!(in >> on_cpu >> waiting)) return std::nullopt;
-  return SchedStat{std::chrono::nanoseconds(on_cpu), std::chrono::nanoseconds(waiting)};
-}
-
-}  // namespace
-
-std::optional<SchedStat> thread_schedstat() {
-  return read_schedstat("/proc/thread-self/schedstat");
-}
-
-std::optional<SchedStat> thread_schedstat(int pid, int tid) {
-  return read_schedstat("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) +
-                        "/schedstat");
-}
-
 void LoopGaps::restart() {
   last_ = Clock::now();
   last_stat_ = thread_schedstat();

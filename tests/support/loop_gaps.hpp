@@ -17,43 +17,9 @@
 #include <string>
 
 #include "event/libevent/event_ptr.hpp"
+#include "support/sched_stat.hpp"  // SchedStat, thread_schedstat, CpuWaitSince
 
 namespace pgwd::testing {
-
-/// The calling thread's scheduler statistics: time on a CPU, and time runnable but waiting for
-/// one. nullopt where the kernel does not provide them.
-struct SchedStat {
-  std::chrono::nanoseconds on_cpu{0};
-  std::chrono::nanoseconds waiting{0};
-};
-std::optional<SchedStat> thread_schedstat();
-/// The same for a thread of another process, e.g. a daemon's main thread (pid, pid), which runs
-/// its watch loop.
-std::optional<SchedStat> thread_schedstat(int pid, int tid);
-
-/// How long a thread has waited for a CPU since construction: the machine's share of a
-/// wall-clock interval, which a test adds to a bound on what pgwatchdog decides. Zero where the
-/// kernel has no statistics. By default the calling thread (read it on the thread that made it);
-/// or another process's thread, e.g. CpuWaitSince(daemon.pid(), daemon.pid()).
-class CpuWaitSince {
- public:
-  CpuWaitSince() : start_(read()) {}
-  CpuWaitSince(int pid, int tid) : pid_(pid), tid_(tid), start_(read()) {}
-  std::chrono::steady_clock::duration waited() const {
-    const auto now = read();
-    if (!start_ || !now) return std::chrono::steady_clock::duration::zero();
-    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(now->waiting -
-                                                                           start_->waiting);
-  }
-
- private:
-  std::optional<SchedStat> read() const {
-    return pid_ == 0 ? thread_schedstat() : thread_schedstat(pid_, tid_);
-  }
-  int pid_ = 0;
-  int tid_ = 0;
-  std::optional<SchedStat> start_;
-};
 
 /// The gaps between calls of tick(), which must come from the loop's thread.
 class LoopGaps {

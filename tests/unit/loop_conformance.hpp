@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "pgwd/loop.hpp"
+#include "support/sched_stat.hpp"
 
 namespace pgwd::testing::conformance {
 
@@ -545,14 +546,12 @@ inline char thread_state(long tid) {
 }
 
 /// How long thread `tid` of this process has been runnable but waiting for a CPU, in all
-/// (/proc/.../schedstat); zero where the kernel does not say. Read on the thread itself, it
+/// (support/sched_stat.hpp); zero where the kernel does not say. Read on the thread itself, it
 /// includes the wait that ended when it last got a CPU.
 inline Clock::duration cpu_wait_of(long tid) {
-  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/schedstat");
-  long long on_cpu_ns = 0;
-  long long waiting_ns = 0;
-  if (!(in >> on_cpu_ns >> waiting_ns)) return Clock::duration::zero();
-  return std::chrono::nanoseconds(waiting_ns);
+  const auto stat = pgwd::testing::thread_schedstat(::getpid(), static_cast<int>(tid));
+  return stat ? std::chrono::duration_cast<Clock::duration>(stat->waiting)
+              : Clock::duration::zero();
 }
 
 template <typename H>
