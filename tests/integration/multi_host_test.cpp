@@ -215,7 +215,21 @@ TEST_CASE(
                                         o.backoff_max, loop_waited, standby.postmaster_pid());
 
   CHECK(h.observer.down.size() == n);
-  for (const auto& d : h.observer.down) CHECK(d.event.cause == Cause::immediate_shutdown);
+  // An immediate stop: PostgreSQL's SIGQUIT handler (quickdie) sends WARNING 57P01 before the
+  // backend exits, and pgwatchdog reports immediate_shutdown when it arrives. The server sends it
+  // on a best-effort basis ("it's dubious to call ereport() from a signal handler"; a message is
+  // dropped while another one is being sent). In 2 of about 540 runs beside the parallel suite
+  // the connections here read EOF with nothing before it, which is `closed` (not reproduced with
+  // the protocol traced or packets captured; the cause is not known). What pgwatchdog decides
+  // here is the way back (checked above) and that the down is never misread; the WARNING's
+  // classification is asserted by the restart tests (server_restart_test.cpp).
+  for (const auto& d : h.observer.down) {
+    INFO(to_string(d.event.cause), ": ", d.event.message, " (", ms(d.at - stopped),
+         " ms after pg_ctl stop returned)");
+    CHECK((d.event.cause == Cause::immediate_shutdown || d.event.cause == Cause::closed));
+    if (d.event.cause == Cause::immediate_shutdown) CHECK(d.event.sqlstate == "57P01");
+    if (d.event.cause == Cause::closed) MESSAGE("no WARNING 57P01 before EOF: ", d.event.message);
+  }
   // While the primary was down and the standby not yet promoted, no host would do.
   if (!h.observer.connect_failures.empty())
     MESSAGE("meanwhile, e.g.: ", to_string(h.observer.connect_failures[0].event.cause), ": ",
