@@ -46,7 +46,7 @@ KEEPALIVE_BOUND = 11.0     # keepalives_idle + keepalives_interval x keepalives_
 SIGNALLED = 0.5            # "milliseconds": a FATAL or notice on the idle socket (pooler row: 500 ms)
 BACKOFF_MAX = 30.0         # backoff_max: a refused password is never scouted
 IDLE_TIMEOUT = 3.0         # the idle_session_timeout the fault sets
-SCOUT = 0.5                # scout_interval
+SCOUT = 0.25               # scout_interval
 PGBOUNCER_LOGIN_RETRY = 15.0  # PgBouncer's server_login_retry (its default)
 # After a restart, ~1,000 connections reconnect at once, each a backend forked by the server:
 # docs/detection.md says "all back within seconds" (1.03 s measured for 1,000 on a quiet
