@@ -169,12 +169,27 @@ in_root "cmake -S /src/examples -B /tmp/examples -DCMAKE_BUILD_TYPE=Release \
     /src/examples/watchdog_on_its_own_thread.cpp \$(pkg-config --cflags --libs pgwatchdog)
   ls /tmp/examples/embed_on_host_loop /tmp/on_its_own_thread"
 for example in /tmp/examples/embed_on_host_loop /tmp/on_its_own_thread; do
+  # Each way this can fail says which, with the example's output (it prints only healthy and
+  # down events: a connection that keeps failing to connect prints nothing).
   in_root "stdbuf -oL $example '$dsn application_name=pgwd-example' >/tmp/example.log 2>&1 &
     pid=\$!
-    for i in \$(seq 300); do grep -q healthy /tmp/example.log && break; kill -0 \$pid; sleep 0.1; done
-    grep -q healthy /tmp/example.log || { cat /tmp/example.log; exit 1; }
+    for i in \$(seq 300); do
+      grep -q healthy /tmp/example.log && break
+      if ! kill -0 \$pid 2>/dev/null; then
+        rc=0; wait \$pid || rc=\$?
+        echo \"$example exited with status \$rc before it was healthy; its output:\"
+        cat /tmp/example.log; exit 1
+      fi
+      sleep 0.1
+    done
+    if ! grep -q healthy /tmp/example.log; then
+      echo \"$example not healthy after 300 polls of 0.1 s; its output:\"; cat /tmp/example.log
+      ps -o pid,stat,etime,time,args -p \$pid || true
+      exit 1
+    fi
     kill -INT \$pid
-    wait \$pid"
+    rc=0; wait \$pid || rc=\$?
+    (( rc == 0 )) || { echo \"$example exited with status \$rc on SIGINT; its output:\"; cat /tmp/example.log; exit 1; }"
   echo "$example: healthy, exit status 0 on SIGINT"
 done
 
