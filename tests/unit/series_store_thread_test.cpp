@@ -88,7 +88,7 @@ struct Scraped {
 /// Checks each scrape against the one before: every staying series is still there, and no
 /// monotonic one went back.
 Scraped keep_scraping(const std::shared_ptr<pgwd::SeriesStore>& store, bool through_prometheus_cpp,
-                      const std::atomic<bool>& writers_done) {
+                      const std::atomic<bool>& writers_done, std::latch& first_scrape_done) {
   const auto collectable = pgwd::prometheus_collectable(store);
   std::map<std::string, double> previous;
   int scrapes = 0;
@@ -110,7 +110,7 @@ Scraped keep_scraping(const std::shared_ptr<pgwd::SeriesStore>& store, bool thro
         FAIL_CHECK("went backwards: " << series << " " << value << " -> " << found->second);
     }
     previous = now;
-    ++scrapes;
+    if (scrapes++ == 0) first_scrape_done.count_down();
   }
   return {scrapes, previous};
 }
@@ -125,6 +125,14 @@ TEST_SUITE("thread") {
     std::atomic<bool> writers_done{false};
     // Every staying series exists before the first scrape: the writers say so here.
     std::latch ready(kWatchdogs + 2);
+    // The writers change nothing until every scraper has scraped once: however the machine
+    // schedules the threads, each scraper sees the staying series before the churn and again
+    // after it, and the scrapes in between race the writers as much as the scheduler lets them.
+    std::latch first_scrapes(kScrapers);
+    const auto writer_ready = [&] {
+      ready.count_down();
+      first_scrapes.wait();
+    };
     std::atomic<int> writers_left{kWatchdogs + 2};
     // The writers' staying series go only once every scraper is done.
     std::latch scraped(kScrapers);
@@ -144,7 +152,7 @@ TEST_SUITE("thread") {
         for (int i = 0; i < kStayingPerWatchdog; ++i)
           watchdog.add_target(
               offline_target("stay-" + std::to_string(w) + "-" + std::to_string(i)));
-        ready.count_down();
+        writer_ready();
         for (int round = 0; round < kChurnRounds; ++round) {
           std::vector<std::string> added;
           for (int i = 0; i < kChurnTargets; ++i) {
@@ -180,7 +188,7 @@ TEST_SUITE("thread") {
       for (int i = 0; i < kReloadAdded; ++i)
         wanted.push_back(unresolved_target("added-" + std::to_string(i)));
       fake.advance(0ms);  // the targets start: each waits for its lookup
-      ready.count_down();
+      writer_ready();
       const pgwd::daemon::ReloadPlan plan = pgwd::daemon::plan_reload(running, wanted);
       CHECK(plan.remove.size() == std::size_t{kReloadTargets / 2});
       const auto steps = pgwd::daemon::reload_steps(plan, watchdog);
@@ -203,7 +211,7 @@ TEST_SUITE("thread") {
       for (int i = 0; i < kWrittenTargets; ++i)
         targets.push_back(std::make_unique<pgwd::TargetSeries>(
             rows, "written-" + std::to_string(i), i % 2 ? loop.shared_histograms() : nullptr));
-      ready.count_down();
+      writer_ready();
       for (int round = 0; round < 400; ++round) {
         for (auto& t : targets) {
           t->connection_moved(std::nullopt, pgwd::ConnectionState::healthy);
@@ -222,12 +230,13 @@ TEST_SUITE("thread") {
     for (int s = 0; s < kScrapers; ++s)
       threads.emplace_back([&, s] {
         ready.wait();
-        scraped_by[s] = keep_scraping(store, s == 0, writers_done);
+        scraped_by[s] = keep_scraping(store, s == 0, writers_done, first_scrapes);
         scraped.count_down();
       });
     for (auto& t : threads) t.join();
 
     for (const Scraped& scraped_once : scraped_by) {
+      // One before the writers start, one after they are done (the latches see to that).
       CHECK(scraped_once.scrapes >= 2);
       // The last scrape saw the writers' work whole: no churned target left, every write counted.
       const auto& last = scraped_once.last;
