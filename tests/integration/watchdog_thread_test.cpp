@@ -75,7 +75,11 @@ class ThreadObserver : public Observer {
       ++events_;
       changed_.notify_all();
     }
-    if (on_down_hook) on_down_hook(e);
+    if (!on_down_hook) return;
+    on_down_hook(e);
+    const std::lock_guard lock(mutex_);
+    ++hooks_returned_;
+    changed_.notify_all();
   }
 
   /// Waits until `done` holds (checked under the lock) or the timeout passes.
@@ -99,6 +103,8 @@ class ThreadObserver : public Observer {
     const std::lock_guard lock(mutex_);
     return downs(t);
   }
+  /// How many on_down_hook calls have returned (checked under the lock, in wait()).
+  int hooks_returned() const { return hooks_returned_; }
   std::set<std::thread::id> threads() const {
     const std::lock_guard lock(mutex_);
     return threads_;
@@ -113,6 +119,7 @@ class ThreadObserver : public Observer {
   std::map<std::string, std::vector<Clock::time_point>> downs_;
   std::set<std::thread::id> threads_;
   std::uint64_t events_ = 0;
+  int hooks_returned_ = 0;
 };
 
 TargetOptions target_of(const TestCluster& cluster, const std::string& name, int connections) {
@@ -254,9 +261,9 @@ TEST_SUITE("thread") {
     w.add_target(target_of(cluster, "inline", 2));
     REQUIRE(wait_healthy(w, observer, "inline", 2, 10s));
     cluster.terminate_backends("inline");
-    const auto deadline = Clock::now() + 10s;
-    // Polled with a pause, not in a tight loop: each call is a round trip to the watchdog's thread.
-    while (!w.target_names().empty() && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    // The hook's return is the event to wait for: it removed the target inline, so once it has
+    // returned no later call can find the target (the timeout only guards against a hang).
+    REQUIRE(observer.wait([](const ThreadObserver& o) { return o.hooks_returned() >= 1; }, 30s));
     CHECK(w.target_names().empty());
     CHECK(removed == 1);
     CHECK(inline_calls_ok);
