@@ -10,6 +10,7 @@
 
 #include "support/loop_gaps.hpp"
 #include "support/restart_checks.hpp"
+#include "support/sigquit_down.hpp"
 #include "support/standby_cluster.hpp"
 #include "support/subprocess.hpp"
 #include "support/watchdog_fixture.hpp"
@@ -215,21 +216,11 @@ TEST_CASE(
                                         o.backoff_max, loop_waited, standby.postmaster_pid());
 
   CHECK(h.observer.down.size() == n);
-  // An immediate stop: PostgreSQL's SIGQUIT handler (quickdie) sends WARNING 57P01 before the
-  // backend exits, and pgwatchdog reports immediate_shutdown when it arrives. The server sends it
-  // on a best-effort basis ("it's dubious to call ereport() from a signal handler"; a message is
-  // dropped while another one is being sent). In 2 of 168 runs beside the parallel suite the
-  // connections here read EOF with nothing before it, which is `closed`; never under a CPU hog
-  // alone, nor in 540 more runs with the protocol traced or packets captured. The cause is not
-  // known. What pgwatchdog decides here is the way back (checked above) and that the down is
-  // never misread; the WARNING's classification is asserted by the restart tests
-  // (server_restart_test.cpp).
+  // An immediate stop: WARNING 57P01 before each backend exits, or, where the server's best
+  // effort fails, EOF alone (support/sigquit_down.hpp).
   for (const auto& d : h.observer.down) {
-    INFO(to_string(d.event.cause), ": ", d.event.message, " (", ms(d.at - stopped),
-         " ms after pg_ctl stop returned)");
-    CHECK((d.event.cause == Cause::immediate_shutdown || d.event.cause == Cause::closed));
-    if (d.event.cause == Cause::immediate_shutdown) CHECK(d.event.sqlstate == "57P01");
-    if (d.event.cause == Cause::closed) MESSAGE("no WARNING 57P01 before EOF: ", d.event.message);
+    INFO(ms(d.at - stopped), " ms after pg_ctl stop returned");
+    pgwd::testing::check_sigquit_down(d.event, Cause::immediate_shutdown, "57P01");
   }
   // While the primary was down and the standby not yet promoted, no host would do.
   if (!h.observer.connect_failures.empty())
