@@ -90,6 +90,11 @@ struct ServerLost {
   std::string target;
   std::string reason;  ///< e.g. "57P02 on a lent connection", "all 20 lent connections died"
   LoanDeath evidence;  ///< the death that completed the evidence
+  /// When the evidence was complete (steady_clock, taken under the same lock as each lend()'s
+  /// own). This is told later, from the loop: a connection lent in between, e.g. one a pool just
+  /// opened to replace the dead, is from the server's new life and not part of the loss. Compare
+  /// with steady_clock::now() read after your lend() returned.
+  std::chrono::steady_clock::time_point evidence_at;
 };
 
 struct LendOptions {

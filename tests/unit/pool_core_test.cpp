@@ -86,13 +86,20 @@ struct CoreFixture {
   std::vector<std::shared_ptr<Outcome>> outcomes;
   std::vector<Lease> leases;
 
+  /// Whether lend() takes connections (an empty Loan: no watchdog watches it) and keeps their
+  /// options, whose callbacks the test then calls as the watchdog would.
+  bool lending = false;
+  std::vector<LendOptions> lent;
+
   explicit CoreFixture(PoolOptions options) {
     options.name = options.name.empty() ? "unit_pool" : options.name;
     options.dsn = "host=/nonexistent";
     PoolCore::Parts parts;
-    // Nothing is lent in these tests: a connection nobody waits for is refused and closed.
-    parts.lend = [](PGconn*, LendOptions, std::function<void()>) -> Loan {
-      throw LendRefused("no watchdog in this test");
+    // Unless `lending`, nothing is lent: a connection nobody waits for is refused and closed.
+    parts.lend = [this](PGconn*, LendOptions lend, std::function<void()>) -> Loan {
+      if (!lending) throw LendRefused("no watchdog in this test");
+      lent.push_back(std::move(lend));
+      return Loan{};
     };
     parts.open = opens.function();
     parts.now = [this] { return clock.now(); };
@@ -264,6 +271,43 @@ TEST_CASE("pool core: closing cancels the openings in flight and fails the waite
   CHECK(f->opens.in_flight() == 0);  // both cancelled
   CHECK(first->error.find("is closing") != std::string::npos);
   CHECK(second->error.find("is closing") != std::string::npos);
+}
+
+TEST_CASE(
+    "pool core: a server lost drops what was lent before the evidence - not a connection lent "
+    "since") {
+  PoolOptions o = options_for(4, 5s);
+  o.min_idle = 2;
+  o.max_concurrent_opens = 2;
+  CoreFixture f(o);
+  f.lending = true;
+  f.after(0ms);
+  REQUIRE(f.opens.in_flight() == 2);
+  f.opens.succeed();
+  f.after(0ms);
+  REQUIRE(f.lent.size() == 1);
+  // The evidence is complete here (the ledger reads the clock under its lock), and the watchdog
+  // tells it later from its loop: meanwhile the second connection is lent, as a replacement the
+  // pool opened after the first deaths would be.
+  const auto evidence_at = std::chrono::steady_clock::now();
+  f.opens.succeed();
+  f.after(0ms);
+  REQUIRE(f.lent.size() == 2);
+  REQUIRE(f.core->stats().idle == 2);
+
+  ServerLost lost;
+  lost.target = "unit_pool";
+  lost.reason = "57P02 on a lent connection";
+  lost.evidence_at = evidence_at;
+  f.lent.back().on_server_lost(lost);
+  CHECK(f.core->stats().idle == 1);  // the one lent since stays
+  CHECK(f.core->stats().dropped_while_idle == 1);
+
+  // Told again with evidence newer than every lend, the rest goes.
+  lost.evidence_at = std::chrono::steady_clock::now();
+  f.lent.back().on_server_lost(lost);
+  CHECK(f.core->stats().idle == 0);
+  CHECK(f.core->stats().dropped_while_idle == 2);
 }
 
 }  // namespace PGWD_TEST_FILE_ID

@@ -301,7 +301,7 @@ std::optional<LendingLedger::ServerLostReport> LendingLedger::record_death(LoanS
   g.told = true;
   g.series.server_lost().increment();
   log_->warn("lending target {}: server lost: {}", loan.options.target, reason);
-  return ServerLostReport{ServerLost{loan.options.target, reason, death}, g.on_server_lost};
+  return ServerLostReport{ServerLost{loan.options.target, reason, death, now}, g.on_server_lost};
 }
 
 void LendingLedger::attach(LendingDesk& desk) {
