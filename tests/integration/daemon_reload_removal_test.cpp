@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <latch>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -88,6 +89,9 @@ TEST_CASE_FIXTURE(
   std::atomic<bool> done{false};
   std::atomic<int> scrapes{0}, bad{0};
   std::string first_bad;
+  // The reload starts after the scraper's first scrape: whatever the scheduler does, the scraper
+  // is in its loop while the reload runs.
+  std::latch first_scrape(1);
   std::thread scraper([&] {
     for (int after_done = 0; after_done < 3;) {
       const bool was_done = done.load();
@@ -95,10 +99,11 @@ TEST_CASE_FIXTURE(
           staying_lines(pgwd::testing::http_get("127.0.0.1", metrics_port, "/metrics").body,
                         kTargets / 2, kTargets);
       if (seen != expected && bad++ == 0) first_bad = seen;
-      ++scrapes;
+      if (scrapes++ == 0) first_scrape.count_down();
       if (was_done) ++after_done;
     }
   });
+  first_scrape.wait();
   write_config("targets:\n" + target_yaml("stays", 1, kSilent) +
                closed_targets(kTargets / 2, kTargets));
   daemon->send_signal(SIGHUP);
@@ -107,7 +112,7 @@ TEST_CASE_FIXTURE(
   done = true;
   scraper.join();
   REQUIRE(reloaded);
-  CHECK(scrapes.load() >= 3);
+  CHECK(scrapes.load() >= 4);  // one before the reload, three after it
   CHECK_MESSAGE(bad.load() == 0, first_bad.substr(0, 2000));
   const std::string after = scrape();
   CHECK(staying_lines(after, kTargets / 2, kTargets) == expected);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <latch>
 #include <regex>
 #include <thread>
 #include <vector>
@@ -205,8 +206,12 @@ TEST_CASE("status board and basic auth: HTTP threads read while the loop writes"
   std::atomic<bool> stop{false};
   std::atomic<int> pages{0};
   std::vector<std::thread> readers;
+  // The writer starts once every reader is in its loop: however the threads are scheduled,
+  // their reads overlap the writes as much as the machine lets them.
+  std::latch readers_started(3);
   for (int i = 0; i < 3; ++i)
     readers.emplace_back([&] {
+      readers_started.count_down();
       while (!stop) {
         if (handler("/").status == 200 && handler("/-/ready").status != 0 &&
             handler("/-/healthy").status == 200 && handler("/targets/t/primary").status != 0 &&
@@ -214,6 +219,7 @@ TEST_CASE("status board and basic auth: HTTP threads read while the loop writes"
           ++pages;
       }
     });
+  readers_started.wait();
   // The loop's side: events and reloads, as the watchdog delivers them.
   for (int i = 0; i < 2000; ++i) {
     health.beat(std::chrono::steady_clock::now());
