@@ -32,8 +32,8 @@ TEST_CASE_FIXTURE(WatchdogFixture,
 
   CHECK(cluster.count_statements("idle") == 0);
   CHECK(metric("pgwatchdog_wakeups_total", {{"target", "idle"}}) == 0);
-  // Never more than 5 s between two heartbeats, never less than 4.375 s: 2 or 3 in 10 s, for
-  // all 20 connections together (one each would be 40).
+  // The first turn within 5 s, then turns 3.75-4.375 s apart (heartbeat_rota.cpp): 2 or 3 in
+  // 10 s, for all 20 connections together (one each would be 40).
   const double beats =
       metric("pgwatchdog_probes_total", {{"target", "idle"}, {"result", "ok"}}) - beats_before;
   CHECK(beats >= 2);
@@ -132,7 +132,7 @@ TEST_CASE("idle: an embedded watchdog with heartbeat 0 never wakes the host's lo
 TEST_CASE(
     "idle: with the default heartbeat the host's loop wakes for the target's round trip, "
     "not for each connection") {
-  // At most one heartbeat falls in 3 s (4.375 s to 5 s apart): its timer, its answer, about 4
+  // At most one heartbeat falls in 3 s (3.75 s to 4.375 s apart): its timer, its answer, about 4
   // wake-ups with the test's own 2; one per connection would be 50 of each, over 100. The bound
   // tells those apart with room for what a loaded machine adds to a thread's voluntary context
   // switches besides major page faults (7 seen once in CI beside a build, before those were left

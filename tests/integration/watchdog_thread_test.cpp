@@ -298,8 +298,7 @@ TEST_SUITE("thread") {
     CHECK(w.target_names().empty());
     for (int t = 0; t < kThreads; ++t)
       for (int round = 0; round < kRounds; ++round)
-        CHECK(cluster.backend_pids("worker" + std::to_string(t) + "_" + std::to_string(round))
-                  .empty());
+        CHECK(backends_gone(cluster, "worker" + std::to_string(t) + "_" + std::to_string(round)));
   }
 
   TEST_CASE(
