@@ -113,11 +113,15 @@ TEST_CASE_FIXTURE(DaemonFixture,
         at_most_every(50ms, [&] { return cluster.backend_pids("blk").size() == kConnections; }),
         5s));
     const auto terminating = std::chrono::steady_clock::now();
-    const pgwd::testing::CpuWaitSince loop_wait(daemon->pid(), daemon->pid());
+    // The machine's share of the way, from the terminate call to the scrape that shows it: the
+    // daemon's threads (its loop, its HTTP server) and this process's (the admin call, the
+    // scrapes) waiting for a CPU.
+    const pgwd::testing::ProcessCpuWaitSince daemon_wait(daemon->pid());
+    const pgwd::testing::ProcessCpuWaitSince test_wait(::getpid());
     REQUIRE(cluster.terminate_backends("blk") == kConnections);
     REQUIRE(waiter.run_until([&] { return metric(terminated) == round * kConnections; }, 30s));
     const auto took = std::chrono::steady_clock::now() - terminating;
-    const auto waited = loop_wait.waited();
+    const auto waited = daemon_wait.waited() + test_wait.waited();
     if (took - waited > slowest - slowest_waited) {
       slowest = took;
       slowest_waited = waited;
@@ -126,7 +130,7 @@ TEST_CASE_FIXTURE(DaemonFixture,
   }
   MESSAGE("slowest detection of a terminate with stderr blocked: ",
           std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count(),
-          " ms, of which its loop waited ",
+          " ms, of which the daemon's and the test's threads waited ",
           std::chrono::duration_cast<std::chrono::milliseconds>(slowest_waited).count(),
           " ms for a CPU");
   CHECK(slowest - slowest_waited < 2s);
@@ -153,8 +157,9 @@ TEST_CASE_FIXTURE(DaemonFixture,
           std::chrono::duration_cast<std::chrono::milliseconds>(main_waited).count(),
           " ms for a CPU");
   CHECK(took - main_waited < 3s);
+  // A hang guard: the backends' exit after the daemon closed them is the server's time.
   CHECK(waiter.run_until(at_most_every(50ms, [&] { return cluster.backend_pids("blk").empty(); }),
-                         2s));
+                         30s));
 }
 
 }  // namespace PGWD_TEST_FILE_ID

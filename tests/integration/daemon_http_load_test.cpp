@@ -126,7 +126,7 @@ TEST_CASE_FIXTURE(DaemonFixture, "http load: 100 half-open clients do not starve
   while (Clock::now() < until) {
     const auto start = Clock::now();
     try {
-      const auto reply = pgwd::testing::http_get("127.0.0.1", metrics_port, "/metrics", 2s);
+      const auto reply = pgwd::testing::http_get("127.0.0.1", metrics_port, "/metrics", 8s);
       if (reply.status != 200) ++failures;
       bytes = reply.body.size();
     } catch (const std::exception&) {
@@ -147,8 +147,9 @@ TEST_CASE_FIXTURE(DaemonFixture, "http load: 100 half-open clients do not starve
           hostile.reopened(), " times, ", open_at_scrapes_end, " open when the scrapes ended, ",
           open_at_end, " at the end");
   // Starved, a scrape would wait for the 10 s idle timeout to drop a hostile client: each must
-  // finish within its 2 s instead. Its latency percentiles are the CPU queue's as much as the
-  // server's, reported above and measured on a quiet machine by scripts/bench (metrics).
+  // finish within 8 s instead (short of that timeout, with room for a loaded machine). Its
+  // latency percentiles are the CPU queue's as much as the server's, reported above and measured
+  // on a quiet machine by scripts/bench (metrics).
   CHECK(failures == 0);
   CHECK(hostile.reopened() >= 100);  // the server dropped them (and they came back)
   CHECK(accepted_again);  // and accepted again

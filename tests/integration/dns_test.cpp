@@ -200,6 +200,7 @@ TEST_CASE(
   TargetOptions o = named_target("unanswered", a);
   o.connect_timeout = 1s;
   const auto added = Clock::now();
+  const pgwd::testing::CpuWaitSince cpu_wait;
   ticker.gaps().restart();
   h.watchdog->add_target(o);
   REQUIRE(h.loop.run_until([&] { return h.observer.connect_failures.size() >= 2; }, 10s));
@@ -208,7 +209,8 @@ TEST_CASE(
   MESSAGE("first attempt failed after ", ms(first.at - added), " ms (connect_timeout 1 s) with ",
           to_string(first.event.cause), ": ", first.event.message, "; ", ticker.gaps().summary());
   CHECK((first.event.cause == Cause::dns || first.event.cause == Cause::connect_timeout));
-  CHECK(first.at - added <= 1s + 150ms);
+  // The loop's thread (this one) waiting for a CPU makes its timer late: the machine's share.
+  CHECK(first.at - added <= 1s + 150ms + cpu_wait.waited());
   for (const auto& f : h.observer.connect_failures)
     CHECK((f.event.cause == Cause::dns || f.event.cause == Cause::connect_timeout));
   CHECK(h.observer.healthy.empty());

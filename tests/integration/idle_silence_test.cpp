@@ -144,9 +144,12 @@ TEST_CASE(
 }
 
 TEST_CASE("idle: the wake-up count sees a ticker (loop_lag_interval) when one is asked for") {
-  // Positive control for the tests above: a 100 ms ticker is 30 wake-ups in 3 s.
+  // Positive control for the tests above: a 100 ms ticker is 30 wake-ups in 3 s. It re-arms from
+  // its own callback, so a loop kept waiting for a CPU ticks less often: half is required, still
+  // above the other tests' bounds (2 and 12).
   const long wakeups = idle_wakeups({.loop_lag_interval = 100ms}, 0ms);
-  CHECK(wakeups >= 25);
+  MESSAGE("a 100 ms ticker, 3 s: the loop's thread was woken ", wakeups, " time(s)");
+  CHECK(wakeups >= 15);
 }
 
 }  // namespace PGWD_TEST_FILE_ID

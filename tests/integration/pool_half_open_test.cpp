@@ -4,6 +4,7 @@
 // connections are opened and handed out. And while the host is dark, openings hang (no SYN is
 // answered) and every acquire still fails on time.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <mutex>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "pgwd/pool.hpp"
 #include "support/network_namespace.hpp"
 #include "support/pool_fixture.hpp"
+#include "support/sched_stat.hpp"
 
 // This file's own scope, also where a unity build puts several test files in one translation
 // unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
@@ -106,6 +108,8 @@ TEST_CASE_FIXTURE(PoolHalfOpenFixture,
   std::vector<std::chrono::steady_clock::duration> waited;
   std::vector<std::string> errors;
   int leased = 0;
+  // The housekeeper (a thread of this process) waiting for a CPU makes it late: the machine's.
+  const pgwd::testing::ProcessCpuWaitSince process_wait(::getpid());
   for (std::size_t i = 0; i < kAcquires; ++i) {
     const auto started = std::chrono::steady_clock::now();
     pool.acquire_async([&, started](Lease lease, std::exception_ptr error) {
@@ -131,11 +135,15 @@ TEST_CASE_FIXTURE(PoolHalfOpenFixture,
       },
       10s));
   const std::lock_guard lock(mutex);
+  const auto machine = process_wait.waited();
   CHECK(leased == 0);
   for (std::size_t i = 0; i < waited.size(); ++i) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(waited[i]);
     CHECK_MESSAGE(waited[i] >= o.acquire_timeout, ms.count(), " ms");
-    CHECK_MESSAGE(waited[i] < o.acquire_timeout + kBound, ms.count(), " ms");
+    CHECK_MESSAGE(waited[i] < o.acquire_timeout + kBound + machine, ms.count(),
+                  " ms; the process's threads waited ",
+                  std::chrono::duration_cast<std::chrono::milliseconds>(machine).count(),
+                  " ms for a CPU");
     CHECK_MESSAGE(errors[i].find("2 opening") != std::string::npos, errors[i]);
   }
   // Two openings at once, hanging: the bound, not one per acquire.

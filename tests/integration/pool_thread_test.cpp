@@ -28,6 +28,10 @@ TEST_SUITE("thread") {
     PoolOptions o = options("pool_threads", 4);
     o.min_idle = 2;
     o.heartbeat = 5ms;  // idle connections are probed all the time: checkouts meet `busy`
+    // Only a hang guard: 8 users share 4 connections whose backends are killed every 20 ms,
+    // under TSan on a loaded machine; a PoolTimeout thrown in a user's thread would end the
+    // process, not fail a check.
+    o.acquire_timeout = 60s;
     Pool pool(watchdog, o);
 
     std::mutex handoff_mutex;

@@ -113,4 +113,35 @@ class ProcessCpuWaitSince {
   std::map<int, SchedStat> start_;
 };
 
+/// The kernel's softirq threads (ksoftirqd/N) waiting for a CPU since construction. TCP's own
+/// timers (keepalive, retransmission, and with them TCP_USER_TIMEOUT) run in softirq context,
+/// which these threads take over when the machine is loaded; their wait is how late the kernel's
+/// timers fired for the machine's load, which no option of pgwatchdog's changes. A bound on a
+/// kernel-timed detection adds it, as it adds the loop's own wait.
+class SoftirqWaitSince {
+ public:
+  SoftirqWaitSince() {
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end;
+         it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream comm(it->path() / "comm");
+      std::string command;
+      if (!std::getline(comm, command) || command.rfind("ksoftirqd/", 0) != 0) continue;
+      const int pid = std::stoi(name);
+      if (const auto stat = thread_schedstat(pid, pid)) start_[pid] = *stat;
+    }
+  }
+  std::chrono::steady_clock::duration waited() const {
+    std::chrono::nanoseconds sum{0};
+    for (const auto& [pid, before] : start_)
+      if (const auto now = thread_schedstat(pid, pid)) sum += now->waiting - before.waiting;
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(sum);
+  }
+
+ private:
+  std::map<int, SchedStat> start_;
+};
+
 }  // namespace pgwd::testing
