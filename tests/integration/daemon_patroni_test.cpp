@@ -11,6 +11,7 @@
 
 #include "support/daemon_fixture.hpp"
 #include "support/fake_patroni.hpp"
+#include "support/poll_deadline.hpp"
 #include "support/sched_stat.hpp"
 #include "support/test_cluster.hpp"
 
@@ -172,7 +173,9 @@ TEST_CASE("daemon: a Patroni cluster's members are watched as targets and follow
     // Set in the same loop callback as the target went, which a scrape may fall between.
     CHECK(f.wait_metric("pgwatchdog_patroni_members{cluster=\"demo\"}", 1, 2s));
     CHECK(f.metric(f.up("demo/pg1")) == 1);
-    REQUIRE(f.waiter.run_until([&] { return f.second.backend_pids("pgwd-patroni").empty(); }, 5s));
+    // Each look is an admin connection: paced; the deadline only guards against a hang.
+    const auto closed = [&] { return f.second.backend_pids("pgwd-patroni").empty(); };
+    REQUIRE(f.waiter.run_until(pgwd::testing::at_most_every(50ms, closed), 30s));
     // One primary again.
     REQUIRE(f.wait_metric("pgwatchdog_patroni_primaries{cluster=\"demo\"}", 1, 5s));
     CHECK(f.daemon->wait_for_output("1 member(s) answer as primary now", 5s));

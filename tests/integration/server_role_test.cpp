@@ -8,6 +8,7 @@
 #include <string>
 
 #include "support/background_call.hpp"
+#include "support/poll_deadline.hpp"
 #include "support/standby_cluster.hpp"
 #include "support/tcp_proxy.hpp"
 #include "support/watchdog_fixture.hpp"
@@ -275,7 +276,9 @@ TEST_CASE_FIXTURE(RoleFixture,
   CHECK(metric("pgwatchdog_up", {{"target", "any_role"}}) == 1);
   CHECK(metric("pgwatchdog_in_hot_standby", {{"target", "any_role"}}) == 1);
   // A refused connection does not linger on the standby.
-  REQUIRE(loop.run_until([&] { return standby.backend_pids("needs_primary").empty(); }, 5s));
+  REQUIRE(loop.run_until(pgwd::testing::at_most_every(
+                             50ms, [&] { return standby.backend_pids("needs_primary").empty(); }),
+                         30s));
 }
 
 }  // namespace PGWD_TEST_FILE_ID
