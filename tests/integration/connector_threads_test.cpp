@@ -279,9 +279,20 @@ TEST_CASE_FIXTURE(ConnectorFixture,
   o.connect_timeout = 1s;  // per host
   watchdog->add_target(o);
   REQUIRE(loop.run_until([&] { return all_healthy("multi", 3); }, 30s));
-  for (const auto& h : observer.healthy)
-    CHECK(h.event.server.host == "127.0.0.1:" + std::to_string(cluster.port()));
-  CHECK(observer.connect_failures.empty());
+  const std::string live = "127.0.0.1:" + std::to_string(cluster.port());
+  for (const auto& h : observer.healthy) CHECK(h.event.server.host == live);
+  // The refusing and the silent host never end a walk: a failure is reported only when every
+  // host failed. The live one has the same 1 s deadline, which its fork and SCRAM outlasted once
+  // under ThreadSanitizer on a loaded machine: a walk that failed so had still reached it, and
+  // its message says so. Nothing else may fail.
+  for (const auto& f : observer.connect_failures) {
+    INFO(f.event.message);
+    CHECK(f.event.cause == Cause::connect_timeout);
+    CHECK(f.event.message.find(live + ": no connection within") != std::string::npos);
+  }
+  if (!observer.connect_failures.empty())
+    MESSAGE(observer.connect_failures.size(),
+            " walk(s) reached the live host and ran out of its deadline there (a loaded machine)");
   // The silent host's attempts really reached it, and their cancellation closed them.
   silent.accept_until(3, 10s);
   CHECK(silent.accepted() == 3);

@@ -226,9 +226,13 @@ TEST_CASE(
   if (!h.observer.connect_failures.empty())
     MESSAGE("meanwhile, e.g.: ", to_string(h.observer.connect_failures[0].event.cause), ": ",
             h.observer.connect_failures[0].event.message);
+  // The walk's cause is its last host's: the standby, not yet promoted (wrong_role), or refused
+  // (connect_failed); or, on a loaded machine, the standby's fork and login past the 1 s deadline
+  // of each host (connect_timeout, the machine's doing; the way back is bounded above).
   for (const auto& f : h.observer.connect_failures) {
     INFO(f.event.message);
-    CHECK((f.event.cause == Cause::wrong_role || f.event.cause == Cause::connect_failed));
+    CHECK((f.event.cause == Cause::wrong_role || f.event.cause == Cause::connect_failed ||
+           f.event.cause == Cause::connect_timeout));
   }
   CHECK(h.metric("pgwatchdog_up", {{"target", "failover"}}) == 1);
   CHECK(h.metric("pgwatchdog_in_hot_standby", {{"target", "failover"}}) == 0);
