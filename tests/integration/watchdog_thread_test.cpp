@@ -259,7 +259,9 @@ TEST_SUITE("thread") {
     WatchdogThread w(WatchdogOptions{.observer = &observer, .logger = quiet_logger()});
     self = &w;
     w.add_target(target_of(cluster, "inline", 2));
-    REQUIRE(wait_healthy(w, observer, "inline", 2, 10s));
+    // A hang guard: the wait is on events (a CI run once failed at 10 s at load 9: two SCRAM
+    // logins to a fresh cluster beside the suite).
+    REQUIRE(wait_healthy(w, observer, "inline", 2, 30s));
     cluster.terminate_backends("inline");
     // The hook's return is the event to wait for: it removed the target inline, so once it has
     // returned no later call can find the target (the timeout only guards against a hang).
@@ -285,7 +287,7 @@ TEST_SUITE("thread") {
         for (int round = 0; round < kRounds; ++round) {
           const std::string name = "worker" + std::to_string(t) + "_" + std::to_string(round);
           w.add_target(target_of(cluster, name, 2));
-          if (!wait_healthy(w, observer, name, 2, 15s)) ++failures;
+          if (!wait_healthy(w, observer, name, 2, 30s)) ++failures;  // a hang guard
           cluster.terminate_backends(name);  // the watchdog reconnects them meanwhile
           if (!observer.wait([&](const ThreadObserver& o) { return o.downs(name) >= 1; }, 10s))
             ++failures;
