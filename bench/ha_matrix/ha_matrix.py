@@ -312,8 +312,11 @@ def analyse_path(path, sampler, poller, t_fault, t_event, nodes, locators):
     return res
 
 
-def check(scenario, res, signalled, carriers):
-    """The issue's targets as assertions; returns a list of misses (strings)."""
+def check(scenario, res, signalled, carriers, daemon_waited=0.0):
+    """The issue's targets as assertions; returns a list of misses (strings). DAEMON_WAITED: the
+    seconds the daemon's threads waited for a CPU over the scenario, the machine's share, added
+    to the recovery's slack (a fresh-clone run beside four others, at load 20, recovered 0.07 s
+    past it through PgBouncer)."""
     misses = []
     p = res["path"]
     if "error" in res:
@@ -332,8 +335,9 @@ def check(scenario, res, signalled, carriers):
             misses.append(f"{p}: cause {', '.join(sorted(res['pgwd_causes'])) or 'none'}, expected "
                           f"{' or '.join(sorted(EXPECTED_CAUSES[scenario]))}")
     rec, prec = res["pgwd_recover_s"], res["poll_recover_s"]
-    if prec is not None and rec is not None and rec > prec + RECOVERY_SLACK:
-        misses.append(f"{p}: recovered at +{rec} s, the poller at +{prec} s (slack {RECOVERY_SLACK} s)")
+    if prec is not None and rec is not None and rec > prec + RECOVERY_SLACK + daemon_waited:
+        misses.append(f"{p}: recovered at +{rec} s, the poller at +{prec} s (slack {RECOVERY_SLACK} s "
+                      f"+ {daemon_waited:.2f} s the daemon waited for a CPU)")
     if prec is not None and rec is None and det is not None:
         misses.append(f"{p}: pgwatchdog not up again by the end (the poller was at +{prec} s)")
     if res["truth_role_end"] is not None and res["pgwd_role_end"] != res["truth_role_end"]:
@@ -386,8 +390,10 @@ def run_scenario(args, env, scenario, paths):
     sampler = Sampler(env, f"http://{listen}/metrics", env[f"HA_NODE{lead}_DATA"],
                       postmaster_pid(env, lead), stop)
     result = {"scenario": scenario, "fault": fault_args, "leader_before": f"node{lead}", "paths": []}
+    daemon_wait_start = 0.0
     try:
         daemon.wait_up(f"http://{listen}/metrics", paths, die)
+        daemon_wait_start = daemon.cpu_wait_s()
         for p in pollers.values():
             p.start()
         sampler.start()
@@ -400,6 +406,7 @@ def run_scenario(args, env, scenario, paths):
         time.sleep(args.observe)
     finally:
         stop.set()
+        daemon_waited = daemon.cpu_wait_s() - daemon_wait_start
         daemon.stop()
         for p in pollers.values():
             if p.is_alive():
@@ -416,13 +423,14 @@ def run_scenario(args, env, scenario, paths):
         t_event = sampler.stopping_at
     result.update({"fault_start": t_fault, "fault_end": t_fault_end, "event": t_event,
                    "event_after_fault_s": round(t_event - t_fault, 2),
-                   "fault_seconds": round(t_fault_end - t_fault, 2)})
+                   "fault_seconds": round(t_fault_end - t_fault, 2),
+                   "daemon_cpu_wait_s": round(daemon_waited, 2)})
     misses = []
     for p in paths:
         res = analyse_path(p, sampler, pollers[p], t_fault, t_event, nodes, locators)
         result["paths"].append(res)
         if args.check:
-            misses += check(scenario, res, signalled, carriers)
+            misses += check(scenario, res, signalled, carriers, daemon_waited)
     result["misses"] = misses
     return result
 

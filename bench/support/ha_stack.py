@@ -154,6 +154,24 @@ class Daemon:
                 die(f"pgwatchdog's targets not all up after {seconds} s: {m}")
             time.sleep(0.1)
 
+    def cpu_wait_s(self):
+        """Seconds the daemon's threads have spent runnable but waiting for a CPU (the kernel's
+        schedstat, summed over its threads): the machine's share of its wall-clock times, which
+        a bound on what pgwatchdog decides adds, as the C++ tests do (tests/support/sched_stat.hpp)."""
+        total = 0
+        task_dir = f"/proc/{self.proc.pid}/task"
+        try:
+            tids = os.listdir(task_dir)
+        except OSError:
+            return 0.0
+        for tid in tids:
+            try:
+                with open(f"{task_dir}/{tid}/schedstat") as f:
+                    total += int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+        return total / 1e9
+
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         try:
