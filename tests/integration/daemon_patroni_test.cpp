@@ -94,9 +94,7 @@ struct MachineWait {
   void check_within(std::chrono::steady_clock::duration took, const char* what,
                     const std::vector<int>& new_backends = {}) const {
     auto waited = daemon.waited() + test.waited();
-    for (const int pid : new_backends)
-      if (const auto stat = thread_schedstat(pid, pid))
-        waited += std::chrono::duration_cast<std::chrono::steady_clock::duration>(stat->waiting);
+    for (const int pid : new_backends) waited += lifetime_cpu_wait(pid);
     const auto ms = [](auto d) {
       return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
     };

@@ -264,10 +264,8 @@ TEST_CASE(
   const auto took = h.observer.healthy[0].at - added;
   // The machine's share: the loop's thread (its deadline timer fires late) and the good
   // server's new backend (its fork and login) waiting for a CPU.
-  auto waited = loop_wait.waited();
-  const int pid = h.observer.healthy[0].event.server.backend_pid;
-  if (const auto backend = pgwd::testing::thread_schedstat(pid, pid))
-    waited += std::chrono::duration_cast<Clock::duration>(backend->waiting);
+  const auto waited = loop_wait.waited() + pgwd::testing::lifetime_cpu_wait(
+                                               h.observer.healthy[0].event.server.backend_pid);
   MESSAGE("healthy on the second host ", ms(took),
           " ms after add_target (connect_timeout 1 s); the loop and the new backend waited ",
           ms(waited), " ms for a CPU meanwhile");

@@ -205,10 +205,8 @@ TEST_CASE_FIXTURE(TooManyClientsFixture,
           " ms after the holder closed");
   // The next attempt is at most backoff_max away; the loop's thread and the new backend waiting
   // for a CPU are the machine's share of the way.
-  auto waited = loop_wait.waited();
-  const int pid = last.event.server.backend_pid;
-  if (const auto backend = pgwd::testing::thread_schedstat(pid, pid))
-    waited += std::chrono::duration_cast<std::chrono::steady_clock::duration>(backend->waiting);
+  const auto waited =
+      loop_wait.waited() + pgwd::testing::lifetime_cpu_wait(last.event.server.backend_pid);
   MESSAGE("the loop and the new backend waited ",
           std::chrono::duration_cast<std::chrono::milliseconds>(waited).count(),
           " ms for a CPU meanwhile");

@@ -59,9 +59,7 @@ inline void check_back_after_ready(const std::string& label, const RecordingObse
     REQUIRE(attempt_at != Clock::time_point{});
     latest_attempt = std::max(latest_attempt, attempt_at - ready);
     CHECK(attempt_at - ready <= max_delay + std::chrono::milliseconds(50) + loop_waited);
-    const int pid = back.event.server.backend_pid;
-    if (const auto backend = thread_schedstat(pid, pid))
-      server_waited += std::chrono::duration_cast<Clock::duration>(backend->waiting);
+    server_waited += lifetime_cpu_wait(back.event.server.backend_pid);
   }
   // 2. The way back as a whole: "back within a second" of the server being ready, less what the
   // loop's thread and the server's processes waited for a CPU (both over-counted: the loop's

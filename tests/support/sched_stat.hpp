@@ -51,6 +51,14 @@ inline std::optional<SchedStat> thread_schedstat(int pid, int tid) {
                                 "/schedstat");
 }
 
+/// All that process `pid`'s main thread has waited for a CPU since it started; zero if it is
+/// gone. For a backend forked during a test (idle time is no wait): its share of a login.
+inline std::chrono::steady_clock::duration lifetime_cpu_wait(int pid) {
+  const auto stat = thread_schedstat(pid, pid);
+  return stat ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(stat->waiting)
+              : std::chrono::steady_clock::duration::zero();
+}
+
 /// Every thread of process `pid` now, by thread id; empty where the kernel has no statistics or
 /// the process is gone.
 inline std::map<int, SchedStat> process_schedstat(int pid) {
