@@ -135,6 +135,7 @@ TEST_CASE_FIXTURE(TooManyClientsFixture,
   o.backoff_initial = 100ms;
   o.backoff_max = 400ms;
   o.scout_interval = 0ms;  // the backoff alone: the scout tries sooner than announced on purpose
+  o.heartbeat = 0ms;  // the healthy counts below are exact: a heartbeat in flight reads "probing"
   watchdog->add_target(o);
 
   // The three attempts race for two slots (a refused backend holds its slot until it exits, so
