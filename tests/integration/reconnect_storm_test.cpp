@@ -317,15 +317,18 @@ void storm(WatchdogFixture& f, std::string_view auth) {
           "%), started ", ms(shortest_first), "..", ms(longest_first), " ms after the loss");
   if (scheduled.size() >= 100) {
     CHECK(percent(most_scheduled, scheduled.size()) <= 35.0);
-  } else if (kSanitized) {
-    // Seen with ASan (0 failures in 1 run of 5) and TSan (every run): the slowed loop, starved of
-    // CPU by the exiting backends, noticed the losses late and retried after the server was back.
-    MESSAGE(auth, ": only ", scheduled.size(),
-            " failed attempts: too few to judge the jitter in this sanitized build");
+  } else if (kSanitized || waited_for_cpu > 250ms) {
+    // Seen with ASan (0 failures in 1 run of 5) and TSan (every run), possible beside a CPU hog:
+    // the loop, starved of CPU by the exiting backends, noticed the losses late and retried after
+    // the server was back. That is the machine's doing; the fake-clock tests of the backoff
+    // judge its jitter whatever the load.
+    MESSAGE(auth, ": only ", scheduled.size(), " failed attempts (the loop waited ",
+            ms(waited_for_cpu), " ms for a CPU): too few to judge the jitter in this run");
   } else {
     FAIL_CHECK("only ", scheduled.size(),
-               " failed attempts, too few to judge the jitter: did the loop notice the losses "
-               "only after the server was back?");
+               " failed attempts, too few to judge the jitter, though the loop waited only ",
+               ms(waited_for_cpu),
+               " ms for a CPU: did the loop notice the losses only after the server was back?");
   }
 
   // A responsive loop. The server's 1000 backends share the machine's 2 cores with the loop: when

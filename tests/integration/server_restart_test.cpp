@@ -140,16 +140,21 @@ TEST_CASE_FIXTURE(WatchdogFixture,
   std::chrono::steady_clock::time_point last_healthy{};
   for (std::size_t i = n; i < observer.healthy.size(); ++i)
     last_healthy = std::max(last_healthy, observer.healthy[i].at);
-  std::chrono::steady_clock::time_point first_attempt_after_ready{};
-  for (const auto& a : observer.attempts)
-    if (a.at >= ready) {
-      first_attempt_after_ready = a.at;
-      break;
-    }
-  REQUIRE(first_attempt_after_ready != std::chrono::steady_clock::time_point{});
-  MESSAGE("server ready -> first attempt ",
-          std::chrono::duration_cast<std::chrono::milliseconds>(first_attempt_after_ready - ready)
-              .count(),
+  // The attempt that brought the first connection back: its last attempt before that healthy
+  // event. It may start before `ready`: pg_ctl polls the server's state ten times a second and
+  // may itself wait for a CPU, so the scout can find the server before pg_ctl returns; that
+  // satisfies the bound too (the difference is negative).
+  const auto brought_back = [&](std::size_t index, std::chrono::steady_clock::time_point healthy) {
+    std::chrono::steady_clock::time_point at{};
+    for (const auto& a : observer.attempts)
+      if (a.event.connection.index == static_cast<int>(index) && a.at <= healthy) at = a.at;
+    return at;
+  };
+  const auto first_success =
+      brought_back(static_cast<std::size_t>(first_back.event.connection.index), first_back.at);
+  REQUIRE(first_success != std::chrono::steady_clock::time_point{});
+  MESSAGE("server ready -> first successful attempt ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(first_success - ready).count(),
           " ms, -> first healthy ",
           std::chrono::duration_cast<std::chrono::milliseconds>(first_back.at - ready).count(),
           " ms, -> all ", n, " healthy ",
@@ -161,19 +166,14 @@ TEST_CASE_FIXTURE(WatchdogFixture,
           std::chrono::duration_cast<std::chrono::milliseconds>(waited).count(),
           " ms for a CPU during the outage and the way back");
   // 50 ms for a timer's lateness, plus the loop's wait for a CPU.
-  CHECK(first_attempt_after_ready - ready <= o.scout_interval + 50ms + waited);
+  CHECK(first_success - ready <= o.scout_interval + 50ms + waited);
   for (std::size_t index = 0; index < n; ++index) {
-    // The attempt that brought this connection back: its last attempt before its healthy event.
     std::chrono::steady_clock::time_point healthy_at{};
     for (std::size_t i = n; i < observer.healthy.size(); ++i)
       if (observer.healthy[i].event.connection.index == static_cast<int>(index))
         healthy_at = observer.healthy[i].at;
-    std::chrono::steady_clock::time_point attempt_at{};
-    for (const auto& a : observer.attempts)
-      if (a.event.connection.index == static_cast<int>(index) && a.at <= healthy_at)
-        attempt_at = a.at;
     INFO("connection ", index);
-    CHECK(attempt_at - first_back.at <= spread + 50ms + waited);
+    CHECK(brought_back(index, healthy_at) - first_back.at <= spread + 50ms + waited);
   }
   CHECK(metric("pgwatchdog_up", {{"target", "scouted"}}) == 1);
 }
