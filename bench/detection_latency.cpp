@@ -11,7 +11,10 @@
 // healthy: a watchdog's reconnect after the previous sample (a backend forked, SCRAM on its loop
 // thread) no longer lands on the next watcher's sample (--settle 0 measures the old order).
 // terminate.embedded_path is the library's own part of the embedded figure: from the start of
-// the loop callback that reported the down (TimingLoop) to on_down.
+// the loop callback that reported the down (TimingLoop) to on_down. For the stops,
+// stop_*.embedded_woken is when that callback began, from the fault (so the gap to the floor
+// splits into before the loop ran and inside it), and stop_*.<watcher>.downs_with_57P01 /
+// downs_on_eof count whether the server's word came before the end.
 //
 // --bystanders N: each watchdog also watches N idle connections through a PgBouncer (10,000 do
 // not fit as backends here), one watchdog after the other (two of 10,000 exceed the 20,000 file
@@ -357,6 +360,8 @@ int main(int argc, char** argv) {
     for (const ShutdownMode mode : {ShutdownMode::fast, ShutdownMode::immediate}) {
       const std::string mode_name = mode == ShutdownMode::fast ? "stop_fast" : "stop_immediate";
       std::map<std::string, std::vector<double>> stop_us;
+      std::map<std::string, int> told;    // downs with the server's 57P01, per watcher
+      std::map<std::string, int> untold;  // downs on EOF alone
       for (int round = 0; round < stops; ++round) {
         std::vector<std::vector<TrackedConnection>> before;
         for (Watched& w : watched) {
@@ -385,8 +390,17 @@ int main(int argc, char** argv) {
                   },
                   30s))
             throw std::runtime_error(w.name + ": not every connection saw the server stop");
-          for (const TrackedConnection& c : w.tracker->connections(w.name))
+          for (const TrackedConnection& c : w.tracker->connections(w.name)) {
             stop_us[w.name].push_back(micros(c.last_down - t0));
+            // Where a gap to the floor goes: before the loop's callback began (the server, the
+            // kernel, the scheduler) or inside it; and whether the server's own word (57P01:
+            // FATAL on a fast stop, the WARNING on an immediate one) came, or only EOF.
+            if (c.last_down_woken != Clock::time_point{})
+              stop_us[w.name + "_woken"].push_back(micros(c.last_down_woken - t0));
+            const bool said =
+                c.last_cause == Cause::server_shutdown || c.last_cause == Cause::immediate_shutdown;
+            ++(said ? told[w.name] : untold[w.name]);
+          }
         }
         std::vector<Clock::time_point> floor_seen;
         if (!floor.wait_all_detected(30s, floor_seen))
@@ -408,7 +422,15 @@ int main(int argc, char** argv) {
         emit_samples(mode_name + "." + name, values, "us",
                      name.find("model") != std::string::npos
                          ? "computed: uniform phase over the period + floor sample"
+                     : name.ends_with("_woken")
+                         ? "when the loop callback that reported the down began"
                          : "");
+      for (const Watched& w : watched) {
+        emit_value(mode_name + "." + w.name + ".downs_with_57P01", told[w.name], "",
+                   "the server's FATAL or WARNING 57P01 read before the end");
+        emit_value(mode_name + "." + w.name + ".downs_on_eof", untold[w.name], "",
+                   "the connection ended without the server's word");
+      }
     }
     return 0;
   } catch (const std::exception& e) {
