@@ -320,8 +320,13 @@ std::size_t PoolCore::deficit_locked() const {
   if (total >= options_.max_size) return 0;
   const std::size_t short_of_min_idle =
       idle_.size() < options_.min_idle ? options_.min_idle - idle_.size() : 0;
+  // Waiters that an idle connection will serve want no opening: a connection just made idle
+  // (opened, or given back) stays idle until its waiter wakes and takes it, and counting that
+  // waiter again opened a second connection (seen: `pool: a connection given back ...` with two
+  // idle at max_size 2). One whose probe is in flight is free again when the probe ends.
   const std::size_t waiting = sync_waiters_ + async_waiters_.size();
-  const std::size_t wanted = std::max(short_of_min_idle, waiting);
+  const std::size_t unserved = waiting > idle_.size() ? waiting - idle_.size() : 0;
+  const std::size_t wanted = std::max(short_of_min_idle, unserved);
   if (wanted <= opening_) return 0;
   return std::min(wanted - opening_, options_.max_size - total);
 }
