@@ -45,7 +45,7 @@ import psycopg2
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from http_helpers import free_port, http_get  # noqa: E402  (shared with bench/soak)
-from ha_stack import (Daemon, leader, parse_metrics, patroni_role, pg_wait,  # noqa: E402
+from ha_stack import (Daemon, leader, target_summaries, patroni_role, pg_wait,  # noqa: E402
                       postmaster_pid, postmaster_stopping, run_fault,  # (shared with ha_routing)
                       wait_healthy)
 import ha_stack  # noqa: E402
@@ -154,7 +154,7 @@ class Sampler(threading.Thread):
         while not self.stop.is_set():
             t = time.time()
             code, body = http_get(self.url, 0.5)
-            self.samples.append((t, parse_metrics(body) if code == 200 else None))
+            self.samples.append((t, target_summaries(body) if code == 200 else None))
             if self.stopping_at is None and self.pid is not None and \
                     postmaster_stopping(self.data_dir, self.pid):
                 self.stopping_at = t

@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from http_helpers import free_port, http_get  # noqa: E402
-from ha_stack import STACK_DIR, Daemon, load_env, parse_metrics, wait_healthy  # noqa: E402
+from ha_stack import STACK_DIR, Daemon, load_env, target_summaries, wait_healthy  # noqa: E402
 
 SAMPLING_SLACK = 0.2
 NEW = 3
@@ -63,7 +63,7 @@ class Sampler(threading.Thread):
             t = time.time()
             self.cluster.append((t, cluster_members(self.env)))
             code, body = http_get(self.url, 0.5)
-            self.metrics.append((time.time(), parse_metrics(body) if code == 200 else None))
+            self.metrics.append((time.time(), target_summaries(body) if code == 200 else None))
             self.stop.wait(max(0.0, 0.1 - (time.time() - t)))
 
 

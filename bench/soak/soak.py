@@ -37,7 +37,9 @@ import time
 PG_BIN = "/usr/lib/postgresql/15/bin"
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
+import sched_stat  # noqa: E402
 from http_helpers import free_port, http_get  # noqa: E402  (shared with bench/ha_matrix)
+from prometheus_text import parse as parse_metrics  # noqa: E402
 
 # --- the documented bounds (docs/detection.md, "Detection matrix", default options) ---------
 HEARTBEAT = 5.0            # heartbeat
@@ -69,23 +71,6 @@ def run(cmd, check=True, timeout=120, **kw):
     if check and r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.strip()[-800:]}")
     return r
-
-
-METRIC_RE = re.compile(r'^([a-z_:]+)(?:\{([^}]*)\})? ([0-9.eE+-]+|NaN|[+-]Inf)$')
-LABEL_RE = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_metrics(text):
-    """{name: [(labels dict, value)]}"""
-    out = {}
-    for line in text.splitlines():
-        if not line or line[0] == "#":
-            continue
-        m = METRIC_RE.match(line)
-        if m:
-            out.setdefault(m.group(1), []).append((dict(LABEL_RE.findall(m.group(2) or "")),
-                                                   float(m.group(3))))
-    return out
 
 
 def by_target(metrics, name, label=None, value=None):
@@ -352,8 +337,7 @@ class Sampler(threading.Thread):
                 s["rss_kb"] = int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
             s["fds"] = len(os.listdir(f"/proc/{self.pid}/fd"))
             # The watch loop is the main thread: how long it has waited for a CPU in all.
-            with open(f"/proc/{self.pid}/task/{self.pid}/schedstat") as f:
-                s["cpu_wait_s"] = int(f.read().split()[1]) / 1e9
+            s["cpu_wait_s"] = sched_stat.cpu_wait_s(self.pid, tid=self.pid)
         except (OSError, StopIteration):
             pass
         if code == 200:

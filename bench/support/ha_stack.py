@@ -4,12 +4,13 @@ pgwatchdog daemon started and stopped around a measurement, and its /metrics par
 
 import json
 import os
-import re
 import select
 import signal
 import subprocess
 import time
 
+import prometheus_text
+import sched_stat
 from http_helpers import http_get
 
 STACK_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
@@ -100,34 +101,30 @@ def run_fault(env, fault_args, die):
     return kv
 
 
-METRIC_RE = re.compile(r'^(pgwatchdog_[a-z_]+)\{([^}]*)\} ([0-9.eE+-]+|NaN)$')
-
-
-def parse_metrics(text):
-    """{target: {up, hs, disconnects, causes{}, probes, hedges}}."""
+def target_summaries(text):
+    """{target: {up, hs, disconnects, causes{}, probes, hedges}} of a /metrics scrape (every
+    target with a pgwatchdog_ series is there, zeros where it has none of these)."""
     out = {}
-    for line in text.splitlines():
-        m = METRIC_RE.match(line)
-        if not m:
+    for name, samples in prometheus_text.parse(text).items():
+        if not name.startswith("pgwatchdog_"):
             continue
-        name, labels, value = m.group(1), m.group(2), float(m.group(3))
-        lab = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-        t = lab.get("target")
-        if t is None:
-            continue
-        d = out.setdefault(t, {"up": 0, "hs": 0, "disconnects": 0, "causes": {}, "probes": 0,
-                                  "hedges": 0})
-        if name == "pgwatchdog_up":
-            d["up"] = value
-        elif name == "pgwatchdog_in_hot_standby":
-            d["hs"] = value
-        elif name == "pgwatchdog_disconnects_total":
-            d["disconnects"] += value
-            d["causes"][lab.get("cause", "?")] = value
-        elif name == "pgwatchdog_probes_total":
-            d["probes"] += value
-        elif name == "pgwatchdog_connect_hedges_total":
-            d["hedges"] = value
+        for lab, value in samples:
+            t = lab.get("target")
+            if t is None:
+                continue
+            d = out.setdefault(t, {"up": 0, "hs": 0, "disconnects": 0, "causes": {}, "probes": 0,
+                                      "hedges": 0})
+            if name == "pgwatchdog_up":
+                d["up"] = value
+            elif name == "pgwatchdog_in_hot_standby":
+                d["hs"] = value
+            elif name == "pgwatchdog_disconnects_total":
+                d["disconnects"] += value
+                d["causes"][lab.get("cause", "?")] = value
+            elif name == "pgwatchdog_probes_total":
+                d["probes"] += value
+            elif name == "pgwatchdog_connect_hedges_total":
+                d["hedges"] = value
     return out
 
 
@@ -145,7 +142,7 @@ class Daemon:
         deadline = time.time() + seconds
         while True:
             code, body = http_get(metrics_url, 1)
-            m = parse_metrics(body) if code == 200 else {}
+            m = target_summaries(body) if code == 200 else {}
             if all(m.get(t, {}).get("up") == 1 for t in targets):
                 return
             if self.proc.poll() is not None:
@@ -155,22 +152,8 @@ class Daemon:
             time.sleep(0.1)
 
     def cpu_wait_s(self):
-        """Seconds the daemon's threads have spent runnable but waiting for a CPU (the kernel's
-        schedstat, summed over its threads): the machine's share of its wall-clock times, which
-        a bound on what pgwatchdog decides adds, as the C++ tests do (tests/support/sched_stat.hpp)."""
-        total = 0
-        task_dir = f"/proc/{self.proc.pid}/task"
-        try:
-            tids = os.listdir(task_dir)
-        except OSError:
-            return 0.0
-        for tid in tids:
-            try:
-                with open(f"{task_dir}/{tid}/schedstat") as f:
-                    total += int(f.read().split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-        return total / 1e9
+        """Seconds the daemon's threads have waited for a CPU in all (sched_stat.cpu_wait_s)."""
+        return sched_stat.cpu_wait_s(self.proc.pid)
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
