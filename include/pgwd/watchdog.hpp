@@ -95,7 +95,8 @@ struct WatchdogOptions {
   /// nothing is cached. Checked by the constructor.
   std::vector<std::string> nameservers;
   /// Connect attempts in flight at once, across all targets (at least 1); the others wait
-  /// their turn in `waiting`. libpq computes SCRAM authentication on the loop (milliseconds of
+  /// their turn in `waiting`, the targets taking turns (a target's few attempts never wait
+  /// behind another's reconnect storm), each target's oldest first. libpq computes SCRAM authentication on the loop (milliseconds of
   /// CPU per attempt), so a thousand connections returning together would otherwise stall the
   /// loop for a second.
   std::size_t max_concurrent_connects = 16;

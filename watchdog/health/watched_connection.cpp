@@ -79,7 +79,7 @@ void WatchedConnection::begin_attempt() {
     return;
   }
   // Stays `waiting` until admitted; stop() gives the ticket back.
-  gate_ticket_ = gate_->enter([this] { start_attempt(); });
+  gate_ticket_ = gate_->enter(ref_.target, [this] { start_attempt(); });
 }
 
 void WatchedConnection::start_attempt() {
