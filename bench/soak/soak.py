@@ -1205,7 +1205,8 @@ class Soak:
         inv.append(("loop lag within bounds", lag_inv, lag_detail))
         for key, unit, scale_, bound_total, bound_hour in (("rss_kb", "MiB", 1 / 1024, 8.0, 16.0),
                                                            ("fds_other", "fds", 1, 8, 16)):
-            ok, detail = self.check_slope(key, unit, scale_, bound_total, bound_hour)
+            ok, detail = self.check_slope(key, unit, scale_, bound_total, bound_hour,
+                                          at_rest=key == "fds_other")
             inv.append((f"{'RSS' if key == 'rss_kb' else 'open descriptors (other than connection sockets)'} flat",
                         ok, detail))
         # 8. Nothing else.
@@ -1255,15 +1256,20 @@ class Soak:
                     f"{STARVED * 1000:.0f} ms for a CPU in the last 3 s ({int(sums['starved_total'])} timer runs, "
                     f"{int(sums['starved_over_1s'])} over 1 s)")
 
-    def check_slope(self, key, unit, scale_, bound_total, bound_hour):
-        # Every sample (descriptors counted apart from the connections' sockets, which come
-        # and go with the faults); the first minute or quarter of the run is warm-up.
-        pts = [(x["t"], x[key] * scale_) for x in self.sampler.samples if key in x]
+    def check_slope(self, key, unit, scale_, bound_total, bound_hour, at_rest=False):
+        # The RSS: every sample after a warm-up (the first minute or quarter of the run). The
+        # descriptors: only samples at rest (every connection healthy), whenever they come: an
+        # attempt on its way holds a socket its state does not count (a hedge's second one, a
+        # lookup's), so a fault under way near the end would read as growth; at rest the
+        # daemon holds only its own descriptors, and a leak shows as a rise between rests.
+        pts = [(x["t"], x[key] * scale_) for x in self.sampler.samples if key in x
+               and (not at_rest or x.get("healthy") == x.get("expected"))]
         if len(pts) < 10:
             return True, f"too few samples ({len(pts)}) to fit a slope"
-        t_first = pts[0][0]
-        warm = min(60.0, (pts[-1][0] - t_first) / 4)
-        pts = [(t, v) for t, v in pts if t >= t_first + warm]
+        if not at_rest:
+            t_first = pts[0][0]
+            warm = min(60.0, (pts[-1][0] - t_first) / 4)
+            pts = [(t, v) for t, v in pts if t >= t_first + warm]
         n = len(pts)
         if n < 10:
             return True, f"too few quiet samples after warm-up ({n})"
@@ -1275,10 +1281,16 @@ class Soak:
         per_hour = slope * 3600
         growth = slope * window
         setattr(self, f"slope_{key}", {"per_hour": per_hour, "window_s": window, "samples": n, "mean": mv})
-        judged = key != "rss_kb" or window >= MIN_RSS_WINDOW
+        if key == "rss_kb":
+            judged = window >= MIN_RSS_WINDOW
+            why_not = (f"the fit spans under {MIN_RSS_WINDOW / 60:.0f} min: the allocator's "
+                       "high-water marks of the first storms dominate it")
+        else:   # rests at the start and at the end at least: a leak rises between them
+            span = self.sampler.samples[-1]["t"] - self.sampler.samples[0]["t"]
+            judged = window >= span / 2
+            why_not = f"the rests span {window / 60:.1f} of {span / 60:.1f} min"
         ok = not judged or not (per_hour > bound_hour and growth > bound_total)
-        return ok, ("" if judged else f"not judged (the fit spans under {MIN_RSS_WINDOW / 60:.0f} min: the "
-                    "allocator's high-water marks of the first storms dominate it): ") + (f"fitted {per_hour:+.2f} {unit}/h over {window / 60:.1f} min of {n} samples "
+        return ok, ("" if judged else f"not judged ({why_not}): ") + (f"fitted {per_hour:+.2f} {unit}/h over {window / 60:.1f} min of {n} samples{' at rest' if at_rest else ''} "
                     f"(mean {mv:.1f} {unit}; growth {growth:+.2f} {unit}; fails only if both > "
                     f"{bound_hour} {unit}/h and > {bound_total} {unit} over the run)")
 
