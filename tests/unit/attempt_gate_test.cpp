@@ -104,7 +104,7 @@ TEST_CASE("attempt gate: giving up waiting costs no scan of the queue, and order
   CHECK(gate.running() == 0);
 }
 
-TEST_CASE("attempt gate: groups take turns, so a few attempts never wait behind another group's storm") {
+TEST_CASE("attempt gate: groups take turns - a few attempts never wait behind a storm") {
   // A restarted server's 600 connections queue at once, and a black-holed target's 3 and one
   // more target's 1 with them. Served in arrival order, those 4 would wait for the whole storm.
   pgwd::testing::FakeLoop loop;
@@ -143,7 +143,7 @@ TEST_CASE("attempt gate: groups take turns, so a few attempts never wait behind 
   CHECK(gate.waiting() == 600 - 5);
 }
 
-TEST_CASE("attempt gate: within a group, attempts are admitted in arrival order") {
+TEST_CASE("attempt gate: within a group attempts are admitted in arrival order") {
   pgwd::testing::FakeLoop loop;
   AttemptGate gate(loop, 1);
   std::vector<std::string> admitted;
