@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "support/metrics_reader.hpp"
+#include "support/pool_fixture.hpp"
 #include "support/test_cluster.hpp"
 #include "support/test_loop.hpp"
 #include "support/watchdog_fixture.hpp"
@@ -42,14 +43,10 @@ namespace {
 /// side closed them (PQfinish) before the destructor returned; the backend's exit, and its row
 /// leaving pg_stat_activity, follow on the server's own time (seen lagging under load).
 bool backends_gone(const pgwd::testing::TestCluster& cluster, const std::string& application_name) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   // Each look is a new admin connection (a backend forked): paced, so as not to load the server
   // whose backends we wait for.
-  while (!cluster.backend_pids(application_name).empty()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
+  return pgwd::testing::eventually([&] { return cluster.backend_pids(application_name).empty(); },
+                                   std::chrono::seconds(10), std::chrono::milliseconds(20));
 }
 
 /// Records events from the watchdog's thread; the test's threads wait on it.
