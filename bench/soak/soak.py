@@ -407,6 +407,9 @@ class Soak:
         self.notify_seq = 0
         self.lender_events = []
         self.lender_stats = []
+        # (t, target, index) of connections a reload took away (a target removed, or given
+        # fewer connections): their timelines end there, though the daemon logs no down.
+        self.retired = []
 
     # -- set-up --
     def setup(self):
@@ -835,13 +838,17 @@ class Soak:
             self.group["reload"].append(name)
         elif op == "remove":
             name = rng.choice(xs)
-            del self.targets[name]
+            before = self.targets.pop(name)["connections"]
             self.group["reload"].remove(name)
         else:
             name = rng.choice(xs)
+            before = self.targets[name]["connections"]
             self.targets[name]["connections"] = self.conns + rng.randint(1, 3) \
-                if self.targets[name]["connections"] == self.conns else self.conns
+                if before == self.conns else self.conns
         f.start = time.time()
+        if op != "add":
+            after = self.targets[name]["connections"] if name in self.targets else 0
+            self.retired += [(f.start, name, i) for i in range(after, before)]
         self.write_config()
         self.daemon.send_signal(signal.SIGHUP)
         want = set(self.targets)
@@ -987,6 +994,8 @@ class Soak:
             timeline.setdefault((c[1], c[2]), []).append((c[0], True))
         for d in downs:
             timeline.setdefault((d[1], d[2]), []).append((d[0], False))
+        for t, target, idx in self.retired:
+            timeline.setdefault((target, idx), []).append((t, False))
         for v in timeline.values():
             v.sort()
 
@@ -1337,7 +1346,8 @@ class Soak:
         with open(os.path.join(self.args.out, "soak-raw.json"), "w") as f:
             json.dump({"faults": [x.doc() | {"expect": x.expect, "window": sorted(x.window)} for x in self.faults],
                        "connects": self.dlog.connects, "downs": self.dlog.downs, "roles": self.dlog.roles,
-                       "samples": self.sampler.samples, "lender": self.lender_events}, f)
+                       "samples": self.sampler.samples, "lender": self.lender_events,
+                       "retired": self.retired}, f)
         inv = self.check(settled)
         return self.report(inv, time.time() - t_begin)
 
