@@ -50,7 +50,8 @@ struct TargetOptions {
   /// `probe_timeout`.
   Duration probe_timeout = std::chrono::seconds(5);
   /// Deadline for one host of an attempt (DNS + TCP + TLS + auth + LISTEN). libpq ignores its own
-  /// `connect_timeout` in non-blocking mode, so the watchdog enforces this itself.
+  /// `connect_timeout` in non-blocking mode, so the watchdog enforces this itself. What the
+  /// server had sent by then counts, even if the loop had not yet run the socket's callback.
   Duration connect_timeout = std::chrono::seconds(5);
   /// One round trip per target every 6/8 to 7/8 of `heartbeat` (so its answer is in before
   /// `heartbeat` of silence has passed), on one idle connection in rotation, at a random phase

@@ -1,29 +1,15 @@
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <string>
-#include <thread>
 
 #include "pgwd/pool.hpp"
 #include "pgwd/watchdog_thread.hpp"
+#include "support/eventually.hpp"
 #include "support/metrics_reader.hpp"
 #include "support/test_cluster.hpp"
 
 namespace pgwd::testing {
-
-/// Polls `done` every `pace` until it holds or `timeout` passes: for conditions that have no
-/// event to wait on (a backend gone from pg_stat_activity, a pool's stats). A look that costs
-/// the server a backend (an admin connection) takes a longer pace. Returns whether it held.
-inline bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout,
-                       std::chrono::milliseconds pace = std::chrono::milliseconds(2)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(pace);
-  }
-  return true;
-}
 
 /// A throwaway cluster (declared first: it outlives everything) and a WatchdogThread to lend to.
 /// Pools are made by the test: PoolOptions from options(), application_name = the pool's name,

@@ -1,17 +1,23 @@
 // The two Connectors (pg/connector.hpp) keep the same callback contract: an attempt that libpq
 // refuses at once (inside PQconnectStartParams) is returned by start() on the watch loop and
-// reported from the loop by the pool, never called back inside start(); and a cancelled
-// attempt never reports. No server needed: a hostaddr that is not an
-// address fails before any socket exists. In the "thread" suite: CI runs it under TSan.
+// reported from the loop by the pool, never called back inside start(); a cancelled attempt
+// never reports; and an answer already there is taken once by the host deadline's last look
+// (finish_if_ready). No server needed: a hostaddr that is not an address fails before any
+// socket exists, and an answer is a few scripted bytes (support/scripted_server.hpp). In the
+// "thread" suite: CI runs it under TSan.
 #include <doctest/doctest.h>
 
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "pg/connector_pool.hpp"
 #include "pg/loop_connector.hpp"
 #include "pgwd/adapters/libevent.hpp"
+#include "support/eventually.hpp"
+#include "support/scripted_server.hpp"
+#include "support/silent_listener.hpp"
 #include "support/test_loop.hpp"
 
 // This file's own scope, also where a unity build puts several test files in one translation
@@ -90,6 +96,41 @@ TEST_SUITE("thread") {
       }
       s.test_loop.run_for(200ms);
       CHECK(reports == 0);
+    }
+  }
+
+  TEST_CASE(
+      "connector: finish_if_ready takes an answer already there once - on the loop's "
+      "socket or finished on a connector thread and not yet delivered") {
+    for (const std::size_t threads : {std::size_t{0}, std::size_t{1}}) {
+      CAPTURE(threads);
+      Setup s(threads);
+      pgwd::testing::SilentListener listener;
+      int reports = 0;
+      std::optional<AttemptOutcome> got;
+      Connector::Started started = s.connector->start(
+          Conninfo::parse("hostaddr=127.0.0.1 port=" + std::to_string(listener.port) +
+                          " dbname=x user=y sslmode=disable gssencmode=disable"),
+          s.who, [&](AttemptOutcome outcome) {
+            ++reports;
+            got = std::move(outcome);
+          });
+      REQUIRE(started.attempt != nullptr);
+      const pgwd::testing::Accepted server(listener.fd);
+      CHECK_FALSE(started.attempt->finish_if_ready());  // the server has said nothing yet
+      using namespace std::string_literals;
+      server.send_all(pgwd::testing::message(
+          'E', "SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"s));
+      // The watch loop never runs here: its socket callback, or the connector thread's posted
+      // delivery, has not happened; the last look takes the answer itself.
+      REQUIRE(pgwd::testing::eventually([&] { return started.attempt->finish_if_ready(); }, 10s));
+      CHECK(reports == 1);
+      REQUIRE(got.has_value());
+      CHECK(got->conn == nullptr);
+      CHECK(got->failure.sqlstate == "57P03");
+      started.attempt.reset();
+      s.test_loop.run_for(50ms);  // a delivery still queued finds it taken
+      CHECK(reports == 1);
     }
   }
 

@@ -1,5 +1,7 @@
 #include "pg/connect_poller.hpp"
 
+#include <poll.h>
+
 #include "pg/server_error.hpp"
 
 namespace pgwd {
@@ -65,8 +67,25 @@ std::optional<AttemptOutcome> ConnectPoller::start(const Conninfo& conninfo) {
 }
 
 void ConnectPoller::arm_for(PostgresPollingStatusType polling) {
-  watch_->watch(PQsocket(conn_.get()),
-                polling == PGRES_POLLING_READING ? Interest::read : Interest::write);
+  waiting_for_ = polling == PGRES_POLLING_READING ? Interest::read : Interest::write;
+  watch_->watch(PQsocket(conn_.get()), waiting_for_);
+}
+
+bool ConnectPoller::finish_if_ready() {
+  // A step asks the socket for one thing; libpq must only be polled once it is ready for it
+  // (while the TCP connect is in progress, a poll would take the socket as connected). A few
+  // steps may be ready in a row (the startup packet written, the server's answer already in).
+  bool ended = false;
+  ended_ = &ended;
+  for (int step = 0; step < 8; ++step) {
+    pollfd ready{PQsocket(conn_.get()),
+                 static_cast<short>(waiting_for_ == Interest::read ? POLLIN : POLLOUT), 0};
+    if (ready.fd < 0 || ::poll(&ready, 1, 0) <= 0 || ready.revents == 0) break;
+    poll();
+    if (ended) return true;  // `done` ran: this poller may be gone
+  }
+  ended_ = nullptr;
+  return false;
 }
 
 void ConnectPoller::poll() {
@@ -101,6 +120,7 @@ AttemptOutcome ConnectPoller::outcome(std::optional<Failure> failure) {
 
 void ConnectPoller::finish(std::optional<Failure> failure) {
   AttemptOutcome result = outcome(std::move(failure));
+  if (ended_) *ended_ = true;
   // `done` may destroy this poller: keep the callable on the stack, and touch nothing after.
   const Connector::Done done = std::move(done_);
   done(std::move(result));

@@ -32,6 +32,10 @@ class ConnectPoller {
   /// Once, on the poller's loop thread. Returns the outcome when libpq refused the attempt at
   /// once (inside PQconnectStartParams); `done` then never runs.
   std::optional<AttemptOutcome> start(const Conninfo& conninfo);
+  /// ConnectAttempt::finish_if_ready: the steps whose readiness the socket shows now (a zero
+  /// timeout poll), as the watch would have run them. True when `done` ran (then the poller
+  /// may be gone).
+  bool finish_if_ready();
 
  private:
   void poll();
@@ -46,7 +50,9 @@ class ConnectPoller {
   std::vector<Notice> notices_;
   PQnoticeReceiver libpq_receiver_ = nullptr;  ///< the one the PGconn came with
   PgConnPtr conn_;
-  SocketWatchPtr watch_;  // after conn_: destroyed first, unregistering before PQfinish
+  Interest waiting_for_ = Interest::write;  ///< what the last step asked the socket for
+  bool* ended_ = nullptr;  ///< finish_if_ready's own flag while it runs: set before `done`
+  SocketWatchPtr watch_;   // after conn_: destroyed first, unregistering before PQfinish
 };
 
 }  // namespace pgwd

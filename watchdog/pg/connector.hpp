@@ -42,6 +42,17 @@ struct AttemptOutcome {
 class ConnectAttempt {
  public:
   virtual ~ConnectAttempt() = default;
+
+  /// The host's deadline is due (PgLink): takes, without waiting, what has already come, so that
+  /// an answer that arrived in time is not declared connect_timeout only because the loop ran
+  /// the deadline's timer before the socket's callback (the pass budget may decline either, and
+  /// a loop never promised their order). The loop's attempt polls its socket with a zero timeout
+  /// and takes the PQconnectPoll steps that are ready; a connector thread's attempt takes an
+  /// outcome the thread has finished and not yet delivered (until then the PGconn is the
+  /// thread's). Returns true when that ended the attempt: `done` then ran inside this call, as
+  /// its last action (it may have destroyed the attempt); false while it still waits for the
+  /// server. On the watch loop's thread.
+  virtual bool finish_if_ready() = 0;
 };
 
 class Connector {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <future>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -26,7 +27,31 @@ struct Job {
   std::atomic<bool> cancelled{false};
   Connector::Done done;    ///< watch loop only
   bool delivered = false;  ///< watch loop only
+  /// The outcome, once the connector thread has it and until the watch loop takes it (the
+  /// posted delivery, or a last look at the host's deadline, whichever comes first).
+  std::mutex mutex;
+  std::shared_ptr<AttemptOutcome> finished;  ///< guarded by `mutex`
 };
+
+/// On the watch loop: hands the finished outcome to `done`, once. False if there is none yet,
+/// or it was delivered or cancelled. `done` is the last thing it does (it may destroy the
+/// attempt, whose Job this call keeps alive).
+bool deliver(const std::shared_ptr<Job>& held, ActivityNotes& notes) {
+  const std::shared_ptr<Job> job = held;  // `held` may belong to the attempt `done` destroys
+  if (job->cancelled.load() || job->delivered) return false;
+  std::shared_ptr<AttemptOutcome> outcome;
+  {
+    const std::lock_guard lock(job->mutex);
+    outcome = std::move(job->finished);
+  }
+  if (!outcome) return false;
+  job->delivered = true;
+  notes.doing(CallbackPhase::connect_poll, &job->who,
+              "taking over a connection from a connector thread");
+  const Connector::Done done = std::move(job->done);
+  done(std::move(*outcome));
+  return true;
+}
 
 }  // namespace
 
@@ -101,17 +126,13 @@ class ConnectorPool::Worker {
   void finished(std::uint64_t id, const std::shared_ptr<Job>& job, AttemptOutcome outcome) {
     attempts_.erase(id);
     if (job->cancelled.load()) return;  // the outcome's PGconn is finished here
-    // std::function must be copyable: the PGconn travels in a shared_ptr, whoever drops it last
-    // (the watch loop, or its adapter dropping tasks at its end) finishes it.
-    auto carried = std::make_shared<AttemptOutcome>(std::move(outcome));
-    watch_loop_.post([job, carried, &notes = notes_] {
-      if (job->cancelled.load() || job->delivered) return;
-      job->delivered = true;
-      notes.doing(CallbackPhase::connect_poll, &job->who,
-                  "taking over a connection from a connector thread");
-      const Connector::Done done = std::move(job->done);
-      done(std::move(*carried));
-    });
+    // The PGconn travels in the Job: whoever drops the Job last (the watch loop, or its adapter
+    // dropping tasks at its end) finishes it, if it was never delivered.
+    {
+      const std::lock_guard lock(job->mutex);
+      job->finished = std::make_shared<AttemptOutcome>(std::move(outcome));
+    }
+    watch_loop_.post([job, &notes = notes_] { deliver(job, notes); });
   }
 
   Loop& watch_loop_;
@@ -126,8 +147,9 @@ namespace {
 
 class PooledAttempt final : public ConnectAttempt {
  public:
-  PooledAttempt(ConnectorPool::Worker& worker, std::uint64_t id, std::shared_ptr<Job> job)
-      : worker_(worker), id_(id), job_(std::move(job)) {}
+  PooledAttempt(ConnectorPool::Worker& worker, std::uint64_t id, std::shared_ptr<Job> job,
+                ActivityNotes& notes)
+      : worker_(worker), id_(id), job_(std::move(job)), notes_(notes) {}
   PooledAttempt(const PooledAttempt&) = delete;
   PooledAttempt& operator=(const PooledAttempt&) = delete;
 
@@ -137,10 +159,14 @@ class PooledAttempt final : public ConnectAttempt {
     if (!job_->delivered) worker_.post([&worker = worker_, id = id_] { worker.cancel(id); });
   }
 
+  // Only an outcome already finished: an attempt still polling is the thread's to step.
+  bool finish_if_ready() override { return deliver(job_, notes_); }
+
  private:
   ConnectorPool::Worker& worker_;
   std::uint64_t id_;
   std::shared_ptr<Job> job_;
+  ActivityNotes& notes_;
 };
 
 }  // namespace
@@ -162,7 +188,7 @@ Connector::Started ConnectorPool::start(const Conninfo& conninfo, const Connecti
   const std::uint64_t id = ++next_id_;
   auto job = std::make_shared<Job>(who, std::move(done));
   worker.post([&worker, id, conninfo, job] { worker.begin(id, conninfo, job); });
-  return {std::make_unique<PooledAttempt>(worker, id, std::move(job)), std::nullopt};
+  return {std::make_unique<PooledAttempt>(worker, id, std::move(job), notes_), std::nullopt};
 }
 
 }  // namespace pgwd

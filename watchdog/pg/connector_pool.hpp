@@ -19,10 +19,11 @@ namespace pgwd {
 ///  1. start() (watch loop) picks a thread in turn and posts the attempt to its loop; the
 ///     conninfo is copied, nothing is shared but the attempt's small Job record.
 ///  2. The connector thread runs PQconnectStartParams and every PQconnectPoll step
-///     (ConnectPoller) and posts the outcome, the CONNECTION_OK PGconn or the failure, to the
-///     watch loop. From then on only the watch loop touches that PGconn: the post's mutex
-///     orders the two threads' use of it, as libpq requires.
-///  3. The watch loop calls `done` unless the attempt was cancelled meanwhile.
+///     (ConnectPoller), puts the outcome, the CONNECTION_OK PGconn or the failure, in the Job
+///     under its mutex, and posts its delivery to the watch loop. From then on only the watch
+///     loop touches that PGconn: the mutex orders the two threads' use of it, as libpq requires.
+///  3. The watch loop calls `done` unless the attempt was cancelled meanwhile: from the posted
+///     delivery, or before it from the host deadline's last look (finish_if_ready), once.
 ///
 /// Cancelling (destroying the ConnectAttempt, on the watch loop) sets the Job's atomic flag and
 /// posts the cancellation to the connector thread, which PQfinishes the attempt if it is still

@@ -10,6 +10,7 @@ class LoopAttempt final : public ConnectAttempt {
   LoopAttempt(Loop& loop, ActivityNotes& notes, const ConnectionRef& who, Connector::Done done)
       : poller_(loop, &notes, who, std::move(done)) {}
   std::optional<AttemptOutcome> start(const Conninfo& conninfo) { return poller_.start(conninfo); }
+  bool finish_if_ready() override { return poller_.finish_if_ready(); }
 
  private:
   ConnectPoller poller_;

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <utility>
 
 #include "pg/secrets.hpp"
 #include "pg/server_error.hpp"
@@ -61,12 +62,7 @@ PgLink::PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, Con
       who_(who),
       callbacks_(callbacks),
       watch_(loop.make_socket_watch([this](Readiness ready) { on_socket(ready); })),
-      host_deadline_(loop.make_timer([this] {
-        host_failed({Cause::connect_timeout, "",
-                     fmt::format("no connection within {}",
-                                 std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     settings_.host_timeout))});
-      })),
+      host_deadline_(loop.make_timer([this] { on_host_deadline(); })),
       report_timer_(loop.make_timer([this] {
         auto report = std::move(report_);
         report_ = nullptr;
@@ -249,8 +245,29 @@ void PgLink::on_socket(Readiness ready) {
   }
 }
 
+void PgLink::on_host_deadline() {
+  // What came in time counts: the loop may run this timer before the attempt's socket callback
+  // (the pass budget declines either, and no loop promises their order), so the attempt first
+  // takes what it has already received (ConnectAttempt::finish_if_ready), as its own callback
+  // would have. The same race, and the same answer, as a probe's deadline (read_answer()).
+  if (phase_ == Phase::polling && attempt_) {
+    at_deadline_ = true;
+    if (attempt_->finish_if_ready()) return;  // on_attempt_done ran: nothing here to touch
+    at_deadline_ = false;
+  }
+  host_failed(host_timeout_failure());
+}
+
+Failure PgLink::host_timeout_failure() const {
+  return {
+      Cause::connect_timeout, "",
+      fmt::format("no connection within {}",
+                  std::chrono::duration_cast<std::chrono::milliseconds>(settings_.host_timeout))};
+}
+
 void PgLink::on_attempt_done(AttemptOutcome outcome) {
   attempt_.reset();  // it is over; destroying it inside its own callback is allowed
+  const bool late = std::exchange(at_deadline_, false);
   if (phase_ != Phase::polling) return;
   // What the server said while we connected, redacted here, where the DSN is known.
   for (const Notice& notice : outcome.notices)
@@ -263,10 +280,10 @@ void PgLink::on_attempt_done(AttemptOutcome outcome) {
   }
   conn_ = std::move(outcome.conn);
   libpq_receiver_ = PQsetNoticeReceiver(conn_.get(), &PgLink::receive_notice, this);
-  finish_connect();
+  finish_connect(late);
 }
 
-void PgLink::finish_connect() {
+void PgLink::finish_connect(bool late) {
   PGconn* conn = conn_.get();
   PQsetErrorVerbosity(conn, PQERRORS_DEFAULT);
   if (PQsetnonblocking(conn, 1) != 0) {
@@ -274,6 +291,12 @@ void PgLink::finish_connect() {
     return;
   }
   remember_parameters();
+  // Connected at the deadline's last look: a round trip still to come (a pooled target's first
+  // query, setup_sql) has no time left within host_timeout.
+  if (late && (settings_.pooled || !settings_.setup_sql.empty())) {
+    host_failed(host_timeout_failure());
+    return;
+  }
   if (settings_.pooled) {
     // PgBouncer answered the login from its cache, with no server involved: the first message
     // links this client to a server (in session pooling for good, so that the server's FATAL

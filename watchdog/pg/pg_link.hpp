@@ -106,7 +106,12 @@ class PgLink final : public Link {
   void start_connect(const Conninfo& conninfo);
   void on_socket(Readiness ready);
   void on_attempt_done(AttemptOutcome outcome);
-  void finish_connect();
+  /// The host's deadline: a last look at what the attempt has already received, then
+  /// connect_timeout.
+  void on_host_deadline();
+  Failure host_timeout_failure() const;
+  /// `late`: taken by the deadline's last look, with no time left for another round trip.
+  void finish_connect(bool late);
   /// False (and the host failed with wrong_role) if the server's role does not fit.
   bool role_fits();
   void connected();  ///< setup done: idle, and on_connected
@@ -142,6 +147,7 @@ class PgLink final : public Link {
   std::vector<std::string> host_failures_;  ///< "host:port: why" for each host tried
   PgConnPtr conn_;
   std::unique_ptr<ConnectAttempt> attempt_;  ///< the host's attempt in flight
+  bool at_deadline_ = false;                 ///< on_host_deadline's last look is running
   std::unique_ptr<Lookup> lookup_;
   std::unique_ptr<Lookup> previous_lookup_;  ///< may still be running its callback
   std::optional<Failure> ending_;  ///< the server said it is ending the session (57P0x, FATAL)
