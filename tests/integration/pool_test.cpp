@@ -4,11 +4,13 @@
 
 #include <doctest/doctest.h>
 
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "support/pool_fixture.hpp"
+#include "support/standby_cluster.hpp"
 
 // This file's own scope, also where a unity build puts several test files in one translation
 // unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
@@ -387,6 +389,33 @@ TEST_CASE_FIXTURE(PoolFixture, "pool: destroyed with connections idle and leased
   CHECK(select_one(kept.get()));
   kept.release();
   REQUIRE(eventually([&] { return cluster.backend_pids("pool_close").empty(); }, 10s));
+}
+
+TEST_CASE_FIXTURE(PoolFixture,
+                  "pool: a real server that says 57P03 is waited for - no failure "
+                  "counted - and the waiting acquire gets a connection once it opens") {
+  // A standby with hot_standby off refuses every session with 57P03 ("the database system is
+  // not accepting connections"), as a server starting up does, for as long as it is a standby:
+  // the test decides when it opens (promote), with no timing to guess.
+  pgwd::testing::StandbySettings settings;
+  settings.extra_config = {"hot_standby = off"};
+  pgwd::testing::StandbyCluster standby(cluster, settings);
+  PoolOptions o = options("pool_starting", 2);
+  o.dsn = standby.conninfo("pool_starting");
+  o.acquire_timeout = 60s;  // longer than the wait: the point is that nothing fails meanwhile
+  o.backoff_initial = 20ms;
+  Pool pool(watchdog, o);
+  std::future<Lease> waiting = std::async(std::launch::async, [&] { return pool.acquire(); });
+  // Several refusals, each waited out and none a failure, while the acquire keeps waiting.
+  REQUIRE(eventually([&] { return pool.stats().connects_server_starting >= 3; }, 20s));
+  CHECK(pool.stats().connect_failures == 0);
+  CHECK(waiting.wait_for(0s) == std::future_status::timeout);
+  standby.promote();
+  REQUIRE(waiting.wait_for(30s) == std::future_status::ready);
+  Lease lease = waiting.get();
+  REQUIRE(lease);
+  CHECK(select_one(lease.get()));
+  CHECK(pool.stats().connect_failures == 0);
 }
 
 }  // namespace PGWD_TEST_FILE_ID
