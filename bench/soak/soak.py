@@ -407,8 +407,8 @@ class Soak:
         self.notify_seq = 0
         self.lender_events = []
         self.lender_stats = []
-        # (t, target, index) of connections a reload took away (a target removed, or given
-        # fewer connections): their timelines end there, though the daemon logs no down.
+        # (t, target, index) of connections a reload took away (a target removed, or changed and
+        # so restarted): their timelines end there, though the daemon logs no down.
         self.retired = []
 
     # -- set-up --
@@ -847,8 +847,9 @@ class Soak:
                 if before == self.conns else self.conns
         f.start = time.time()
         if op != "add":
-            after = self.targets[name]["connections"] if name in self.targets else 0
-            self.retired += [(f.start, name, i) for i in range(after, before)]
+            # A changed target is restarted, as a removed one is closed: every connection it had
+            # ends at the reload (no `down` logged), and the new ones connect afresh.
+            self.retired += [(f.start, name, i) for i in range(before)]
         self.write_config()
         self.daemon.send_signal(signal.SIGHUP)
         want = set(self.targets)
