@@ -14,7 +14,14 @@
 // the loop callback that reported the down (TimingLoop) to on_down. For the stops,
 // stop_*.embedded_woken is when that callback began, from the fault (so the gap to the floor
 // splits into before the loop ran and inside it), and stop_*.<watcher>.downs_with_57P01 /
-// downs_on_eof count whether the server's word came before the end.
+// downs_on_eof count whether the server's word came before the end. Each stop also stamps
+// every watcher's backends' exits (a pidfd each, tests/support/process_exits.hpp, its thread at
+// SCHED_FIFO so that it stamps each exit as it happens, ahead of the backends still exiting):
+// stop_*.<watcher>_backend_exit is when the watcher's own backends ended, from the fault (the
+// server's and the scheduler's order, nothing a watcher does), and stop_*.<watcher>_after_exit
+// how long after its own backend's exit the watcher knew (what the watcher adds; negative where
+// it read the 57P01 WARNING before the backend finished exiting). Before each stop every
+// watcher's connections are reopened interleaved (--fair-order 0: as the restart left them).
 //
 // --bystanders N: each watchdog also watches N idle connections through a PgBouncer (10,000 do
 // not fit as backends here), one watchdog after the other (two of 10,000 exceed the 20,000 file
@@ -40,6 +47,7 @@
 #include "support/figures.hpp"
 #include "support/loop_host.hpp"
 #include "support/pgbouncer.hpp"
+#include "support/process_exits.hpp"
 #include "support/process_stats.hpp"
 #include "support/quiet_logger.hpp"
 #include "support/raw_connection.hpp"
@@ -200,7 +208,7 @@ int main(int argc, char** argv) {
   set_bench_name("detection");
   const BenchArgs args(argc, argv,
                        {"samples", "connections", "stops", "poll-samples", "daemon",
-                        "daemon-samples", "settle", "bystanders"});
+                        "daemon-samples", "settle", "bystanders", "fair-order"});
   const int samples = args.integer("samples", 100);
   const int connections = args.integer("connections", 100);
   const int stops = args.integer("stops", 3);
@@ -208,6 +216,7 @@ int main(int argc, char** argv) {
   const int daemon_samples = args.integer("daemon-samples", 30);
   const std::string daemon_binary = args.text("daemon", "");
   const bool settle = args.integer("settle", 1) != 0;
+  const bool fair_order = args.integer("fair-order", 1) != 0;
   const int bystanders = args.integer("bystanders", 0);
   const std::string terminate_event =
       bystanders > 0 ? "terminate_" + std::to_string(connections + bystanders) : "terminate";
@@ -357,18 +366,55 @@ int main(int argc, char** argv) {
                                              : "");
 
     // --- the whole server going away -----------------------------------------------------------
+    // The postmaster signals its backends newest first (BackendStartup pushes each on the head
+    // of its list, SignalSomeChildren walks it from there), and on two cores the order they get
+    // a CPU in is close to that. After a restart the watchdogs are back as soon as the server
+    // accepts, the floor only when pg_ctl's wait returns, so without this the floor's backends
+    // would be the newest of every stop after the first, and first to end. Before each stop,
+    // connection by connection, every watcher's is reopened in turn (the watcher that goes last
+    // rotating by round), so that no watcher's backends are newer as a block.
+    const auto reopen_interleaved = [&](int round) {
+      const PgConn terminator = connect_blocking(admin_conninfo(cluster));  // the server restarted
+      const int kinds = static_cast<int>(watched.size()) + 1;               // the floor is kind 0
+      for (int i = 0; i < connections; ++i)
+        for (int j = 0; j < kinds; ++j) {
+          const int kind = (round + 1 + j) % kinds;
+          if (kind == 0) {
+            floor.reconnect(i);
+            continue;
+          }
+          Watched& w = watched[static_cast<std::size_t>(kind - 1)];
+          terminate_watched(terminator.get(), w, i);
+          if (!w.tracker->wait_healthy(w.healthy_total, 20s))
+            throw std::runtime_error(w.name + ": not back after a terminate before a stop");
+        }
+    };
     for (const ShutdownMode mode : {ShutdownMode::fast, ShutdownMode::immediate}) {
       const std::string mode_name = mode == ShutdownMode::fast ? "stop_fast" : "stop_immediate";
       std::map<std::string, std::vector<double>> stop_us;
       std::map<std::string, int> told;    // downs with the server's 57P01, per watcher
       std::map<std::string, int> untold;  // downs on EOF alone
       for (int round = 0; round < stops; ++round) {
+        if (fair_order) reopen_interleaved(round);
         std::vector<std::vector<TrackedConnection>> before;
         for (Watched& w : watched) {
           if (!w.tracker->wait_healthy(connections, 60s))
             throw std::runtime_error(w.name + ": not all healthy before a stop");
           before.push_back(w.tracker->connections(w.name));
         }
+        // Every watcher's backends, watched for their exits from before the stop.
+        std::vector<std::vector<int>> backend_pids;
+        std::vector<int> all_pids;
+        for (const auto& b : before) {
+          backend_pids.emplace_back();
+          for (const TrackedConnection& c : b) backend_pids.back().push_back(c.backend_pid);
+        }
+        std::vector<int> floor_pids;
+        for (int k = 0; k < floor.size(); ++k) floor_pids.push_back(floor.backend_pid(k));
+        for (const auto& pids : backend_pids)
+          all_pids.insert(all_pids.end(), pids.begin(), pids.end());
+        all_pids.insert(all_pids.end(), floor_pids.begin(), floor_pids.end());
+        testing::ProcessExits exits(all_pids, /*realtime=*/true);
         double daemon_before = 0;
         if (daemon) daemon_before = daemon->disconnects();
         std::optional<Clock::time_point> daemon_seen;
@@ -378,6 +424,14 @@ int main(int argc, char** argv) {
           scraper = std::thread(
               [&] { daemon_seen = daemon->scrape_until_more_than(daemon_before, 30s); });
         cluster.stop(mode);
+        if (!exits.wait(30s))
+          throw std::runtime_error("a backend did not exit within 30 s of the stop");
+        const auto record_exit = [&](const std::string& name, int pid, Clock::time_point seen) {
+          const auto exited = exits.exited_at(pid);
+          if (!exited) throw std::runtime_error(name + ": a backend's exit was not stamped");
+          stop_us[name + "_backend_exit"].push_back(micros(*exited - t0));
+          stop_us[name + "_after_exit"].push_back(micros(seen - *exited));
+        };
         for (std::size_t v = 0; v < watched.size(); ++v) {
           Watched& w = watched[v];
           const auto& b = before[v];
@@ -390,7 +444,10 @@ int main(int argc, char** argv) {
                   },
                   30s))
             throw std::runtime_error(w.name + ": not every connection saw the server stop");
-          for (const TrackedConnection& c : w.tracker->connections(w.name)) {
+          const std::vector<TrackedConnection> now = w.tracker->connections(w.name);
+          for (std::size_t k = 0; k < now.size() && k < backend_pids[v].size(); ++k)
+            record_exit(w.name, backend_pids[v][k], now[k].last_down);
+          for (const TrackedConnection& c : now) {
             stop_us[w.name].push_back(micros(c.last_down - t0));
             // Where a gap to the floor goes: before the loop's callback began (the server, the
             // kernel, the scheduler) or inside it; and whether the server's own word (57P01:
@@ -405,8 +462,10 @@ int main(int argc, char** argv) {
         std::vector<Clock::time_point> floor_seen;
         if (!floor.wait_all_detected(30s, floor_seen))
           throw std::runtime_error("floor: not every socket saw the server stop");
-        for (const Clock::time_point& when : floor_seen)
-          stop_us["floor"].push_back(micros(when - t0));
+        for (std::size_t k = 0; k < floor_seen.size(); ++k) {
+          stop_us["floor"].push_back(micros(floor_seen[k] - t0));
+          record_exit("floor", floor_pids[k], floor_seen[k]);
+        }
         if (scraper.joinable()) {
           scraper.join();
           if (!daemon_seen) throw std::runtime_error("daemon: the stop never showed in /metrics");
@@ -424,6 +483,10 @@ int main(int argc, char** argv) {
                          ? "computed: uniform phase over the period + floor sample"
                      : name.ends_with("_woken")
                          ? "when the loop callback that reported the down began"
+                     : name.ends_with("_backend_exit")
+                         ? "when the watcher's own backends exited (pidfd), from the fault"
+                     : name.ends_with("_after_exit")
+                         ? "from the watcher's own backend's exit to the watcher knowing"
                          : "");
       for (const Watched& w : watched) {
         emit_value(mode_name + "." + w.name + ".downs_with_57P01", told[w.name], "",

@@ -1,6 +1,8 @@
 #include "support/process_exits.hpp"
 
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -28,8 +30,8 @@ bool exited_by_proc(int pid) {
 
 }  // namespace
 
-ProcessExits::ProcessExits(std::vector<int> pids)
-    : pids_(std::move(pids)), exited_at_(pids_.size()), left_(pids_.size()) {
+ProcessExits::ProcessExits(std::vector<int> pids, bool realtime)
+    : pids_(std::move(pids)), realtime_(realtime), exited_at_(pids_.size()), left_(pids_.size()) {
   for (std::size_t i = 0; i < pids_.size(); ++i) {
     const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pids_[i], 0));
     if (fd < 0 && errno == ESRCH) {  // gone already: it exited before any of this
@@ -54,6 +56,10 @@ ProcessExits::~ProcessExits() {
 }
 
 void ProcessExits::run() {
+  if (realtime_) {
+    const sched_param priority{.sched_priority = 1};
+    (void)pthread_setschedparam(pthread_self(), SCHED_FIFO, &priority);  // as usual if refused
+  }
   for (;;) {
     std::vector<pollfd> polled;
     std::vector<std::size_t> which;
