@@ -20,6 +20,7 @@ Writes OUT/soak.json, OUT/soak.md and OUT/soak.png; exits 1 if an invariant brok
 """
 
 import argparse
+import bisect
 import datetime
 import json
 import os
@@ -355,6 +356,9 @@ class Sampler(threading.Thread):
             s["targets"] = len(m.get("pgwatchdog_up", []))
             s["lag"] = {l["le"]: v for l, v in m.get("pgwatchdog_event_loop_lag_seconds_bucket", [])}
             s["dropped"] = sum(v for _, v in m.get("pgwatchdog_log_messages_dropped_total", []))
+            # The targets whose role reads "hot standby": what a promotion must change.
+            s["hot_standby"] = sorted(l["target"] for l, v in m.get("pgwatchdog_in_hot_standby", [])
+                                      if v == 1)
         self.samples.append(s)
         return s
 
@@ -1034,6 +1038,7 @@ class Soak:
         # /proc/PID/task/PID/schedstat sampled every second (interpolated), is subtracted
         # before the bound is applied, and reported.
         waits = [(x["t"], x["cpu_wait_s"]) for x in self.sampler.samples if "cpu_wait_s" in x]
+        sample_times = [x["t"] for x in self.sampler.samples]
 
         def cpu_wait(t):
             if not waits or t <= waits[0][0]:
@@ -1069,7 +1074,16 @@ class Soak:
                 # all down then (an earlier fault's) read the new role when they connect.
                 if not alive(target, None, f.start):
                     continue
+                # Seen: a connection's `server changed role` line, or the target's role in a
+                # scrape (pgwatchdog_in_hot_standby 0), whichever first. The role is the
+                # target's: a connection that connects after the promotion reads it at connect,
+                # and the heartbeat may visit the one still holding the old role a turn later.
                 hit = next((r for r in dl.roles if r[1] == target and r[0] >= f.start), None)
+                k = bisect.bisect_left(sample_times, f.start)
+                scraped = next((x["t"] for x in self.sampler.samples[k:]
+                                if "hot_standby" in x and target not in x["hot_standby"]), None)
+                if scraped is not None and (hit is None or scraped < hit[0]):
+                    hit = (scraped,)
                 dt = None if hit is None else hit[0] - f.start
                 wait = 0.0 if hit is None else max(0.0, cpu_wait(hit[0]) - cpu_wait(f.start))
                 detect.append({"fault": f.id, "kind": f.kind, "target": target, "what": "role change",
