@@ -52,6 +52,12 @@ inline std::string server_welcome() {
          message('K', key) + message('Z', "I");
 }
 
+/// A server starting up refusing the session: FATAL 57P03, as its ErrorResponse.
+inline std::string starting_up_refusal() {
+  using namespace std::string_literals;
+  return message('E', "SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"s);
+}
+
 /// The server's side of the next connection to `listener_fd`: waits up to 10 s for one (the
 /// kernel completes the handshake when the client connects), then accepts it. The client's
 /// startup packet is never read.

@@ -24,11 +24,11 @@ namespace PGWD_TEST_FILE_ID {
 using namespace std::chrono_literals;
 using pgwd::testing::Accepted;
 using pgwd::testing::FakeLoop;
-using pgwd::testing::message;
 using pgwd::testing::RecordingObserver;
 using pgwd::testing::server_welcome;
 using pgwd::testing::silent_logger;
 using pgwd::testing::SilentListener;
+using pgwd::testing::starting_up_refusal;
 
 namespace {
 
@@ -85,9 +85,7 @@ TEST_CASE_FIXTURE(Fixture,
                   "connect deadline: a server's refusal already on the socket is "
                   "reported as itself - 57P03 and not connect_timeout") {
   start(target());
-  using namespace std::string_literals;
-  server->send_all(
-      message('E', "SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"s));
+  server->send_all(starting_up_refusal());
   reach_deadline();
   CHECK(observer.healthy.empty());
   REQUIRE(observer.connect_failures.size() == 1);

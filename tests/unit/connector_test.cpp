@@ -118,9 +118,7 @@ TEST_SUITE("thread") {
       REQUIRE(started.attempt != nullptr);
       const pgwd::testing::Accepted server(listener.fd);
       CHECK_FALSE(started.attempt->finish_if_ready());  // the server has said nothing yet
-      using namespace std::string_literals;
-      server.send_all(pgwd::testing::message(
-          'E', "SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"s));
+      server.send_all(pgwd::testing::starting_up_refusal());
       // The watch loop never runs here: its socket callback, or the connector thread's posted
       // delivery, has not happened; the last look takes the answer itself.
       REQUIRE(pgwd::testing::eventually([&] { return started.attempt->finish_if_ready(); }, 10s));
