@@ -8,16 +8,18 @@
 
 #include "health/link.hpp"
 #include "health/random.hpp"
+#include "health/session.hpp"
 #include "health/watched_connection.hpp"
 
 namespace pgwd::testing {
 
-/// A Link whose I/O the test plays: it records what the state machine asked of it, and the test
-/// answers through `cb` (the LinkCallbacks) and by setting what inspect() and server_info()
-/// return.
-struct ScriptedLink final : Link {
-  explicit ScriptedLink(LinkCallbacks& callbacks) : cb(callbacks) {}
-  LinkCallbacks& cb;
+/// A Session (or Link) whose I/O the test plays: it records what the state machine asked of it,
+/// and the test answers through `cb` (the callbacks) and by setting what inspect() and
+/// server_info() return.
+template <typename Interface, typename Callbacks>
+struct ScriptedIo : Interface {
+  explicit ScriptedIo(Callbacks& callbacks) : cb(callbacks) {}
+  Callbacks& cb;
   std::vector<std::string> calls;
   Inspection next_inspection;
   ServerInfo server;  ///< what the scripted server reports now
@@ -25,7 +27,6 @@ struct ScriptedLink final : Link {
   /// The probe's answer the socket holds and no callback has read yet: what read_answer() gives.
   std::optional<ProbeDone> answer;
 
-  void connect() override { calls.push_back("connect"); }
   void watch_idle() override { calls.push_back("watch_idle"); }
   Inspection inspect() override {
     calls.push_back("inspect");
@@ -43,6 +44,17 @@ struct ScriptedLink final : Link {
   }
   void close() override { calls.push_back("close"); }
   ServerInfo server_info() const override { return server; }
+};
+
+/// A connected session that never connects: what a lent connection watches.
+struct ScriptedSession final : ScriptedIo<Session, SessionCallbacks> {
+  using ScriptedIo::ScriptedIo;
+};
+
+/// A session that connects itself: what a watched connection drives.
+struct ScriptedLink final : ScriptedIo<Link, LinkCallbacks> {
+  using ScriptedIo::ScriptedIo;
+  void connect() override { calls.push_back("connect"); }
 };
 
 /// A link factory for WatchedConnection that makes a ScriptedLink and points `made` at it; with

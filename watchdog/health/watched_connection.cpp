@@ -25,7 +25,7 @@ WatchedConnection::WatchedConnection(ConnectionRef ref, const LifecycleSettings&
       events_(events),
       backoff_(settings.backoff_initial, settings.backoff_max, random),
       attempt_deadline_(loop.make_timer([this] { attempt_timed_out(); })),
-      probe_deadline_(loop.make_timer([this] { probe_timed_out(); })),
+      idle_(loop, settings.probe_timeout, *this),
       retry_(loop.make_timer([this] { retry_now(); })),
       gate_(gate),
       make_link_(make_link),
@@ -65,7 +65,7 @@ void WatchedConnection::start() {
 void WatchedConnection::stop() {
   if (!live()) return;
   attempt_deadline_->disarm();
-  probe_deadline_->disarm();
+  idle_.stop();
   retry_->disarm();
   drop_hedge();
   link().close();
@@ -211,9 +211,7 @@ void WatchedConnection::retry_within(Nanos delay) {
 }
 
 bool WatchedConnection::heartbeat() {
-  if (state_ != ConnectionState::healthy) return false;
-  start_probe(true);
-  return true;
+  return state_ == ConnectionState::healthy && idle_.probe(true);
 }
 
 void WatchedConnection::retry_now() {
@@ -225,78 +223,32 @@ void WatchedConnection::retry_now() {
 
 bool WatchedConnection::become_healthy() {
   if (!enter(ConnectionState::healthy)) return false;
-  link().watch_idle();
+  idle_.watch(link());
   return true;
 }
 
 void WatchedConnection::on_readable(std::size_t slot) {
-  if (slot != main_ || state_ != ConnectionState::healthy) return;
-  events_.on_wakeup(ref_);
-  inspect();
-}
-
-void WatchedConnection::inspect() {
-  if (!enter(ConnectionState::inspecting)) return;
-  const Inspection seen = link().inspect();  // reads; calls nothing back
-  if (!deliver(seen.arrived)) return;
-  switch (seen.verdict) {
-    case Inspection::Verdict::went_away:
-      go_down(seen.failure);
-      break;
-    case Inspection::Verdict::explained:
-      if (role_still_fits()) become_healthy();
-      break;
-    case Inspection::Verdict::unexplained:
-      start_probe(false);
-      break;
-  }
-}
-
-void WatchedConnection::start_probe(bool heartbeat) {
-  if (!enter(ConnectionState::probing)) return;
-  heartbeat_in_flight_ = heartbeat;
-  probe_sent_at_ = loop_.now();
-  probe_deadline_->arm(settings_.probe_timeout);
-  if (heartbeat)
-    link().heartbeat();  // reports later, from the loop
-  else
-    link().probe();
-}
-
-bool WatchedConnection::probe_finished(ProbeResult result) {
-  probe_deadline_->disarm();
-  events_.on_probe({ref_, result, loop_.now() - probe_sent_at_, heartbeat_in_flight_});
-  return live();
-}
-
-void WatchedConnection::probe_timed_out() {
-  if (state_ != ConnectionState::probing) return;
-  // The answer may be in the socket already, its callback not run yet: the loop need not run a
-  // socket's callback before a timer due in the same pass, and the GuardedLoop's pass budget
-  // (Reports::pass_budget) declines a ready socket's callback to a later pass while it runs the
-  // expiries it queued before. So the deadline reads the socket itself (non-blocking) before it
-  // decides. Ordering ready reads before declined timers in the GuardedLoop instead would need to
-  // know which socket a timer waits for, and would let a fleet of busy sockets starve the timers.
-  if (std::optional<ProbeDone> done = link().read_answer()) {
-    on_probe_done(main_, *done);
-    return;
-  }
-  if (!probe_finished(ProbeResult::timeout)) return;
-  // What came before the answer that never did (NOTIFYs read while the probe waited behind them)
-  // was sent by the server and read: delivered, not closed away with the connection.
-  if (!deliver(link().take_arrivals())) return;
-  go_down({Cause::probe_timeout, "",
-           fmt::format("no answer to the probe within {}", ms(settings_.probe_timeout))});
+  if (slot == main_ && state_ == ConnectionState::healthy) idle_.on_readable();
 }
 
 void WatchedConnection::on_probe_done(std::size_t slot, const ProbeDone& done) {
-  if (slot != main_ || state_ != ConnectionState::probing) return;
-  if (!deliver(done.arrived)) return;
-  if (done.failure) {
-    if (probe_finished(ProbeResult::error)) go_down(*done.failure);
-    return;
-  }
-  if (probe_finished(ProbeResult::ok) && role_still_fits()) become_healthy();
+  if (slot == main_ && state_ == ConnectionState::probing) idle_.on_probe_done(done);
+}
+
+bool WatchedConnection::on_woken() {
+  events_.on_wakeup(ref_);
+  return enter(ConnectionState::inspecting);
+}
+
+bool WatchedConnection::on_probing(bool) { return enter(ConnectionState::probing); }
+
+bool WatchedConnection::on_probe_ended(ProbeResult result, Nanos took, bool heartbeat) {
+  events_.on_probe({ref_, result, took, heartbeat});
+  return live();
+}
+
+void WatchedConnection::on_fine() {
+  if (role_still_fits()) become_healthy();
 }
 
 bool WatchedConnection::role_still_fits() {
@@ -322,7 +274,7 @@ bool WatchedConnection::role_still_fits() {
 }
 
 void WatchedConnection::go_down(const Failure& failure) {
-  probe_deadline_->disarm();
+  idle_.stop();
   lost_at_ = loop_.now();
   attempt_ = 0;
   // The host hears first and the link is closed right after, before the loop runs again (so no

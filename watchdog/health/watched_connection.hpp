@@ -8,6 +8,7 @@
 #include "health/attempt_gate.hpp"
 #include "health/backoff.hpp"
 #include "health/connection_events.hpp"
+#include "health/idle_watch.hpp"
 #include "health/link.hpp"
 #include "health/role_requirement.hpp"
 #include "pgwd/loop.hpp"
@@ -28,9 +29,10 @@ struct LifecycleSettings {
 
 /// One watched connection: the life cycle of docs/design.md §5 as one explicit state machine.
 ///
-/// It owns the deadlines (connect, probe) and the backoff; the Link does the I/O. Its target
-/// decides when it sends a heartbeat (heartbeat()) and when a retry comes sooner than its backoff
-/// (retry_within()).
+/// It owns the connect deadline and the backoff; the Link does the I/O, and while the connection
+/// is healthy an IdleWatch (health/idle_watch.hpp, the lent connections' too) reads its wake-ups
+/// and runs its probes under their deadline. Its target decides when it sends a heartbeat
+/// (heartbeat()) and when a retry comes sooner than its backoff (retry_within()).
 /// Every transition goes through enter(), which reports it.
 ///
 /// An attempt may have a hedge (hedge()): a second link connecting beside the first. Whichever
@@ -41,7 +43,7 @@ struct LifecycleSettings {
 /// target), so after each report it checks that it is still live, and does nothing more if not.
 /// `stopped` is final: once there, no timer is armed, nothing is sent and nothing is reported.
 /// Not copyable or movable: the link and the timers hold pointers to it.
-class WatchedConnection final {
+class WatchedConnection final : private IdleWatchEvents {
  public:
   /// Makes the link; the ConnectionRef (the connection's own) outlives it.
   using LinkFactory = std::function<std::unique_ptr<Link>(LinkCallbacks&, const ConnectionRef&)>;
@@ -119,6 +121,14 @@ class WatchedConnection final {
   /// hedge's link becomes the main one, and the main one is closed.
   void promote_hedge();
 
+  // IdleWatchEvents: healthy -> inspecting -> probing -> healthy or down.
+  bool on_woken() override;
+  bool on_arrived(const Arrivals& arrived) override { return deliver(arrived); }
+  bool on_probing(bool heartbeat) override;
+  bool on_probe_ended(ProbeResult result, Nanos took, bool heartbeat) override;
+  void on_fine() override;
+  void on_lost(const Failure& failure) override { go_down(failure); }
+
   bool live() const noexcept { return state_ != ConnectionState::stopped; }
   bool attempting() const noexcept {
     return state_ == ConnectionState::resolving || state_ == ConnectionState::connecting;
@@ -127,7 +137,6 @@ class WatchedConnection final {
   bool enter(ConnectionState next);
   bool deliver(const Arrivals& arrived);
   bool become_healthy();
-  bool probe_finished(ProbeResult result);
   bool role_still_fits();
 
   void begin_attempt();
@@ -135,9 +144,6 @@ class WatchedConnection final {
   void attempt_over();
   void attempt_timed_out();
   void attempt_failed(const Failure& failure, const Arrivals& arrived);
-  void inspect();
-  void start_probe(bool heartbeat);
-  void probe_timed_out();
   void go_down(const Failure& failure);
   void retry_later();
   void arm_retry(Nanos delay);
@@ -151,12 +157,10 @@ class WatchedConnection final {
   ConnectionState state_ = ConnectionState::waiting;
   int attempt_ = 0;                       ///< attempts since the last success (or the start)
   std::optional<MonotonicTime> lost_at_;  ///< when the current outage was detected
-  MonotonicTime probe_sent_at_{};
-  bool heartbeat_in_flight_ = false;  ///< the probe in flight is a heartbeat
   MonotonicTime retry_due_{};         ///< when retry_ fires, while in backoff
   ServerInfo server_;                 ///< as of the last connect or probe
   TimerPtr attempt_deadline_;
-  TimerPtr probe_deadline_;
+  IdleWatch idle_;  ///< watches the main link while healthy
   TimerPtr retry_;
   AttemptGate* gate_;
   std::optional<AttemptGate::Ticket>

@@ -30,7 +30,8 @@ void LendingDesk::adopt(const std::shared_ptr<LoanState>& loan, UniqueFd duplica
   // Taken back before the loop got to it: the connection is its owner's again, untouched.
   if (!loan->lent_to_loop()) return;
   auto connection = std::make_unique<LentConnection>(
-      loan, loop_, loop_, std::move(duplicate), [this](LoanState& dead) { died(dead); },
+      loan, loop_, std::move(duplicate), LentConnection::libpq_sessions(loan, loop_),
+      [this](LoanState& dead) { died(dead); },
       [this](LoanState& answered) { probe_ended(answered); });
   connection->start();
   lent_.emplace(loan->id, std::move(connection));

@@ -1,10 +1,9 @@
 #include "lending/lent_connection.hpp"
 
-#include <fmt/chrono.h>
-#include <fmt/format.h>
-
 #include <optional>
 #include <stdexcept>
+
+#include "pg/pg_link.hpp"
 
 namespace pgwd {
 namespace {
@@ -30,43 +29,74 @@ LinkSettings settings_for(const LoanState& loan) {
   return settings;
 }
 
+/// The adopted PgLink with what it refers to, which must outlive it.
+class AdoptedSession final : public Session {
+ public:
+  AdoptedSession(const LoanState& loan, Loop& loop, ActivityNotes& notes,
+                 SessionCallbacks& callbacks)
+      : settings_(settings_for(loan)),
+        who_{loan.options.target, static_cast<int>(loan.id)},
+        forward_(callbacks),
+        link_(settings_, loop, no_resolver, notes, who_, forward_,
+              PgLink::Adopted{loan.conn, loan.owner_receiver, loan.owner_receiver_arg}) {}
+
+  void watch_idle() override { link_.watch_idle(); }
+  Inspection inspect() override { return link_.inspect(); }
+  void probe() override { link_.probe(); }
+  void heartbeat() override { link_.heartbeat(); }
+  Arrivals take_arrivals() override { return link_.take_arrivals(); }
+  std::optional<ProbeDone> read_answer() override { return link_.read_answer(); }
+  void close() override { link_.close(); }
+  ServerInfo server_info() const override { return link_.server_info(); }
+
+ private:
+  /// An adopted link only ever reports what an idle session does.
+  class Forward final : public LinkCallbacks {
+   public:
+    explicit Forward(SessionCallbacks& to) : to_(to) {}
+    void on_resolved() override {}
+    void on_connected(const Connected&) override {}
+    void on_connect_failed(const ConnectFailed&) override {}
+    void on_readable() override { to_.on_readable(); }
+    void on_probe_done(const ProbeDone& done) override { to_.on_probe_done(done); }
+
+   private:
+    SessionCallbacks& to_;
+  };
+
+  LinkSettings settings_;
+  ConnectionRef who_;
+  Forward forward_;
+  PgLink link_;
+};
+
 }  // namespace
 
-LentConnection::LentConnection(std::shared_ptr<LoanState> loan, Loop& loop, ActivityNotes& notes,
-                               UniqueFd duplicate, Died died, ProbeEnded probe_ended)
+LentConnection::SessionFactory LentConnection::libpq_sessions(
+    const std::shared_ptr<LoanState>& loan, ActivityNotes& notes) {
+  return [loan, &notes](Loop& loop, SessionCallbacks& callbacks) -> std::unique_ptr<Session> {
+    return std::make_unique<AdoptedSession>(*loan, loop, notes, callbacks);
+  };
+}
+
+LentConnection::LentConnection(std::shared_ptr<LoanState> loan, Loop& loop, UniqueFd duplicate,
+                               SessionFactory make_session, Died died, ProbeEnded probe_ended)
     : loan_(std::move(loan)),
-      who_{loan_->options.target, static_cast<int>(loan_->id)},
-      settings_(settings_for(*loan_)),
-      notes_(notes),
+      make_session_(std::move(make_session)),
       died_(std::move(died)),
       probe_ended_(std::move(probe_ended)),
       loop_(loop, *loan_, PQsocket(loan_->conn), std::move(duplicate)),
-      probe_deadline_(loop_.make_timer([this] {
-        // The answer may be in the socket, its callback not run yet (WatchedConnection's
-        // probe_timed_out() says why): read before deciding.
-        if (std::optional<ProbeDone> done = link_->read_answer()) {
-          on_probe_done(*done);
-          return;
-        }
-        keep(link_->take_arrivals());  // what came before the answer that never did: kept
-        die({Cause::probe_timeout, "",
-             fmt::format("no answer to the probe within {}", loan_->options.probe_timeout)});
-      })),
-      heartbeat_(loop_.make_timer([this] {
-        if (loan_->phase == LoanState::Phase::watching) start_probe();
-      })) {}
+      idle_(loop_, loan_->options.probe_timeout, *this),
+      heartbeat_(loop_.make_timer([this] { idle_.probe(false); })) {}
 
 LentConnection::~LentConnection() {
   // Lets go without touching the connection: it may be its owner's again by now. close()
-  // unregisters the socket and forgets the PGconn; it never finishes an adopted one.
-  if (link_) link_->close();
+  // unregisters the socket and forgets the PGconn; it never finishes a lent one.
+  if (session_) session_->close();
 }
 
 void LentConnection::start() {
-  LinkCallbacks& callbacks = *this;
-  link_ = std::make_unique<PgLink>(
-      settings_, loop_, no_resolver, notes_, who_, callbacks,
-      PgLink::Adopted{loan_->conn, loan_->owner_receiver, loan_->owner_receiver_arg});
+  session_ = make_session_(loop_, idle_);
   watch();
 }
 
@@ -80,67 +110,50 @@ void LentConnection::stop() {
                   std::chrono::system_clock::now()};
   }
   loan_->phase = LoanState::Phase::stopped;
-  probe_deadline_->disarm();
+  idle_.stop();
   heartbeat_->disarm();
-  if (link_) link_->close();
+  if (session_) session_->close();
   loan_->changed.notify_all();
 }
 
 void LentConnection::watch() {
   loan_->phase = LoanState::Phase::watching;
-  link_->watch_idle();
+  idle_.watch(*session_);
   if (loan_->options.heartbeat > std::chrono::milliseconds::zero())
     heartbeat_->arm(loan_->options.heartbeat);
 }
 
-void LentConnection::keep(const Arrivals& arrived) {
+bool LentConnection::on_woken() {
+  loan_->activity = true;
+  return true;
+}
+
+bool LentConnection::on_arrived(const Arrivals& arrived) {
   for (const Notification& n : arrived.notifications)
     loan_->notifications.push_back({n.channel, n.payload, n.sender_pid});
+  return true;
 }
 
-void LentConnection::on_readable() {
-  loan_->activity = true;
-  const Inspection inspection = link_->inspect();
-  keep(inspection.arrived);
-  switch (inspection.verdict) {
-    case Inspection::Verdict::went_away:
-      die(inspection.failure);
-      return;
-    case Inspection::Verdict::explained:
-      if (loan_->options.heartbeat > std::chrono::milliseconds::zero())
-        heartbeat_->arm(loan_->options.heartbeat);
-      return;
-    case Inspection::Verdict::unexplained:
-      start_probe();
-      return;
-  }
-}
-
-void LentConnection::start_probe() {
+bool LentConnection::on_probing(bool) {
   heartbeat_->disarm();
   loan_->phase = LoanState::Phase::probing;
   loan_->probe_sent_at = loop_.now();
   ++loan_->probes;
-  probe_deadline_->arm(loan_->options.probe_timeout);
-  link_->probe();
+  return true;
 }
 
-void LentConnection::on_probe_done(const ProbeDone& done) {
-  probe_deadline_->disarm();
-  keep(done.arrived);
-  if (done.failure) {
-    die(*done.failure);
-    return;
-  }
-  watch();
+void LentConnection::on_fine() {
+  const bool probed = loan_->phase == LoanState::Phase::probing;
+  watch();  // the heartbeat counts silence from here
+  if (!probed) return;
   loan_->changed.notify_all();
   probe_ended_(*loan_);
 }
 
-void LentConnection::die(const Failure& failure) {
-  probe_deadline_->disarm();
+void LentConnection::on_lost(const Failure& failure) {
+  idle_.stop();
   heartbeat_->disarm();
-  link_->close();
+  session_->close();
   loan_->phase = LoanState::Phase::dead;
   loan_->death =
       LoanDeath{failure.cause, failure.sqlstate, failure.message, std::chrono::system_clock::now()};
