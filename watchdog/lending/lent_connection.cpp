@@ -4,30 +4,27 @@
 #include <fmt/format.h>
 
 #include <optional>
-#include <stdexcept>
+#include <string>
+
+#include "pg/host_list.hpp"
 
 namespace pgwd {
 namespace {
 
-/// A lent connection is connected already: PgLink's resolver is never asked.
-class NoResolver final : public Resolver {
- public:
-  std::unique_ptr<Lookup> resolve(const std::string&, Done) override {
-    throw std::logic_error("a lent connection resolves nothing");
-  }
-};
-NoResolver no_resolver;
-
-LinkSettings settings_for(const LoanState& loan) {
-  LinkSettings settings;
-  HostEntry host;
-  const char* name = PQhost(loan.conn);
-  const char* port = PQport(loan.conn);
-  host.host = name ? name : "";
-  host.port = port ? port : "";
-  settings.hosts.push_back(std::move(host));
+SessionSettings settings_for(const LoanState& loan) {
+  SessionSettings settings;
   settings.probe_query = loan.options.probe_query;
   return settings;
+}
+
+/// "host:port" of the lent connection, as server_info() names it.
+std::string host_of(PGconn* conn) {
+  HostEntry host;
+  const char* name = PQhost(conn);
+  const char* port = PQport(conn);
+  host.host = name ? name : "";
+  host.port = port ? port : "";
+  return host.label();
 }
 
 }  // namespace
@@ -58,15 +55,15 @@ LentConnection::LentConnection(std::shared_ptr<LoanState> loan, Loop& loop, Acti
 
 LentConnection::~LentConnection() {
   // Lets go without touching the connection: it may be its owner's again by now. close()
-  // unregisters the socket and forgets the PGconn; it never finishes an adopted one.
+  // unregisters the socket and forgets the PGconn; it never finishes a borrowed one.
   if (link_) link_->close();
 }
 
 void LentConnection::start() {
-  LinkCallbacks& callbacks = *this;
-  link_ = std::make_unique<PgLink>(
-      settings_, loop_, no_resolver, notes_, who_, callbacks,
-      PgLink::Adopted{loan_->conn, loan_->owner_receiver, loan_->owner_receiver_arg});
+  SessionCallbacks& callbacks = *this;
+  link_ = std::make_unique<PgSession>(
+      PgSession::Borrowed{loan_->conn, loan_->owner_receiver, loan_->owner_receiver_arg}, settings_,
+      host_of(loan_->conn), loop_, notes_, who_, callbacks);
   watch();
 }
 

@@ -4,10 +4,10 @@
 #include <memory>
 
 #include "event/activity_notes.hpp"
-#include "health/link.hpp"
+#include "health/session.hpp"
 #include "lending/loan_loop.hpp"
 #include "lending/loan_state.hpp"
-#include "pg/pg_link.hpp"
+#include "pg/pg_session.hpp"
 
 namespace pgwd {
 
@@ -21,7 +21,7 @@ namespace pgwd {
 /// the end of a probe that answered to `probe_ended` (both called holding the mutex: they must
 /// only record, never call the host).
 /// Constructed and destroyed on the loop thread. Not copyable or movable.
-class LentConnection final : private LinkCallbacks {
+class LentConnection final : private SessionCallbacks {
  public:
   using Died = std::function<void(LoanState&)>;
   using ProbeEnded = std::function<void(LoanState&)>;
@@ -42,10 +42,7 @@ class LentConnection final : private LinkCallbacks {
   const std::shared_ptr<LoanState>& loan() const noexcept { return loan_; }
 
  private:
-  // LinkCallbacks: only what an idle, connected link reports.
-  void on_resolved() override {}
-  void on_connected(const Connected&) override {}
-  void on_connect_failed(const ConnectFailed&) override {}
+  // SessionCallbacks
   void on_readable() override;
   void on_probe_done(const ProbeDone& done) override;
 
@@ -56,14 +53,14 @@ class LentConnection final : private LinkCallbacks {
 
   std::shared_ptr<LoanState> loan_;
   ConnectionRef who_;
-  LinkSettings settings_;
+  SessionSettings settings_;
   ActivityNotes& notes_;
   Died died_;
   ProbeEnded probe_ended_;
   LoanLoop loop_;  // before everything registered with it
   TimerPtr probe_deadline_;
   TimerPtr heartbeat_;
-  std::unique_ptr<PgLink> link_;  // last: built with a reference to *this
+  std::unique_ptr<PgSession> link_;  // last: built with a reference to *this
 };
 
 }  // namespace pgwd

@@ -69,17 +69,6 @@ PgLink::PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, Con
         if (report) report();  // the link's last action in this callback
       })) {}
 
-PgLink::PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, ActivityNotes& notes,
-               const ConnectionRef& who, LinkCallbacks& callbacks, Adopted adopted)
-    : PgLink(settings, loop, resolver, nullptr, notes, who, callbacks) {
-  conn_ = PgConnPtr(adopted.conn, PgConnDeleter{.finish = false});
-  forward_notice_ = adopted.forward;
-  forward_notice_arg_ = adopted.forward_arg;
-  PQsetNoticeReceiver(adopted.conn, &PgLink::receive_notice, this);
-  remember_parameters();
-  phase_ = Phase::idle;
-}
-
 PgLink::~PgLink() {
   close();
 }
@@ -104,7 +93,7 @@ void PgLink::close() {
 }
 
 PgConnPtr PgLink::release() {
-  if (phase_ != Phase::idle || connector_ == nullptr || !conn_) return nullptr;
+  if (phase_ != Phase::idle || !conn_) return nullptr;
   watch_->stop();  // before the socket has another owner
   PGconn* conn = conn_.get();
   PQsetNoticeReceiver(conn, libpq_receiver_, nullptr);
@@ -615,8 +604,6 @@ std::string PgLink::clean(std::string_view message) const {
 
 void PgLink::receive_notice(void* self, const PGresult* result) {
   auto* link = static_cast<PgLink*>(self);
-  // The owner of a lent connection hears everything it would have heard had it not lent it.
-  if (link->forward_notice_) link->forward_notice_(link->forward_notice_arg_, result);
   link->take_notice(severity_of(result), error_field(result, PG_DIAG_SQLSTATE),
                     link->clean(error_field(result, PG_DIAG_MESSAGE_PRIMARY)));
 }

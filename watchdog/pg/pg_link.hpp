@@ -48,17 +48,6 @@ class PgLink final : public Link {
   PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, Connector& connector,
          ActivityNotes& notes, const ConnectionRef& who, LinkCallbacks& callbacks);
 
-  /// A connection the host owns and lent us, already connected: the link starts idle, never
-  /// connects, and close() lets go of it without PQfinish. Its notice receiver becomes the
-  /// link's, which passes every notice on to `forward` (the owner's) after reading it; the
-  /// lender restores the owner's receiver at take-back.
-  struct Adopted {
-    PGconn* conn = nullptr;
-    PQnoticeReceiver forward = nullptr;
-    void* forward_arg = nullptr;
-  };
-  PgLink(const LinkSettings& settings, Loop& loop, Resolver& resolver, ActivityNotes& notes,
-         const ConnectionRef& who, LinkCallbacks& callbacks, Adopted adopted);
   ~PgLink() override;
   PgLink(const PgLink&) = delete;
   PgLink(PgLink&&) = delete;
@@ -82,7 +71,7 @@ class PgLink final : public Link {
   std::optional<ProbeDone> read_answer() override;
   ServerInfo server_info() const override;
 
-  /// Hands over the connection of a link that connected (idle, nothing in flight, not adopted),
+  /// Hands over the connection of a link that connected (idle, nothing in flight),
   /// for an owner of its own (the pool): the link stops watching it and is closed afterwards,
   /// reporting nothing more. The PGconn is back in blocking mode with libpq's own notice
   /// receiver. Null when the link is not idle on a connection of its own.
@@ -133,7 +122,7 @@ class PgLink final : public Link {
 
   const LinkSettings& settings_;
   Resolver& resolver_;
-  Connector* connector_;  ///< null for an adopted connection, which never connects
+  Connector* connector_;
   ActivityNotes& notes_;
   const ConnectionRef& who_;
   LinkCallbacks& callbacks_;
@@ -159,11 +148,9 @@ class PgLink final : public Link {
   std::string address_from_sql_;            ///< pooled only: ServerInfo::server_address
   Arrivals arrived_;                        ///< read and not handed over yet
   std::vector<std::pair<const char*, std::string>> parameters_;  ///< last ParameterStatus seen
-  PQnoticeReceiver forward_notice_ = nullptr;  ///< an adopted connection's owner's receiver
   PQnoticeReceiver libpq_receiver_ = nullptr;  ///< the one a connection came with (release())
   /// Set during read_answer(): query_done() leaves a probe's outcome here instead of reporting it.
   std::optional<ProbeDone>* answer_out_ = nullptr;
-  void* forward_notice_arg_ = nullptr;
 };
 
 }  // namespace pgwd

@@ -3,8 +3,8 @@
 /// \file
 /// One connected PostgreSQL session over libpq on the Loop interface: what is done with a
 /// connection once it exists (watch it idle, read what came, probe it with a round trip, close
-/// it). Connecting is not here. Not used yet: PgLink (pg/pg_link.hpp) still does both halves,
-/// until its host walk makes owned sessions and lending borrowed ones.
+/// it). Connecting is not here. Lending (lending/lent_connection.hpp) makes a borrowed one over
+/// a connection its host lent; PgLink (pg/pg_link.hpp) still does both halves itself.
 
 #include <functional>
 #include <optional>
