@@ -3,8 +3,8 @@
 /// \file
 /// One connected PostgreSQL session over libpq on the Loop interface: what is done with a
 /// connection once it exists (watch it idle, read what came, probe it with a round trip, close
-/// it). Connecting is not here. Lending (lending/lent_connection.hpp) makes a borrowed one over
-/// a connection its host lent; PgLink (pg/pg_link.hpp) still does both halves itself.
+/// it). Connecting is not here: pg/host_walk.hpp walks the hosts and makes an owned session;
+/// lending (lending/lent_connection.hpp) makes a borrowed one over a connection its host lent.
 
 #include <functional>
 #include <optional>
