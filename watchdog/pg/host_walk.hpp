@@ -2,8 +2,8 @@
 
 /// \file
 /// Connecting a target: its hosts walked one by one until one gives a session that fits. What
-/// is done with the session afterwards is pg/pg_session.hpp's; who asks is pg/pg_link.hpp (for
-/// a watched connection, and for the pool's openings, pg/session_opener.hpp).
+/// is done with the session afterwards is pg/pg_session.hpp's; who asks is pg/pg_link.hpp (a
+/// watched connection) or pg/session_opener.hpp (the pool's openings).
 
 #include <memory>
 #include <optional>

@@ -40,9 +40,6 @@ class PgLink final : public Link, private WalkCallbacks {
   std::optional<ProbeDone> read_answer() override;
   ServerInfo server_info() const override;
 
-  /// PgSession::release() of the session the link connected; null when there is none.
-  PgConnPtr release() { return session_ ? session_->release() : nullptr; }
-
  private:
   // WalkCallbacks
   void on_resolved() override;
