@@ -195,12 +195,12 @@ TargetSettings prepare(const TargetOptions& o, std::optional<Conninfo> parsed) {
   c.set_default("keepalives_count", std::to_string(o.keepalives_count));
   c.set_default("tcp_user_timeout", std::to_string(o.tcp_user_timeout.count()));
 
-  s.link.probe_query = o.probe_query;
-  s.link.heartbeat_query = o.heartbeat_query;
-  s.link.pooled = o.pooler != Pooler::none;
+  s.link.session.probe_query = o.probe_query;
+  s.link.session.heartbeat_query = o.heartbeat_query;
+  s.link.session.pooled = o.pooler != Pooler::none;
   for (const std::string& channel : o.listen_channels)
     s.link.setup_sql += "LISTEN " + quote_identifier(channel) + ";";
-  s.link.dsn_for_redaction = o.conninfo;
+  s.link.session.dsn_for_redaction = o.conninfo;
 
   s.link.host_timeout = o.connect_timeout;
   // Each host has its own deadline inside the link; the attempt as a whole is a backstop over

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "health/watched_connection.hpp"
-#include "pg/pg_link.hpp"
+#include "pg/host_walk.hpp"
 #include "pgwd/target_options.hpp"
 
 namespace pgwd {

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "pg/pg_link.hpp"
+#include "pg/host_walk.hpp"
 #include "pg/session_opener.hpp"
 #include "pgwd/lending.hpp"
 

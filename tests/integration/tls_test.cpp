@@ -370,7 +370,7 @@ void notifications(TlsFixture& f, TlsMode mode) {
   // 300 x 7 kB in one transaction, delivered at its commit while this thread (the loop) waits
   // in the admin call, so the socket is full when the loop looks again. Nothing may be left
   // unread in libpq's buffer or in OpenSSL's (decrypted but not yet asked for: the kernel
-  // no longer reports it, hence PgLink's SSL_pending guard). What this can and cannot catch
+  // no longer reports it, hence PgSession's SSL_pending guard). What this can and cannot catch
   // with PostgreSQL 15: the backend writes at most its 8 kB send buffer per SSL_write, so TLS
   // records carry <= 8 kB, and libpq always offers SSL_read >= 8 kB; measured, every wake-up
   // reads exactly one record and SSL_pending is then 0 (257 wake-ups for ~2.1 MB), so this

@@ -52,6 +52,12 @@ inline std::string server_welcome() {
          message('K', key) + message('Z', "I");
 }
 
+/// A NOTICE the server sends on an idle session (NoticeResponse), SQLSTATE 01000.
+inline std::string notice(std::string_view text) {
+  using namespace std::string_literals;
+  return message('N', "SNOTICE\0VNOTICE\0C01000\0M"s + std::string(text) + "\0\0"s);
+}
+
 /// A server starting up refusing the session: FATAL 57P03, as its ErrorResponse.
 inline std::string starting_up_refusal() {
   using namespace std::string_literals;
@@ -76,6 +82,23 @@ class Accepted {
   void send_all(const std::string& bytes) const {
     if (::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(bytes.size()))
       throw std::runtime_error("Accepted: send failed");
+  }
+
+  /// What the client sent and the server has not read yet, without waiting: "" when nothing is
+  /// waiting. `closed` (if given) says whether the client has closed its end.
+  std::string receive_now(bool* closed = nullptr) const {
+    std::string received;
+    if (closed) *closed = false;
+    char buffer[4096];
+    for (;;) {
+      const ssize_t n = ::recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT);
+      if (n > 0) {
+        received.append(buffer, static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n == 0 && closed) *closed = true;
+      return received;  // EOF, or EAGAIN: nothing more now
+    }
   }
 
  private:

@@ -269,7 +269,7 @@ TEST_CASE(
   connection.start();
   link->cb.on_resolved();
   link->cb.on_connected({ServerInfo{4242, 150020, "off"}, {}});
-  // The link's socket as a PgLink watches it while a probe waits: its callback reads the answer.
+  // The link's socket as a PgSession watches it while a probe waits: its callback reads the answer.
   SocketWatchPtr probe_socket = guarded.make_socket_watch([&](Readiness) {
     if (std::optional<ProbeDone> done = std::exchange(link->answer, std::nullopt))
       link->cb.on_probe_done(*done);

@@ -2,7 +2,8 @@
 
 /// A Session that connects itself: what a watched connection drives
 /// (health/watched_connection.hpp). It resolves, walks the target's hosts and ends up with the
-/// session it watches (pg/pg_link.hpp); unit tests script one (tests/support/scripted_link.hpp).
+/// session it watches (pg/pg_link.hpp: a host walk, pg/host_walk.hpp, that produces a session,
+/// pg/pg_session.hpp); unit tests script one (tests/support/scripted_link.hpp).
 /// The one-channel rule of health/session.hpp holds for connecting too: connect() reports later,
 /// from the loop.
 

@@ -2,7 +2,7 @@
 
 /// The I/O side of one connected, idle PostgreSQL session, seen from the code that watches it:
 /// watched connections and lent ones alike. The real one drives libpq on the Loop interface
-/// (pg/pg_link.hpp); unit tests script one to walk the watching state machines through every
+/// (pg/pg_session.hpp); unit tests script one to walk the watching state machines through every
 /// transition with a fake clock.
 ///
 /// One channel only: the methods the watcher calls never call back into it (what they learn,

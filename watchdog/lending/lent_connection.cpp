@@ -1,73 +1,52 @@
 #include "lending/lent_connection.hpp"
 
 #include <optional>
-#include <stdexcept>
+#include <string>
 
-#include "pg/pg_link.hpp"
+#include "pg/host_list.hpp"
+#include "pg/pg_session.hpp"
 
 namespace pgwd {
 namespace {
 
-/// A lent connection is connected already: PgLink's resolver is never asked.
-class NoResolver final : public Resolver {
+/// A borrowed PgSession over the loan's connection, with what it refers to (its settings and
+/// its name), which must outlive it.
+class LentSession final : public Session {
  public:
-  std::unique_ptr<Lookup> resolve(const std::string&, Done) override {
-    throw std::logic_error("a lent connection resolves nothing");
-  }
-};
-NoResolver no_resolver;
-
-LinkSettings settings_for(const LoanState& loan) {
-  LinkSettings settings;
-  HostEntry host;
-  const char* name = PQhost(loan.conn);
-  const char* port = PQport(loan.conn);
-  host.host = name ? name : "";
-  host.port = port ? port : "";
-  settings.hosts.push_back(std::move(host));
-  settings.probe_query = loan.options.probe_query;
-  return settings;
-}
-
-/// The adopted PgLink with what it refers to, which must outlive it.
-class AdoptedSession final : public Session {
- public:
-  AdoptedSession(const LoanState& loan, Loop& loop, ActivityNotes& notes,
-                 SessionCallbacks& callbacks)
+  LentSession(const LoanState& loan, Loop& loop, ActivityNotes& notes, SessionCallbacks& callbacks)
       : settings_(settings_for(loan)),
         who_{loan.options.target, static_cast<int>(loan.id)},
-        forward_(callbacks),
-        link_(settings_, loop, no_resolver, notes, who_, forward_,
-              PgLink::Adopted{loan.conn, loan.owner_receiver, loan.owner_receiver_arg}) {}
+        session_(PgSession::Borrowed{loan.conn, loan.owner_receiver, loan.owner_receiver_arg},
+                 settings_, host_of(loan.conn), loop, notes, who_, callbacks) {}
 
-  void watch_idle() override { link_.watch_idle(); }
-  Inspection inspect() override { return link_.inspect(); }
-  void probe() override { link_.probe(); }
-  void heartbeat() override { link_.heartbeat(); }
-  Arrivals take_arrivals() override { return link_.take_arrivals(); }
-  std::optional<ProbeDone> read_answer() override { return link_.read_answer(); }
-  void close() override { link_.close(); }
-  ServerInfo server_info() const override { return link_.server_info(); }
+  void watch_idle() override { session_.watch_idle(); }
+  Inspection inspect() override { return session_.inspect(); }
+  void probe() override { session_.probe(); }
+  void heartbeat() override { session_.heartbeat(); }
+  Arrivals take_arrivals() override { return session_.take_arrivals(); }
+  std::optional<ProbeDone> read_answer() override { return session_.read_answer(); }
+  void close() override { session_.close(); }
+  ServerInfo server_info() const override { return session_.server_info(); }
 
  private:
-  /// An adopted link only ever reports what an idle session does.
-  class Forward final : public LinkCallbacks {
-   public:
-    explicit Forward(SessionCallbacks& to) : to_(to) {}
-    void on_resolved() override {}
-    void on_connected(const Connected&) override {}
-    void on_connect_failed(const ConnectFailed&) override {}
-    void on_readable() override { to_.on_readable(); }
-    void on_probe_done(const ProbeDone& done) override { to_.on_probe_done(done); }
+  static SessionSettings settings_for(const LoanState& loan) {
+    SessionSettings settings;
+    settings.probe_query = loan.options.probe_query;
+    return settings;
+  }
+  /// "host:port" of the lent connection, as server_info() names it.
+  static std::string host_of(PGconn* conn) {
+    HostEntry host;
+    const char* name = PQhost(conn);
+    const char* port = PQport(conn);
+    host.host = name ? name : "";
+    host.port = port ? port : "";
+    return host.label();
+  }
 
-   private:
-    SessionCallbacks& to_;
-  };
-
-  LinkSettings settings_;
+  SessionSettings settings_;
   ConnectionRef who_;
-  Forward forward_;
-  PgLink link_;
+  PgSession session_;
 };
 
 }  // namespace
@@ -75,7 +54,7 @@ class AdoptedSession final : public Session {
 LentConnection::SessionFactory LentConnection::libpq_sessions(
     const std::shared_ptr<LoanState>& loan, ActivityNotes& notes) {
   return [loan, &notes](Loop& loop, SessionCallbacks& callbacks) -> std::unique_ptr<Session> {
-    return std::make_unique<AdoptedSession>(*loan, loop, notes, callbacks);
+    return std::make_unique<LentSession>(*loan, loop, notes, callbacks);
   };
 }
 

@@ -2,10 +2,10 @@
 
 /// \file
 /// "Run one connect attempt": PQconnectStartParams, then PQconnectPoll steps until the server
-/// says CONNECTION_OK or the attempt fails, for one host (one PGconn). PgLink asks a Connector
-/// for each host it tries; the host list walk, the host deadline, and everything after
-/// CONNECTION_OK (non-blocking mode, the role check, setup_sql, watching) stay with PgLink, on
-/// the watch loop.
+/// says CONNECTION_OK or the attempt fails, for one host (one PGconn). The HostWalk
+/// (pg/host_walk.hpp) asks a Connector for each host it tries; the host list walk, the host
+/// deadline, and everything after CONNECTION_OK (non-blocking mode, the role check, setup_sql;
+/// then the session, watched) stay on the watch loop.
 ///
 /// Two implementations:
 ///  - LoopConnector (pg/loop_connector.hpp): the attempt runs on the watch loop itself, as it
@@ -43,7 +43,7 @@ class ConnectAttempt {
  public:
   virtual ~ConnectAttempt() = default;
 
-  /// The host's deadline is due (PgLink): takes, without waiting, what has already come, so that
+  /// The host's deadline is due (HostWalk): takes, without waiting, what has already come, so that
   /// an answer that arrived in time is not declared connect_timeout only because the loop ran
   /// the deadline's timer before the socket's callback (the pass budget may decline either, and
   /// a loop never promised their order). The loop's attempt polls its socket with a zero timeout

@@ -2,9 +2,9 @@
 
 namespace pgwd {
 
-/// One opening: a PgLink that connects once and hands its connection over. Not copyable or
-/// movable (the link is registered with the loop).
-class SessionOpener::Opening final : public LinkCallbacks {
+/// One opening: a HostWalk that walks once; the session it produces hands its connection over.
+/// Not copyable or movable (the walk is registered with the loop).
+class SessionOpener::Opening final : public WalkCallbacks {
  public:
   Opening(SessionOpener& owner, std::uint64_t id, std::shared_ptr<const LinkSettings> settings,
           const std::string& target)
@@ -12,17 +12,19 @@ class SessionOpener::Opening final : public LinkCallbacks {
         id_(id),
         settings_(std::move(settings)),
         who_{target, 0},
-        link_(*settings_, owner.loop_, owner.resolver_, owner.connector_, owner.loop_, who_,
+        walk_(*settings_, owner.loop_, owner.resolver_, owner.connector_, owner.loop_, who_,
               *this) {}
   Opening(const Opening&) = delete;
   Opening& operator=(const Opening&) = delete;
 
-  void start() { link_.connect(); }
+  void start() { walk_.start(); }
 
   void on_resolved() override {}
-  void on_connected(const Connected&) override {
+  void on_connected(std::unique_ptr<PgSession> session, const Connected&) override {
+    // Kept, closed, until the opening goes: this may be the session's own callback.
+    session_ = std::move(session);
     OpenOutcome outcome;
-    outcome.conn = link_.release();
+    outcome.conn = session_->release();
     if (!outcome.conn)
       outcome.failure = {Cause::connect_failed, "", "the connection could not be handed over"};
     owner_.finished(id_, std::move(outcome));  // the last action: it destroys this opening
@@ -30,16 +32,14 @@ class SessionOpener::Opening final : public LinkCallbacks {
   void on_connect_failed(const ConnectFailed& failed) override {
     owner_.finished(id_, {nullptr, failed.failure});
   }
-  // Never asked: the link is released as soon as it connects.
-  void on_readable() override {}
-  void on_probe_done(const ProbeDone&) override {}
 
  private:
   SessionOpener& owner_;
   const std::uint64_t id_;
-  const std::shared_ptr<const LinkSettings> settings_;  // the link refers to it
-  const ConnectionRef who_;                             // the link refers to it
-  PgLink link_;
+  const std::shared_ptr<const LinkSettings> settings_;  // the walk refers to it
+  const ConnectionRef who_;                             // the walk refers to it
+  HostWalk walk_;
+  std::unique_ptr<PgSession> session_;
 };
 
 SessionOpener::SessionOpener(GuardedLoop& loop, Resolver& resolver, Connector& connector)

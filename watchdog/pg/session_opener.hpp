@@ -2,9 +2,9 @@
 
 /// \file
 /// Opening connections for an owner of their own (the pool) with the watched connections' host
-/// walk: PgLink::connect (each host resolved by the loop's Resolver, tried under its own deadline
+/// walk: a HostWalk (each host resolved by the loop's Resolver, tried under its own deadline
 /// through the watchdog's Connector, on a connector thread where there are some; its role
-/// checked; libpq's messages redacted, their SQLSTATE kept), then PgLink::release hands the
+/// checked; libpq's messages redacted, their SQLSTATE kept), then PgSession::release hands the
 /// PGconn over. Nothing here blocks, and no second copy of connecting exists.
 
 #include <atomic>
@@ -19,7 +19,7 @@
 #include "health/link.hpp"
 #include "pg/connector.hpp"
 #include "pg/handles.hpp"
-#include "pg/pg_link.hpp"
+#include "pg/host_walk.hpp"
 
 namespace pgwd {
 
