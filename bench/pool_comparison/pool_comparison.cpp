@@ -132,6 +132,9 @@ void run_terminate(const ScenarioOptions& options) {
       "%d idle connections, all terminated, then %d x (checkout, SELECT 1, give back) "
       "from %d threads:\n\n%s",
       options.idle, options.checkouts, options.threads, format_table(results).c_str());
+  std::printf("connections opened again (backends at the end):");
+  for (const auto& r : results) std::printf(" %s %d;", r.pool.c_str(), r.backends_after);
+  std::printf("\n");
   for (const auto& r : results) {
     for (const auto& e : r.first_errors) std::printf("%s saw: %s", r.pool.c_str(), e.c_str());
   }

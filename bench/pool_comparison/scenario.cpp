@@ -92,6 +92,7 @@ ScenarioResult run_after_terminate(ComparedPool& pool, const pgwd::testing::Test
   for (auto& thread : threads) thread.join();
   result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   result.statements = cluster.count_statements(application_name) - statements_before;
+  result.backends_after = static_cast<int>(cluster.backend_pids(application_name).size());
   result.extra_round_trips =
       std::max(result.statements - result.successes, pool.extra_round_trips() - pings_before);
   std::sort(latencies_us.begin(), latencies_us.end());

@@ -32,7 +32,10 @@ struct ScenarioResult {
   double checkout_mean_us = 0;
   double checkout_p50_us = 0;
   double checkout_p99_us = 0;
-  double seconds = 0;                     ///< the whole run of checkouts
+  double seconds = 0;  ///< the whole run of checkouts
+  /// The pool's backends when the checkouts ended: the connections it opened again (none of
+  /// the terminated ones is left).
+  int backends_after = 0;
   std::vector<std::string> first_errors;  ///< up to three, as users saw them
 };
 
