@@ -32,16 +32,15 @@ namespace {
 constexpr std::string_view kUsage =
     "Usage: pool_comparison [--scenario terminate|black-hole|restart|all] [--idle N[,N...]]\n"
     "                       [--checkouts N] [--threads N] [--acquires N] [--restarts N]\n"
+    "                       [--restart-acquire-timeout MS]\n"
     "  --scenario   what to run (default terminate; all: the three, in that order)\n"
     "  --idle       terminate: idle connections terminated before the checkouts, one run per\n"
     "               size (default 20)\n"
     "  --checkouts  terminate: checkouts after the terminate (default 1000)\n"
     "  --threads    terminate and restart: threads checking out (default 4)\n"
     "  --acquires   black-hole: async acquires queued, 1 ms apart (default 500)\n"
-    "  --restarts   restart: pg_ctl restart -m fast per pool (default 3)\n";
-
-// The pgwatchdog pool's acquire_timeout across restarts: longer than any restart here.
-constexpr std::chrono::seconds kRestartAcquireTimeout{30};
+    "  --restarts   restart: pg_ctl restart -m fast per pool (default 3)\n"
+    "  --restart-acquire-timeout  restart: pgwatchdog's acquire_timeout in ms (default 30000)\n";
 
 struct Arguments {
   std::string scenario = "terminate";
@@ -49,6 +48,9 @@ struct Arguments {
   ScenarioOptions terminate;
   BlackHoleOptions black_hole;
   RestartOptions restart;
+  /// The pgwatchdog pool's acquire_timeout across restarts: by default longer than any restart
+  /// here.
+  std::chrono::milliseconds restart_acquire_timeout{30000};
 };
 
 int positive(std::string_view flag, std::string_view text) {
@@ -93,6 +95,8 @@ Arguments parse(int argc, char** argv) {
       a.black_hole.acquires = positive(flag, value);
     } else if (flag == "--restarts") {
       a.restart.restarts = positive(flag, value);
+    } else if (flag == "--restart-acquire-timeout") {
+      a.restart_acquire_timeout = std::chrono::milliseconds(positive(flag, value));
     } else {
       throw std::invalid_argument("unknown flag " + std::string(flag));
     }
@@ -134,6 +138,8 @@ void run_terminate(const ScenarioOptions& options) {
       options.idle, options.checkouts, options.threads, format_table(results).c_str());
   std::printf("connections opened again (backends at the end):");
   for (const auto& r : results) std::printf(" %s %d;", r.pool.c_str(), r.backends_after);
+  std::printf("\ncheckouts over 1 ms:");
+  for (const auto& r : results) std::printf(" %s %d;", r.pool.c_str(), r.checkouts_over_1ms);
   std::printf("\n");
   for (const auto& r : results) {
     for (const auto& e : r.first_errors) std::printf("%s saw: %s", r.pool.c_str(), e.c_str());
@@ -159,7 +165,8 @@ bool run_black_hole_scenario(const BlackHoleOptions& options) {
   return true;
 }
 
-void run_restart_scenario(const RestartOptions& options) {
+void run_restart_scenario(const RestartOptions& options,
+                          std::chrono::milliseconds acquire_timeout) {
   pgwd::testing::TestCluster cluster;
   std::vector<RestartResult> results;
   {
@@ -176,7 +183,7 @@ void run_restart_scenario(const RestartOptions& options) {
     PoolOptions pool_options;
     pool_options.dsn = cluster.conninfo("rst_pgwd");
     pool_options.name = "rst_pgwd";
-    pool_options.acquire_timeout = kRestartAcquireTimeout;
+    pool_options.acquire_timeout = acquire_timeout;
     Pool pool(watchdog, pool_options);
     WatchdogPool ours(pool);
     results.push_back(run_across_restarts(ours, cluster, options));
@@ -184,10 +191,10 @@ void run_restart_scenario(const RestartOptions& options) {
   }
   std::printf(
       "\n%d x pg_ctl restart -m fast per pool, %lld ms apart, while %d threads loop "
-      "(checkout, SELECT 1, give back); pgwatchdog's acquire_timeout %lld s, a failed "
+      "(checkout, SELECT 1, give back); pgwatchdog's acquire_timeout %lld ms, a failed "
       "checkout tried again after %lld ms:\n\n%s",
       options.restarts, static_cast<long long>(options.between.count()), options.threads,
-      static_cast<long long>(kRestartAcquireTimeout.count()),
+      static_cast<long long>(acquire_timeout.count()),
       static_cast<long long>(options.retry_pause.count()), format_restart_table(results).c_str());
   std::printf(
       "pgwatchdog pool: %llu connect failures, %llu refusals while starting (57P03), "
@@ -229,7 +236,8 @@ int main(int argc, char** argv) {
     if (scenario == "black-hole" || scenario == "all") {
       skipped = !run_black_hole_scenario(arguments.black_hole);
     }
-    if (scenario == "restart" || scenario == "all") run_restart_scenario(arguments.restart);
+    if (scenario == "restart" || scenario == "all")
+      run_restart_scenario(arguments.restart, arguments.restart_acquire_timeout);
   } catch (const std::exception& error) {
     std::cerr << "pool_comparison: " << error.what() << '\n';
     return 1;

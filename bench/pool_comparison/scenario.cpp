@@ -100,6 +100,8 @@ ScenarioResult run_after_terminate(ComparedPool& pool, const pgwd::testing::Test
                                 ? 0
                                 : std::accumulate(latencies_us.begin(), latencies_us.end(), 0.0) /
                                       static_cast<double>(latencies_us.size());
+  result.checkouts_over_1ms = static_cast<int>(
+      latencies_us.end() - std::upper_bound(latencies_us.begin(), latencies_us.end(), 1000.0));
   result.checkout_p50_us = percentile(latencies_us, 0.50);
   result.checkout_p99_us = percentile(latencies_us, 0.99);
   return result;

@@ -36,6 +36,7 @@ struct ScenarioResult {
   /// The pool's backends when the checkouts ended: the connections it opened again (none of
   /// the terminated ones is left).
   int backends_after = 0;
+  int checkouts_over_1ms = 0;             ///< how many checkouts the p99 may be made of
   std::vector<std::string> first_errors;  ///< up to three, as users saw them
 };
 
