@@ -50,7 +50,9 @@ BlackHoleResult run_black_hole(const BlackHoleOptions& options) {
   // before its namespace goes).
   NetworkNamespace ns;
   pgwd::testing::TestCluster cluster(inside(ns));
-  WatchdogThread watchdog;
+  WatchdogOptions watchdog_options;
+  watchdog_options.connector_threads = options.connector_threads;
+  WatchdogThread watchdog(watchdog_options);
   ns.black_hole();
 
   PoolOptions pool_options;

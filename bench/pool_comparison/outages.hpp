@@ -32,6 +32,8 @@ struct BlackHoleOptions {
   std::chrono::milliseconds connect_timeout{5000};
   /// Each acquire's lateness is judged against this.
   std::chrono::milliseconds bound{10};
+  /// WatchdogOptions::connector_threads.
+  std::size_t connector_threads = 0;
 };
 
 struct BlackHoleResult {

@@ -32,7 +32,7 @@ namespace {
 constexpr std::string_view kUsage =
     "Usage: pool_comparison [--scenario terminate|black-hole|restart|all] [--idle N[,N...]]\n"
     "                       [--checkouts N] [--threads N] [--acquires N] [--restarts N]\n"
-    "                       [--restart-acquire-timeout MS]\n"
+    "                       [--restart-acquire-timeout MS] [--connector-threads N]\n"
     "  --scenario   what to run (default terminate; all: the three, in that order)\n"
     "  --idle       terminate: idle connections terminated before the checkouts, one run per\n"
     "               size (default 20)\n"
@@ -40,7 +40,9 @@ constexpr std::string_view kUsage =
     "  --threads    terminate and restart: threads checking out (default 4)\n"
     "  --acquires   black-hole: async acquires queued, 1 ms apart (default 500)\n"
     "  --restarts   restart: pg_ctl restart -m fast per pool (default 3)\n"
-    "  --restart-acquire-timeout  restart: pgwatchdog's acquire_timeout in ms (default 30000)\n";
+    "  --restart-acquire-timeout  restart: pgwatchdog's acquire_timeout in ms (default 30000)\n"
+    "  --connector-threads  the watchdog's connector threads (WatchdogOptions; default 0: its\n"
+    "               connects, SCRAM included, run on its watch loop)\n";
 
 struct Arguments {
   std::string scenario = "terminate";
@@ -51,7 +53,15 @@ struct Arguments {
   /// The pgwatchdog pool's acquire_timeout across restarts: by default longer than any restart
   /// here.
   std::chrono::milliseconds restart_acquire_timeout{30000};
+  /// WatchdogOptions::connector_threads of every scenario's watchdog.
+  std::size_t connector_threads = 0;
 };
+
+WatchdogOptions watchdog_options(std::size_t connector_threads) {
+  WatchdogOptions options;
+  options.connector_threads = connector_threads;
+  return options;
+}
 
 int positive(std::string_view flag, std::string_view text) {
   const std::string copy(text);
@@ -97,6 +107,9 @@ Arguments parse(int argc, char** argv) {
       a.restart.restarts = positive(flag, value);
     } else if (flag == "--restart-acquire-timeout") {
       a.restart_acquire_timeout = std::chrono::milliseconds(positive(flag, value));
+    } else if (flag == "--connector-threads") {
+      a.connector_threads = static_cast<std::size_t>(positive(flag, value));
+      a.black_hole.connector_threads = a.connector_threads;
     } else {
       throw std::invalid_argument("unknown flag " + std::string(flag));
     }
@@ -104,7 +117,7 @@ Arguments parse(int argc, char** argv) {
   return a;
 }
 
-void run_terminate(const ScenarioOptions& options) {
+void run_terminate(const ScenarioOptions& options, std::size_t connector_threads) {
   pgwd::testing::TestCluster cluster;
   std::vector<ScenarioResult> results;
   {
@@ -116,7 +129,7 @@ void run_terminate(const ScenarioOptions& options) {
     results.push_back(run_after_terminate(pinging, cluster, "cmp_ping", options));
   }
   {
-    WatchdogThread watchdog;
+    WatchdogThread watchdog(watchdog_options(connector_threads));
     PoolOptions pool_options;
     pool_options.dsn = cluster.conninfo("cmp_pgwd");
     pool_options.name = "cmp_pgwd";
@@ -165,8 +178,8 @@ bool run_black_hole_scenario(const BlackHoleOptions& options) {
   return true;
 }
 
-void run_restart_scenario(const RestartOptions& options,
-                          std::chrono::milliseconds acquire_timeout) {
+void run_restart_scenario(const RestartOptions& options, std::chrono::milliseconds acquire_timeout,
+                          std::size_t connector_threads) {
   pgwd::testing::TestCluster cluster;
   std::vector<RestartResult> results;
   {
@@ -179,7 +192,7 @@ void run_restart_scenario(const RestartOptions& options,
   }
   PoolStats stats;
   {
-    WatchdogThread watchdog;
+    WatchdogThread watchdog(watchdog_options(connector_threads));
     PoolOptions pool_options;
     pool_options.dsn = cluster.conninfo("rst_pgwd");
     pool_options.name = "rst_pgwd";
@@ -225,19 +238,24 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("pool_comparison"));
   const std::string& scenario = arguments.scenario;
   bool skipped = false;
+  if (arguments.connector_threads > 0) {
+    std::printf("The watchdog's connects run on %zu connector threads (not its watch loop).\n",
+                arguments.connector_threads);
+  }
   try {
     if (scenario == "terminate" || scenario == "all") {
       for (const int idle : arguments.idle_sizes) {
         ScenarioOptions options = arguments.terminate;
         options.idle = idle;
-        run_terminate(options);
+        run_terminate(options, arguments.connector_threads);
       }
     }
     if (scenario == "black-hole" || scenario == "all") {
       skipped = !run_black_hole_scenario(arguments.black_hole);
     }
     if (scenario == "restart" || scenario == "all")
-      run_restart_scenario(arguments.restart, arguments.restart_acquire_timeout);
+      run_restart_scenario(arguments.restart, arguments.restart_acquire_timeout,
+                           arguments.connector_threads);
   } catch (const std::exception& error) {
     std::cerr << "pool_comparison: " << error.what() << '\n';
     return 1;
