@@ -37,13 +37,13 @@ void terminate_all(const pgwd::testing::TestCluster& cluster, const std::string&
   }
 }
 
-double percentile(std::vector<double>& sorted, double p) {
+}  // namespace
+
+double percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
   const auto at = static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1));
   return sorted[at];
 }
-
-}  // namespace
 
 ScenarioResult run_after_terminate(ComparedPool& pool, const pgwd::testing::TestCluster& cluster,
                                    const std::string& application_name,
@@ -60,7 +60,8 @@ ScenarioResult run_after_terminate(ComparedPool& pool, const pgwd::testing::Test
   const auto started = Clock::now();
   std::vector<std::thread> threads;
   for (int t = 0; t < options.threads; ++t) {
-    const int share = options.checkouts / options.threads + (t < options.checkouts % options.threads);
+    const int share =
+        options.checkouts / options.threads + (t < options.checkouts % options.threads);
     threads.emplace_back([&, share] {
       std::vector<double> mine;
       int errors = 0;
@@ -91,12 +92,16 @@ ScenarioResult run_after_terminate(ComparedPool& pool, const pgwd::testing::Test
   for (auto& thread : threads) thread.join();
   result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   result.statements = cluster.count_statements(application_name) - statements_before;
-  result.extra_round_trips = std::max(result.statements - result.successes,
-                                      pool.extra_round_trips() - pings_before);
+  result.backends_after = static_cast<int>(cluster.backend_pids(application_name).size());
+  result.extra_round_trips =
+      std::max(result.statements - result.successes, pool.extra_round_trips() - pings_before);
   std::sort(latencies_us.begin(), latencies_us.end());
-  result.checkout_mean_us = latencies_us.empty() ? 0
-      : std::accumulate(latencies_us.begin(), latencies_us.end(), 0.0) /
-            static_cast<double>(latencies_us.size());
+  result.checkout_mean_us = latencies_us.empty()
+                                ? 0
+                                : std::accumulate(latencies_us.begin(), latencies_us.end(), 0.0) /
+                                      static_cast<double>(latencies_us.size());
+  result.checkouts_over_1ms = static_cast<int>(
+      latencies_us.end() - std::upper_bound(latencies_us.begin(), latencies_us.end(), 1000.0));
   result.checkout_p50_us = percentile(latencies_us, 0.50);
   result.checkout_p99_us = percentile(latencies_us, 0.99);
   return result;

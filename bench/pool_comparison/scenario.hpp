@@ -25,14 +25,18 @@ struct ScenarioOptions {
 
 struct ScenarioResult {
   std::string pool;
-  int errors = 0;              ///< SELECT 1 that failed: what the pool's users see
+  int errors = 0;  ///< SELECT 1 that failed: what the pool's users see
   int successes = 0;
-  int statements = 0;          ///< statements of the pool's sessions in the server's log
-  int extra_round_trips = 0;   ///< statements beyond the users' own successful SELECT 1
+  int statements = 0;         ///< statements of the pool's sessions in the server's log
+  int extra_round_trips = 0;  ///< statements beyond the users' own successful SELECT 1
   double checkout_mean_us = 0;
   double checkout_p50_us = 0;
   double checkout_p99_us = 0;
-  double seconds = 0;          ///< the whole run of checkouts
+  double seconds = 0;  ///< the whole run of checkouts
+  /// The pool's backends when the checkouts ended: the connections it opened again (none of
+  /// the terminated ones is left).
+  int backends_after = 0;
+  int checkouts_over_1ms = 0;             ///< how many checkouts the p99 may be made of
   std::vector<std::string> first_errors;  ///< up to three, as users saw them
 };
 
@@ -41,6 +45,9 @@ struct ScenarioResult {
 ScenarioResult run_after_terminate(ComparedPool& pool, const pgwd::testing::TestCluster& cluster,
                                    const std::string& application_name,
                                    const ScenarioOptions& options = {});
+
+/// The value at fraction `p` (0..1) of an ascending vector (the nearest rank below); 0 if empty.
+double percentile(const std::vector<double>& sorted, double p);
 
 /// The table the bench prints (and the README shows).
 std::string format_table(const std::vector<ScenarioResult>& results);
