@@ -1162,7 +1162,7 @@ class Soak:
         stable = [t for t in self.targets if not t.startswith("x")]
         # The log's lines logged before the final scrape began are in its counters; those logged
         # while it ran may be; later ones are not (the daemon runs on until it is stopped).
-        began, ended = getattr(self, "final_window", (float("inf"), float("inf")))
+        began, ended = self.final_window
 
         def logged(events, target):
             return (sum(1 for e in events if e[1] == target and e[0] < began),

@@ -62,9 +62,6 @@ class IdleWatch final : public SessionCallbacks {
   /// The owner closes the session. Idempotent.
   void stop();
 
-  /// A probe or heartbeat is waiting for its answer.
-  bool probing() const noexcept { return phase_ == Phase::probing; }
-
   // SessionCallbacks, from the watched session's loop callbacks.
   void on_readable() override;
   void on_probe_done(const ProbeDone& done) override;
