@@ -153,7 +153,12 @@ void run_terminate(const ScenarioOptions& options, std::size_t connector_threads
   for (const auto& r : results) std::printf(" %s %d;", r.pool.c_str(), r.backends_after);
   std::printf("\ncheckouts over 1 ms:");
   for (const auto& r : results) std::printf(" %s %d;", r.pool.c_str(), r.checkouts_over_1ms);
-  std::printf("\n");
+  std::printf("\nthe 12 slowest checkouts (us; the p99 is the 10th):\n");
+  for (const auto& r : results) {
+    std::printf("  %s:", r.pool.c_str());
+    for (const double us : r.slowest_us) std::printf(" %.0f", us);
+    std::printf("\n");
+  }
   for (const auto& r : results) {
     for (const auto& e : r.first_errors) std::printf("%s saw: %s", r.pool.c_str(), e.c_str());
   }

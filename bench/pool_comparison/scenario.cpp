@@ -28,10 +28,19 @@ void fill(ComparedPool& pool, int count) {
   }
 }
 
+/// Terminates the pool's backends and waits until they have exited. Only those: pgwd::Pool
+/// opens replacements, under the same application_name, as soon as it reads the deaths.
 void terminate_all(const pgwd::testing::TestCluster& cluster, const std::string& application) {
+  const std::vector<int> terminated = cluster.backend_pids(application);
   cluster.terminate_backends(application);
+  const auto any_left = [&] {
+    const std::vector<int> now = cluster.backend_pids(application);
+    return std::any_of(terminated.begin(), terminated.end(), [&](int pid) {
+      return std::find(now.begin(), now.end(), pid) != now.end();
+    });
+  };
   const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (!cluster.backend_pids(application).empty()) {
+  while (any_left()) {
     if (Clock::now() > deadline) throw std::runtime_error("terminated backends did not exit");
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -102,6 +111,10 @@ ScenarioResult run_after_terminate(ComparedPool& pool, const pgwd::testing::Test
                                       static_cast<double>(latencies_us.size());
   result.checkouts_over_1ms = static_cast<int>(
       latencies_us.end() - std::upper_bound(latencies_us.begin(), latencies_us.end(), 1000.0));
+  result.slowest_us.assign(
+      latencies_us.rbegin(),
+      latencies_us.rbegin() +
+          static_cast<std::ptrdiff_t>(std::min<std::size_t>(12, latencies_us.size())));
   result.checkout_p50_us = percentile(latencies_us, 0.50);
   result.checkout_p99_us = percentile(latencies_us, 0.99);
   return result;

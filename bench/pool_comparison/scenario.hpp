@@ -36,7 +36,9 @@ struct ScenarioResult {
   /// The pool's backends when the checkouts ended: the connections it opened again (none of
   /// the terminated ones is left).
   int backends_after = 0;
-  int checkouts_over_1ms = 0;             ///< how many checkouts the p99 may be made of
+  int checkouts_over_1ms = 0;  ///< how many checkouts the p99 may be made of
+  /// The 12 slowest checkouts, slowest first (the p99 of 1000 is the 10th): what it is made of.
+  std::vector<double> slowest_us;
   std::vector<std::string> first_errors;  ///< up to three, as users saw them
 };
 

@@ -68,8 +68,11 @@ struct PoolOptions {
   std::string name;
   /// Connections at most (idle + in use + being opened). At least 1.
   std::size_t max_size = 10;
-  /// Idle connections kept open (opened in the background at start and after losses). At most
-  /// max_size.
+  /// Idle connections kept open from the start (opened in the background). At most max_size.
+  /// Whatever min_idle says, a connection lost to the server (a death, the server gone, a
+  /// connection broken on return) or retired by max_lifetime is opened again in the
+  /// background: the pool keeps the size its use gave it. One closed on purpose (discard(), a
+  /// lend the watchdog refused, the pool closing) is not.
   std::size_t min_idle = 0;
   /// How long acquire() waits for a connection before it throws PoolTimeout. At least 1 ms.
   std::chrono::milliseconds acquire_timeout{5000};

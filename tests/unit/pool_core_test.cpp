@@ -206,6 +206,95 @@ TEST_CASE("pool core: several openings at once up to max_concurrent_opens") {
   CHECK(f.core->stats().in_use == 5);
 }
 
+/// Two idle connections, lent: their waiters timed out before the openings succeeded.
+void two_idle(CoreFixture& f) {
+  f.acquire_async();
+  f.acquire_async();
+  f.after(0ms);
+  REQUIRE(f.opens.in_flight() == 2);
+  f.after(100ms);  // acquire_timeout: nobody waits for them now
+  f.opens.succeed();
+  f.opens.succeed();
+  f.after(0ms);
+  REQUIRE(f.core->stats().idle == 2);
+}
+
+TEST_CASE("pool core: connections lost while idle are opened again though nobody waits") {
+  PoolOptions o = options_for(4, 100ms);
+  o.max_concurrent_opens = 4;
+  CoreFixture f(o);
+  f.lending = true;
+  two_idle(f);
+  REQUIRE(f.opens.started() == 2);
+
+  LoanDeath death;
+  death.cause = Cause::server_shutdown;
+  death.sqlstate = "57P01";
+  f.lent[0].on_death(death);
+  CHECK(f.core->stats().idle == 1);
+  f.after(0ms);
+  CHECK(f.opens.in_flight() == 1);  // the replacement, with no waiter and min_idle 0
+  f.opens.succeed();
+  f.after(0ms);
+  CHECK(f.core->stats().idle == 2);
+
+  ServerLost lost;
+  lost.target = "unit_pool";
+  lost.reason = "every lent connection died";
+  lost.evidence_at = std::chrono::steady_clock::now();
+  f.lent.back().on_server_lost(lost);
+  CHECK(f.core->stats().idle == 0);
+  f.after(0ms);
+  CHECK(f.opens.in_flight() == 2);  // both at once
+  f.opens.succeed();
+  f.opens.succeed();
+  f.after(0ms);
+  CHECK(f.core->stats().idle == 2);
+  // Owed no more: the pool is back at its size and opens nothing else.
+  f.after(1s);
+  CHECK(f.opens.started() == 5);
+  CHECK(f.opens.in_flight() == 0);
+}
+
+TEST_CASE("pool core: a replacement owed waits out a failed opening and its backoff") {
+  PoolOptions o = options_for(4, 100ms);
+  o.backoff_initial = 200ms;
+  o.backoff_max = 200ms;
+  CoreFixture f(o);
+  f.lending = true;
+  two_idle(f);
+  LoanDeath death;
+  death.cause = Cause::server_shutdown;
+  f.lent[1].on_death(death);
+  f.after(0ms);
+  REQUIRE(f.opens.in_flight() == 1);
+  f.opens.fail(Cause::connect_failed, "", "connection refused");
+  f.after(0ms);
+  CHECK(f.opens.in_flight() == 0);
+  f.after(100ms);
+  CHECK(f.opens.in_flight() == 0);  // backing off (200 ms, jittered: not before half)
+  f.after(300ms);
+  CHECK(f.opens.in_flight() == 1);  // still owed: tried again
+  f.opens.succeed();
+  f.after(0ms);
+  CHECK(f.core->stats().idle == 2);
+  f.after(1s);
+  CHECK(f.opens.in_flight() == 0);
+}
+
+TEST_CASE("pool core: a connection the watchdog would not take is not opened again") {
+  PoolOptions o = options_for(4, 100ms);
+  CoreFixture f(o);  // lending off: every lend is refused
+  f.acquire_async();
+  f.after(0ms);
+  f.after(100ms);
+  f.opens.succeed();  // nobody waits: lent, refused, closed
+  f.after(0ms);
+  CHECK(f.core->stats().replaced == 1);
+  f.after(1s);
+  CHECK(f.opens.started() == 1);  // no loop of openings the watchdog refuses
+}
+
 TEST_CASE("pool core: max_size bounds the openings too") {
   PoolOptions o = options_for(2, 5s);
   o.max_concurrent_opens = 4;

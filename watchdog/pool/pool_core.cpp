@@ -326,7 +326,7 @@ std::size_t PoolCore::deficit_locked() const {
   // idle at max_size 2). One whose probe is in flight is free again when the probe ends.
   const std::size_t waiting = sync_waiters_ + async_waiters_.size();
   const std::size_t unserved = waiting > idle_.size() ? waiting - idle_.size() : 0;
-  const std::size_t wanted = std::max(short_of_min_idle, unserved);
+  const std::size_t wanted = std::max({short_of_min_idle, unserved, owed_replacements_});
   if (wanted <= opening_) return 0;
   return std::min(wanted - opening_, options_.max_size - total);
 }
@@ -345,6 +345,13 @@ void PoolCore::doom_locked(std::unique_ptr<PooledConnection> connection, std::st
 void PoolCore::count_closed_locked(std::string_view cause) {
   ++counters_.replaced;
   metrics_.count_replaced(cause);
+  // Lost rather than let go: the server's causes (a death, "server_lost", "closed", "broken",
+  // "rollback_failed") and age. A connection the user discarded, one the watchdog would not
+  // take, or one closed because the watchdog or the pool is going away is not reopened.
+  const bool let_go = cause == "discarded" || cause == "lend_refused" ||
+                      cause == "watchdog_stopped" || cause == "pool_closed";
+  if (!let_go && !stopping_)
+    owed_replacements_ = std::min(owed_replacements_ + 1, options_.max_size);
 }
 
 std::string PoolCore::timeout_message_locked(std::chrono::nanoseconds waited) const {

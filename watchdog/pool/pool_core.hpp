@@ -100,10 +100,13 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   /// A lent connection's probe answered (the watchdog's thread): wakes whoever waits for one.
   void on_probe_end();
   bool expired(const PooledConnection& connection, Clock::time_point now) const;
-  /// Connections to open now: enough for the waiters and min_idle, within max_size.
+  /// Connections to open now: enough for the waiters, min_idle and the losses owed a
+  /// replacement, within max_size.
   std::size_t deficit_locked() const;
   void publish_sizes_locked();
   std::string timeout_message_locked(std::chrono::nanoseconds waited) const;
+  /// Counts a connection closed for `cause` and, if that was a loss (see below), owes the pool
+  /// a replacement.
   void count_closed_locked(std::string_view cause);
   /// Out of use for `cause` (counted now): the housekeeper takes it back and closes it.
   void doom_locked(std::unique_ptr<PooledConnection> connection, std::string cause);
@@ -148,6 +151,12 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::size_t in_use_ = 0;   // leased
   std::size_t opening_ = 0;  // openings in flight (openings_ and finished_opens_)
   std::size_t sync_waiters_ = 0;
+  /// Connections lost to the server or to max_lifetime, not opened again yet. The pool keeps
+  /// the size its use gave it: a pool whose 80 connections' backends were terminated starts
+  /// opening 80 again at once, rather than only when the next burst asks, which then waits for
+  /// the openings (bench/pool_comparison: the checkout p99 after a mass terminate). Closed on
+  /// purpose (discard(), the pool closing, a refused lend) owes nothing.
+  std::size_t owed_replacements_ = 0;
   std::uint64_t probe_ends_ = 0;  // probes of lent connections that answered, so far
   // The housekeeper's last checkout for an async waiter found only busy connections when
   // probe_ends_ was this; kNothingBusy otherwise. It looks again once probe_ends_ moves on.

@@ -83,6 +83,7 @@ void PoolCore::take_opened_locked(std::unique_lock<std::mutex>& lock, Clock::tim
   backoff_.reset();
   server_starting_ = false;
   last_connect_error_.clear();
+  if (owed_replacements_ > 0) --owed_replacements_;
   ++live_;
   auto connection = std::make_unique<PooledConnection>();
   connection->connection = std::move(outcome.conn);
