@@ -77,7 +77,7 @@ struct TakenBack {
   std::optional<LoanDeath> death;                ///< set when dead
   bool activity = false;                         ///< the socket woke up while lent
   std::vector<LentNotification> notifications;   ///< NOTIFYs read while lent, in order
-  int probes = 0;                                ///< probes sent while lent
+  int probes = 0;                                ///< round trips while lent: probes, heartbeats
   std::chrono::nanoseconds lent_for{0};
 };
 
@@ -103,8 +103,16 @@ struct LendOptions {
   /// Sent only when the socket woke up and what came does not settle it.
   std::string probe_query = "SELECT 1";
   std::chrono::milliseconds probe_timeout{5000};
-  /// Probe after this much silence; zero (the default): never.
+  /// After this much silence, one round trip bounded by probe_timeout (zero, the default:
+  /// never). It is no statement: a lone Sync (libpq pipeline mode, entered and left within the
+  /// round trip; PostgreSQL 14+), which the server neither logs nor counts, so a lent
+  /// connection's heartbeat adds nothing to `log_statement = all` or pg_stat_statements. Before
+  /// PostgreSQL 14 it is `SELECT pg_is_in_recovery()`. A take-back while it is in flight is
+  /// `busy`, as for a probe.
   std::chrono::milliseconds heartbeat{0};
+  /// Empty (default): the heartbeat is the lone Sync above. Otherwise the heartbeat sends this
+  /// statement instead (a check that must touch a table, say), logged and counted like any.
+  std::string heartbeat_query;
   /// Called once, on the watchdog's thread, when the connection is found dead while lent.
   std::function<void(const LoanDeath&)> on_death;
   /// Called on the watchdog's thread when the target's server as a whole went away. The

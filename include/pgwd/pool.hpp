@@ -83,10 +83,11 @@ struct PoolOptions {
   /// the ROLLBACK gets no answer within this, the connection is discarded instead.
   std::chrono::milliseconds rollback_timeout{2000};
   /// Passed to LendOptions: the probe sent only when what arrived does not settle it, its
-  /// deadline, and an optional heartbeat while idle.
+  /// deadline, and an optional heartbeat while idle (no statement unless heartbeat_query).
   std::string probe_query = "SELECT 1";
   std::chrono::milliseconds probe_timeout{5000};
   std::chrono::milliseconds heartbeat{0};
+  std::string heartbeat_query;
   /// Deadline of each host of an opening (name lookup, TCP, TLS, authentication), kept by the
   /// watchdog's loop whatever the DSN says: a host that does not answer (a black hole) fails
   /// after this, and the next host of the DSN is tried. At least 1 ms.

@@ -265,6 +265,43 @@ TEST_SUITE("thread") {
     CHECK(owned.usable());
   }
 
+  TEST_CASE(
+      "lending: the heartbeat is no statement - the server logs none where it logs the owner's "
+      "own - and the connection comes back as it was lent") {
+    TestCluster cluster;
+    WatchdogThread w(WatchdogOptions{.logger = quiet_logger()});
+    Heard heard;
+    OwnedConn owned(cluster.conninfo("lend_beat"));
+    owned.exec("LISTEN control");  // positive control: a statement the server log shows
+    const int pid = PQbackendPID(owned.conn);
+    LendOptions options = heard.options("pool");
+    options.heartbeat = 20ms;
+    Loan loan = w.lend(owned.conn, options);
+    const auto seen = [&](LoanVerdict verdict) {
+      const auto deadline = Clock::now() + 10s;
+      while (loan.peek() != verdict && Clock::now() < deadline) std::this_thread::yield();
+      return loan.peek() == verdict;
+    };
+    // Three heartbeats caught in flight: each waits on the stopped backend until it resumes.
+    for (int i = 0; i < 3; ++i) {
+      cluster.pause_backend(pid);
+      REQUIRE(seen(LoanVerdict::busy));
+      cluster.resume_backend(pid);
+      REQUIRE(seen(LoanVerdict::alive));
+    }
+    const TakenBack back = loan.take_back();
+    CHECK(back.verdict == LoanVerdict::alive);
+    CHECK(back.probes >= 3);
+    CHECK(heard.deaths.empty());
+    // The pipeline mode of the lone Sync was left within each round trip, and the owner's
+    // blocking mode is restored.
+    CHECK(PQpipelineStatus(owned.conn) == PQ_PIPELINE_OFF);
+    CHECK(PQisnonblocking(owned.conn) == 0);
+    CHECK(owned.usable());
+    // The LISTEN and usable()'s SELECT 1: nothing from the heartbeats.
+    CHECK(cluster.count_statements("lend_beat") == 2);
+  }
+
   TEST_CASE("lending: a probe without an answer within probe_timeout is a death") {
     TestCluster cluster;
     WatchdogThread w(WatchdogOptions{.logger = quiet_logger()});

@@ -338,11 +338,11 @@ TEST_CASE_FIXTURE(PoolFixture,
                   "flight wakes when the probe answers - it does not poll") {
   PoolOptions o = options("pool_probe_end", 1);
   o.min_idle = 1;
-  // The heartbeat of the idle connection is a probe that takes two seconds to answer: the
+  // The heartbeat of the idle connection is a statement that takes two seconds to answer: the
   // acquire below must land while one is in flight, however late this thread runs after seeing
   // it (half a second was once too short a window on a loaded machine).
   o.heartbeat = 300ms;
-  o.probe_query = "SELECT pg_sleep(2)";
+  o.heartbeat_query = "SELECT pg_sleep(2)";
   Pool pool(watchdog, o);
   REQUIRE(eventually([&] { return pool.stats().idle == 1; }, 10s));
   const std::unique_ptr<PGconn, decltype(&PQfinish)> observer(

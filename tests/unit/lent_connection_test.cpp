@@ -193,24 +193,26 @@ TEST_CASE_FIXTURE(LentFixture,
 }
 
 TEST_CASE_FIXTURE(LentFixture,
-                  "lent connection: the heartbeat probes after its silence and a "
-                  "wake-up that something explains starts the silence again") {
+                  "lent connection: the heartbeat (the session's - no probe query) comes after "
+                  "its silence and a wake-up that something explains starts the silence again") {
   loan->options.heartbeat = 100ms;
   lend();
   fake.advance(60ms);
   wake(explained_by_notify());
   fake.advance(60ms);  // 120 ms after the loan, 60 ms after the wake-up
-  CHECK(count("probe") == 0);
+  CHECK(count("heartbeat") == 0);
   fake.advance(40ms);
-  CHECK(count("probe") == 1);
+  CHECK(count("heartbeat") == 1);
+  CHECK(count("probe") == 0);
   CHECK(phase() == LoanState::Phase::probing);
   CHECK(loan->probes == 1);
   // No second heartbeat while the first waits for its answer.
   fake.advance(200ms);
-  CHECK(count("probe") == 1);
+  CHECK(count("heartbeat") == 1);
   answer({});
   fake.advance(100ms);
-  CHECK(count("probe") == 2);
+  CHECK(count("heartbeat") == 2);
+  CHECK(count("probe") == 0);
 }
 
 TEST_CASE_FIXTURE(LentFixture,

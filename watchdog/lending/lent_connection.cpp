@@ -32,6 +32,7 @@ class LentSession final : public Session {
   static SessionSettings settings_for(const LoanState& loan) {
     SessionSettings settings;
     settings.probe_query = loan.options.probe_query;
+    settings.heartbeat_query = loan.options.heartbeat_query;
     return settings;
   }
   /// "host:port" of the lent connection, as server_info() names it.
@@ -66,7 +67,7 @@ LentConnection::LentConnection(std::shared_ptr<LoanState> loan, Loop& loop, Uniq
       probe_ended_(std::move(probe_ended)),
       loop_(loop, *loan_, PQsocket(loan_->conn), std::move(duplicate)),
       idle_(loop_, loan_->options.probe_timeout, *this),
-      heartbeat_(loop_.make_timer([this] { idle_.probe(false); })) {}
+      heartbeat_(loop_.make_timer([this] { idle_.probe(/*heartbeat=*/true); })) {}
 
 LentConnection::~LentConnection() {
   // Lets go without touching the connection: it may be its owner's again by now. close()

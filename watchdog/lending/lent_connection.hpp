@@ -13,9 +13,9 @@ namespace pgwd {
 
 /// The loop's side of one loan: watches a lent connection with the IdleWatch the watchdog's own
 /// connections use (health/idle_watch.hpp: idle, nothing sent; a wake-up read first, probed only
-/// if that does not settle it; a heartbeat probe after LendOptions::heartbeat of silence), but it
-/// never connects or reconnects: a lent connection lives until it dies or is taken back, and is
-/// never closed here.
+/// if that does not settle it; after LendOptions::heartbeat of silence the session's heartbeat,
+/// a lone Sync unless heartbeat_query), but it never connects or reconnects: a lent connection
+/// lives until it dies or is taken back, and is never closed here.
 ///
 /// Every callback runs through a LoanLoop, holding the loan's mutex and only while the loan is
 /// the loop's. What it finds it writes into the LoanState; a death it also hands to `died`, and

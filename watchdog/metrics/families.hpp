@@ -89,8 +89,10 @@ inline constexpr Family lent_take_backs{19, "pgwatchdog_lent_take_backs_total",
                                         "Take-backs of lent connections, by target and verdict "
                                         "(alive, dead, busy, watchdog_stopped)",
                                         counter};
-inline constexpr Family lent_probes{20, "pgwatchdog_lent_probes_total",
-                                    "Probe queries sent on lent connections, by target", counter};
+inline constexpr Family lent_probes{
+    20, "pgwatchdog_lent_probes_total",
+    "Round trips made on lent connections (probes and heartbeats), by target, counted at take-back",
+    counter};
 inline constexpr Family lent_notifications{21, "pgwatchdog_lent_notifications_total",
                                            "NOTIFY messages read on lent connections and handed "
                                            "back with the take-back verdict, by target",

@@ -253,6 +253,7 @@ LendOptions PoolCore::lend_options(std::uint64_t id) {
   lend.probe_query = options_.probe_query;
   lend.probe_timeout = options_.probe_timeout;
   lend.heartbeat = options_.heartbeat;
+  lend.heartbeat_query = options_.heartbeat_query;
   // The callbacks hold the core weakly: a death reported after the pool is gone is dropped.
   std::weak_ptr<PoolCore> weak = weak_from_this();
   lend.on_death = [weak, id](const LoanDeath& death) {
