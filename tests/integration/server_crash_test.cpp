@@ -30,7 +30,11 @@ void kill_9(int pid) {
 }
 
 // After a postmaster's kill -9 its children exit on their own when they notice; until the last
-// one has, a new postmaster refuses the old shared memory. Retried, not timed.
+// one has, a new postmaster refuses the old shared memory. And until init reaps the killed
+// postmaster (pg_ctl's child, orphaned), its zombie keeps the PID in postmaster.pid alive, so
+// pg_ctl refuses to start ("lock file already exists"; seen when the start waited only for
+// every child's exit on pidfds). No event says when someone else reaps a process: retried, not
+// timed.
 void start_again(pgwd::testing::TestCluster& cluster) {
   for (int attempt = 1;; ++attempt) {
     try {
