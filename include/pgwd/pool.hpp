@@ -93,7 +93,8 @@ struct PoolOptions {
   /// after this, and the next host of the DSN is tried. At least 1 ms.
   std::chrono::milliseconds connect_timeout{5000};
   /// Connections being opened at once, at most (at least 1): after a mass loss the pool
-  /// reopens this many in parallel, without waiting for each in turn.
+  /// reopens this many in parallel, without waiting for each in turn. After a failed opening
+  /// (refused, 57P03, a timeout) one at a time, until one succeeds.
   std::size_t max_concurrent_opens = 4;
   /// Delay between failed connect attempts: doubles from initial to max, with jitter. Also how
   /// long the pool waits before trying again a server that says it is starting up (57P03),

@@ -219,6 +219,15 @@ void two_idle(CoreFixture& f) {
   REQUIRE(f.core->stats().idle == 2);
 }
 
+/// The watchdog tells the pool its server went away, with evidence newer than every lend.
+void lose_server(CoreFixture& f) {
+  ServerLost lost;
+  lost.target = "unit_pool";
+  lost.reason = "every lent connection died";
+  lost.evidence_at = std::chrono::steady_clock::now();
+  f.lent.back().on_server_lost(lost);
+}
+
 TEST_CASE("pool core: connections lost while idle are opened again though nobody waits") {
   PoolOptions o = options_for(4, 100ms);
   o.max_concurrent_opens = 4;
@@ -238,11 +247,7 @@ TEST_CASE("pool core: connections lost while idle are opened again though nobody
   f.after(0ms);
   CHECK(f.core->stats().idle == 2);
 
-  ServerLost lost;
-  lost.target = "unit_pool";
-  lost.reason = "every lent connection died";
-  lost.evidence_at = std::chrono::steady_clock::now();
-  f.lent.back().on_server_lost(lost);
+  lose_server(f);
   CHECK(f.core->stats().idle == 0);
   f.after(0ms);
   CHECK(f.opens.in_flight() == 2);  // both at once
@@ -302,6 +307,40 @@ TEST_CASE("pool core: max_size bounds the openings too") {
   for (int i = 0; i < 4; ++i) f.acquire_async();
   f.after(0ms);
   CHECK(f.opens.in_flight() == 2);
+}
+
+TEST_CASE(
+    "pool core: after a failed opening one opening at a time - a scout - and all at once again "
+    "when it succeeds") {
+  PoolOptions o = options_for(8, 100ms);
+  o.max_concurrent_opens = 4;
+  o.backoff_initial = 100ms;
+  o.backoff_max = 100ms;
+  CoreFixture f(o);
+  f.lending = true;
+  two_idle(f);
+  lose_server(f);
+  f.after(0ms);
+  REQUIRE(f.opens.in_flight() == 2);  // both replacements at once: nothing failed yet
+  f.opens.fail(Cause::cannot_connect_now, "57P03", "the database system is starting up");
+  f.opens.fail(Cause::cannot_connect_now, "57P03", "the database system is starting up");
+  f.after(0ms);
+  CHECK(f.opens.in_flight() == 0);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    f.after(100ms);
+    CHECK(f.opens.in_flight() == 1);  // the scout alone, though two are owed
+    f.opens.fail(Cause::cannot_connect_now, "57P03", "the database system is starting up");
+    f.after(0ms);
+  }
+  f.after(100ms);
+  REQUIRE(f.opens.in_flight() == 1);
+  f.opens.succeed();  // the server takes connections again: the other one starts at once
+  f.after(0ms);
+  CHECK(f.opens.in_flight() == 1);
+  f.opens.succeed();
+  f.after(0ms);
+  CHECK(f.core->stats().idle == 2);
+  CHECK(f.opens.in_flight() == 0);
 }
 
 TEST_CASE("pool core: a server starting up (57P03) is waited out and not counted as a failure") {

@@ -116,6 +116,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   /// Everything due now, one thing at a time (the lock is let go around calls out); returns
   /// when something is next due.
   Clock::time_point housekeep_locked(std::unique_lock<std::mutex>& lock);
+  /// Openings allowed in flight now: max_concurrent_opens, or one (a scout) since an opening
+  /// failed, until one succeeds.
+  std::size_t concurrent_opens_locked() const;
   /// Starts an opening (parts_.open): returns at once; its outcome comes to opened().
   void start_opening_locked(std::unique_lock<std::mutex>& lock);
   /// An opening's outcome, on whichever thread it comes: queued for the housekeeper.
@@ -167,6 +170,11 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   Clock::time_point retry_connect_at_{};
   std::string last_connect_error_;
   bool server_starting_ = false;  // the last opening got 57P03 (logged once per wait)
+  /// An opening failed (refused, 57P03, a timeout...) and none has succeeded since: one opening
+  /// at a time, a scout, until the server answers again. Every replacement owed after a restart
+  /// (and every waiter) would otherwise knock max_concurrent_opens at a time on a server that is
+  /// starting up, each costing it a backend that says 57P03, in every pool of a fleet.
+  bool scouting_ = false;
   PoolStats counters_;            // the cumulative fields only
   SystemRandom random_;
   Backoff backoff_;

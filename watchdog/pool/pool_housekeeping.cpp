@@ -1,11 +1,12 @@
 // The pool's own thread: everything that must not run on the watchdog's loop nor on a caller's
 // thread, and nothing that waits for a server. It starts openings, at most max_concurrent_opens
-// at once, which the watchdog's loop carries out without blocking (WatchdogInternals::
-// open_function: the watched connections' host walk), and takes their outcomes, with backoff
-// after failures and a plain wait while the server starts up (57P03); it takes back and closes
-// the connections the watchdog found dead (take-back may wait for a probe in flight; PQfinish
-// writes to the socket); it retires idle connections past max_lifetime; and it completes
-// asynchronous acquires at their deadline, the one it sleeps until.
+// at once (one after a failure, until one succeeds), which the watchdog's loop carries out
+// without blocking (WatchdogInternals::open_function: the watched connections' host walk), and
+// takes their outcomes, with backoff after failures and a plain wait while the server starts
+// up (57P03); it takes back and closes the connections the watchdog found dead (take-back may
+// wait for a probe in flight; PQfinish writes to the socket); it retires idle connections past
+// max_lifetime; and it completes asynchronous acquires at their deadline, the one it sleeps
+// until.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -58,6 +59,7 @@ void PoolCore::take_opened_locked(std::unique_lock<std::mutex>& lock, Clock::tim
   openings_.erase(ticket);
   --opening_;
   if (!outcome.conn) {
+    scouting_ = true;
     const Failure& failure = outcome.failure;
     last_connect_error_ = failure.message;  // redacted by the watchdog
     if (failure.cause == Cause::cannot_connect_now) {
@@ -82,6 +84,7 @@ void PoolCore::take_opened_locked(std::unique_lock<std::mutex>& lock, Clock::tim
   }
   backoff_.reset();
   server_starting_ = false;
+  scouting_ = false;
   last_connect_error_.clear();
   if (owed_replacements_ > 0) --owed_replacements_;
   ++live_;
@@ -93,6 +96,10 @@ void PoolCore::take_opened_locked(std::unique_lock<std::mutex>& lock, Clock::tim
   lock.unlock();
   make_available(std::move(connection));
   lock.lock();
+}
+
+std::size_t PoolCore::concurrent_opens_locked() const {
+  return scouting_ ? 1 : options_.max_concurrent_opens;
 }
 
 PoolCore::Clock::time_point PoolCore::run_housekeeping() {
@@ -213,9 +220,8 @@ PoolCore::Clock::time_point PoolCore::housekeep_locked(std::unique_lock<std::mut
       }
     }
 
-    // Open what waiters or min_idle want, several at once, if the backoff allows.
-    if (deficit_locked() > 0 && opening_ < options_.max_concurrent_opens &&
-        now >= retry_connect_at_) {
+    // Open what waiters, min_idle or the losses want, several at once, if the backoff allows.
+    if (deficit_locked() > 0 && opening_ < concurrent_opens_locked() && now >= retry_connect_at_) {
       start_opening_locked(lock);
       continue;
     }
@@ -223,7 +229,7 @@ PoolCore::Clock::time_point PoolCore::housekeep_locked(std::unique_lock<std::mut
     // Nothing to do now: sleep until the next thing that has a time, or until woken.
     auto wake = Clock::time_point::max();
     for (const auto& waiter : async_waiters_) wake = std::min(wake, waiter.deadline);
-    if (deficit_locked() > 0 && opening_ < options_.max_concurrent_opens) {
+    if (deficit_locked() > 0 && opening_ < concurrent_opens_locked()) {
       wake = std::min(wake, retry_connect_at_);
     }
     if (options_.max_lifetime.count() > 0) {
