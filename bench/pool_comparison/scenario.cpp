@@ -33,14 +33,8 @@ void fill(ComparedPool& pool, int count) {
 void terminate_all(const pgwd::testing::TestCluster& cluster, const std::string& application) {
   const std::vector<int> terminated = cluster.backend_pids(application);
   cluster.terminate_backends(application);
-  const auto any_left = [&] {
-    const std::vector<int> now = cluster.backend_pids(application);
-    return std::any_of(terminated.begin(), terminated.end(), [&](int pid) {
-      return std::find(now.begin(), now.end(), pid) != now.end();
-    });
-  };
   const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (any_left()) {
+  while (cluster.any_backend_left(application, terminated)) {
     if (Clock::now() > deadline) throw std::runtime_error("terminated backends did not exit");
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }

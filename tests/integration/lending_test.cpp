@@ -89,6 +89,13 @@ struct Heard {
   }
 };
 
+/// Waits until peek() says `verdict` (a probe or heartbeat in flight, or over), at most 10 s.
+bool peeked(const Loan& loan, LoanVerdict verdict) {
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (loan.peek() != verdict && Clock::now() < deadline) std::this_thread::yield();
+  return loan.peek() == verdict;
+}
+
 std::shared_ptr<spdlog::logger> quiet_logger() {
   static const auto text = std::make_shared<std::ostringstream>();
   static const auto logger = [] {
@@ -245,9 +252,7 @@ TEST_SUITE("thread") {
     options.heartbeat = 20ms;  // probes after 20 ms of silence
     Loan loan = w.lend(owned.conn, options);
     cluster.pause_backend(pid);  // the heartbeat's probe now waits for an answer
-    const auto deadline = Clock::now() + 10s;
-    while (loan.peek() != LoanVerdict::busy && Clock::now() < deadline) std::this_thread::yield();
-    REQUIRE(loan.peek() == LoanVerdict::busy);
+    REQUIRE(peeked(loan, LoanVerdict::busy));
     const TakenBack busy = loan.try_take_back();
     CHECK(busy.verdict == LoanVerdict::busy);
     CHECK(loan.lent());  // still lent
@@ -277,17 +282,12 @@ TEST_SUITE("thread") {
     LendOptions options = heard.options("pool");
     options.heartbeat = 20ms;
     Loan loan = w.lend(owned.conn, options);
-    const auto seen = [&](LoanVerdict verdict) {
-      const auto deadline = Clock::now() + 10s;
-      while (loan.peek() != verdict && Clock::now() < deadline) std::this_thread::yield();
-      return loan.peek() == verdict;
-    };
     // Three heartbeats caught in flight: each waits on the stopped backend until it resumes.
     for (int i = 0; i < 3; ++i) {
       cluster.pause_backend(pid);
-      REQUIRE(seen(LoanVerdict::busy));
+      REQUIRE(peeked(loan, LoanVerdict::busy));
       cluster.resume_backend(pid);
-      REQUIRE(seen(LoanVerdict::alive));
+      REQUIRE(peeked(loan, LoanVerdict::alive));
     }
     const TakenBack back = loan.take_back();
     CHECK(back.verdict == LoanVerdict::alive);

@@ -4,7 +4,6 @@
 
 #include <doctest/doctest.h>
 
-#include <algorithm>
 #include <future>
 #include <memory>
 #include <string>
@@ -100,14 +99,7 @@ TEST_CASE_FIXTURE(PoolFixture, "pool: a terminated backend not yet reported is f
   const std::vector<int> old_pids = cluster.backend_pids("pool_race");
   cluster.terminate_backends("pool_race");
   // Until the terminated ones have exited (the pool may have opened their replacements by then).
-  REQUIRE(eventually(
-      [&] {
-        const std::vector<int> now = cluster.backend_pids("pool_race");
-        return std::none_of(old_pids.begin(), old_pids.end(), [&](int pid) {
-          return std::find(now.begin(), now.end(), pid) != now.end();
-        });
-      },
-      10s));
+  REQUIRE(eventually([&] { return !cluster.any_backend_left("pool_race", old_pids); }, 10s));
   // Whether the watchdog's callback or the checkout's last look saw it first, no user sees it.
   for (int i = 0; i < 4; ++i) {
     Lease lease = pool.acquire();

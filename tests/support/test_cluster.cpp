@@ -249,6 +249,13 @@ std::vector<int> TestCluster::backend_pids(std::string_view application_name) co
   return pids;
 }
 
+bool TestCluster::any_backend_left(std::string_view application_name,
+                                   const std::vector<int>& pids) const {
+  const std::vector<int> now = backend_pids(application_name);
+  return std::any_of(pids.begin(), pids.end(),
+                     [&](int pid) { return std::find(now.begin(), now.end(), pid) != now.end(); });
+}
+
 int TestCluster::terminate_backends(std::string_view application_name) const {
   const auto results =
       admin_per_backend(socket_dir_, port_, "pg_terminate_backend(pid)", application_name);

@@ -71,6 +71,9 @@ class TestCluster {
   std::string query_value(std::string_view sql) const;
   /// Backends in pg_stat_activity with exactly this application_name, ascending.
   std::vector<int> backend_pids(std::string_view application_name) const;
+  /// Whether any of `pids` is still among this application_name's backends (terminated ones
+  /// may still be exiting; others under the same name, a pool's replacements, do not count).
+  bool any_backend_left(std::string_view application_name, const std::vector<int>& pids) const;
   /// pg_terminate_backend on each of them, without waiting for them to exit. Returns how many
   /// were signalled.
   int terminate_backends(std::string_view application_name) const;

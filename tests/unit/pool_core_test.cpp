@@ -219,6 +219,14 @@ void two_idle(CoreFixture& f) {
   REQUIRE(f.core->stats().idle == 2);
 }
 
+/// The watchdog tells the pool that the `index`th connection it lent died (terminated).
+void lose_connection(CoreFixture& f, std::size_t index) {
+  LoanDeath death;
+  death.cause = Cause::server_shutdown;
+  death.sqlstate = "57P01";
+  f.lent[index].on_death(death);
+}
+
 /// The watchdog tells the pool its server went away, with evidence newer than every lend.
 void lose_server(CoreFixture& f) {
   ServerLost lost;
@@ -236,10 +244,7 @@ TEST_CASE("pool core: connections lost while idle are opened again though nobody
   two_idle(f);
   REQUIRE(f.opens.started() == 2);
 
-  LoanDeath death;
-  death.cause = Cause::server_shutdown;
-  death.sqlstate = "57P01";
-  f.lent[0].on_death(death);
+  lose_connection(f, 0);
   CHECK(f.core->stats().idle == 1);
   f.after(0ms);
   CHECK(f.opens.in_flight() == 1);  // the replacement, with no waiter and min_idle 0
@@ -268,9 +273,7 @@ TEST_CASE("pool core: a replacement owed waits out a failed opening and its back
   CoreFixture f(o);
   f.lending = true;
   two_idle(f);
-  LoanDeath death;
-  death.cause = Cause::server_shutdown;
-  f.lent[1].on_death(death);
+  lose_connection(f, 1);
   f.after(0ms);
   REQUIRE(f.opens.in_flight() == 1);
   f.opens.fail(Cause::connect_failed, "", "connection refused");
