@@ -22,12 +22,17 @@
 // how long after its own backend's exit the watcher knew (what the watcher adds; negative where
 // it read the 57P01 WARNING before the backend finished exiting). Before each stop every
 // watcher's connections are reopened interleaved (--fair-order 0: as the restart left them).
+// Per stop, paired with the floor of the same stop: stop_*.<watcher>_round_gap, the watcher's
+// median detection minus the floor's, and stop_*.<watcher>_first_after_first_exit (the floor's
+// too), the first detection after the first backend's exit; the pooled percentiles over a few
+// stops mostly say which stops a watcher was lucky in.
 //
 // --bystanders N: each watchdog also watches N idle connections through a PgBouncer (10,000 do
 // not fit as backends here), one watchdog after the other (two of 10,000 exceed the 20,000 file
 // descriptors a process may have here), the floor interleaved with both; only the terminate
 // samples run, named terminate_<total>.*, and the terminated connections are still the
 // `connections` direct ones.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -394,6 +399,7 @@ int main(int argc, char** argv) {
       std::map<std::string, std::vector<double>> stop_us;
       std::map<std::string, int> told;    // downs with the server's 57P01, per watcher
       std::map<std::string, int> untold;  // downs on EOF alone
+      std::map<std::string, std::vector<double>> round_seen;  // this round's detections
       for (int round = 0; round < stops; ++round) {
         if (fair_order) reopen_interleaved(round);
         std::vector<std::vector<TrackedConnection>> before;
@@ -445,6 +451,10 @@ int main(int argc, char** argv) {
                   30s))
             throw std::runtime_error(w.name + ": not every connection saw the server stop");
           const std::vector<TrackedConnection> now = w.tracker->connections(w.name);
+          std::vector<double>& seen_this_round = round_seen[w.name];
+          seen_this_round.clear();
+          for (const TrackedConnection& c : now)
+            seen_this_round.push_back(micros(c.last_down - t0));
           for (std::size_t k = 0; k < now.size() && k < backend_pids[v].size(); ++k)
             record_exit(w.name, backend_pids[v][k], now[k].last_down);
           for (const TrackedConnection& c : now) {
@@ -466,6 +476,31 @@ int main(int argc, char** argv) {
           stop_us["floor"].push_back(micros(floor_seen[k] - t0));
           record_exit("floor", floor_pids[k], floor_seen[k]);
         }
+        // Paired by round: each stop is one draw of the scheduler's order on two cores that the
+        // exiting backends hold, which moves every watcher's median by tens of ms from round to
+        // round (a pooled p50 over few rounds mostly says which rounds a watcher was lucky in).
+        // The difference of medians within a round is what the watcher adds; the first
+        // detection against the first exit shows how long no watcher, the floor included, ran.
+        std::vector<double> floor_this_round;
+        for (const auto& seen : floor_seen) floor_this_round.push_back(micros(seen - t0));
+        double first_exit = 0;
+        bool any_exit = false;
+        for (const int pid : all_pids)
+          if (const auto exited = exits.exited_at(pid)) {
+            const double at = micros(*exited - t0);
+            if (!any_exit || at < first_exit) first_exit = at;
+            any_exit = true;
+          }
+        for (const auto& [name, seen] : round_seen) {
+          stop_us[name + "_round_gap"].push_back(percentile(seen, 50) -
+                                                 percentile(floor_this_round, 50));
+          if (any_exit)
+            stop_us[name + "_first_after_first_exit"].push_back(
+                *std::min_element(seen.begin(), seen.end()) - first_exit);
+        }
+        if (any_exit)
+          stop_us["floor_first_after_first_exit"].push_back(
+              *std::min_element(floor_this_round.begin(), floor_this_round.end()) - first_exit);
         if (scraper.joinable()) {
           scraper.join();
           if (!daemon_seen) throw std::runtime_error("daemon: the stop never showed in /metrics");
@@ -487,6 +522,10 @@ int main(int argc, char** argv) {
                          ? "when the watcher's own backends exited (pidfd), from the fault"
                      : name.ends_with("_after_exit")
                          ? "from the watcher's own backend's exit to the watcher knowing"
+                     : name.ends_with("_round_gap")
+                         ? "per stop: the watcher's median detection minus the floor's"
+                     : name.ends_with("_first_after_first_exit")
+                         ? "per stop: the watcher's first detection after the first backend's exit"
                          : "");
       for (const Watched& w : watched) {
         emit_value(mode_name + "." + w.name + ".downs_with_57P01", told[w.name], "",
