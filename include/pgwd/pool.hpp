@@ -186,7 +186,9 @@ class PGWD_EXPORT Pool {
 
   /// A live connection (never one the watchdog knows is dead, never one with a probe in
   /// flight). Waits up to acquire_timeout for one to be returned or opened, then throws
-  /// PoolTimeout. Throws PoolClosed if the pool is being destroyed.
+  /// PoolTimeout. Throws PoolClosed if the pool is being destroyed. A waiter whose own opening
+  /// is in flight is passed over by connections given back meanwhile (they go to the next
+  /// asker) for at most twice the pool's usual opening time: docs/lending-and-pool.md.
   Lease acquire();
 
   /// Completion form for asynchronous hosts (pgwd/adapters/asio_pool.hpp builds on it): never

@@ -423,5 +423,32 @@ TEST_CASE_FIXTURE(PoolFixture,
   CHECK(pool.stats().connect_failures == 0);
 }
 
+TEST_CASE_FIXTURE(PoolFixture,
+                  "pool: an acquire waiting for an opening that hangs gets a "
+                  "connection given back meanwhile") {
+  // A connection given back while every waiter has an opening in flight goes to the next asker,
+  // for at most twice the usual opening (unit tests: pool core). The waiting acquire() is
+  // woken by no one then: it must look again when that ends by itself, or it would wait out
+  // acquire_timeout beside an idle connection while its opening hangs.
+  PoolOptions o = options("pool_passed_over", 2);
+  o.acquire_timeout = 60s;
+  o.connect_timeout = 60s;  // the hung opening outlives the test
+  Pool pool(watchdog, o);
+  Lease first = pool.acquire();
+  REQUIRE(first);
+  const int first_pid = backend_pid(first);
+  cluster.pause_backend(cluster.postmaster_pid());  // new sessions hang; this one still works
+  std::future<Lease> waiting = std::async(std::launch::async, [&] { return pool.acquire(); });
+  REQUIRE(eventually([&] { return pool.stats().waiters == 1 && pool.stats().opening == 1; }, 10s));
+  first.release();
+  REQUIRE(waiting.wait_for(20s) == std::future_status::ready);
+  Lease second = waiting.get();
+  REQUIRE(second);
+  CHECK(backend_pid(second) == first_pid);  // the one given back: the opening still hangs
+  CHECK(select_one(second.get()));
+  CHECK(pool.stats().opening == 1);
+  cluster.resume_backend(cluster.postmaster_pid());
+}
+
 }  // namespace PGWD_TEST_FILE_ID
 }  // namespace

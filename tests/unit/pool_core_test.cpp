@@ -90,6 +90,9 @@ struct CoreFixture {
   /// options, whose callbacks the test then calls as the watchdog would.
   bool lending = false;
   std::vector<LendOptions> lent;
+  /// Whether a connection given back is fit for reuse (else, no server ever having answered
+  /// it, it is broken and closed).
+  bool reusable = false;
 
   explicit CoreFixture(PoolOptions options) {
     options.name = options.name.empty() ? "unit_pool" : options.name;
@@ -103,6 +106,9 @@ struct CoreFixture {
     };
     parts.open = opens.function();
     parts.now = [this] { return clock.now(); };
+    parts.reset = [this](PGconn* conn, std::chrono::milliseconds rollback_timeout) {
+      return reusable ? ReturnedState::reusable : reset_for_reuse(conn, rollback_timeout);
+    };
     core = std::make_shared<PoolCore>(std::move(parts), std::move(options), make_series_store());
   }
   ~CoreFixture() {
@@ -310,6 +316,91 @@ TEST_CASE("pool core: max_size bounds the openings too") {
   for (int i = 0; i < 4; ++i) f.acquire_async();
   f.after(0ms);
   CHECK(f.opens.in_flight() == 2);
+}
+
+/// Room for the connection leased, its waiter's opening and one more, opened all at once.
+PoolOptions passing_over_options() {
+  PoolOptions o = options_for(3, 5s);
+  o.max_concurrent_opens = 3;
+  return o;
+}
+
+/// One connection leased (its opening took 10 ms: the pool's usual opening) and one async waiter
+/// with an opening of its own in flight, `waited` ago. Connections given back are reusable.
+std::shared_ptr<Outcome> leased_and_waiting(CoreFixture& f, Nanos waited) {
+  f.lending = true;
+  f.reusable = true;
+  const auto first = f.acquire_async();
+  f.after(0ms);
+  REQUIRE(f.opens.in_flight() == 1);
+  f.clock.advance(10ms);
+  f.opens.succeed();
+  f.after(0ms);
+  REQUIRE(first->leased);
+  const auto waiter = f.acquire_async();
+  f.after(0ms);
+  REQUIRE(f.opens.in_flight() == 1);
+  f.after(waited);
+  REQUIRE_FALSE(waiter->done);
+  return waiter;
+}
+
+/// Gives back the oldest lease the fixture holds (out of `leases` first: a waiter it goes to
+/// gets its lease pushed there, inside release()).
+void give_back_first(CoreFixture& f) {
+  Lease lease = std::move(f.leases.front());
+  f.leases.erase(f.leases.begin());
+  lease.release();
+}
+
+TEST_CASE(
+    "pool core: a connection given back while every waiter has its opening in flight is kept "
+    "for the next asker") {
+  CoreFixture f(passing_over_options());
+  const auto waiter = leased_and_waiting(f, 5ms);
+
+  give_back_first(f);
+  // Not handed to the waiter, whose opening is on its way: idle, for whoever asks next (on a
+  // thread, mostly the one that gave it back), so no thread waits on another's return.
+  CHECK_FALSE(waiter->done);
+  CHECK(f.core->stats().idle == 1);
+  // The housekeeping does not hand it over either, and looks again when passing over ends:
+  // twice the usual opening after the waiter began.
+  const auto wake = f.after(0ms);
+  CHECK_FALSE(waiter->done);
+  CHECK(wake == f.clock.now() + 15ms);
+
+  f.opens.succeed();  // the waiter's opening
+  f.after(0ms);
+  CHECK(waiter->leased);
+  CHECK(f.core->stats().idle == 1);
+}
+
+TEST_CASE("pool core: a waiter whose opening is late gets the next connection given back") {
+  CoreFixture f(passing_over_options());
+  // Waiting longer than twice the usual opening (10 ms): its opening is late (a black-holed
+  // host waits out connect_timeout), so it is passed over no more.
+  const auto waiter = leased_and_waiting(f, 21ms);
+
+  give_back_first(f);
+  CHECK(waiter->leased);
+  CHECK(f.core->stats().idle == 0);
+  CHECK(f.opens.in_flight() == 1);  // still on its way: for the next waiter, or idle
+}
+
+TEST_CASE("pool core: a connection given back goes to a waiter that has no opening of its own") {
+  CoreFixture f(passing_over_options());
+  const auto waiter = leased_and_waiting(f, 1ms);
+  const auto second = f.acquire_async();  // max_size: 1 leased, 1 opening, room for 1 more
+  f.after(0ms);
+  REQUIRE(f.opens.in_flight() == 2);
+  f.opens.fail(Cause::connect_failed, "", "connection refused");  // one of them fails
+  f.after(0ms);
+  REQUIRE(f.opens.in_flight() == 1);  // a scout, while two wait: one has none coming
+
+  give_back_first(f);
+  CHECK(waiter->leased);  // the oldest waiter, as before passing over existed
+  CHECK_FALSE(second->done);
 }
 
 TEST_CASE(

@@ -24,6 +24,7 @@ std::string millis(std::chrono::nanoseconds duration) {
 PoolCore::PoolCore(Parts parts, PoolOptions options, std::shared_ptr<SeriesStore> metrics)
     : lend_(std::move(parts.lend)),
       open_(std::move(parts.open)),
+      reset_(parts.reset ? std::move(parts.reset) : reset_for_reuse),
       now_(parts.now ? std::move(parts.now) : [] { return Clock::now(); }),
       options_(std::move(options)),
       logger_(options_.logger ? options_.logger : spdlog::default_logger()),
@@ -45,14 +46,15 @@ Lease PoolCore::acquire() {
   const auto started = now();
   const auto deadline = started + options_.acquire_timeout;
   std::unique_lock lock(mutex_);
-  ++sync_waiters_;
+  const auto waiting = sync_waiters_.insert(started);
   struct Unwait {
     PoolCore& core;
+    std::multiset<Clock::time_point>::iterator waiting;
     ~Unwait() {
-      --core.sync_waiters_;
+      core.sync_waiters_.erase(waiting);
       core.publish_sizes_locked();
     }
-  } unwait{*this};  // under the lock: every exit below holds it
+  } unwait{*this, waiting};  // under the lock: every exit below holds it
   for (;;) {
     if (stopping_) throw PoolClosed("pool '" + options_.name + "' is closing");
     const std::uint64_t probe_ends = probe_ends_;  // checkout unlocks: a probe may end meanwhile
@@ -68,7 +70,11 @@ Lease PoolCore::acquire() {
     // With only busy connections idle, the end of their probe (on_probe_end) wakes us; one
     // that ended while checkout had let go of the lock is seen here.
     if (saw_busy && probe_ends_ != probe_ends) continue;
-    available_.wait_until(lock, deadline);
+    // Passed over (passing_over_locked), a waiter looks again when that ends: a connection given
+    // back meanwhile may still be idle, as nobody came back for it.
+    const auto pass_over_ends = started + 2 * opening_time_;
+    const bool passed_over = opening_time_ > Clock::duration::zero() && now < pass_over_ends;
+    available_.wait_until(lock, passed_over ? std::min(deadline, pass_over_ends) : deadline);
   }
 }
 
@@ -152,7 +158,7 @@ void PoolCore::give_back(std::unique_ptr<PooledConnection> connection, bool disc
     if (discard) {
       cause = "discarded";
     } else {
-      switch (reset_for_reuse(connection->connection.get(), options_.rollback_timeout)) {
+      switch (reset_(connection->connection.get(), options_.rollback_timeout)) {
         case ReturnedState::reusable:
           break;
         case ReturnedState::rolled_back: {
@@ -187,15 +193,16 @@ void PoolCore::give_back(std::unique_ptr<PooledConnection> connection, bool disc
       connection.reset();
       return;
     }
-    make_available(std::move(connection));
+    make_available(std::move(connection), /*given_back=*/true);
   } catch (const std::exception& error) {
     logger_->error("pool '{}': giving a connection back failed: {}", options_.name, error.what());
   }
 }
 
-void PoolCore::make_available(std::unique_ptr<PooledConnection> connection) {
+void PoolCore::make_available(std::unique_ptr<PooledConnection> connection, bool given_back) {
   std::unique_lock lock(mutex_);
-  if (!async_waiters_.empty() && !stopping_) {
+  const bool pass_over = given_back && passing_over_locked(now());
+  if (!async_waiters_.empty() && !stopping_ && !pass_over) {
     // Straight to a waiter: it was just in use or just opened, so the watchdog has nothing to
     // say about it yet.
     AsyncWaiter waiter = std::move(async_waiters_.front());
@@ -243,8 +250,8 @@ void PoolCore::make_available(std::unique_ptr<PooledConnection> connection) {
   }
   publish_sizes_locked();
   lock.unlock();
-  available_.notify_one();
-  work_.notify_one();  // an async waiter may have come in meanwhile
+  if (!pass_over) available_.notify_one();
+  work_.notify_one();  // an async waiter may have come in meanwhile (or: when passing over ends)
 }
 
 LendOptions PoolCore::lend_options(std::uint64_t id) {
@@ -284,7 +291,7 @@ void PoolCore::on_probe_end() {
   {
     const std::lock_guard lock(mutex_);
     ++probe_ends_;
-    if (sync_waiters_ == 0 && async_waiters_.empty()) return;
+    if (sync_waiters_.empty() && async_waiters_.empty()) return;
   }
   available_.notify_all();
   work_.notify_one();
@@ -311,6 +318,22 @@ void PoolCore::on_server_lost(const ServerLost& lost) {
 
 // --- bookkeeping ------------------------------------------------------------------------------
 
+bool PoolCore::passing_over_locked(Clock::time_point now) const {
+  if (stopping_ || opening_time_ <= Clock::duration::zero()) return false;  // none measured yet
+  const std::size_t waiting = sync_waiters_.size() + async_waiters_.size();
+  // More waiters than openings: one of them has none coming, and would wait for a return.
+  if (waiting == 0 || waiting > opening_) return false;
+  return now < pass_over_ends_locked();
+}
+
+PoolCore::Clock::time_point PoolCore::pass_over_ends_locked() const {
+  auto oldest = Clock::time_point::max();
+  if (!sync_waiters_.empty()) oldest = *sync_waiters_.begin();
+  if (!async_waiters_.empty()) oldest = std::min(oldest, async_waiters_.front().started);
+  if (oldest == Clock::time_point::max()) return oldest;
+  return oldest + 2 * opening_time_;
+}
+
 bool PoolCore::expired(const PooledConnection& connection, Clock::time_point now) const {
   return options_.max_lifetime.count() > 0 && now - connection.opened_at >= options_.max_lifetime;
 }
@@ -325,7 +348,7 @@ std::size_t PoolCore::deficit_locked() const {
   // (opened, or given back) stays idle until its waiter wakes and takes it, and counting that
   // waiter again opened a second connection (seen: `pool: a connection given back ...` with two
   // idle at max_size 2). One whose probe is in flight is free again when the probe ends.
-  const std::size_t waiting = sync_waiters_ + async_waiters_.size();
+  const std::size_t waiting = sync_waiters_.size() + async_waiters_.size();
   const std::size_t unserved = waiting > idle_.size() ? waiting - idle_.size() : 0;
   const std::size_t wanted = std::max({short_of_min_idle, unserved, owed_replacements_});
   if (wanted <= opening_) return 0;
@@ -333,7 +356,7 @@ std::size_t PoolCore::deficit_locked() const {
 }
 
 void PoolCore::publish_sizes_locked() {
-  metrics_.set_sizes(idle_.size(), in_use_, opening_, sync_waiters_ + async_waiters_.size());
+  metrics_.set_sizes(idle_.size(), in_use_, opening_, sync_waiters_.size() + async_waiters_.size());
 }
 
 void PoolCore::doom_locked(std::unique_ptr<PooledConnection> connection, std::string cause) {
@@ -371,7 +394,7 @@ PoolStats PoolCore::stats() const {
   stats.idle = idle_.size();
   stats.in_use = in_use_;
   stats.opening = opening_;
-  stats.waiters = sync_waiters_ + async_waiters_.size();
+  stats.waiters = sync_waiters_.size() + async_waiters_.size();
   return stats;
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "pgwd/pool.hpp"
 #include "pool/pool_series.hpp"
 #include "pool/pooled_connection.hpp"
+#include "pool/session_reset.hpp"
 
 namespace spdlog {
 class logger;
@@ -54,6 +56,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     /// housekeeper thread and acquire() wait on steady_clock, so any other clock is for tests
     /// that drive the housekeeping themselves (run_housekeeping) and never call start().
     std::function<Clock::time_point()> now;
+    /// Whether a connection given back is fit for reuse (rolled back if need be);
+    /// reset_for_reuse if empty. Tests give back connections no server ever answered.
+    std::function<ReturnedState(PGconn*, std::chrono::milliseconds)> reset;
   };
 
   PoolCore(Parts parts, PoolOptions options, std::shared_ptr<SeriesStore> metrics);
@@ -92,8 +97,18 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   /// (probe_ends_ moving on from what it was before this call) rather than polling.
   std::optional<Lease> checkout_locked(std::unique_lock<std::mutex>& lock, bool& saw_busy);
   /// Lends a connection that is fit for reuse and puts it in the idle stack, or hands it
-  /// straight to a waiting asynchronous acquirer. Not under the lock.
-  void make_available(std::unique_ptr<PooledConnection> connection);
+  /// straight to a waiting asynchronous acquirer. Not under the lock. One `given_back` while
+  /// passing_over_locked() wakes and serves no waiter: it is for whoever asks next.
+  void make_available(std::unique_ptr<PooledConnection> connection, bool given_back = false);
+  /// Whether a connection given back now passes the waiters over: every waiter has an opening
+  /// of its own in flight, and none has waited longer than twice the pool's usual opening
+  /// (pass_over_ends_locked). Each waiting thread then waits once, for its opening, while the
+  /// connection goes to the next asker, mostly the thread that gave it back. Handed to a
+  /// waiter instead, it woke one thread after another as the connections still being opened
+  /// were passed between threads (bench/pool_comparison after a mass terminate: the p99).
+  bool passing_over_locked(Clock::time_point now) const;
+  /// When the oldest waiter stops being passed over (time_point::max with no waiter).
+  Clock::time_point pass_over_ends_locked() const;
   LendOptions lend_options(std::uint64_t id);
   void on_death(std::uint64_t id, const LoanDeath& death);
   void on_server_lost(const ServerLost& lost);
@@ -132,6 +147,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   const LendFunction lend_;
   const OpenFunction open_;
+  const std::function<ReturnedState(PGconn*, std::chrono::milliseconds)> reset_;
   const std::function<Clock::time_point()> now_;
   const PoolOptions options_;
   std::shared_ptr<spdlog::logger> logger_;
@@ -145,15 +161,23 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::vector<std::unique_ptr<PooledConnection>>
       doomed_;  // taken out of idle_: to take back and close (housekeeper)
   std::deque<AsyncWaiter> async_waiters_;
-  /// Openings in flight: what cancels each, by ticket.
-  std::map<std::uint64_t, std::function<void()>> openings_;
+  struct OpeningInFlight {
+    std::function<void()> cancel;
+    Clock::time_point started;
+  };
+  /// Openings in flight: what cancels each, and when it began, by ticket.
+  std::map<std::uint64_t, OpeningInFlight> openings_;
   /// Outcomes not taken yet by the housekeeper, in the order they came.
   std::deque<std::pair<std::uint64_t, OpenOutcome>> finished_opens_;
   std::uint64_t next_ticket_ = 1;
   std::size_t live_ = 0;     // connections that exist: idle, in use, being checked, doomed
   std::size_t in_use_ = 0;   // leased
   std::size_t opening_ = 0;  // openings in flight (openings_ and finished_opens_)
-  std::size_t sync_waiters_ = 0;
+  /// When each acquire() now inside began (it counts as a waiter from its start).
+  std::multiset<Clock::time_point> sync_waiters_;
+  /// How long a successful opening takes, smoothed (a quarter of each new one); zero until the
+  /// first. Twice this is how long a waiter may be passed over (passing_over_locked).
+  Clock::duration opening_time_{};
   /// Connections lost to the server or to max_lifetime, not opened again yet. The pool keeps
   /// the size its use gave it: a pool whose 80 connections' backends were terminated starts
   /// opening 80 again at once, rather than only when the next burst asks, which then waits for

@@ -28,6 +28,7 @@ void PoolCore::complete_async(AsyncWaiter waiter, Lease lease, std::exception_pt
 
 void PoolCore::start_opening_locked(std::unique_lock<std::mutex>& lock) {
   const std::uint64_t ticket = next_ticket_++;
+  const auto started = now();
   ++opening_;
   publish_sizes_locked();
   lock.unlock();
@@ -38,7 +39,7 @@ void PoolCore::start_opening_locked(std::unique_lock<std::mutex>& lock) {
   });
   lock.lock();
   // Before the housekeeper (this thread) takes the outcome, whenever that came.
-  openings_.emplace(ticket, std::move(cancel));
+  openings_.emplace(ticket, OpeningInFlight{std::move(cancel), started});
 }
 
 void PoolCore::opened(std::uint64_t ticket, OpenOutcome outcome) {
@@ -56,7 +57,11 @@ void PoolCore::opened(std::uint64_t ticket, OpenOutcome outcome) {
 void PoolCore::take_opened_locked(std::unique_lock<std::mutex>& lock, Clock::time_point now) {
   auto [ticket, outcome] = std::move(finished_opens_.front());
   finished_opens_.pop_front();
-  openings_.erase(ticket);
+  Clock::time_point started = now;
+  if (const auto found = openings_.find(ticket); found != openings_.end()) {
+    started = found->second.started;
+    openings_.erase(found);
+  }
   --opening_;
   if (!outcome.conn) {
     scouting_ = true;
@@ -80,9 +85,14 @@ void PoolCore::take_opened_locked(std::unique_lock<std::mutex>& lock, Clock::tim
       logger_->warn("pool '{}': connecting failed: {}", options_.name, failure.message);
     }
     publish_sizes_locked();
+    // A waiting acquire() passed over for this opening is passed over no more (more waiters
+    // than openings now): an idle connection given back meanwhile is its to take.
+    if (!idle_.empty() && !sync_waiters_.empty()) available_.notify_all();
     return;
   }
   backoff_.reset();
+  const Clock::duration took = now - started;
+  opening_time_ = opening_time_ <= Clock::duration::zero() ? took : (3 * opening_time_ + took) / 4;
   server_starting_ = false;
   scouting_ = false;
   last_connect_error_.clear();
@@ -138,15 +148,15 @@ PoolCore::Clock::time_point PoolCore::housekeep_locked(std::unique_lock<std::mut
     }
     if (stopping_) {
       // Openings in flight are cancelled; an outcome already on its way is closed by opened().
-      std::map<std::uint64_t, std::function<void()>> cancelling;
+      std::map<std::uint64_t, OpeningInFlight> cancelling;
       cancelling.swap(openings_);
       std::deque<std::pair<std::uint64_t, OpenOutcome>> untaken;  // closed below, unlocked
       untaken.swap(finished_opens_);
       opening_ = 0;
       publish_sizes_locked();
       lock.unlock();
-      for (auto& [ticket, cancel] : cancelling) {
-        if (cancel) cancel();
+      for (auto& [ticket, opening] : cancelling) {
+        if (opening.cancel) opening.cancel();
       }
       untaken.clear();
       lock.lock();
@@ -193,8 +203,10 @@ PoolCore::Clock::time_point PoolCore::housekeep_locked(std::unique_lock<std::mut
       }
     }
 
-    // Asynchronous acquirers waiting while connections are idle (their probes were in flight).
-    if (!async_waiters_.empty() && !idle_.empty() && probe_ends_ != busy_seen_at_) {
+    // Asynchronous acquirers waiting while connections are idle (their probes were in flight, or
+    // the waiters were passed over until now).
+    if (!async_waiters_.empty() && !idle_.empty() && probe_ends_ != busy_seen_at_ &&
+        !passing_over_locked(now)) {
       const std::uint64_t probe_ends = probe_ends_;  // checkout unlocks: a probe may end meanwhile
       bool saw_busy = false;
       auto lease = checkout_locked(lock, saw_busy);
@@ -236,7 +248,12 @@ PoolCore::Clock::time_point PoolCore::housekeep_locked(std::unique_lock<std::mut
       for (const auto& c : idle_) wake = std::min(wake, c->opened_at + options_.max_lifetime);
     }
     if (!async_waiters_.empty() && !idle_.empty() && probe_ends_ != busy_seen_at_) {
-      continue;  // a probe ended while checkout had let go of the lock: look again now
+      // Passed over: idle connections are for the next asker until then.
+      if (passing_over_locked(now)) {
+        wake = std::min(wake, pass_over_ends_locked());
+      } else {
+        continue;  // a probe ended while checkout had let go of the lock: look again now
+      }
     }
     return wake;
   }
