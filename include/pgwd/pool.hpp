@@ -122,6 +122,9 @@ struct PoolStats {
   /// in recovery without hot standby): waited out, backoff_initial apart, not failures.
   std::uint64_t connects_server_starting = 0;
   std::uint64_t notifications = 0;  ///< NOTIFYs that arrived while idle, handed to leases
+  /// Connections given back while every waiter had an opening of its own in flight: left idle
+  /// for the next acquire, not handed to a waiter (docs/lending-and-pool.md).
+  std::uint64_t given_to_next_asker = 0;
 };
 
 class PoolCore;           // internal

@@ -12,6 +12,7 @@
 
 #include "pgwd/series_store.hpp"
 #include "support/fake_loop.hpp"
+#include "support/metrics_reader.hpp"
 
 // This file's own scope, also where a unity build puts several test files in one translation
 // unit (tests/CMakeLists.txt: PGWD_TEST_FILE_ID).
@@ -82,6 +83,7 @@ struct Outcome {
 struct CoreFixture {
   FakeLoop clock;
   ScriptedOpens opens;
+  std::shared_ptr<SeriesStore> store = make_series_store();
   std::shared_ptr<PoolCore> core;
   std::vector<std::shared_ptr<Outcome>> outcomes;
   std::vector<Lease> leases;
@@ -109,7 +111,7 @@ struct CoreFixture {
     parts.reset = [this](PGconn* conn, std::chrono::milliseconds rollback_timeout) {
       return reusable ? ReturnedState::reusable : reset_for_reuse(conn, rollback_timeout);
     };
-    core = std::make_shared<PoolCore>(std::move(parts), std::move(options), make_series_store());
+    core = std::make_shared<PoolCore>(std::move(parts), std::move(options), store);
   }
   ~CoreFixture() {
     for (Lease& lease : leases) lease.discard();
@@ -364,6 +366,9 @@ TEST_CASE(
   // thread, mostly the one that gave it back), so no thread waits on another's return.
   CHECK_FALSE(waiter->done);
   CHECK(f.core->stats().idle == 1);
+  CHECK(f.core->stats().given_to_next_asker == 1);
+  CHECK(pgwd::testing::metric_value(f.store, "pgwatchdog_pool_given_to_next_asker_total",
+                                    {{"pool", "unit_pool"}}) == 1);
   // The housekeeping does not hand it over either, and looks again when passing over ends:
   // twice the usual opening after the waiter began.
   const auto wake = f.after(0ms);
@@ -385,6 +390,7 @@ TEST_CASE("pool core: a waiter whose opening is late gets the next connection gi
   give_back_first(f);
   CHECK(waiter->leased);
   CHECK(f.core->stats().idle == 0);
+  CHECK(f.core->stats().given_to_next_asker == 0);
   CHECK(f.opens.in_flight() == 1);  // still on its way: for the next waiter, or idle
 }
 

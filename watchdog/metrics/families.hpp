@@ -131,26 +131,31 @@ inline constexpr Family pool_found_dead{29, "pgwatchdog_pool_checkouts_found_dea
                                         counter};
 inline constexpr Family pool_replaced{30, "pgwatchdog_pool_replaced_total",
                                       "Connections a pgwd::Pool closed, by cause", counter};
+inline constexpr Family pool_given_to_next_asker{
+    31, "pgwatchdog_pool_given_to_next_asker_total",
+    "Connections given back while every waiter had an opening of its own in flight, left for the "
+    "next acquire rather than handed to a waiter",
+    counter};
 
 // Patroni clusters the daemon discovers (daemon/patroni/cluster_series.hpp).
 inline constexpr Family patroni_discovery_up{
-    31, "pgwatchdog_patroni_discovery_up",
+    32, "pgwatchdog_patroni_discovery_up",
     "1 if the last reading of a Patroni cluster's members (GET /cluster) got a valid answer, by "
     "cluster",
     gauge};
 inline constexpr Family patroni_discovery_errors{
-    32, "pgwatchdog_patroni_discovery_errors_total",
+    33, "pgwatchdog_patroni_discovery_errors_total",
     "Failed readings of a Patroni cluster's members, by cluster and reason (unreachable, "
     "http_status, malformed, member_refused)",
     counter};
 inline constexpr Family patroni_members{
-    33, "pgwatchdog_patroni_members",
+    34, "pgwatchdog_patroni_members",
     "Members of a Patroni cluster watched as targets of their own, by cluster", gauge};
 inline constexpr Family patroni_leader{
-    34, "pgwatchdog_patroni_leader",
+    35, "pgwatchdog_patroni_leader",
     "The member a Patroni cluster names as its leader, by cluster and member; always 1", gauge};
 inline constexpr Family patroni_primaries{
-    35, "pgwatchdog_patroni_primaries",
+    36, "pgwatchdog_patroni_primaries",
     "Members of a Patroni cluster whose server answers as a primary right now, by cluster: more "
     "than 1 is a split brain",
     gauge};
@@ -188,6 +193,7 @@ inline constexpr const Family* kAll[] = {&up,
                                          &pool_acquire,
                                          &pool_found_dead,
                                          &pool_replaced,
+                                         &pool_given_to_next_asker,
                                          &patroni_discovery_up,
                                          &patroni_discovery_errors,
                                          &patroni_members,

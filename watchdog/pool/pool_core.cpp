@@ -202,6 +202,10 @@ void PoolCore::give_back(std::unique_ptr<PooledConnection> connection, bool disc
 void PoolCore::make_available(std::unique_ptr<PooledConnection> connection, bool given_back) {
   std::unique_lock lock(mutex_);
   const bool pass_over = given_back && passing_over_locked(now());
+  if (pass_over) {
+    ++counters_.given_to_next_asker;
+    metrics_.count_given_to_next_asker();
+  }
   if (!async_waiters_.empty() && !stopping_ && !pass_over) {
     // Straight to a waiter: it was just in use or just opened, so the watchdog has nothing to
     // say about it yet.

@@ -12,6 +12,7 @@ PoolSeries::PoolSeries(Store& store, const std::string& pool) : store_(store), p
   waiters_ = row->gauge(families::pool_waiters);
   acquire_ = row->histogram(families::pool_acquire);
   found_dead_ = row->counter(families::pool_found_dead);
+  given_to_next_asker_ = row->counter(families::pool_given_to_next_asker);
   row_ = store.publish(std::move(row));
 }
 

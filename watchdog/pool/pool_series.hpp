@@ -22,6 +22,7 @@ class PoolSeries {
   void set_sizes(std::size_t idle, std::size_t in_use, std::size_t opening, std::size_t waiters);
   void observe_acquire(double seconds) { acquire_.observe(seconds); }
   void count_found_dead() { found_dead_.increment(); }
+  void count_given_to_next_asker() { given_to_next_asker_.increment(); }
   /// A connection the pool closed, by why: a Cause name (server_shutdown, closed, timed_out,
   /// ...), or server_lost, max_lifetime, broken, rollback_failed, lend_refused,
   /// watchdog_stopped, discarded.
@@ -36,6 +37,7 @@ class PoolSeries {
   Gauge waiters_;
   Histogram acquire_;
   Counter found_dead_;
+  Counter given_to_next_asker_;
   RowHandle row_;
   std::mutex replaced_mutex_;
   std::map<std::string, Counter, std::less<>> replaced_;
