@@ -72,7 +72,7 @@ Lease PoolCore::acquire() {
     if (saw_busy && probe_ends_ != probe_ends) continue;
     // Passed over (passing_over_locked), a waiter looks again when that ends: a connection given
     // back meanwhile may still be idle, as nobody came back for it.
-    const auto pass_over_ends = started + 2 * opening_time_;
+    const auto pass_over_ends = pass_over_ends_for_locked(started);
     const bool passed_over = opening_time_ > Clock::duration::zero() && now < pass_over_ends;
     available_.wait_until(lock, passed_over ? std::min(deadline, pass_over_ends) : deadline);
   }
@@ -324,7 +324,7 @@ void PoolCore::on_server_lost(const ServerLost& lost) {
 
 bool PoolCore::passing_over_locked(Clock::time_point now) const {
   if (stopping_ || opening_time_ <= Clock::duration::zero()) return false;  // none measured yet
-  const std::size_t waiting = sync_waiters_.size() + async_waiters_.size();
+  const std::size_t waiting = waiters_locked();
   // More waiters than openings: one of them has none coming, and would wait for a return.
   if (waiting == 0 || waiting > opening_) return false;
   return now < pass_over_ends_locked();
@@ -335,7 +335,16 @@ PoolCore::Clock::time_point PoolCore::pass_over_ends_locked() const {
   if (!sync_waiters_.empty()) oldest = *sync_waiters_.begin();
   if (!async_waiters_.empty()) oldest = std::min(oldest, async_waiters_.front().started);
   if (oldest == Clock::time_point::max()) return oldest;
-  return oldest + 2 * opening_time_;
+  return pass_over_ends_for_locked(oldest);
+}
+
+PoolCore::Clock::time_point PoolCore::pass_over_ends_for_locked(
+    Clock::time_point waiting_since) const {
+  return waiting_since + 2 * opening_time_;
+}
+
+std::size_t PoolCore::waiters_locked() const {
+  return sync_waiters_.size() + async_waiters_.size();
 }
 
 bool PoolCore::expired(const PooledConnection& connection, Clock::time_point now) const {
@@ -352,7 +361,7 @@ std::size_t PoolCore::deficit_locked() const {
   // (opened, or given back) stays idle until its waiter wakes and takes it, and counting that
   // waiter again opened a second connection (seen: `pool: a connection given back ...` with two
   // idle at max_size 2). One whose probe is in flight is free again when the probe ends.
-  const std::size_t waiting = sync_waiters_.size() + async_waiters_.size();
+  const std::size_t waiting = waiters_locked();
   const std::size_t unserved = waiting > idle_.size() ? waiting - idle_.size() : 0;
   const std::size_t wanted = std::max({short_of_min_idle, unserved, owed_replacements_});
   if (wanted <= opening_) return 0;
@@ -360,7 +369,7 @@ std::size_t PoolCore::deficit_locked() const {
 }
 
 void PoolCore::publish_sizes_locked() {
-  metrics_.set_sizes(idle_.size(), in_use_, opening_, sync_waiters_.size() + async_waiters_.size());
+  metrics_.set_sizes(idle_.size(), in_use_, opening_, waiters_locked());
 }
 
 void PoolCore::doom_locked(std::unique_ptr<PooledConnection> connection, std::string cause) {
@@ -398,7 +407,7 @@ PoolStats PoolCore::stats() const {
   stats.idle = idle_.size();
   stats.in_use = in_use_;
   stats.opening = opening_;
-  stats.waiters = sync_waiters_.size() + async_waiters_.size();
+  stats.waiters = waiters_locked();
   return stats;
 }
 

@@ -109,6 +109,11 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   bool passing_over_locked(Clock::time_point now) const;
   /// When the oldest waiter stops being passed over (time_point::max with no waiter).
   Clock::time_point pass_over_ends_locked() const;
+  /// When a waiter that began at `waiting_since` stops being passed over: twice the usual
+  /// opening later (the one place that says so).
+  Clock::time_point pass_over_ends_for_locked(Clock::time_point waiting_since) const;
+  /// acquire() and acquire_async() calls waiting now.
+  std::size_t waiters_locked() const;
   LendOptions lend_options(std::uint64_t id);
   void on_death(std::uint64_t id, const LoanDeath& death);
   void on_server_lost(const ServerLost& lost);
