@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "metrics/exposition.hpp"
+#include "metrics/families.hpp"
 #include "metrics/lent_series.hpp"
 #include "metrics/loop_series.hpp"
 #include "metrics/store.hpp"
@@ -117,6 +118,34 @@ TEST_CASE("series store: the text writer and the prometheus-cpp collectable say 
             .size() == 1);
   CHECK(lines_with(text, "pgwatchdog_probe_duration_seconds_count{loop=\"shared\"} 45").size() ==
         1);
+}
+
+TEST_CASE("series store: a series' own label goes among its row's labels by name, escaped") {
+  auto store = pgwd::make_series_store();
+  auto row =
+      std::make_shared<pgwd::Row>(std::vector<pgwd::Label>{{"z_last", "2"}, {"a_first", "1"}});
+  row->counter(pgwd::families::disconnects, "middle", "plain").increment();
+  row->counter(pgwd::families::disconnects, "middle", "a \"quote\", a\nline and a \\").increment(2);
+  row->counter(pgwd::families::disconnects, "0_before", "b").increment(3);
+  row->counter(pgwd::families::disconnects, "zz_after", "c").increment(4);
+  row->histogram(pgwd::families::probe_duration, "middle", "h").observe(0.001);
+  row->gauge(pgwd::families::up).set(1);
+  const pgwd::RowHandle published = store_of(store).publish(std::move(row));
+
+  const std::string text = store->text();
+  CHECK(text == serialized(store));
+  const std::string family = "pgwatchdog_disconnects_total";
+  CHECK(lines_with(text, family + "{a_first=\"1\",middle=\"plain\",z_last=\"2\"} 1").size() == 1);
+  CHECK(lines_with(text, family + "{a_first=\"1\",middle=\"a \\\"quote\\\", a\\nline and a "
+                                  "\\\\\",z_last=\"2\"} 2")
+            .size() == 1);
+  CHECK(lines_with(text, family + "{0_before=\"b\",a_first=\"1\",z_last=\"2\"} 3").size() == 1);
+  CHECK(lines_with(text, family + "{a_first=\"1\",z_last=\"2\",zz_after=\"c\"} 4").size() == 1);
+  CHECK(lines_with(text,
+                   "pgwatchdog_probe_duration_seconds_bucket{a_first=\"1\",middle=\"h\","
+                   "z_last=\"2\",le=\"+Inf\"} 1")
+            .size() == 1);
+  CHECK(lines_with(text, "pgwatchdog_up{a_first=\"1\",z_last=\"2\"} 1").size() == 1);
 }
 
 TEST_CASE("series store: a histogram counts a bound in its own bucket and agrees with its count") {

@@ -32,21 +32,17 @@ std::string_view type_name(MetricType type) noexcept {
   return "untyped";
 }
 
-void render_labels(std::string& out, const Row& row, const Series& series) {
-  const std::string& own = row.labels_text();
-  if (series.label_name.empty()) {
-    out = own;
-    return;
+std::string_view render_labels(const Row& row, const Series& series, std::string& buffer) {
+  if (series.label_name.empty()) return row.labels_text();
+  const auto [before, after] = row.labels_around(series.label_name);
+  buffer.assign(before);
+  if (!before.empty()) buffer += ',';
+  append_label(buffer, series.label_name, series.label_value);
+  if (!after.empty()) {
+    buffer += ',';
+    buffer += after;
   }
-  // The series' own label among the row's, in name order.
-  const std::size_t at = row.label_text_start(row.labels_before(series.label_name));
-  out.assign(own, 0, at);
-  if (at > 0) out += ',';
-  append_label(out, series.label_name, series.label_value);
-  if (at < own.size()) {
-    out += ',';
-    out.append(own, at);
-  }
+  return buffer;
 }
 
 void append_exposition(RowSnapshot rows, std::string& out) {
@@ -60,8 +56,7 @@ void append_exposition(RowSnapshot rows, std::string& out) {
         le = BucketLabels();
       },
       [&](const Row& row, const Series& series) {
-        render_labels(labels, row, series);
-        const SeriesHead head{series.family.name, labels};
+        const SeriesHead head{series.family.name, render_labels(row, series, labels)};
         if (series.family.type != MetricType::histogram) {
           append_sample(out, head, series.value.load(std::memory_order_relaxed));
           return;

