@@ -13,6 +13,7 @@
 #include <climits>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <system_error>
 
@@ -180,9 +181,15 @@ std::optional<std::string> decode_chunked(std::string_view data, std::size_t pos
   }
 }
 
-/// Parses what was received so far. nullopt: incomplete (only when !eof). Throws Failure if it is
-/// malformed, or incomplete at eof.
-std::optional<HttpResponse> parse_response(std::string_view data, bool eof) {
+/// A response's status line and headers, and where its body begins.
+struct Head {
+  HttpResponse response;  // status and headers; no body yet
+  std::size_t body_begin = 0;
+};
+
+/// The status line and headers, if they are all in `data`. nullopt: not yet (only when !eof).
+/// Throws Failure if they are malformed, or incomplete at eof.
+std::optional<Head> parse_head(std::string_view data, bool eof) {
   const std::size_t header_end = data.find("\r\n\r\n");
   if (header_end == std::string_view::npos) {
     if (!eof) return std::nullopt;
@@ -205,50 +212,109 @@ std::optional<HttpResponse> parse_response(std::string_view data, bool eof) {
       (status_line.size() > space + 4 && status_line[space + 4] != ' '))
     throw Failure("malformed status line '" + std::string(status_line) + "'");
 
-  HttpResponse response;
-  response.status = status;
+  Head head;
+  head.response.status = status;
   const std::size_t headers_begin = status_end + kCrlf.size();
-  const std::size_t body_begin = header_end + 2 * kCrlf.size();
+  head.body_begin = header_end + 2 * kCrlf.size();
   // The first CRLF is at or before the blank line, so headers_begin <= header_end + 2: the
   // header lines keep their own CRLFs, the blank line is left out.
-  response.headers =
+  head.response.headers =
       std::string(data.substr(headers_begin, header_end + kCrlf.size() - headers_begin));
+  return head;
+}
 
-  const std::string_view rest = data.substr(body_begin);
-  const auto transfer_encoding = find_header(response.headers, "Transfer-Encoding");
-  if (transfer_encoding && !iequals(*transfer_encoding, "identity")) {
-    std::string_view codings = *transfer_encoding;
-    const std::size_t comma = codings.rfind(',');
-    if (!iequals(trim(comma == std::string_view::npos ? codings : codings.substr(comma + 1)),
-                 "chunked"))
-      throw Failure("unsupported Transfer-Encoding '" + *transfer_encoding + "'");
-    std::optional<std::string> body = decode_chunked(data, body_begin, eof);
+bool is_chunked(const std::string& headers) {
+  const auto transfer_encoding = find_header(headers, "Transfer-Encoding");
+  if (!transfer_encoding || iequals(*transfer_encoding, "identity")) return false;
+  std::string_view codings = *transfer_encoding;
+  const std::size_t comma = codings.rfind(',');
+  if (!iequals(trim(comma == std::string_view::npos ? codings : codings.substr(comma + 1)),
+               "chunked"))
+    throw Failure("unsupported Transfer-Encoding '" + *transfer_encoding + "'");
+  return true;
+}
+
+/// The Content-Length, if the headers give one. Throws Failure if it is malformed.
+std::optional<std::uint64_t> content_length(const std::string& headers) {
+  const auto length_text = find_header(headers, "Content-Length");
+  if (!length_text) return std::nullopt;
+  std::uint64_t length = 0;
+  const auto [end, ec] =
+      std::from_chars(length_text->data(), length_text->data() + length_text->size(), length, 10);
+  if (length_text->empty() || ec != std::errc() || end != length_text->data() + length_text->size())
+    throw Failure("malformed Content-Length '" + *length_text + "'");
+  return length;
+}
+
+[[noreturn]] void fail_truncated(std::size_t got, std::uint64_t length) {
+  throw Failure("connection closed after " + std::to_string(got) + " of " + std::to_string(length) +
+                " body bytes");
+}
+
+/// Parses what was received so far. nullopt: incomplete (only when !eof). Throws Failure if it is
+/// malformed, or incomplete at eof.
+std::optional<HttpResponse> parse_response(std::string_view data, bool eof) {
+  std::optional<Head> head = parse_head(data, eof);
+  if (!head) return std::nullopt;
+  HttpResponse& response = head->response;
+  const std::string_view rest = data.substr(head->body_begin);
+  if (is_chunked(response.headers)) {
+    std::optional<std::string> body = decode_chunked(data, head->body_begin, eof);
     if (!body) {
       if (eof) throw Failure("connection closed in the middle of the chunked body");
       return std::nullopt;
     }
     response.body = std::move(*body);
-    return response;
+    return std::move(response);
   }
 
-  if (const auto length_text = find_header(response.headers, "Content-Length")) {
-    std::uint64_t length = 0;
-    const auto [len_end, len_ec] =
-        std::from_chars(length_text->data(), length_text->data() + length_text->size(), length, 10);
-    if (length_text->empty() || len_ec != std::errc() ||
-        len_end != length_text->data() + length_text->size())
-      throw Failure("malformed Content-Length '" + *length_text + "'");
-    if (rest.size() >= length) {
-      response.body = std::string(rest.substr(0, static_cast<std::size_t>(length)));
-      return response;
+  if (const auto length = content_length(response.headers)) {
+    if (rest.size() >= *length) {
+      response.body = std::string(rest.substr(0, static_cast<std::size_t>(*length)));
+      return std::move(response);
     }
     if (!eof) return std::nullopt;
-    throw Failure("connection closed after " + std::to_string(rest.size()) + " of " +
-                  std::to_string(length) + " body bytes");
+    fail_truncated(rest.size(), *length);
   }
 
   if (!eof) return std::nullopt;  // the body ends where the connection does
   response.body = std::string(rest);
+  return std::move(response);
+}
+
+/// recv() into `into`, waiting (poll) only when nothing is there yet: 0 at the end of the
+/// stream; -1 with errno set on an error. Throws Failure at the deadline (`got` bytes so far).
+ssize_t receive(int fd, std::span<char> into, Clock::time_point deadline,
+                std::chrono::milliseconds timeout, std::size_t got) {
+  for (;;) {
+    const ssize_t n = ::recv(fd, into.data(), into.size(), 0);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return n;
+    if (!wait_for(fd, POLLIN, deadline))
+      throw Failure("timed out after " + std::to_string(timeout.count()) +
+                    " ms waiting for the response (got " + std::to_string(got) + " bytes)");
+  }
+}
+
+/// The rest of a body of `length` bytes, received straight into the response (a scrape is
+/// megabytes: growing a buffer and copying the body out of it cost the client more CPU than
+/// the server spent writing it). `head` is what came before, `data` all that came with it.
+HttpResponse read_sized_body(int fd, Head head, std::uint64_t length, std::string_view data,
+                             Clock::time_point deadline, std::chrono::milliseconds timeout) {
+  HttpResponse response = std::move(head.response);
+  std::string& body = response.body;
+  body.reserve(static_cast<std::size_t>(length));
+  body.assign(data.substr(head.body_begin));  // what came with the headers
+  std::size_t got = body.size();
+  body.resize(static_cast<std::size_t>(length));
+  while (got < body.size()) {
+    const ssize_t n =
+        receive(fd, std::span(body).subspan(got), deadline, timeout, head.body_begin + got);
+    if (n == 0) fail_truncated(got, length);
+    if (n < 0) fail_errno("recv", errno);
+    got += static_cast<std::size_t>(n);
+  }
   return response;
 }
 
@@ -268,12 +334,8 @@ HttpResponse get(const std::string& host, int port, const std::string& target,
   std::string data;
   std::array<char, 16384> buffer{};
   for (;;) {
-    if (!wait_for(fd, POLLIN, deadline))
-      throw Failure("timed out after " + std::to_string(timeout.count()) +
-                    " ms waiting for the response (got " + std::to_string(data.size()) + " bytes)");
-    const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+    const ssize_t n = receive(fd, buffer, deadline, timeout, data.size());
     if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
       // A reset after a complete response is no loss.
       const int error = errno;
       if (auto response = parse_response(data, false)) return std::move(*response);
@@ -285,6 +347,14 @@ HttpResponse get(const std::string& host, int port, const std::string& target,
       throw Failure("response larger than " + std::to_string(kMaxResponseBytes) + " bytes");
     // Stop as soon as the response is complete, even if the server keeps the connection open.
     if (auto response = parse_response(data, false)) return std::move(*response);
+    // A body whose length the headers give is read into place from here on.
+    if (auto head = parse_head(data, false); head && !is_chunked(head->response.headers)) {
+      const auto length = content_length(head->response.headers);
+      if (!length) continue;
+      if (*length > kMaxResponseBytes - head->body_begin)
+        throw Failure("response larger than " + std::to_string(kMaxResponseBytes) + " bytes");
+      return read_sized_body(fd, std::move(*head), *length, data, deadline, timeout);
+    }
   }
 }
 
