@@ -7,8 +7,13 @@
 // stretch, an upper bound: a tick comes at the first gap between callbacks).
 // Through PgBouncer, the same watchdog also watches 100 connections of an unrelated target,
 // "bystander", straight to PostgreSQL: the detection latency of a terminate on one of them
-// (admin sends pg_terminate_backend, to on_down), 30 times while all is quiet and again and again
-// while the storm's connections reconnect (bystander_terminate_quiet / _during_storm).
+// (admin sends pg_terminate_backend, to on_down), 30 times while all is quiet and then every
+// 25 ms from the restart while the storm's connections reconnect (a fixed schedule, so that
+// runs sample the same moments of the storm): bystander_terminate_quiet / _during_storm. Each
+// terminate also ends a raw connection of the floor (a socket in epoll on a thread of its own,
+// as in the detection benchmark) in the same statement, the two in turn first:
+// bystander_floor_* is the floor's detection, bystander_gap_* the watcher's minus the floor's
+// for the same terminate, which leaves out what the server and the two cores do to both.
 //  --auth trust|scram   how the connections log in (SCRAM runs inside PQconnectPoll)
 //  --connector-threads 0,2   WatchdogOptions::connector_threads, one storm each, side by side:
 //      0 connects on the watch loop (figures storm.AUTH.N.*), k > 0 on k connector threads
@@ -29,6 +34,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -79,9 +85,12 @@ struct StormSetup {
   TestCluster* cluster = nullptr;
   PgBouncer* bouncer = nullptr;
   std::string bystander_conninfo;  // empty: no bystander (the storm restarts its server too)
+  std::string bystander_floor_conninfo;
 };
 
 constexpr int kBystanders = 100;
+constexpr int kFloorConnections = 4;  // used in turn, each reconnected after its sample
+constexpr auto kStormSamplePeriod = 25ms;
 
 /// The storm's connections now healthy (targets storm0, storm1, ...: add_connections' names).
 int storm_healthy(ConnectionTracker& tracker, int connections) {
@@ -92,24 +101,55 @@ int storm_healthy(ConnectionTracker& tracker, int connections) {
   return healthy;
 }
 
+/// One bystander sample: detection of the same terminate by the watchdog and by the floor, µs
+/// from just before the terminate was sent.
+struct BystanderSample {
+  double watcher_us = 0;
+  double floor_us = 0;
+};
+
+/// The paired samples of one phase, as figures.
+struct BystanderSamples {
+  std::vector<double> watcher_us, floor_us, gap_us;
+  void add(const BystanderSample& s) {
+    watcher_us.push_back(s.watcher_us);
+    floor_us.push_back(s.floor_us);
+    gap_us.push_back(s.watcher_us - s.floor_us);
+  }
+};
+
 /// One terminate of a healthy connection of the target "bystander" (straight to PostgreSQL,
-/// not through the PgBouncer that restarts): µs from just before the terminate is sent to
-/// on_down, or nothing if no bystander connection is healthy now.
-std::optional<double> bystander_sample(PGconn* admin, ConnectionTracker& tracker) {
+/// not through the PgBouncer that restarts) and of the floor's connection `floor_index`, in one
+/// statement (`floor_first`: the floor's is signalled first), or nothing if no bystander
+/// connection is healthy now.
+std::optional<BystanderSample> bystander_sample(PGconn* admin, ConnectionTracker& tracker,
+                                                FloorWatcher& floor, int floor_index,
+                                                bool floor_first) {
   const std::vector<TrackedConnection> now = tracker.connections("bystander0");
   std::size_t index = now.size();
   for (std::size_t i = 0; i < now.size(); ++i)
     if (now[i].healthy && now[i].backend_pid != 0) index = i;
   if (index == now.size()) return std::nullopt;
   const int downs = now[index].downs;
+  const std::string watched = std::to_string(now[index].backend_pid);
+  const std::string raw = std::to_string(floor.backend_pid(floor_index));
+  // unnest yields its elements in order, and each row's terminate runs as it is produced.
+  const std::string pids = floor_first ? raw + "," + watched : watched + "," + raw;
   const Clock::time_point t0 = Clock::now();
-  exec_value(admin, "SELECT pg_terminate_backend(" + std::to_string(now[index].backend_pid) + ")");
+  exec_value(admin, "SELECT count(pg_terminate_backend(p)) FROM unnest(ARRAY[" + pids + "]) p");
   if (!tracker.wait_until(
           "bystander0", [&](const auto& c) { return c[index].downs > downs; }, 10000ms))
     throw std::runtime_error("bystander: a terminated connection was not reported down");
-  return std::chrono::duration<double, std::micro>(
-             tracker.connection("bystander0", static_cast<int>(index)).last_down - t0)
-      .count();
+  Clock::time_point floor_seen{};
+  if (!floor.wait_detected(floor_index, 10s, floor_seen))
+    throw std::runtime_error("bystander: the floor's terminated connection was not readable");
+  floor.reconnect(floor_index);
+  const auto micros = [&](Clock::time_point t) {
+    return std::chrono::duration<double, std::micro>(t - t0).count();
+  };
+  return BystanderSample{
+      micros(tracker.connection("bystander0", static_cast<int>(index)).last_down),
+      micros(floor_seen)};
 }
 
 /// One storm with `threads` connector threads; figures named `prefix`... `timed`: each callback's
@@ -149,13 +189,20 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
   const double slow_before = std::max(0.0, slow_callbacks());
   // Detection of an unrelated target's terminate, quiet: every connection healthy and idle.
   std::optional<PgConn> admin;
-  std::vector<double> quiet_us, storm_us;
+  std::unique_ptr<FloorWatcher> floor;
+  BystanderSamples quiet, storm;
+  int samples = 0;
+  const auto sample = [&]() -> std::optional<BystanderSample> {
+    const int n = samples++;
+    return bystander_sample(admin->get(), tracker, *floor, n % kFloorConnections, n % 2 == 1);
+  };
   if (bystanders) {
     admin.emplace(connect_blocking(admin_conninfo(*setup.cluster)));
+    floor = std::make_unique<FloorWatcher>(setup.bystander_floor_conninfo, kFloorConnections);
     for (int i = 0; i < 30; ++i) {
       if (!tracker.wait_healthy(everyone, 60s))
         throw std::runtime_error("bystanders did not return");
-      if (const auto us = bystander_sample(admin->get(), tracker)) quiet_us.push_back(*us);
+      if (const auto s = sample()) quiet.add(*s);
     }
     if (!tracker.wait_healthy(everyone, 60s)) throw std::runtime_error("bystanders did not return");
   }
@@ -168,13 +215,16 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
   else
     setup.cluster->restart(ShutdownMode::immediate);
   const Clock::time_point restarted = Clock::now();
-  // The same during the storm: one terminate after another (each on a bystander connection
-  // still healthy) until the storm's connections are all back.
+  // The same during the storm, every kStormSamplePeriod from the restart's return (a slot
+  // missed while a sample took longer is skipped), until the storm's connections are all back.
   if (bystanders)
-    while (storm_healthy(tracker, connections) < connections && Clock::now() - restarted < 300s) {
-      const auto us = bystander_sample(admin->get(), tracker);
-      if (!us) break;  // every bystander terminated once and queued behind the storm
-      storm_us.push_back(*us);
+    for (auto slot = restarted;
+         storm_healthy(tracker, connections) < connections && Clock::now() - restarted < 300s;) {
+      while (slot < Clock::now()) slot += kStormSamplePeriod;
+      std::this_thread::sleep_until(slot);  // the schedule, not a wait for an event
+      const auto s = sample();
+      if (!s) break;  // every bystander terminated once and queued behind the storm
+      storm.add(*s);
     }
   if (!tracker.wait_healthy(everyone, 300s))
     throw std::runtime_error("only " + std::to_string(tracker.healthy_count()) + " of " +
@@ -223,14 +273,24 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
              "pgwatchdog_slow_callbacks_total (10 ms threshold)");
   emit_value(prefix + "through_pgbouncer", setup.bouncer ? 1 : 0, "bool");
   if (bystanders) {
-    emit_samples(prefix + "bystander_terminate_quiet", quiet_us, "us",
+    emit_samples(prefix + "bystander_terminate_quiet", quiet.watcher_us, "us",
                  "detection of a terminate on another target (straight to PostgreSQL), all idle");
-    emit_samples(prefix + "bystander_terminate_during_storm", storm_us, "us",
-                 "the same while the storm's connections reconnect");
+    emit_samples(prefix + "bystander_terminate_during_storm", storm.watcher_us, "us",
+                 "the same every 25 ms while the storm's connections reconnect");
+    emit_samples(prefix + "bystander_floor_quiet", quiet.floor_us, "us",
+                 "the floor's detection of the same terminates");
+    emit_samples(prefix + "bystander_floor_during_storm", storm.floor_us, "us",
+                 "the floor's detection of the same terminates");
+    emit_samples(prefix + "bystander_gap_quiet", quiet.gap_us, "us",
+                 "the watcher's detection minus the floor's, per terminate");
+    emit_samples(prefix + "bystander_gap_during_storm", storm.gap_us, "us",
+                 "the watcher's detection minus the floor's, per terminate");
   } else {
     const char* why = "the storm restarts PostgreSQL itself: no target is unrelated";
-    emit_skipped(prefix + "bystander_terminate_quiet", why);
-    emit_skipped(prefix + "bystander_terminate_during_storm", why);
+    for (const char* figure :
+         {"bystander_terminate_quiet", "bystander_terminate_during_storm", "bystander_floor_quiet",
+          "bystander_floor_during_storm", "bystander_gap_quiet", "bystander_gap_during_storm"})
+      emit_skipped(prefix + figure, why);
   }
   host.call([&](Watchdog&) { ticker.reset(); });
 }
@@ -259,8 +319,8 @@ int main(int argc, char** argv) {
       if (threads < 0 || threads > static_cast<int>(kMaxConnectorThreads))
         throw std::runtime_error("--connector-threads: each from 0 to 64");
     raise_open_files(2 * connections + 500);
-    const auto cluster =
-        start_trusted_cluster(via == "direct" ? connections + 50 : 100 + kBystanders + 50);
+    const auto cluster = start_trusted_cluster(
+        via == "direct" ? connections + 50 : 100 + kBystanders + kFloorConnections + 50);
     const std::string verifier = scram_verifier(*cluster, "bench_scram");
     cluster->execute("CREATE ROLE bench_scram LOGIN PASSWORD '" + verifier + "'");
     const std::string user = auth == "trust" ? kTrustedRole : "bench_scram";
@@ -280,8 +340,13 @@ int main(int argc, char** argv) {
                            " dbname=postgres application_name=bench_storm";
     if (auth == "scram") conninfo += std::string(" password=") + kPassword;
 
-    const StormSetup setup{conninfo, connections, cluster.get(), bouncer.get(),
-                           bouncer ? trusted_conninfo(cluster->port(), "bench_bystander") : ""};
+    const StormSetup setup{
+        conninfo,
+        connections,
+        cluster.get(),
+        bouncer.get(),
+        bouncer ? trusted_conninfo(cluster->port(), "bench_bystander") : "",
+        bouncer ? trusted_conninfo(cluster->port(), "bench_bystander_floor") : ""};
     for (const int threads : thread_counts) {
       const std::string figures =
           threads == 0 ? prefix : prefix + "connector_threads_" + std::to_string(threads) + ".";
