@@ -34,6 +34,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -108,13 +109,33 @@ struct BystanderSample {
   double floor_us = 0;
 };
 
-/// The paired samples of one phase, as figures.
+/// The bystander's figures of one phase: prefix + "bystander_" + kind + "_" + phase.
+std::string bystander_figure(const std::string& prefix, std::string_view kind,
+                             std::string_view phase) {
+  return prefix + "bystander_" + std::string(kind) + "_" + std::string(phase);
+}
+constexpr std::string_view kBystanderKinds[] = {"terminate", "floor", "gap"};
+constexpr std::string_view kBystanderPhases[] = {"quiet", "during_storm"};
+
+/// The paired samples of one phase.
 struct BystanderSamples {
-  std::vector<double> watcher_us, floor_us, gap_us;
+  std::vector<double> watcher_us, floor_us;
   void add(const BystanderSample& s) {
     watcher_us.push_back(s.watcher_us);
     floor_us.push_back(s.floor_us);
-    gap_us.push_back(s.watcher_us - s.floor_us);
+  }
+  /// bystander_terminate_<phase> (noted `watcher_note`), bystander_floor_<phase> and
+  /// bystander_gap_<phase>, the watcher's detection minus the floor's per terminate.
+  void emit(const std::string& prefix, std::string_view phase,
+            const std::string& watcher_note) const {
+    std::vector<double> gap_us;
+    for (std::size_t i = 0; i < watcher_us.size(); ++i)
+      gap_us.push_back(watcher_us[i] - floor_us[i]);
+    emit_samples(bystander_figure(prefix, "terminate", phase), watcher_us, "us", watcher_note);
+    emit_samples(bystander_figure(prefix, "floor", phase), floor_us, "us",
+                 "the floor's detection of the same terminates");
+    emit_samples(bystander_figure(prefix, "gap", phase), gap_us, "us",
+                 "the watcher's detection minus the floor's, per terminate");
   }
 };
 
@@ -273,24 +294,15 @@ void run_storm(const StormSetup& setup, std::size_t threads, const std::string& 
              "pgwatchdog_slow_callbacks_total (10 ms threshold)");
   emit_value(prefix + "through_pgbouncer", setup.bouncer ? 1 : 0, "bool");
   if (bystanders) {
-    emit_samples(prefix + "bystander_terminate_quiet", quiet.watcher_us, "us",
-                 "detection of a terminate on another target (straight to PostgreSQL), all idle");
-    emit_samples(prefix + "bystander_terminate_during_storm", storm.watcher_us, "us",
-                 "the same every 25 ms while the storm's connections reconnect");
-    emit_samples(prefix + "bystander_floor_quiet", quiet.floor_us, "us",
-                 "the floor's detection of the same terminates");
-    emit_samples(prefix + "bystander_floor_during_storm", storm.floor_us, "us",
-                 "the floor's detection of the same terminates");
-    emit_samples(prefix + "bystander_gap_quiet", quiet.gap_us, "us",
-                 "the watcher's detection minus the floor's, per terminate");
-    emit_samples(prefix + "bystander_gap_during_storm", storm.gap_us, "us",
-                 "the watcher's detection minus the floor's, per terminate");
+    quiet.emit(prefix, "quiet",
+               "detection of a terminate on another target (straight to PostgreSQL), all idle");
+    storm.emit(prefix, "during_storm",
+               "the same every 25 ms while the storm's connections reconnect");
   } else {
     const char* why = "the storm restarts PostgreSQL itself: no target is unrelated";
-    for (const char* figure :
-         {"bystander_terminate_quiet", "bystander_terminate_during_storm", "bystander_floor_quiet",
-          "bystander_floor_during_storm", "bystander_gap_quiet", "bystander_gap_during_storm"})
-      emit_skipped(prefix + figure, why);
+    for (const std::string_view phase : kBystanderPhases)
+      for (const std::string_view kind : kBystanderKinds)
+        emit_skipped(bystander_figure(prefix, kind, phase), why);
   }
   host.call([&](Watchdog&) { ticker.reset(); });
 }

@@ -299,13 +299,15 @@ ssize_t receive(int fd, std::span<char> into, Clock::time_point deadline,
 
 /// The rest of a body of `length` bytes, received straight into the response (a scrape is
 /// megabytes: growing a buffer and copying the body out of it cost the client more CPU than
-/// the server spent writing it). `head` is what came before, `data` all that came with it.
+/// the server spent writing it). `head` is what came before, `data` all that came with it,
+/// which may already hold the whole body and more.
 HttpResponse read_sized_body(int fd, Head head, std::uint64_t length, std::string_view data,
                              Clock::time_point deadline, std::chrono::milliseconds timeout) {
   HttpResponse response = std::move(head.response);
   std::string& body = response.body;
   body.reserve(static_cast<std::size_t>(length));
-  body.assign(data.substr(head.body_begin));  // what came with the headers
+  // What came with the headers, up to the body's length.
+  body.assign(data.substr(head.body_begin, static_cast<std::size_t>(length)));
   std::size_t got = body.size();
   body.resize(static_cast<std::size_t>(length));
   while (got < body.size()) {
@@ -345,16 +347,18 @@ HttpResponse get(const std::string& host, int port, const std::string& target,
     data.append(buffer.data(), static_cast<std::size_t>(n));
     if (data.size() > kMaxResponseBytes)
       throw Failure("response larger than " + std::to_string(kMaxResponseBytes) + " bytes");
+    std::optional<Head> head = parse_head(data, false);
+    if (!head) continue;
+    // A body whose length the headers give is read into place from here on (or cut from what
+    // came, if all of it did).
+    if (!is_chunked(head->response.headers))
+      if (const auto length = content_length(head->response.headers)) {
+        if (*length > kMaxResponseBytes - head->body_begin)
+          throw Failure("response larger than " + std::to_string(kMaxResponseBytes) + " bytes");
+        return read_sized_body(fd, std::move(*head), *length, data, deadline, timeout);
+      }
     // Stop as soon as the response is complete, even if the server keeps the connection open.
     if (auto response = parse_response(data, false)) return std::move(*response);
-    // A body whose length the headers give is read into place from here on.
-    if (auto head = parse_head(data, false); head && !is_chunked(head->response.headers)) {
-      const auto length = content_length(head->response.headers);
-      if (!length) continue;
-      if (*length > kMaxResponseBytes - head->body_begin)
-        throw Failure("response larger than " + std::to_string(kMaxResponseBytes) + " bytes");
-      return read_sized_body(fd, std::move(*head), *length, data, deadline, timeout);
-    }
   }
 }
 
