@@ -208,8 +208,13 @@ TargetSettings prepare(const TargetOptions& o, std::optional<Conninfo> parsed) {
   const auto passes = s.link.role == RoleRequirement::prefer_standby ? 2 : 1;
   const Nanos attempt_deadline =
       o.connect_timeout * static_cast<long>(s.link.hosts.size() * passes) + std::chrono::seconds(1);
-  s.lifecycle = {attempt_deadline,  o.probe_timeout, o.heartbeat,
-                 o.backoff_initial, o.backoff_max,   s.link.role};
+  s.lifecycle = {attempt_deadline,
+                 o.probe_timeout,
+                 o.heartbeat,
+                 o.backoff_initial,
+                 o.backoff_max,
+                 s.link.role,
+                 o.scout_interval > std::chrono::milliseconds::zero()};
   s.scout_interval = o.scout_interval;
   s.scout_spread = std::min<Nanos>(o.backoff_initial, o.scout_interval);
   return s;

@@ -114,10 +114,12 @@ struct TargetOptions {
   /// scout_interval of its server answering again, not backoff_max. An attempt still on its way
   /// at a turn (held by a proxy that retries a refused server, or a SYN lost in a black hole)
   /// gets a second attempt beside it instead, renewed every scout_interval; the first to connect
-  /// wins (counted in pgwatchdog_connect_hedges_total). 0 = no scout: each connection keeps its
-  /// own backoff. 250 ms: a server that answers again just after a turn waits for the next one,
-  /// so the period plus one connect is how much later than the luckiest poller the target can
-  /// be back; at 500 ms that overran the half second a 1 s poller is allowed (docs/ha-stack.md).
+  /// wins (counted in pgwatchdog_connect_hedges_total). After an immediate shutdown or a crash
+  /// (the server ends every session) the connections make no attempt of their own before the
+  /// scout's turn. 0 = no scout: each connection keeps its own backoff. 250 ms: a server that
+  /// answers again just after a turn waits for the next one, so the period plus one connect is
+  /// how much later than the luckiest poller the target can be back; at 500 ms that overran the
+  /// half second a 1 s poller is allowed (docs/ha-stack.md).
   Duration scout_interval = std::chrono::milliseconds(250);
   /// Channels to LISTEN on after every (re)connect; NOTIFY messages are delivered to the observer.
   std::vector<std::string> listen_channels;

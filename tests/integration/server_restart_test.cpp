@@ -178,6 +178,54 @@ TEST_CASE_FIXTURE(WatchdogFixture,
   CHECK(metric("pgwatchdog_up", {{"target", "scouted"}}) == 1);
 }
 
+TEST_CASE_FIXTURE(WatchdogFixture,
+                  "recovery: after an immediate stop the connections leave the retrying to the "
+                  "scout - none tries before its first turn - and all come back") {
+  constexpr std::size_t n = 6;
+  TargetOptions o = target("server_wide", n);  // backoff_initial: the default 100 ms
+  o.scout_interval = 300ms;
+  watchdog->add_target(o);
+  REQUIRE(loop.run_until([&] { return all_healthy("server_wide", n); }, 10s));
+
+  std::atomic<bool> started{false};
+  std::thread outage([&] {
+    cluster.stop(ShutdownMode::immediate);
+    std::this_thread::sleep_for(1s);  // the outage itself, not a wait for the watchdog
+    cluster.start();                  // pg_ctl start -w: returns once the server accepts
+    started = true;
+  });
+  const bool came_back = loop.run_until(
+      [&] { return started && all_healthy("server_wide", n) && observer.healthy.size() >= 2 * n; },
+      60s);
+  outage.join();
+  REQUIRE(came_back);
+  REQUIRE(observer.down.size() == n);
+
+  // Each connection the server's WARNING reached (the server sends it on a best-effort basis,
+  // support/sigquit_down.hpp) made no attempt of its own before the scout's first turn, one
+  // scout_interval after the first loss: a timer that only a late loop can delay, never hurry.
+  // Before, each tried within 50-100 ms (its first backoff delay), while the postmaster still
+  // waited for its backends: every such attempt a backend forked to be told 57P03.
+  std::chrono::steady_clock::time_point first_down = observer.down.front().at;
+  for (const auto& d : observer.down) first_down = std::min(first_down, d.at);
+  std::size_t told = 0;
+  for (const auto& d : observer.down) {
+    if (!pgwd::testing::check_sigquit_down(d.event, Cause::immediate_shutdown, "57P01")) continue;
+    ++told;
+    for (const auto& a : observer.attempts)
+      if (a.event.connection.index == d.event.connection.index) {
+        INFO("connection ", a.event.connection.index, " attempt ", a.event.attempt);
+        // Less 20 ms: the scout's timer counts from the loop's clock when the first loss was
+        // handled, a little before the observer's own stamp.
+        CHECK(a.at - first_down >= o.scout_interval - 20ms);
+      }
+  }
+  CHECK(told > 0);
+  MESSAGE(observer.attempts.size(), " reconnect attempts for ", n,
+          " connections over the stop, a 1 s outage and the start");
+  CHECK(metric("pgwatchdog_up", {{"target", "server_wide"}}) == 1);
+}
+
 TEST_SUITE_END();
 
 }  // namespace PGWD_TEST_FILE_ID

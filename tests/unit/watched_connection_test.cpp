@@ -351,6 +351,71 @@ TEST_CASE_FIXTURE(
   CHECK(connection->state() == ConnectionState::resolving);
 }
 
+TEST_CASE("server-wide end: an immediate shutdown and a crash, not a fast shutdown or a close") {
+  CHECK(server_wide_end(Cause::immediate_shutdown));
+  CHECK(server_wide_end(Cause::server_crash));
+  // A fast shutdown's FATAL 57P01 is also what pg_terminate_backend sends to one backend.
+  CHECK_FALSE(server_wide_end(Cause::server_shutdown));
+  CHECK_FALSE(server_wide_end(Cause::closed));
+  CHECK_FALSE(server_wide_end(Cause::probe_timeout));
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "backoff: after a server-wide end a scouted connection waits for its scout - "
+                  "no retry of its own - and retry_within() brings it") {
+  settings.scouted = true;
+  for (const Cause cause : {Cause::immediate_shutdown, Cause::server_crash}) {
+    const std::string cause_name(to_string(cause));
+    CAPTURE(cause_name);
+    events.down.clear();
+    events.attempts.clear();
+    connect();
+    link->next_inspection = {Inspection::Verdict::went_away, {cause, "57P01", "terminating"}};
+    cb().on_readable();
+    REQUIRE(events.down.size() == 1);
+    CHECK(connection->state() == ConnectionState::backoff);
+    CHECK(loop.armed_timers() == 0);
+    loop.advance(1h);
+    CHECK(connection->state() == ConnectionState::backoff);
+    CHECK(events.attempts.empty());
+    link->calls.clear();
+    connection->retry_within(Nanos::zero());  // the scout's turn
+    loop.advance(Nanos::zero());
+    CHECK(connection->state() == ConnectionState::resolving);
+    CHECK(link->calls == std::vector<std::string>{"connect"});
+    REQUIRE(events.attempts.size() == 1);
+    // Refused while the server is still away: from here on its own backoff, from the initial
+    // delay, beside the scout's turns.
+    cb().on_connect_failed({Failure{Cause::connect_failed, "", "connection refused"}, {}});
+    REQUIRE_FALSE(events.failures.empty());
+    CHECK(events.failures.back().retry_in == Nanos(50ms));
+    loop.advance(50ms);
+    CHECK(connection->state() == ConnectionState::resolving);
+  }
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "backoff: without a scout, and after an end that may be one backend's, a "
+                  "connection retries on its own") {
+  SUBCASE("no scout: an immediate shutdown backs off as any loss") {
+    settings.scouted = false;
+    connect();
+    link->next_inspection = {Inspection::Verdict::went_away,
+                             {Cause::immediate_shutdown, "57P01", "terminating"}};
+  }
+  SUBCASE("scouted: a fast shutdown's (or a terminate's) FATAL 57P01") {
+    settings.scouted = true;
+    connect();
+    link->next_inspection = {Inspection::Verdict::went_away,
+                             {Cause::server_shutdown, "57P01", "terminating"}};
+  }
+  cb().on_readable();
+  CHECK(connection->state() == ConnectionState::backoff);
+  CHECK(loop.armed_timers() == 1);
+  loop.advance(50ms);  // the lowest of the first delay's 50-100 ms
+  CHECK(connection->state() == ConnectionState::resolving);
+}
+
 TEST_CASE_FIXTURE(Fixture, "lifecycle: the outage is measured from the loss to healthy again") {
   connect();
   link->next_inspection = {Inspection::Verdict::went_away, {Cause::closed, "", "eof"}};

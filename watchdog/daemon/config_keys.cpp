@@ -276,7 +276,8 @@ constexpr std::array<TargetKey, 23> kTargetKeys{{
      {.min = 0, .max = ms(hours(1)), .zero_means = "off"}, "",
      "while connections wait out a backoff, one of them tries at once every this often (an attempt "
      "still on its way gets a second one beside it); once one is back the others follow within "
-     "min(`backoff_initial`, `scout_interval`) (see "
+     "min(`backoff_initial`, `scout_interval`); after an immediate shutdown or a crash no "
+     "connection tries before the scout's first turn (see "
      "[detection.md](detection.md#back-as-soon-as-the-server-is)); `0`: each keeps its own backoff",
      read_duration<&TargetOptions::scout_interval>, show_duration<&TargetOptions::scout_interval>},
     {"listen_channels", KeyPlace::defaults_and_targets, ValueType::string_list,

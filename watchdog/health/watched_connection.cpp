@@ -16,6 +16,10 @@ std::chrono::milliseconds ms(Nanos d) {
 
 }  // namespace
 
+bool server_wide_end(Cause cause) noexcept {
+  return cause == Cause::immediate_shutdown || cause == Cause::server_crash;
+}
+
 WatchedConnection::WatchedConnection(ConnectionRef ref, const LifecycleSettings& settings,
                                      Loop& loop, Random& random, ConnectionEvents& events,
                                      const LinkFactory& make_link, AttemptGate* gate)
@@ -285,11 +289,26 @@ void WatchedConnection::go_down(const Failure& failure) {
   events_.on_down({ref_, failure.cause, failure.sqlstate, failure.message});
   if (!live()) return;
   link().close();  // unregisters the socket before libpq closes it
-  retry_later();
+  // After a server-wide end every sibling is going down too, and an attempt before the restart
+  // is refused, or, while the postmaster waits for its backends to exit, forks a backend only to
+  // be told 57P03: a hundred such attempts per target within the first backoff fell inside an
+  // immediate stop's burst of downs, on the loop and on the cores still reporting them
+  // (bench/README.md, `stop_immediate`). The scout tries once per scout_interval instead and
+  // brings the siblings back when one gets through.
+  if (settings_.scouted && server_wide_end(failure.cause))
+    wait_for_scout();
+  else
+    retry_later();
 }
 
 void WatchedConnection::retry_later() {
   if (enter(ConnectionState::backoff)) arm_retry(backoff_.next());
+}
+
+void WatchedConnection::wait_for_scout() {
+  if (!enter(ConnectionState::backoff)) return;
+  retry_->disarm();
+  retry_due_ = MonotonicTime::max();  // any retry_within() is sooner
 }
 
 }  // namespace pgwd

@@ -25,7 +25,18 @@ struct LifecycleSettings {
   Nanos backoff_initial;
   Nanos backoff_max;
   RoleRequirement role = RoleRequirement::any;  ///< re-checked after every probe
+  /// Its target has a RecoveryScout (scout_interval > 0). Then a connection ended by the server
+  /// as a whole (immediate_shutdown, server_crash: server_wide_end()) waits in `backoff` with no
+  /// retry of its own, and the scout's retry_within() brings it back: a few attempts per target
+  /// while the server is away, not one per connection per backoff step.
+  bool scouted = false;
 };
+
+/// True for the causes where the server said that every session ends and none is accepted until
+/// it restarts: an immediate shutdown's WARNING 57P01, a crash's 57P02 or the postmaster's
+/// "unexpected postmaster exit". A fast shutdown's FATAL 57P01 reads as pg_terminate_backend's,
+/// which ends one backend of a server that stays up, so it is not among them.
+bool server_wide_end(Cause cause) noexcept;
 
 /// One watched connection: the life cycle of docs/design.md §5 as one explicit state machine.
 ///
@@ -146,6 +157,8 @@ class WatchedConnection final : private IdleWatchEvents {
   void attempt_failed(const Failure& failure, const Arrivals& arrived);
   void go_down(const Failure& failure);
   void retry_later();
+  /// In `backoff` with no timer armed: the target's scout calls retry_within().
+  void wait_for_scout();
   void arm_retry(Nanos delay);
   void retry_now();
 
