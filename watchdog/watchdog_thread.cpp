@@ -1,6 +1,7 @@
 #include "pgwd/watchdog_thread.hpp"
 
 #include <event2/event.h>
+#include <pthread.h>
 
 #include <condition_variable>
 #include <cstdio>
@@ -110,6 +111,9 @@ class WatchdogThread::Impl {
 
   // The thread's whole life: everything of the loop is made, used and freed here.
   void run(WatchdogOptions options, std::promise<void>& started) {
+    // Named as the connector threads are: `top -H`, `perf` and a host's own tools tell the
+    // watch loop from the host's threads.
+    pthread_setname_np(pthread_self(), "pgwd-watch");
     EventBasePtr base;
     std::unique_ptr<LibeventLoop> loop;
     try {

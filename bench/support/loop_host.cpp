@@ -1,6 +1,7 @@
 #include "support/loop_host.hpp"
 
 #include <event2/event.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <stdexcept>
@@ -33,6 +34,7 @@ LoopHost::LoopHost(WatchdogOptions options) : state_(std::make_unique<State>()) 
 void LoopHost::run(WatchdogOptions options, std::promise<void>& started) {
   try {
     tid_ = ::gettid();
+    pthread_setname_np(pthread_self(), "bench-host");  // the embedded watchdog's loop
     state_->base = event_base_new();
     if (state_->base == nullptr) throw std::runtime_error("event_base_new failed");
     state_->adapter = std::make_unique<LibeventLoop>(state_->base);

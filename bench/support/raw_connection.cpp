@@ -1,5 +1,6 @@
 #include "support/raw_connection.hpp"
 
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -71,6 +72,7 @@ void FloorWatcher::watch(int index) {
 }
 
 void FloorWatcher::run() {
+  pthread_setname_np(pthread_self(), "bench-floor");
   epoll_event events[64];
   for (;;) {
     const int ready = ::epoll_wait(epoll_fd_, events, 64, -1);

@@ -27,6 +27,8 @@ namespace pgwd {
 ///  - The constructor returns once the loop runs (or throws InvalidOptions, with no thread left).
 ///    With WatchdogOptions::connector_threads > 0 the Watchdog starts that many connector threads
 ///    of its own besides (connect attempts run there); the destructor joins them too.
+///  - The thread is named `pgwd-watch` (the connector threads `pgwd-connector`), so `top -H`,
+///    `perf` and `/proc/PID/task/*/comm` tell it from the host's threads.
 ///  - Destroy it from any thread but its own (not inside a callback: a thread cannot join
 ///    itself; that is detected and ends the process with a message). The destructor stops the
 ///    loop, closes every connection on the watchdog's thread, joins it and frees the loop. No
