@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace pgwd::bench {
 
 TrackedConnection& ConnectionTracker::slot(const ConnectionRef& ref) {
@@ -12,61 +14,68 @@ TrackedConnection& ConnectionTracker::slot(const ConnectionRef& ref) {
 }
 
 void ConnectionTracker::on_healthy(const HealthyEvent& event) {
-  {
-    const std::lock_guard lock(mutex_);
-    TrackedConnection& c = slot(event.connection);
-    if (!c.healthy) ++healthy_;
-    c.healthy = true;
-    c.backend_pid = event.server.backend_pid;
-  }
-  changed_.notify_all();
+  std::unique_lock lock(mutex_);
+  TrackedConnection& c = slot(event.connection);
+  if (!c.healthy) ++healthy_;
+  c.healthy = true;
+  c.backend_pid = event.server.backend_pid;
+  changed(lock);
 }
 
 void ConnectionTracker::on_down(const DownEvent& event) {
   const Clock::time_point now = Clock::now();  // first thing: this is the detection instant
   const Clock::time_point woken = callback_began_ ? callback_began_() : Clock::time_point{};
-  {
-    const std::lock_guard lock(mutex_);
-    TrackedConnection& c = slot(event.connection);
-    if (c.healthy) --healthy_;
-    c.healthy = false;
-    ++c.downs;
-    ++downs_;
-    c.last_down = now;
-    c.last_down_woken = woken;
-    c.last_cause = event.cause;
-    c.failures_since_down = 0;
-  }
-  changed_.notify_all();
+  std::unique_lock lock(mutex_);
+  TrackedConnection& c = slot(event.connection);
+  if (c.healthy) --healthy_;
+  c.healthy = false;
+  ++c.downs;
+  ++downs_;
+  c.last_down = now;
+  c.last_down_woken = woken;
+  c.last_cause = event.cause;
+  c.failures_since_down = 0;
+  changed(lock);
 }
 
 void ConnectionTracker::on_probe(const ProbeEvent& event) {
-  {
-    const std::lock_guard lock(mutex_);
-    ++probes_;
-    if (event.heartbeat) ++heartbeats_;
-  }
-  changed_.notify_all();
+  std::unique_lock lock(mutex_);
+  ++probes_;
+  if (event.heartbeat) ++heartbeats_;
+  changed(lock);
+}
+
+void ConnectionTracker::changed(std::unique_lock<std::mutex>& lock) {
+  const bool wake = std::any_of(waiting_.begin(), waiting_.end(),
+                                [](const std::function<bool()>* holds) { return (*holds)(); });
+  lock.unlock();
+  if (wake) changed_.notify_all();
+}
+
+bool ConnectionTracker::wait(const std::function<bool()>& holds,
+                             std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  waiting_.push_back(&holds);
+  const bool held = changed_.wait_for(lock, timeout, holds);
+  waiting_.erase(std::find(waiting_.begin(), waiting_.end(), &holds));
+  return held;
 }
 
 bool ConnectionTracker::wait_until(
     const std::string& target,
     const std::function<bool(const std::vector<TrackedConnection>&)>& done,
     std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mutex_);
-  return changed_.wait_for(lock, timeout, [&] { return done(connections_[target]); });
+  return wait([&] { return done(connections_[target]); }, timeout);
 }
 
 void ConnectionTracker::on_connect_failed(const ConnectFailedEvent& event) {
-  {
-    const std::lock_guard lock(mutex_);
-    ++connect_failures_;
-    ++slot(event.connection).failures_since_down;
-    ++failures_by_cause_[std::string(to_string(event.cause))];
-    last_failure_ = fmt::format("{} attempt {}: {} {}", event.connection.target, event.attempt,
-                                event.sqlstate, event.message);
-  }
-  changed_.notify_all();
+  std::unique_lock lock(mutex_);
+  ++connect_failures_;
+  ++slot(event.connection).failures_since_down;
+  ++failures_by_cause_[std::string(to_string(event.cause))];
+  last_failure_ = fmt::format("{} attempt {}: {} {}", event.connection.target, event.attempt,
+                              event.sqlstate, event.message);
+  changed(lock);
 }
 
 std::string ConnectionTracker::summary() {
@@ -92,18 +101,15 @@ std::string ConnectionTracker::summary() {
 
 bool ConnectionTracker::wait_connect_failures(std::uint64_t count,
                                               std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mutex_);
-  return changed_.wait_for(lock, timeout, [&] { return connect_failures_ >= count; });
+  return wait([&] { return connect_failures_ >= count; }, timeout);
 }
 
 bool ConnectionTracker::wait_downs_above(std::uint64_t count, std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mutex_);
-  return changed_.wait_for(lock, timeout, [&] { return downs_ > count; });
+  return wait([&] { return downs_ > count; }, timeout);
 }
 
 bool ConnectionTracker::wait_healthy(int count, std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mutex_);
-  return changed_.wait_for(lock, timeout, [&] { return healthy_ >= count; });
+  return wait([&] { return healthy_ >= count; }, timeout);
 }
 
 TrackedConnection ConnectionTracker::connection(const std::string& target, int index) {
