@@ -64,7 +64,7 @@ const WatchdogOptions& checked(const WatchdogOptions& o) {
 }
 
 std::unique_ptr<Connector> make_connector(GuardedLoop& loop, std::size_t threads) {
-  if (threads == 0) return std::make_unique<LoopConnector>(loop, loop);
+  if (threads == 0) return std::make_unique<LoopConnector>(loop);
   return std::make_unique<ConnectorPool>(loop, loop, threads);
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include "event/guarded_loop.hpp"
 #include "pg/connector_pool.hpp"
 #include "pg/loop_connector.hpp"
 #include "pgwd/adapters/libevent.hpp"
@@ -38,12 +39,13 @@ class NoNotes final : public ActivityNotes {
 struct Setup {
   pgwd::testing::TestLoop test_loop;
   LibeventLoop loop{test_loop.base()};
+  GuardedLoop guarded{loop, {}};  // the watch loop's guard, for the LoopConnector
   NoNotes notes;
   std::unique_ptr<Connector> connector;
   ConnectionRef who{"unit", 0};
   explicit Setup(std::size_t threads) {
     if (threads == 0)
-      connector = std::make_unique<LoopConnector>(loop, notes);
+      connector = std::make_unique<LoopConnector>(guarded);
     else
       connector = std::make_unique<ConnectorPool>(loop, notes, threads);
   }

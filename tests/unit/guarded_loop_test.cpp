@@ -49,6 +49,22 @@ std::vector<TimerPtr> busy_timers(GuardedLoop& loop, FakeLoop& fake, int n, Nano
   return timers;
 }
 
+/// Watches of sockets `first` to `last` (inclusive), each adding its fd to `ran` and taking
+/// `each` of the loop's time when its socket is ready.
+void busy_watches(GuardedLoop& loop, FakeLoop& fake, int first, int last, Nanos each,
+                  GuardedLoop::SocketWork work, std::vector<int>& ran,
+                  std::vector<SocketWatchPtr>& watches) {
+  for (int fd = first; fd <= last; ++fd) {
+    watches.push_back(loop.make_socket_watch(
+        [&ran, &fake, fd, each](Readiness) {
+          ran.push_back(fd);
+          fake.stall(each);
+        },
+        work));
+    watches.back()->watch(fd, Interest::read);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("guarded loop: an object deleted inside a callback lives until the callback returns") {
@@ -157,13 +173,8 @@ TEST_CASE("guarded loop: once the pass budget is spent, sockets wait for the nex
   GuardedLoop loop(fake, reports.make(10ms, 5ms));
   std::vector<int> ran;
   std::vector<SocketWatchPtr> watches;
-  for (int fd = 10; fd < 14; ++fd) {
-    watches.push_back(loop.make_socket_watch([&, fd](Readiness) {
-      ran.push_back(fd);
-      fake.stall(3ms);  // each callback takes 3 ms of the loop's time
-    }));
-    watches.back()->watch(fd, Interest::read);
-  }
+  // Each callback takes 3 ms of the loop's time.
+  busy_watches(loop, fake, 10, 13, 3ms, GuardedLoop::SocketWork::watch, ran, watches);
   // One pass: every socket ready. Two callbacks spend the budget; the others return at once.
   for (int fd = 10; fd < 14; ++fd) fake.make_ready(fd, {true, false});
   CHECK(ran == std::vector<int>{10, 11});
@@ -178,6 +189,30 @@ TEST_CASE("guarded loop: once the pass budget is spent, sockets wait for the nex
   fake.make_ready(13, {true, false});
   CHECK(ran == std::vector<int>{10, 11, 12, 13});
   CHECK(loop.declined() == 3);
+}
+
+TEST_CASE(
+    "guarded loop: connect steps run only while half the budget is left - the watches ready with "
+    "them keep the other half") {
+  FakeLoop fake;
+  Reports reports;
+  GuardedLoop loop(fake, reports.make(10ms, 5ms));
+  std::vector<int> ran;
+  std::vector<SocketWatchPtr> watches;
+  // Sockets 40-43: connect steps of 2 ms each (SCRAM on the loop); 50-51: idle connections'
+  // watches, 0.5 ms each.
+  busy_watches(loop, fake, 40, 43, 2ms, GuardedLoop::SocketWork::connect_step, ran, watches);
+  busy_watches(loop, fake, 50, 51, 500us, GuardedLoop::SocketWork::watch, ran, watches);
+  // One pass, the steps first in the loop's order: two of them spend half the budget (4 ms of
+  // 5), the other two wait; the watches behind them still run.
+  for (const int fd : {40, 41, 42, 43, 50, 51}) fake.make_ready(fd, {true, false});
+  CHECK(ran == std::vector<int>{40, 41, 50, 51});
+  CHECK(loop.declined() == 2);
+  // The next pass: a fresh budget for the steps left.
+  fake.advance(0ms);
+  for (const int fd : {42, 43}) fake.make_ready(fd, {true, false});
+  CHECK(ran == std::vector<int>{40, 41, 50, 51, 42, 43});
+  CHECK(loop.declined() == 2);
 }
 
 TEST_CASE("guarded loop: a declined activate_read is made again after the next poll, not before") {

@@ -128,16 +128,20 @@ class GuardedLoop::Scope {
     due_timers_.push_back(due);
   }
 
-  /// True when a callback of `phase` (socket or timer) should wait for a later pass: a socket's
-  /// once the budget is spent, a timer's once half of it is. The marker runs after the pass's
-  /// sockets (libevent runs the timers due after the sockets ready), and runs the timers declined
-  /// before: so they take at most half a budget of a pass, and the sockets of the pass after
-  /// always have the other half. A socket is never starved by a
-  /// backlog of timers (10,000 reconnect timers due together), nor the timers by sockets.
+  /// True when a callback of `phase` (socket, connect_poll or timer) should wait for a later
+  /// pass: a watch's socket once the budget is spent, a connect step's or a timer's once half of
+  /// it is. The marker runs after the pass's sockets (libevent runs the timers due after the
+  /// sockets ready), and runs the timers declined before: so they take at most half a budget of
+  /// a pass, and the sockets of the pass after always have the other half. A socket is never
+  /// starved by a backlog of timers (10,000 reconnect timers due together), nor the timers by
+  /// sockets. A connect step (SCRAM: ~2.5 ms) runs only while half the budget is left, so an
+  /// idle connection's readiness in a reconnect storm waits at most for the steps of half a
+  /// budget (and the one running), not for a whole budget of them every pass.
   bool declines(CallbackPhase phase) const noexcept {
     const Nanos budget = reports_.pass_budget;
     if (!alive_ || depth_ != 0 || budget <= Nanos::zero()) return false;
-    return spent_ >= (phase == CallbackPhase::timer ? budget / 2 : budget);
+    const bool half = phase == CallbackPhase::timer || phase == CallbackPhase::connect_poll;
+    return spent_ >= (half ? budget / 2 : budget);
   }
 
   void run_deferred() {
@@ -229,18 +233,20 @@ class GuardedTimer final : public Timer {
 /// made again, as nothing else would bring it back.
 class GuardedWatch final : public SocketWatch, private GuardedLoop::Scope::Waiting {
  public:
-  GuardedWatch(Loop& inner, const std::shared_ptr<GuardedLoop::Scope>& scope,
+  /// `phase`: socket (a watch) or connect_poll (a connect step), for the budget's share.
+  GuardedWatch(Loop& inner, const std::shared_ptr<GuardedLoop::Scope>& scope, CallbackPhase phase,
                std::function<void(Readiness)> on_ready)
       : scope_(scope),
-        watch_(inner.make_socket_watch([this, scope, on_ready = std::move(on_ready)](Readiness r) {
-          if (scope->declines(CallbackPhase::socket)) {
-            ++scope->declined_;
-            if (activated_) scope->wait(this);
-            return;
-          }
-          activated_ = false;
-          GuardedLoop::Scope::run(scope, CallbackPhase::socket, [&] { on_ready(r); });
-        })) {}
+        watch_(inner.make_socket_watch(
+            [this, scope, phase, on_ready = std::move(on_ready)](Readiness r) {
+              if (scope->declines(phase)) {
+                ++scope->declined_;
+                if (activated_) scope->wait(this);
+                return;
+              }
+              activated_ = false;
+              GuardedLoop::Scope::run(scope, phase, [&] { on_ready(r); });
+            })) {}
   ~GuardedWatch() { scope_->forget(this); }
   GuardedWatch(const GuardedWatch&) = delete;
   GuardedWatch& operator=(const GuardedWatch&) = delete;
@@ -303,7 +309,14 @@ TimerPtr GuardedLoop::make_timer(std::function<void()> on_expiry) {
 }
 
 SocketWatchPtr GuardedLoop::make_socket_watch(std::function<void(Readiness)> on_ready) {
-  return std::make_unique<GuardedWatch>(inner_, scope_, std::move(on_ready));
+  return make_socket_watch(std::move(on_ready), SocketWork::watch);
+}
+
+SocketWatchPtr GuardedLoop::make_socket_watch(std::function<void(Readiness)> on_ready,
+                                              SocketWork work) {
+  const CallbackPhase phase =
+      work == SocketWork::connect_step ? CallbackPhase::connect_poll : CallbackPhase::socket;
+  return std::make_unique<GuardedWatch>(inner_, scope_, phase, std::move(on_ready));
 }
 
 std::uint64_t GuardedLoop::declined() const noexcept {

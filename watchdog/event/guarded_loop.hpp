@@ -41,9 +41,22 @@ class GuardedLoop final : public Loop, public ActivityNotes {
   GuardedLoop(const GuardedLoop&) = delete;
   GuardedLoop& operator=(const GuardedLoop&) = delete;
 
+  /// What a socket's callback does, for its share of the pass budget (declined()).
+  enum class SocketWork {
+    /// An idle connection's readiness, a probe's answer: little work each, and what detection
+    /// waits for. The whole budget.
+    watch,
+    /// A PQconnectPoll step on this loop (LoopConnector): up to ~2.5 ms of SCRAM's CPU each.
+    /// Half the budget, as timers: in a reconnect storm, the steps ready in a pass leave the
+    /// other half to the watches ready with them.
+    connect_step,
+  };
+
   MonotonicTime now() const override { return inner_.now(); }
   TimerPtr make_timer(std::function<void()> on_expiry) override;
+  /// A socket watch of SocketWork::watch.
   SocketWatchPtr make_socket_watch(std::function<void(Readiness)> on_ready) override;
+  SocketWatchPtr make_socket_watch(std::function<void(Readiness)> on_ready, SocketWork work);
   std::unique_ptr<Resolver> make_resolver(const std::vector<std::string>& nameservers) override;
   void post(std::function<void()> task) override;
   bool in_loop_thread() const override { return inner_.in_loop_thread(); }
@@ -56,11 +69,11 @@ class GuardedLoop final : public Loop, public ActivityNotes {
   /// and every timer due), so a fleet's sockets all ready at once (a server restart ends 10,000
   /// connections), or its reconnect timers all due at once, would be one pass of 100+ ms. With
   /// Reports::pass_budget, once our callbacks have taken that long since the loop last polled
-  /// (half of it for timers), the others return at once: a socket's readiness is left untouched
-  /// (the watches are level-triggered, so the loop reports it again after its next poll), a
-  /// timer's expiry is queued. A zero timer, the marker, which only runs after a poll, resets
-  /// the budget and runs the queued expiries with half of it. Posted tasks are never declined
-  /// (their order is a promise).
+  /// (half of it for timers and connect steps, SocketWork), the others return at once: a
+  /// socket's readiness is left untouched (the watches are level-triggered, so the loop reports
+  /// it again after its next poll), a timer's expiry is queued. A zero timer, the marker, which
+  /// only runs after a poll, resets the budget and runs the queued expiries with half of it. Posted
+  /// tasks are never declined (their order is a promise).
   std::uint64_t declined() const noexcept;
   /// True while one of the watchdog's callbacks is on the stack.
   bool inside_callback() const noexcept;

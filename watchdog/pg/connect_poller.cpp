@@ -37,12 +37,14 @@ Failure connection_error(PGconn* conn) {
 
 }  // namespace
 
-ConnectPoller::ConnectPoller(Loop& loop, ActivityNotes* notes, const ConnectionRef& who,
+ConnectPoller::ConnectPoller(Loop& loop, GuardedLoop* watch_loop, const ConnectionRef& who,
                              Connector::Done done)
-    : notes_(notes),
+    : notes_(watch_loop),
       who_(who),
       done_(std::move(done)),
-      watch_(loop.make_socket_watch([this](Readiness) { poll(); })) {}
+      watch_(watch_loop ? watch_loop->make_socket_watch([this](Readiness) { poll(); },
+                                                        GuardedLoop::SocketWork::connect_step)
+                        : loop.make_socket_watch([this](Readiness) { poll(); })) {}
 
 ConnectPoller::~ConnectPoller() {
   watch_->stop();  // before libpq closes the socket (a recycled fd number must not be stale)

@@ -3,7 +3,7 @@
 #include <optional>
 #include <vector>
 
-#include "event/activity_notes.hpp"
+#include "event/guarded_loop.hpp"
 #include "pg/connector.hpp"
 
 namespace pgwd {
@@ -19,11 +19,14 @@ namespace pgwd {
 /// destroying the poller. Not copyable or movable (registered with the loop).
 class ConnectPoller {
  public:
-  /// `notes` (null on a connector thread: nothing of the watch loop runs there) and `who` must
-  /// outlive the poller. Unless start() returned a failure, `done` runs once, from a callback
-  /// of the poller's loop (never inside start()), as the poller's last action: it may destroy
-  /// the poller.
-  ConnectPoller(Loop& loop, ActivityNotes* notes, const ConnectionRef& who, Connector::Done done);
+  /// `watch_loop` is the GuardedLoop when the poller runs on the watch loop (then `loop` is that
+  /// loop, its steps are noted and take a connect step's share of the pass budget), null on a
+  /// connector thread (nothing of the watch loop runs there). It and `who` must outlive the
+  /// poller. Unless start() returned a failure, `done` runs once, from a callback of the
+  /// poller's loop (never inside start()), as the poller's last action: it may destroy the
+  /// poller.
+  ConnectPoller(Loop& loop, GuardedLoop* watch_loop, const ConnectionRef& who,
+                Connector::Done done);
   /// Stops watching, then PQfinishes an attempt still in flight (non-blocking: never waits).
   ~ConnectPoller();
   ConnectPoller(const ConnectPoller&) = delete;
@@ -44,7 +47,7 @@ class ConnectPoller {
   void finish(std::optional<Failure> failure);
   static void collect_notice(void* self, const PGresult* result);
 
-  ActivityNotes* notes_;
+  ActivityNotes* notes_;  ///< the watch loop's, or null
   const ConnectionRef& who_;
   Connector::Done done_;
   std::vector<Notice> notices_;

@@ -7,8 +7,8 @@ namespace {
 
 class LoopAttempt final : public ConnectAttempt {
  public:
-  LoopAttempt(Loop& loop, ActivityNotes& notes, const ConnectionRef& who, Connector::Done done)
-      : poller_(loop, &notes, who, std::move(done)) {}
+  LoopAttempt(GuardedLoop& loop, const ConnectionRef& who, Connector::Done done)
+      : poller_(loop, &loop, who, std::move(done)) {}
   std::optional<AttemptOutcome> start(const Conninfo& conninfo) { return poller_.start(conninfo); }
   bool finish_if_ready() override { return poller_.finish_if_ready(); }
 
@@ -20,7 +20,7 @@ class LoopAttempt final : public ConnectAttempt {
 
 Connector::Started LoopConnector::start(const Conninfo& conninfo, const ConnectionRef& who,
                                         Done done) {
-  auto attempt = std::make_unique<LoopAttempt>(loop_, notes_, who, std::move(done));
+  auto attempt = std::make_unique<LoopAttempt>(loop_, who, std::move(done));
   if (auto refused = attempt->start(conninfo)) return {nullptr, std::move(refused)};
   return {std::move(attempt), std::nullopt};
 }
