@@ -178,6 +178,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::size_t live_ = 0;     // connections that exist: idle, in use, being checked, doomed
   std::size_t in_use_ = 0;   // leased
   std::size_t opening_ = 0;  // openings in flight (openings_ and finished_opens_)
+  /// Idle connections a checkout has taken out of idle_ and is asking the watchdog for, with the
+  /// lock let go: each will serve the waiter that took it unless found dead or busy.
+  std::size_t checking_out_ = 0;
   /// When each acquire() now inside began (it counts as a waiter from its start).
   std::multiset<Clock::time_point> sync_waiters_;
   /// How long a successful opening takes, smoothed (a quarter of each new one); zero until the
