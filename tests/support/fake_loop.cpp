@@ -120,7 +120,7 @@ void FakeLoop::advance(Nanos by) {
     next->on_expiry_();  // may destroy *next
     run_posted();
   }
-  now_ = end;
+  now_ = std::max(now_, end);  // a callback that stalled past `end` leaves the clock there
 }
 
 std::size_t FakeLoop::armed_timers() const {
