@@ -65,6 +65,18 @@ void busy_watches(GuardedLoop& loop, FakeLoop& fake, int first, int last, Nanos 
   }
 }
 
+/// A guarded loop with a 5 ms pass budget, and what its busy watches record.
+struct BudgetedLoop {
+  FakeLoop fake;
+  Reports reports;
+  GuardedLoop loop{fake, reports.make(10ms, 5ms)};
+  std::vector<int> ran;
+  std::vector<SocketWatchPtr> watches;
+  void add_watches(int first, int last, Nanos each, GuardedLoop::SocketWork work) {
+    busy_watches(loop, fake, first, last, each, work, ran, watches);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("guarded loop: an object deleted inside a callback lives until the callback returns") {
@@ -167,14 +179,10 @@ TEST_CASE("guarded loop: posted tasks and socket callbacks run guarded - none af
   CHECK(ran == 2);
 }
 
-TEST_CASE("guarded loop: once the pass budget is spent, sockets wait for the next pass") {
-  FakeLoop fake;
-  Reports reports;
-  GuardedLoop loop(fake, reports.make(10ms, 5ms));
-  std::vector<int> ran;
-  std::vector<SocketWatchPtr> watches;
+TEST_CASE_FIXTURE(BudgetedLoop,
+                  "guarded loop: once the pass budget is spent, sockets wait for the next pass") {
   // Each callback takes 3 ms of the loop's time.
-  busy_watches(loop, fake, 10, 13, 3ms, GuardedLoop::SocketWork::watch, ran, watches);
+  add_watches(10, 13, 3ms, GuardedLoop::SocketWork::watch);
   // One pass: every socket ready. Two callbacks spend the budget; the others return at once.
   for (int fd = 10; fd < 14; ++fd) fake.make_ready(fd, {true, false});
   CHECK(ran == std::vector<int>{10, 11});
@@ -191,18 +199,14 @@ TEST_CASE("guarded loop: once the pass budget is spent, sockets wait for the nex
   CHECK(loop.declined() == 3);
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    BudgetedLoop,
     "guarded loop: connect steps run only while half the budget is left - the watches ready with "
     "them keep the other half") {
-  FakeLoop fake;
-  Reports reports;
-  GuardedLoop loop(fake, reports.make(10ms, 5ms));
-  std::vector<int> ran;
-  std::vector<SocketWatchPtr> watches;
   // Sockets 40-43: connect steps of 2 ms each (SCRAM on the loop); 50-51: idle connections'
   // watches, 0.5 ms each.
-  busy_watches(loop, fake, 40, 43, 2ms, GuardedLoop::SocketWork::connect_step, ran, watches);
-  busy_watches(loop, fake, 50, 51, 500us, GuardedLoop::SocketWork::watch, ran, watches);
+  add_watches(40, 43, 2ms, GuardedLoop::SocketWork::connect_step);
+  add_watches(50, 51, 500us, GuardedLoop::SocketWork::watch);
   // One pass, the steps first in the loop's order: two of them spend half the budget (4 ms of
   // 5), the other two wait; the watches behind them still run.
   for (const int fd : {40, 41, 42, 43, 50, 51}) fake.make_ready(fd, {true, false});

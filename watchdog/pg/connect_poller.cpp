@@ -2,6 +2,9 @@
 
 #include <poll.h>
 
+#include <functional>
+#include <utility>
+
 #include "pg/server_error.hpp"
 
 namespace pgwd {
@@ -35,6 +38,15 @@ Failure connection_error(PGconn* conn) {
           error.sqlstate, error.message};
 }
 
+/// On the watch loop a connect step's watch (its share of the pass budget), else a plain one.
+SocketWatchPtr make_watch(Loop& loop, GuardedLoop* watch_loop,
+                          std::function<void(Readiness)> on_ready) {
+  if (watch_loop)
+    return watch_loop->make_socket_watch(std::move(on_ready),
+                                         GuardedLoop::SocketWork::connect_step);
+  return loop.make_socket_watch(std::move(on_ready));
+}
+
 }  // namespace
 
 ConnectPoller::ConnectPoller(Loop& loop, GuardedLoop* watch_loop, const ConnectionRef& who,
@@ -42,9 +54,7 @@ ConnectPoller::ConnectPoller(Loop& loop, GuardedLoop* watch_loop, const Connecti
     : notes_(watch_loop),
       who_(who),
       done_(std::move(done)),
-      watch_(watch_loop ? watch_loop->make_socket_watch([this](Readiness) { poll(); },
-                                                        GuardedLoop::SocketWork::connect_step)
-                        : loop.make_socket_watch([this](Readiness) { poll(); })) {}
+      watch_(make_watch(loop, watch_loop, [this](Readiness) { poll(); })) {}
 
 ConnectPoller::~ConnectPoller() {
   watch_->stop();  // before libpq closes the socket (a recycled fd number must not be stale)
